@@ -1,0 +1,458 @@
+//! Gather: read what is live on a host in ONE remote command.
+//!
+//! In: the host's [`DesiredState`] (which paths, packages and services matter). Out: an
+//! [`ActualState`] with each path's type, mode, owner, size and SHA-256, package presence,
+//! service state, handlers left pending by an interrupted run, and the lock holder. The
+//! script is generated, sent on stdin, and its output is framed by `#foobar:` section lines.
+//! File bodies are not read here: [`fetch_contents`] reads only the ones whose digest differs,
+//! for diffs.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::render::{DesiredState, EntryKind};
+use crate::transport::{RemoteCommand, Transport, TransportError};
+
+pub const STATE_DIR: &str = "/var/lib/foobar";
+pub const PENDING_FILE: &str = "/var/lib/foobar/pending-handlers";
+pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PathType {
+    File,
+    Directory,
+    Link,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathFacts {
+    pub kind: PathType,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+    pub size: u64,
+    pub digest: Option<String>,
+    pub link_target: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFacts {
+    pub active: bool,
+    pub enabled: bool,
+    /// The unit file is known to the service manager.
+    pub exists: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActualState {
+    /// Absent paths have no entry.
+    pub paths: BTreeMap<String, PathFacts>,
+    pub packages: BTreeMap<String, bool>,
+    pub services: BTreeMap<String, ServiceFacts>,
+    /// `(play index, handler name)` recorded by a run that changed files but did not get to
+    /// run their handlers.
+    pub pending_handlers: Vec<(usize, String)>,
+    /// Who holds the host's lock, if anyone.
+    pub lock: Option<String>,
+    /// Raw database facts text (parsed by the mysql module), when the host runs a database.
+    pub database: Option<String>,
+    /// SHA-256 of everything above but the lock: the plan's fingerprint of this host.
+    pub digest: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("reading the state of {host} failed (exit {code:?}): {stderr}")]
+    Script {
+        host: String,
+        code: Option<i32>,
+        stderr: String,
+    },
+    #[error("cannot understand what {host} answered: {detail}")]
+    Parse { host: String, detail: String },
+}
+
+/// Quote for POSIX sh: 'it'\''s'.
+pub fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%=,".contains(&b))
+    {
+        return s.to_string();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn quote_all<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items.into_iter().map(sh_quote).collect::<Vec<_>>().join(" ")
+}
+
+/// The SQL that reads database facts, run over the local socket as root. Provided by the
+/// caller (the mysql module) so gather stays independent of the database flavour.
+pub struct DatabaseProbe<'a> {
+    pub sql: &'a str,
+}
+
+/// The one script that reads everything `want` needs.
+pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) -> String {
+    let mut paths: Vec<&str> = want.entries().map(|e| e.path.as_str()).collect();
+    paths.sort();
+    paths.dedup();
+    let packages = want.packages();
+    let services = want.services();
+    let mut s = String::from("export LC_ALL=C\n");
+    if !paths.is_empty() {
+        let q = quote_all(paths.iter().copied());
+        s.push_str("echo '#foobar:stat'\n");
+        s.push_str(&format!(
+            "stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%N\\n' -- {q} 2>/dev/null\n"
+        ));
+        // Only regular files are hashed; sha256sum skips what it cannot read.
+        let files: Vec<&str> = want
+            .entries()
+            .filter(|e| matches!(e.kind, EntryKind::File { .. }))
+            .map(|e| e.path.as_str())
+            .collect();
+        if !files.is_empty() {
+            s.push_str("echo '#foobar:sha256'\n");
+            s.push_str(&format!(
+                "for f in {}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && sha256sum -- \"$f\"; done 2>/dev/null\n",
+                quote_all(files)
+            ));
+        }
+    }
+    if !packages.is_empty() {
+        s.push_str("echo '#foobar:packages'\n");
+        s.push_str(&format!(
+            "dpkg-query -W -f='${{Package}}\\t${{db:Status-Abbrev}}\\n' -- {} 2>/dev/null\n",
+            quote_all(packages.iter().copied())
+        ));
+    }
+    if !services.is_empty() {
+        s.push_str("echo '#foobar:services'\n");
+        s.push_str(&format!(
+            "command -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,ActiveState,UnitFileState,LoadState -- {} 2>/dev/null\n",
+            quote_all(services.iter().copied())
+        ));
+    }
+    s.push_str(&format!(
+        "echo '#foobar:pending'\ncat {PENDING_FILE} 2>/dev/null\necho '#foobar:lock'\ncat {LOCK_DIR}/holder 2>/dev/null\n"
+    ));
+    if let Some(db) = database {
+        s.push_str("echo '#foobar:database'\n");
+        s.push_str(
+            "if command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n",
+        );
+        s.push_str("if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then $c --batch --skip-column-names 2>&1 <<'__FOOBAR_SQL__'\n");
+        s.push_str(db.sql);
+        if !db.sql.ends_with('\n') {
+            s.push('\n');
+        }
+        s.push_str("__FOOBAR_SQL__\nelse echo 'server\tdown'; fi\n");
+    }
+    s.push_str("echo '#foobar:end'\n");
+    s
+}
+
+fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
+    let mut parts = line.splitn(6, '\t');
+    let kind = parts.next()?;
+    let mode = u32::from_str_radix(parts.next()?, 8).ok()?;
+    let owner = parts.next()?.to_string();
+    let group = parts.next()?.to_string();
+    let size = parts.next()?.parse().ok()?;
+    let name = parts.next()?;
+    // %N prints 'path' or 'path' -> 'target', quoted as the shell would.
+    let (path, target) = match name.split_once(" -> ") {
+        Some((p, t)) => (unquote(p), Some(unquote(t))),
+        None => (unquote(name), None),
+    };
+    let kind = match kind {
+        "regular file" | "regular empty file" => PathType::File,
+        "directory" => PathType::Directory,
+        "symbolic link" => PathType::Link,
+        _ => PathType::Other,
+    };
+    Some((
+        path,
+        PathFacts {
+            kind,
+            mode,
+            owner,
+            group,
+            size,
+            digest: None,
+            link_target: target,
+        },
+    ))
+}
+
+fn unquote(s: &str) -> String {
+    let s = s.trim();
+    if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
+        s[1..s.len() - 1].replace("'\\''", "'")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Parse the framed output of [`gather_script`].
+pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, GatherError> {
+    let mut state = ActualState::default();
+    let mut section = "";
+    let mut service: Option<(String, ServiceFacts)> = None;
+    let mut database = String::new();
+    let mut ended = false;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("#foobar:") {
+            section = match name {
+                "stat" => "stat",
+                "sha256" => "sha256",
+                "packages" => "packages",
+                "services" => "services",
+                "pending" => "pending",
+                "lock" => "lock",
+                "database" => "database",
+                "end" => {
+                    ended = true;
+                    "end"
+                }
+                other => {
+                    return Err(GatherError::Parse {
+                        host: host.into(),
+                        detail: format!("unknown section {other}"),
+                    });
+                }
+            };
+            continue;
+        }
+        match section {
+            "stat" => {
+                let (path, facts) = parse_stat_line(line).ok_or_else(|| GatherError::Parse {
+                    host: host.into(),
+                    detail: format!("bad stat line: {line}"),
+                })?;
+                state.paths.insert(path, facts);
+            }
+            "sha256" => {
+                if let Some((digest, path)) = line.split_once("  ")
+                    && let Some(p) = state.paths.get_mut(path)
+                {
+                    p.digest = Some(digest.to_string());
+                }
+            }
+            "packages" => {
+                if let Some((name, status)) = line.split_once('\t') {
+                    state
+                        .packages
+                        .insert(name.to_string(), status.starts_with("ii"));
+                }
+            }
+            "services" => {
+                if line.is_empty() {
+                    if let Some((n, f)) = service.take() {
+                        state.services.insert(n, f);
+                    }
+                    continue;
+                }
+                let (key, value) = line.split_once('=').unwrap_or((line, ""));
+                let entry = service.get_or_insert_with(|| {
+                    (
+                        String::new(),
+                        ServiceFacts {
+                            active: false,
+                            enabled: false,
+                            exists: true,
+                        },
+                    )
+                });
+                match key {
+                    "Id" => entry.0 = value.trim_end_matches(".service").to_string(),
+                    "ActiveState" => entry.1.active = value == "active",
+                    "UnitFileState" => entry.1.enabled = value == "enabled",
+                    "LoadState" => entry.1.exists = value != "not-found",
+                    _ => {}
+                }
+            }
+            "pending" => {
+                if let Some((play, name)) = line.split_once('\t')
+                    && let Ok(play) = play.parse()
+                {
+                    let item = (play, name.to_string());
+                    if !state.pending_handlers.contains(&item) {
+                        state.pending_handlers.push(item);
+                    }
+                }
+            }
+            "lock" => {
+                let l = state.lock.get_or_insert_with(String::new);
+                if !l.is_empty() {
+                    l.push_str(", ");
+                }
+                l.push_str(line);
+            }
+            "database" => {
+                database.push_str(line);
+                database.push('\n');
+            }
+            _ => {}
+        }
+    }
+    if let Some((n, f)) = service.take() {
+        state.services.insert(n, f);
+    }
+    if !ended {
+        return Err(GatherError::Parse {
+            host: host.into(),
+            detail: "the output ended early".into(),
+        });
+    }
+    if !database.is_empty() {
+        state.database = Some(database);
+    }
+    state.digest = facts_digest(&state);
+    Ok(state)
+}
+
+/// The fingerprint a saved plan carries: everything a plan depends on, not who holds the lock.
+pub fn facts_digest(state: &ActualState) -> String {
+    let mut copy = state.clone();
+    copy.lock = None;
+    copy.digest = String::new();
+    // Replication lag and positions move on their own; the database section is re-checked
+    // by the database step itself.
+    copy.database = None;
+    let json = serde_json::to_vec(&copy).expect("facts serialise");
+    crate::render::sha256_hex(&json)
+}
+
+/// Read every live fact `want` depends on: one remote command.
+pub async fn gather(
+    transport: &dyn Transport,
+    want: &DesiredState,
+    database: Option<&DatabaseProbe<'_>>,
+    timeout: std::time::Duration,
+) -> Result<ActualState, GatherError> {
+    let script = gather_script(want, database);
+    let out = transport
+        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
+        .await?;
+    if !out.success() {
+        return Err(GatherError::Script {
+            host: transport.host().to_string(),
+            code: out.code,
+            stderr: out.stderr_text().trim().to_string(),
+        });
+    }
+    parse_gather_output(transport.host().as_str(), &out.stdout_text())
+}
+
+/// Read the bodies of the given files (for diffs), framed by length: one remote command.
+pub async fn fetch_contents(
+    transport: &dyn Transport,
+    paths: &[&str],
+    timeout: std::time::Duration,
+) -> Result<BTreeMap<String, Vec<u8>>, GatherError> {
+    let mut out = BTreeMap::new();
+    if paths.is_empty() {
+        return Ok(out);
+    }
+    let script = format!(
+        "for f in {}; do printf '%s\\t%s\\n' \"$f\" \"$(wc -c < \"$f\")\"; cat -- \"$f\"; done\n",
+        quote_all(paths.iter().copied())
+    );
+    let result = transport
+        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
+        .await?;
+    if !result.success() {
+        return Err(GatherError::Script {
+            host: transport.host().to_string(),
+            code: result.code,
+            stderr: result.stderr_text().trim().to_string(),
+        });
+    }
+    let data = result.stdout;
+    let mut i = 0;
+    while i < data.len() {
+        let nl = data[i..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| GatherError::Parse {
+                host: transport.host().to_string(),
+                detail: "truncated file frame".into(),
+            })?;
+        let header = String::from_utf8_lossy(&data[i..i + nl]).into_owned();
+        let (path, len) = header.rsplit_once('\t').ok_or_else(|| GatherError::Parse {
+            host: transport.host().to_string(),
+            detail: format!("bad file frame header {header:?}"),
+        })?;
+        let len: usize = len.trim().parse().map_err(|_| GatherError::Parse {
+            host: transport.host().to_string(),
+            detail: format!("bad length in {header:?}"),
+        })?;
+        let start = i + nl + 1;
+        let end = (start + len).min(data.len());
+        out.insert(path.to_string(), data[start..end].to_vec());
+        i = end;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("/etc/x.cfg"), "/etc/x.cfg");
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote(""), "''");
+    }
+
+    #[test]
+    fn parses_framed_output() {
+        let text = "#foobar:stat\n\
+regular file\t644\troot\troot\t12\t'/etc/a.cfg'\n\
+symbolic link\t777\troot\troot\t20\t'/etc/l' -> '/etc/a.cfg'\n\
+directory\t2775\thaproxy\thaproxy\t40\t'/run/haproxy'\n\
+#foobar:sha256\n\
+abc123  /etc/a.cfg\n\
+#foobar:packages\n\
+nginx\tii \n\
+haproxy\tun \n\
+#foobar:services\n\
+Id=nginx.service\nActiveState=active\nUnitFileState=enabled\nLoadState=loaded\n\n\
+Id=haproxy.service\nActiveState=inactive\nUnitFileState=disabled\nLoadState=loaded\n\
+#foobar:pending\n\
+2\treload nginx\n\
+#foobar:lock\n\
+alice@laptop pid 42\n\
+#foobar:end\n";
+        let s = parse_gather_output("h", text).unwrap();
+        assert_eq!(s.paths["/etc/a.cfg"].digest.as_deref(), Some("abc123"));
+        assert_eq!(s.paths["/etc/a.cfg"].mode, 0o644);
+        assert_eq!(s.paths["/etc/l"].link_target.as_deref(), Some("/etc/a.cfg"));
+        assert_eq!(s.paths["/run/haproxy"].kind, PathType::Directory);
+        assert!(s.packages["nginx"]);
+        assert!(!s.packages["haproxy"]);
+        assert!(s.services["nginx"].active && s.services["nginx"].enabled);
+        assert!(!s.services["haproxy"].active);
+        assert_eq!(s.pending_handlers, vec![(2, "reload nginx".to_string())]);
+        assert_eq!(s.lock.as_deref(), Some("alice@laptop pid 42"));
+        // The lock does not change the fingerprint.
+        let mut t = s.clone();
+        t.lock = None;
+        assert_eq!(facts_digest(&t), s.digest);
+    }
+
+    #[test]
+    fn truncated_output_is_an_error() {
+        assert!(parse_gather_output("h", "#foobar:stat\n").is_err());
+    }
+}

@@ -1,0 +1,369 @@
+//! The inventory file's YAML shape and its validation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::yaml::{location_of, parse};
+use super::{
+    Group, Host, HostName, Inventory, InventoryError, SecretRef, SecretSource, SshDefaults, Vars,
+    relative_to,
+};
+use crate::error::did_you_mean;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSsh {
+    user: Option<String>,
+    port: Option<u16>,
+    identity_file: Option<String>,
+    ssh_config: Option<String>,
+    known_hosts_file: Option<String>,
+    strict_host_key_checking: Option<bool>,
+    connect_timeout: Option<u64>,
+    command_timeout: Option<u64>,
+    control_persist: Option<u64>,
+    #[serde(rename = "become")]
+    become_root: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+enum RawSecret {
+    Env(String),
+    File(String),
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawConnection {
+    Ssh,
+    Local,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    address: Option<String>,
+    private_ip: Option<Spanned<String>>,
+    user: Option<String>,
+    port: Option<u16>,
+    identity_file: Option<String>,
+    #[serde(rename = "become")]
+    become_root: Option<bool>,
+    connection: Option<RawConnection>,
+    #[serde(default)]
+    vars: Vars,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    children: Vec<Spanned<String>>,
+    #[serde(default)]
+    vars: Vars,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    ssh: RawSsh,
+    #[serde(default)]
+    vars: Vars,
+    #[serde(default)]
+    secrets: BTreeMap<String, Spanned<RawSecret>>,
+    hosts: BTreeMap<String, Spanned<RawHost>>,
+    #[serde(default)]
+    groups: BTreeMap<String, Spanned<RawGroup>>,
+}
+
+pub(crate) fn read(path: &Path) -> Result<String, InventoryError> {
+    std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        path: path.to_path_buf(),
+        hint: match source.kind() {
+            std::io::ErrorKind::NotFound => {
+                "check the path, or pass the right file with -i/--inventory or -p/--playbook".into()
+            }
+            _ => "check the file's permissions".into(),
+        },
+        source,
+    })
+}
+
+/// Load and validate an inventory file.
+pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
+    let text = read(path)?;
+    let raw: RawInventory = parse(path, &text)?;
+    let at = |l: &serde_saphyr::Location| location_of(path, l);
+
+    let ssh = SshDefaults {
+        user: raw.ssh.user,
+        port: raw.ssh.port,
+        identity_file: raw.ssh.identity_file.map(|p| relative_to(path, &p)),
+        ssh_config: raw.ssh.ssh_config.map(|p| relative_to(path, &p)),
+        known_hosts_file: raw.ssh.known_hosts_file.map(|p| relative_to(path, &p)),
+        strict_host_key_checking: raw.ssh.strict_host_key_checking.unwrap_or(true),
+        connect_timeout: raw.ssh.connect_timeout.unwrap_or(10),
+        command_timeout: raw.ssh.command_timeout.unwrap_or(600),
+        control_persist: raw.ssh.control_persist.unwrap_or(60),
+        become_root: raw.ssh.become_root.unwrap_or(false),
+    };
+
+    let secrets = raw
+        .secrets
+        .into_iter()
+        .map(|(name, s)| {
+            let source = match s.value {
+                RawSecret::Env(v) => SecretSource::Env(v),
+                RawSecret::File(p) => SecretSource::File(relative_to(path, &p)),
+            };
+            let r = SecretRef {
+                name: name.clone(),
+                source,
+                location: at(&s.referenced),
+            };
+            (name, r)
+        })
+        .collect();
+
+    let mut hosts = BTreeMap::new();
+    let mut private_ips: BTreeMap<String, HostName> = BTreeMap::new();
+    for (name, h) in raw.hosts {
+        let location = at(&h.referenced);
+        let name = HostName::new(name);
+        let local = h.value.connection == Some(RawConnection::Local);
+        if h.value.address.is_none() && ssh.ssh_config.is_none() && !local {
+            return Err(InventoryError::NoAddress {
+                location,
+                host: name.0,
+            });
+        }
+        if let Some(ip) = &h.value.private_ip {
+            if let Some(first) = private_ips.get(&ip.value) {
+                return Err(InventoryError::Duplicate {
+                    location: at(&ip.referenced),
+                    what: "private_ip",
+                    value: ip.value.clone(),
+                    first: first.0.clone(),
+                    second: name.0.clone(),
+                });
+            }
+            private_ips.insert(ip.value.clone(), name.clone());
+        }
+        let r = h.value;
+        hosts.insert(
+            name.clone(),
+            Host {
+                name,
+                address: r.address,
+                private_ip: r.private_ip.map(|s| s.value),
+                user: r.user,
+                port: r.port,
+                identity_file: r.identity_file.map(|p| relative_to(path, &p)),
+                become_root: r.become_root,
+                local,
+                vars: r.vars,
+                location,
+            },
+        );
+    }
+
+    let groups = resolve_groups(path, &hosts, raw.groups)?;
+    let inventory = Inventory {
+        path: path.to_path_buf(),
+        ssh,
+        vars: raw.vars,
+        secrets,
+        hosts,
+        groups,
+    };
+    check_database_topology(&inventory)?;
+    Ok(inventory)
+}
+
+fn resolve_groups(
+    path: &Path,
+    hosts: &BTreeMap<HostName, Host>,
+    raw: BTreeMap<String, Spanned<RawGroup>>,
+) -> Result<BTreeMap<String, Group>, InventoryError> {
+    let at = |l: &serde_saphyr::Location| location_of(path, l);
+    for (name, g) in &raw {
+        if hosts.contains_key(&HostName::new(name.clone())) {
+            return Err(InventoryError::NameClash {
+                location: at(&g.referenced),
+                name: name.clone(),
+            });
+        }
+        for h in &g.value.hosts {
+            if !hosts.contains_key(&HostName::new(h.value.clone())) {
+                let hint = match did_you_mean(&h.value, hosts.keys().map(|k| k.as_str())) {
+                    Some(c) => format!("did you mean `{c}`? hosts are declared under `hosts:`"),
+                    None => "declare the host under `hosts:` first".to_string(),
+                };
+                return Err(InventoryError::UnknownHost {
+                    location: at(&h.referenced),
+                    group: name.clone(),
+                    host: h.value.clone(),
+                    hint,
+                });
+            }
+        }
+        for c in &g.value.children {
+            if !raw.contains_key(&c.value) {
+                let hint = match did_you_mean(&c.value, raw.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "declare the group under `groups:`".to_string(),
+                };
+                return Err(InventoryError::UnknownGroup {
+                    location: at(&c.referenced),
+                    group: name.clone(),
+                    child: c.value.clone(),
+                    hint,
+                });
+            }
+        }
+    }
+
+    // Depth-first over children: detects cycles and collects every nested host.
+    fn collect(
+        name: &str,
+        raw: &BTreeMap<String, Spanned<RawGroup>>,
+        stack: &mut Vec<String>,
+        out: &mut Vec<HostName>,
+    ) -> Result<(), Vec<String>> {
+        if let Some(i) = stack.iter().position(|s| s == name) {
+            let mut cycle = stack[i..].to_vec();
+            cycle.push(name.to_string());
+            return Err(cycle);
+        }
+        stack.push(name.to_string());
+        let g = &raw[name].value;
+        for h in &g.hosts {
+            let h = HostName::new(h.value.clone());
+            if !out.contains(&h) {
+                out.push(h);
+            }
+        }
+        for c in &g.children {
+            collect(&c.value, raw, stack, out)?;
+        }
+        stack.pop();
+        Ok(())
+    }
+
+    let mut depth: BTreeMap<String, usize> = raw.keys().map(|k| (k.clone(), 0)).collect();
+    let mut groups = BTreeMap::new();
+    for (name, g) in &raw {
+        let mut members = Vec::new();
+        collect(name, &raw, &mut Vec::new(), &mut members).map_err(|cycle| {
+            InventoryError::GroupCycle {
+                location: at(&g.referenced),
+                cycle: cycle.join(" -> "),
+            }
+        })?;
+        // Sort by the inventory's host order (alphabetical) for stable output.
+        members.sort();
+        groups.insert(
+            name.clone(),
+            Group {
+                name: name.clone(),
+                hosts: members,
+                children: g.value.children.iter().map(|c| c.value.clone()).collect(),
+                vars: g.value.vars.clone(),
+                depth: 0,
+                location: at(&g.referenced),
+            },
+        );
+    }
+    // A child is one deeper than its deepest parent; no cycles remain, so this settles.
+    for _ in 0..raw.len() {
+        for (name, g) in &raw {
+            let d = depth[name];
+            for c in &g.value.children {
+                if depth[&c.value] < d + 1 {
+                    depth.insert(c.value.clone(), d + 1);
+                }
+            }
+        }
+    }
+    for (name, g) in groups.iter_mut() {
+        g.depth = depth[name];
+    }
+    Ok(groups)
+}
+
+/// Groups `db_primary` and `db_replica` describe the database tier: one primary, replicas
+/// only with a primary, unique `server_id`s.
+fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
+    let primaries = inv.groups.get("db_primary").map(|g| g.hosts.clone());
+    let replicas = inv.groups.get("db_replica").map(|g| g.hosts.clone());
+    if let Some(p) = &primaries
+        && p.len() > 1
+    {
+        return Err(InventoryError::Topology {
+            location: inv.groups["db_primary"].location.clone(),
+            message: format!(
+                "group db_primary has {} hosts ({}); replication has exactly one primary",
+                p.len(),
+                p.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            hint: "keep one host in db_primary and move the others to db_replica".into(),
+        });
+    }
+    if let Some(r) = &replicas
+        && !r.is_empty()
+        && primaries.as_ref().is_none_or(|p| p.is_empty())
+    {
+        return Err(InventoryError::Topology {
+            location: inv.groups["db_replica"].location.clone(),
+            message: format!(
+                "db_replica has {} but there is no primary to follow",
+                r.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            hint: "add the primary's host to a group named db_primary".into(),
+        });
+    }
+    if let (Some(p), Some(r)) = (&primaries, &replicas)
+        && let Some(both) = p.iter().find(|h| r.contains(h))
+    {
+        return Err(InventoryError::Topology {
+            location: inv.groups["db_replica"].location.clone(),
+            message: format!("{both} is in both db_primary and db_replica"),
+            hint: "a database host is either the primary or a replica".into(),
+        });
+    }
+    let mut seen: BTreeMap<String, HostName> = BTreeMap::new();
+    let db_hosts: BTreeSet<HostName> = primaries
+        .into_iter()
+        .chain(replicas)
+        .flatten()
+        .collect();
+    for host in db_hosts {
+        let vars = inv.host_vars(&host);
+        let Some(id) = vars.get("server_id") else {
+            return Err(InventoryError::Topology {
+                location: inv.hosts[&host].location.clone(),
+                message: format!("database host {host} has no server_id"),
+                hint: format!("set `server_id:` (a unique positive number) under {host}'s vars"),
+            });
+        };
+        let id = id.to_string();
+        if let Some(first) = seen.get(&id) {
+            return Err(InventoryError::Duplicate {
+                location: inv.hosts[&host].location.clone(),
+                what: "server_id",
+                value: id,
+                first: first.0.clone(),
+                second: host.0.clone(),
+            });
+        }
+        seen.insert(id, host);
+    }
+    Ok(())
+}

@@ -1,0 +1,402 @@
+//! Inventory and playbook: YAML in, a validated [`Inventory`] and [`Playbook`] out.
+//!
+//! Everything a run needs to know before it connects is checked here: unknown keys, wrong
+//! types, groups naming unknown hosts, cycles, duplicate addresses, database topology, missing
+//! templates, and (in [`resolve_secrets`]) secrets that cannot be read. Each problem is one
+//! [`InventoryError`] naming file:line:column and a hint.
+//!
+//! Variable precedence, lowest first: inventory `vars` < group `vars` (outer groups before the
+//! groups nested in them, then by name) < host `vars` < facts foobar sets (`inventory_hostname`,
+//! `private_ip`, `group_names`, `groups`, `hostvars`).
+
+mod load;
+mod playbook;
+mod yaml;
+
+pub use load::load_inventory;
+pub use playbook::{
+    ServiceAction, ServiceState,
+    DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Play, Playbook, ServiceSpec, SyncSpec,
+    load_playbook,
+};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Diagnostic, Location};
+use crate::secret::Secret;
+
+/// A host's name as written in the inventory (`web-01`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HostName(pub String);
+
+impl HostName {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self(name.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for HostName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub type Vars = BTreeMap<String, serde_json::Value>;
+
+/// Connection settings shared by all hosts unless a host overrides them.
+#[derive(Debug, Clone)]
+pub struct SshDefaults {
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub ssh_config: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
+    pub strict_host_key_checking: bool,
+    pub connect_timeout: u64,
+    pub command_timeout: u64,
+    pub control_persist: u64,
+    pub become_root: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: HostName,
+    /// What ssh connects to: an address, or the name itself when `ssh_config` maps it.
+    pub address: Option<String>,
+    pub private_ip: Option<String>,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub become_root: Option<bool>,
+    pub local: bool,
+    pub vars: Vars,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub name: String,
+    /// Every host in the group, its nested groups' included, in inventory order.
+    pub hosts: Vec<HostName>,
+    pub children: Vec<String>,
+    pub vars: Vars,
+    /// 0 for a group no other group contains; deeper groups' vars win.
+    pub depth: usize,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretRef {
+    pub name: String,
+    pub source: SecretSource,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub path: PathBuf,
+    pub ssh: SshDefaults,
+    pub vars: Vars,
+    pub secrets: BTreeMap<String, SecretRef>,
+    pub hosts: BTreeMap<HostName, Host>,
+    pub groups: BTreeMap<String, Group>,
+}
+
+/// Secret values by name, resolved at run time.
+pub type Secrets = BTreeMap<String, Secret>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+        hint: String,
+    },
+    #[error("{message}")]
+    Yaml {
+        location: Location,
+        message: String,
+        key_path: String,
+        hint: Option<String>,
+    },
+    #[error("group `{group}` names unknown host `{host}`")]
+    UnknownHost {
+        location: Location,
+        group: String,
+        host: String,
+        hint: String,
+    },
+    #[error("group `{group}` names unknown group `{child}` under children")]
+    UnknownGroup {
+        location: Location,
+        group: String,
+        child: String,
+        hint: String,
+    },
+    #[error("groups nest in a cycle: {cycle}")]
+    GroupCycle { location: Location, cycle: String },
+    #[error("`{name}` is both a host and a group")]
+    NameClash { location: Location, name: String },
+    #[error("{what} {value} is used by both {first} and {second}")]
+    Duplicate {
+        location: Location,
+        what: &'static str,
+        value: String,
+        first: String,
+        second: String,
+    },
+    #[error("host `{host}` has no address")]
+    NoAddress { location: Location, host: String },
+    #[error("{message}")]
+    Topology {
+        location: Location,
+        message: String,
+        hint: String,
+    },
+    #[error("secret `{name}` cannot be read: {reason}")]
+    MissingSecret {
+        location: Location,
+        name: String,
+        reason: String,
+        hint: String,
+    },
+    #[error("{message}")]
+    Playbook {
+        location: Location,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("--limit {pattern} matches no host")]
+    LimitMatchesNothing { pattern: String, hint: String },
+}
+
+impl Diagnostic for InventoryError {
+    fn location(&self) -> Option<&Location> {
+        use InventoryError::*;
+        match self {
+            Read { .. } | LimitMatchesNothing { .. } => None,
+            Yaml { location, .. }
+            | UnknownHost { location, .. }
+            | UnknownGroup { location, .. }
+            | GroupCycle { location, .. }
+            | NameClash { location, .. }
+            | Duplicate { location, .. }
+            | NoAddress { location, .. }
+            | Topology { location, .. }
+            | MissingSecret { location, .. }
+            | Playbook { location, .. } => Some(location),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        use InventoryError::*;
+        match self {
+            Read { hint, .. } => Some(hint.clone()),
+            Yaml { hint, .. } | Playbook { hint, .. } => hint.clone(),
+            UnknownHost { hint, .. }
+            | UnknownGroup { hint, .. }
+            | Topology { hint, .. }
+            | MissingSecret { hint, .. }
+            | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
+            GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),
+            NameClash { .. } => Some("rename the group or the host: --limit and play targets must be unambiguous".into()),
+            Duplicate { what, .. } => Some(format!("each host needs its own {what}")),
+            NoAddress { .. } => Some("set `address:`, or set `ssh_config:` under `ssh:` so ssh can resolve the host's name".into()),
+        }
+    }
+}
+
+impl Inventory {
+    /// Groups that contain `host`, outermost first, then by name: the order their vars apply.
+    pub fn groups_of(&self, host: &HostName) -> Vec<&Group> {
+        let mut groups: Vec<&Group> = self
+            .groups
+            .values()
+            .filter(|g| g.hosts.contains(host))
+            .collect();
+        groups.sort_by(|a, b| a.depth.cmp(&b.depth).then_with(|| a.name.cmp(&b.name)));
+        groups
+    }
+
+    pub fn in_group(&self, host: &HostName, group: &str) -> bool {
+        self.groups
+            .get(group)
+            .is_some_and(|g| g.hosts.contains(host))
+    }
+
+    /// The variables a host sees, by precedence (global < groups < host < facts).
+    pub fn host_vars(&self, host: &HostName) -> Vars {
+        let mut vars = self.vars.clone();
+        for group in self.groups_of(host) {
+            vars.extend(group.vars.clone());
+        }
+        let h = &self.hosts[host];
+        vars.extend(h.vars.clone());
+        vars.insert("inventory_hostname".into(), host.0.clone().into());
+        if let Some(ip) = &h.private_ip {
+            vars.insert("private_ip".into(), ip.clone().into());
+        }
+        let names: Vec<serde_json::Value> = self
+            .groups_of(host)
+            .iter()
+            .map(|g| g.name.clone().into())
+            .collect();
+        vars.insert("group_names".into(), names.into());
+        vars
+    }
+
+    /// Resolve `--limit` patterns (host or group names, `*` and `?` globs) to hosts.
+    pub fn limit(&self, patterns: &[String]) -> Result<BTreeSet<HostName>, InventoryError> {
+        if patterns.is_empty() {
+            return Ok(self.hosts.keys().cloned().collect());
+        }
+        let mut out = BTreeSet::new();
+        for pattern in patterns.iter().flat_map(|p| p.split(',')).map(str::trim) {
+            if pattern.is_empty() {
+                continue;
+            }
+            let matched = self.match_pattern(pattern);
+            if matched.is_empty() {
+                let names = self
+                    .hosts
+                    .keys()
+                    .map(|h| h.as_str())
+                    .chain(self.groups.keys().map(String::as_str));
+                let hint = match crate::error::did_you_mean(pattern, names) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => format!(
+                        "hosts: {}; groups: {}",
+                        self.hosts.keys().map(|h| h.as_str()).collect::<Vec<_>>().join(", "),
+                        self.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                return Err(InventoryError::LimitMatchesNothing {
+                    pattern: pattern.to_string(),
+                    hint,
+                });
+            }
+            out.extend(matched);
+        }
+        Ok(out)
+    }
+
+    /// Hosts named by one pattern: a host name, a group name, or a glob over either.
+    pub fn match_pattern(&self, pattern: &str) -> BTreeSet<HostName> {
+        let glob = glob::Pattern::new(pattern).ok();
+        let matches = |name: &str| match &glob {
+            Some(g) => g.matches(name),
+            None => name == pattern,
+        };
+        let mut out = BTreeSet::new();
+        for name in self.hosts.keys() {
+            if matches(name.as_str()) {
+                out.insert(name.clone());
+            }
+        }
+        for (name, group) in &self.groups {
+            if matches(name) {
+                out.extend(group.hosts.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// The connection settings for one host.
+    pub fn connection(&self, host: &HostName) -> crate::transport::ConnectionSpec {
+        let h = &self.hosts[host];
+        let destination = match (&h.address, &self.ssh.ssh_config) {
+            (Some(a), _) => a.clone(),
+            (None, _) => host.0.clone(),
+        };
+        crate::transport::ConnectionSpec {
+            host: host.clone(),
+            destination,
+            user: h.user.clone().or_else(|| self.ssh.user.clone()),
+            port: h.port.or(self.ssh.port),
+            identity_file: h
+                .identity_file
+                .clone()
+                .or_else(|| self.ssh.identity_file.clone()),
+            ssh_config: self.ssh.ssh_config.clone(),
+            known_hosts_file: self.ssh.known_hosts_file.clone(),
+            strict_host_key_checking: self.ssh.strict_host_key_checking,
+            connect_timeout: std::time::Duration::from_secs(self.ssh.connect_timeout),
+            control_persist: self.ssh.control_persist,
+            become_root: h.become_root.unwrap_or(self.ssh.become_root),
+            local: h.local,
+        }
+    }
+}
+
+/// Read every secret the inventory references. Runs before anything connects.
+pub fn resolve_secrets(inventory: &Inventory) -> Result<Secrets, InventoryError> {
+    let mut out = Secrets::new();
+    for (name, r) in &inventory.secrets {
+        let value = match &r.source {
+            SecretSource::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => v,
+                Ok(_) => {
+                    return Err(InventoryError::MissingSecret {
+                        location: r.location.clone(),
+                        name: name.clone(),
+                        reason: format!("environment variable {var} is empty"),
+                        hint: format!("export {var}=... before running foobar"),
+                    });
+                }
+                Err(_) => {
+                    return Err(InventoryError::MissingSecret {
+                        location: r.location.clone(),
+                        name: name.clone(),
+                        reason: format!("environment variable {var} is not set"),
+                        hint: format!("export {var}=... before running foobar"),
+                    });
+                }
+            },
+            SecretSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
+                Err(e) => {
+                    return Err(InventoryError::MissingSecret {
+                        location: r.location.clone(),
+                        name: name.clone(),
+                        reason: format!("{}: {e}", path.display()),
+                        hint: "create the file (mode 0600) or point `file:` at it; paths are relative to the inventory file".into(),
+                    });
+                }
+            },
+        };
+        out.insert(name.clone(), Secret::new(value));
+    }
+    Ok(out)
+}
+
+/// Resolve `path` relative to the directory of `base_file`.
+pub(crate) fn relative_to(base_file: &Path, path: &str) -> PathBuf {
+    let p = if let Some(rest) = path.strip_prefix("~/") {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| PathBuf::from(path))
+    } else {
+        PathBuf::from(path)
+    };
+    if p.is_absolute() {
+        p
+    } else {
+        base_file.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}

@@ -1,0 +1,465 @@
+//! The playbook: ordered plays, each naming hosts and what must be true on them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::load::read;
+use super::yaml::{location_of, parse};
+use super::{HostName, Inventory, InventoryError, relative_to};
+use crate::error::{Location, did_you_mean};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileState {
+    Present,
+    Absent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseRole {
+    Primary,
+    Replica,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    Started,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceAction {
+    Reload,
+    Restart,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    template: Option<Spanned<String>>,
+    content: Option<String>,
+    dest: Spanned<String>,
+    #[serde(default)]
+    state: Option<FileState>,
+    owner: Option<String>,
+    group: Option<String>,
+    mode: Option<Spanned<String>>,
+    validate: Option<String>,
+    link: Option<Spanned<String>>,
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSync {
+    src: Spanned<String>,
+    dest: Spanned<String>,
+    owner: Option<String>,
+    group: Option<String>,
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    path: Spanned<String>,
+    owner: Option<String>,
+    group: Option<String>,
+    mode: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: String,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "started")]
+    state: ServiceState,
+}
+
+fn yes() -> bool {
+    true
+}
+fn started() -> ServiceState {
+    ServiceState::Started
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHandler {
+    name: Spanned<String>,
+    service: Option<String>,
+    action: Option<ServiceAction>,
+    run: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(Spanned<String>),
+    Many(Vec<Spanned<String>>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlay {
+    name: String,
+    hosts: OneOrMany,
+    serial: Option<u32>,
+    database: Option<DatabaseRole>,
+    #[serde(default)]
+    packages: Vec<String>,
+    #[serde(default)]
+    directories: Vec<RawDirectory>,
+    #[serde(default)]
+    files: Vec<Spanned<RawFile>>,
+    #[serde(default)]
+    sync: Vec<Spanned<RawSync>>,
+    #[serde(default)]
+    services: Vec<RawService>,
+    #[serde(default)]
+    handlers: Vec<RawHandler>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlaybook {
+    templates_dir: Option<String>,
+    plays: Vec<Spanned<RawPlay>>,
+}
+
+/// A managed file. `template` (a path under the templates dir) or `content` gives the body.
+#[derive(Debug, Clone)]
+pub struct FileSpec {
+    pub template: Option<String>,
+    pub content: Option<String>,
+    /// May contain `{{ variables }}`; absolute once rendered.
+    pub dest: String,
+    pub state: FileState,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+    /// A command run against the new file before it replaces the live one; `%s` is the
+    /// new file's path.
+    pub validate: Option<String>,
+    /// A symlink pointing at `dest` (e.g. sites-enabled).
+    pub link: Option<String>,
+    pub notify: Vec<String>,
+    pub location: Location,
+}
+
+/// A directory that must exist with this owner and mode.
+#[derive(Debug, Clone)]
+pub struct DirectorySpec {
+    pub path: String,
+    pub owner: String,
+    pub group: String,
+    pub mode: u32,
+    pub location: Location,
+}
+
+/// A local directory mirrored to `dest` on the host, file by file.
+#[derive(Debug, Clone)]
+pub struct SyncSpec {
+    pub src: PathBuf,
+    pub dest: String,
+    pub owner: String,
+    pub group: String,
+    pub notify: Vec<String>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub enabled: bool,
+    pub state: ServiceState,
+}
+
+/// Something run once per host after the play's changes, if a change notified it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HandlerSpec {
+    pub name: String,
+    /// `systemctl <action> <service>`; foobar skips it when it started the service itself in
+    /// the same run (the service already runs the new configuration).
+    pub service: Option<(String, ServiceAction)>,
+    pub run: Option<String>,
+}
+
+impl HandlerSpec {
+    pub fn command(&self) -> String {
+        match (&self.service, &self.run) {
+            (Some((svc, ServiceAction::Reload)), _) => format!("systemctl reload {svc}"),
+            (Some((svc, ServiceAction::Restart)), _) => format!("systemctl restart {svc}"),
+            (None, Some(cmd)) => cmd.clone(),
+            (None, None) => "true".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Play {
+    pub index: usize,
+    pub name: String,
+    pub targets: Vec<String>,
+    pub hosts: Vec<HostName>,
+    pub serial: Option<u32>,
+    pub database: Option<DatabaseRole>,
+    pub packages: Vec<String>,
+    pub directories: Vec<DirectorySpec>,
+    pub files: Vec<FileSpec>,
+    pub sync: Vec<SyncSpec>,
+    pub services: Vec<ServiceSpec>,
+    pub handlers: Vec<HandlerSpec>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Playbook {
+    pub path: PathBuf,
+    pub templates_dir: PathBuf,
+    pub plays: Vec<Play>,
+}
+
+fn playbook_error(location: Location, message: String, hint: Option<String>) -> InventoryError {
+    InventoryError::Playbook {
+        location,
+        message,
+        hint,
+    }
+}
+
+/// Paths must be absolute; one that starts with a `{{ variable }}` is checked after rendering.
+fn absolute(path: &Path, s: &Spanned<String>, what: &str) -> Result<String, InventoryError> {
+    if s.value.starts_with('/') || s.value.starts_with("{{") {
+        Ok(s.value.clone())
+    } else {
+        Err(playbook_error(
+            location_of(path, &s.referenced),
+            format!("{what} `{}` is not an absolute path", s.value),
+            Some(format!("write it from the root, e.g. `/{}`", s.value.trim_start_matches("./"))),
+        ))
+    }
+}
+
+fn parse_mode(path: &Path, mode: Option<&Spanned<String>>, default: u32) -> Result<u32, InventoryError> {
+    let Some(m) = mode else {
+        return Ok(default);
+    };
+    u32::from_str_radix(m.value.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|v| *v <= 0o7777)
+        .ok_or_else(|| {
+            playbook_error(
+                location_of(path, &m.referenced),
+                format!("mode `{}` is not an octal file mode", m.value),
+                Some("write it as a quoted octal string, e.g. \"0644\"".into()),
+            )
+        })
+}
+
+/// Load a playbook and check it against the inventory: targets exist, templates exist,
+/// paths are absolute, notified handlers are declared.
+pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, InventoryError> {
+    let text = read(path)?;
+    let raw: RawPlaybook = parse(path, &text)?;
+    let at = |l: &serde_saphyr::Location| location_of(path, l);
+    let templates_dir = match &raw.templates_dir {
+        Some(d) => relative_to(path, d),
+        None => relative_to(path, "../templates"),
+    };
+
+    let mut plays = Vec::new();
+    for (index, sp) in raw.plays.into_iter().enumerate() {
+        let play_location = at(&sp.referenced);
+        let rp = sp.value;
+        let targets = match rp.hosts {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        };
+        let mut hosts = BTreeSet::new();
+        for t in &targets {
+            let matched = inventory.match_pattern(&t.value);
+            if matched.is_empty() {
+                let names = inventory
+                    .groups
+                    .keys()
+                    .map(String::as_str)
+                    .chain(inventory.hosts.keys().map(|h| h.as_str()));
+                let hint = match did_you_mean(&t.value, names) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => format!(
+                        "groups in {}: {}",
+                        inventory.path.display(),
+                        inventory.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                return Err(playbook_error(
+                    at(&t.referenced),
+                    format!("play `{}` targets `{}`, which is no group or host of the inventory", rp.name, t.value),
+                    Some(hint),
+                ));
+            }
+            hosts.extend(matched);
+        }
+
+        let mut handlers = Vec::new();
+        for h in rp.handlers {
+            let spec = match (h.service, h.action, h.run) {
+                (Some(s), Some(a), None) => HandlerSpec {
+                    name: h.name.value.clone(),
+                    service: Some((s, a)),
+                    run: None,
+                },
+                (None, None, Some(cmd)) => HandlerSpec {
+                    name: h.name.value.clone(),
+                    service: None,
+                    run: Some(cmd),
+                },
+                _ => {
+                    return Err(playbook_error(
+                        at(&h.name.referenced),
+                        format!("handler `{}` needs either `service:` with `action:` (reload or restart), or `run:`", h.name.value),
+                        Some("e.g. `service: nginx` and `action: reload`".into()),
+                    ));
+                }
+            };
+            handlers.push(spec);
+        }
+        let handler_names: Vec<String> = handlers.iter().map(|h| h.name.clone()).collect();
+        let check_notify = |notify: &[Spanned<String>]| -> Result<Vec<String>, InventoryError> {
+            notify
+                .iter()
+                .map(|n| {
+                    if handler_names.contains(&n.value) {
+                        Ok(n.value.clone())
+                    } else {
+                        let hint = match did_you_mean(&n.value, handler_names.iter().map(String::as_str)) {
+                            Some(c) => format!("did you mean `{c}`?"),
+                            None => format!("declare it under this play's `handlers:` (declared: {})", if handler_names.is_empty() { "none".to_string() } else { handler_names.join(", ") }),
+                        };
+                        Err(playbook_error(
+                            at(&n.referenced),
+                            format!("`notify` names unknown handler `{}`", n.value),
+                            Some(hint),
+                        ))
+                    }
+                })
+                .collect()
+        };
+
+        let mut files = Vec::new();
+        for f in rp.files {
+            let location = at(&f.referenced);
+            let rf = f.value;
+            let dest = absolute(path, &rf.dest, "dest")?;
+            let state = rf.state.unwrap_or(FileState::Present);
+            if state == FileState::Present && rf.template.is_none() == rf.content.is_none() {
+                return Err(playbook_error(
+                    at(&rf.dest.referenced),
+                    format!("file `{}` needs exactly one of `template:` or `content:`", rf.dest.value),
+                    Some("use `state: absent` to remove a file".into()),
+                ));
+            }
+            if let Some(t) = &rf.template {
+                let full = templates_dir.join(&t.value);
+                if !full.is_file() {
+                    return Err(playbook_error(
+                        at(&t.referenced),
+                        format!("template `{}` not found (looked for {})", t.value, full.display()),
+                        Some(format!("templates are read from {}; set `templates_dir:` in the playbook to change it", templates_dir.display())),
+                    ));
+                }
+            }
+            let mode = parse_mode(path, rf.mode.as_ref(), 0o644)?;
+            let link = match &rf.link {
+                Some(l) => Some(absolute(path, l, "link")?),
+                None => None,
+            };
+            files.push(FileSpec {
+                template: rf.template.map(|t| t.value),
+                content: rf.content,
+                dest,
+                state,
+                owner: rf.owner.unwrap_or_else(|| "root".into()),
+                group: rf.group.unwrap_or_else(|| "root".into()),
+                mode,
+                validate: rf.validate,
+                link,
+                notify: check_notify(&rf.notify)?,
+                location,
+            });
+        }
+
+        let mut directories = Vec::new();
+        for d in rp.directories {
+            directories.push(DirectorySpec {
+                path: absolute(path, &d.path, "path")?,
+                owner: d.owner.unwrap_or_else(|| "root".into()),
+                group: d.group.unwrap_or_else(|| "root".into()),
+                mode: parse_mode(path, d.mode.as_ref(), 0o755)?,
+                location: at(&d.path.referenced),
+            });
+        }
+
+        let mut sync = Vec::new();
+        for s in rp.sync {
+            let location = at(&s.referenced);
+            let rs = s.value;
+            let src = relative_to(path, &rs.src.value);
+            if !src.is_dir() {
+                return Err(playbook_error(
+                    at(&rs.src.referenced),
+                    format!("sync source `{}` is not a directory (looked for {})", rs.src.value, src.display()),
+                    Some("paths under `sync: src:` are relative to the playbook file".into()),
+                ));
+            }
+            sync.push(SyncSpec {
+                src,
+                dest: absolute(path, &rs.dest, "dest")?,
+                owner: rs.owner.unwrap_or_else(|| "root".into()),
+                group: rs.group.unwrap_or_else(|| "root".into()),
+                notify: check_notify(&rs.notify)?,
+                location,
+            });
+        }
+
+        plays.push(Play {
+            index,
+            name: rp.name,
+            targets: targets.into_iter().map(|t| t.value).collect(),
+            hosts: hosts.into_iter().collect(),
+            serial: rp.serial,
+            database: rp.database,
+            packages: rp.packages,
+            directories,
+            files,
+            sync,
+            services: rp
+                .services
+                .into_iter()
+                .map(|s| ServiceSpec {
+                    name: s.name,
+                    enabled: s.enabled,
+                    state: s.state,
+                })
+                .collect(),
+            handlers,
+            location: play_location,
+        });
+    }
+    Ok(Playbook {
+        path: path.to_path_buf(),
+        templates_dir,
+        plays,
+    })
+}

@@ -1,0 +1,19 @@
+//! foobar: provision a classic web stack (HAProxy → Nginx → app → MySQL primary/replica) from a
+//! declarative inventory and playbook.
+//!
+//! ```text
+//! inventory + playbook --load--> Inventory --render--> DesiredState ----+
+//!                                                                       +--diff--> Plan --apply--> Report
+//!                      Transport (ssh | local) --gather--> ActualState -+             |
+//!                                                                                     +--verify--> Health
+//! ```
+//!
+//! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`].
+
+pub mod error;
+pub mod gather;
+pub mod inventory;
+pub mod mysql;
+pub mod render;
+pub mod secret;
+pub mod transport;

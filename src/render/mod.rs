@@ -1,0 +1,649 @@
+//! Render: Inventory + Playbook + secrets -> one [`DesiredState`] per host.
+//!
+//! Templates are minijinja with strict undefined variables, no auto-escaping, and Ansible's
+//! whitespace rules (`trim_blocks` and `lstrip_blocks` on, trailing newline kept), so a block
+//! tag on its own line leaves no blank line behind. Strings in the playbook (`dest`,
+//! `packages`, `owner`, service names) are templates too. Everything that is the same for all
+//! hosts (template parsing, synced directories read from disk, `hostvars`) is done once in
+//! [`RenderContext::new`]; per host only the variables differ.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Diagnostic, Location};
+use crate::inventory::{
+    DatabaseRole, FileState, HandlerSpec, HostName, Inventory, Playbook, Secrets, ServiceSpec, Vars,
+};
+use crate::secret::Redactor;
+
+pub const REPLICATION_TEMPLATE: &str = "mysql/replication.sql.j2";
+
+/// What one path on a host should be.
+#[derive(Debug, Clone)]
+pub enum EntryKind {
+    File {
+        content: Arc<[u8]>,
+        digest: String,
+        mode: u32,
+        owner: String,
+        group: String,
+        validate: Option<String>,
+        /// The content holds a secret: never shown, backed up with mode 0600.
+        sensitive: bool,
+    },
+    Directory {
+        mode: u32,
+        owner: String,
+        group: String,
+    },
+    Link {
+        target: String,
+    },
+    Absent,
+}
+
+#[derive(Debug, Clone)]
+pub struct DesiredEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub notify: Vec<String>,
+    /// Where it came from, for messages: a template name or a synced source file.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DesiredPlay {
+    pub index: usize,
+    pub name: String,
+    pub packages: Vec<String>,
+    pub entries: Vec<DesiredEntry>,
+    pub services: Vec<ServiceSpec>,
+    pub handlers: Vec<HandlerSpec>,
+    pub database: Option<DatabaseRole>,
+}
+
+/// Everything foobar wants on one host, in play order.
+#[derive(Debug, Clone)]
+pub struct DesiredState {
+    pub host: HostName,
+    pub plays: Vec<DesiredPlay>,
+}
+
+impl DesiredState {
+    pub fn entries(&self) -> impl Iterator<Item = &DesiredEntry> {
+        self.plays.iter().flat_map(|p| p.entries.iter())
+    }
+    pub fn packages(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .plays
+            .iter()
+            .flat_map(|p| p.packages.iter().map(String::as_str))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+    pub fn services(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .plays
+            .iter()
+            .flat_map(|p| p.services.iter().map(|s| s.name.as_str()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{message}")]
+    Template {
+        location: Location,
+        host: HostName,
+        message: String,
+        hint: Option<String>,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{message}")]
+    Invalid {
+        location: Location,
+        host: HostName,
+        message: String,
+        hint: String,
+    },
+}
+
+impl Diagnostic for RenderError {
+    fn location(&self) -> Option<&Location> {
+        match self {
+            RenderError::Template { location, .. } | RenderError::Invalid { location, .. } => {
+                Some(location)
+            }
+            RenderError::Read { .. } => None,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            RenderError::Template { hint, host, .. } => Some(match hint {
+                Some(h) => format!("{h} (while rendering for host {host})"),
+                None => format!("while rendering for host {host}"),
+            }),
+            RenderError::Invalid { hint, .. } => Some(hint.clone()),
+            RenderError::Read { .. } => Some("check the file exists and is readable".into()),
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A synced directory, read once: (relative path, content, digest, executable).
+type SyncTree = Vec<(String, Arc<[u8]>, String, bool)>;
+
+/// The work shared by every host of one run.
+pub struct RenderContext<'a> {
+    env: Environment<'static>,
+    sources: BTreeMap<String, String>,
+    pub inventory: &'a Inventory,
+    pub playbook: &'a Playbook,
+    secrets: &'a Secrets,
+    pub redactor: Redactor,
+    hostvars: Value,
+    groups: Value,
+    sync_trees: BTreeMap<PathBuf, SyncTree>,
+}
+
+fn sql_string(value: String) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+fn read_tree(root: &Path) -> Result<SyncTree, RenderError> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|source| RenderError::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| RenderError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') || name == "__pycache__" {
+                continue;
+            }
+            let meta = std::fs::metadata(&path).map_err(|source| RenderError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let content: Arc<[u8]> = std::fs::read(&path)
+                    .map_err(|source| RenderError::Read {
+                        path: path.clone(),
+                        source,
+                    })?
+                    .into();
+                use std::os::unix::fs::PermissionsExt;
+                let exec = meta.permissions().mode() & 0o111 != 0;
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .into_owned();
+                let digest = sha256_hex(&content);
+                out.push((rel, content, digest, exec));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+impl<'a> RenderContext<'a> {
+    pub fn new(
+        inventory: &'a Inventory,
+        playbook: &'a Playbook,
+        secrets: &'a Secrets,
+    ) -> Result<Self, RenderError> {
+        let mut env = Environment::new();
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .keep_trailing_newline(true)
+                .build()
+                .expect("static syntax config"),
+        );
+        env.add_filter("sql_string", sql_string);
+
+        let mut names: Vec<String> = playbook
+            .plays
+            .iter()
+            .flat_map(|p| p.files.iter().filter_map(|f| f.template.clone()))
+            .collect();
+        if playbook.templates_dir.join(REPLICATION_TEMPLATE).is_file() {
+            names.push(REPLICATION_TEMPLATE.to_string());
+        }
+        names.sort();
+        names.dedup();
+        let mut sources = BTreeMap::new();
+        for name in names {
+            let path = playbook.templates_dir.join(&name);
+            let source = std::fs::read_to_string(&path)
+                .map_err(|source| RenderError::Read { path, source })?;
+            sources.insert(name, source);
+        }
+        for (name, source) in &sources {
+            if let Err(e) = env.add_template_owned(name.clone(), source.clone()) {
+                return Err(template_error(
+                    &playbook.templates_dir,
+                    &sources,
+                    e,
+                    &HostName::new("(all hosts)"),
+                ));
+            }
+        }
+
+        let mut hostvars = BTreeMap::new();
+        for host in inventory.hosts.keys() {
+            hostvars.insert(host.0.clone(), inventory.host_vars(host));
+        }
+        let groups: BTreeMap<&str, Vec<&str>> = inventory
+            .groups
+            .iter()
+            .map(|(n, g)| (n.as_str(), g.hosts.iter().map(|h| h.as_str()).collect()))
+            .collect();
+
+        let mut sync_trees = BTreeMap::new();
+        for play in &playbook.plays {
+            for s in &play.sync {
+                if !sync_trees.contains_key(&s.src) {
+                    sync_trees.insert(s.src.clone(), read_tree(&s.src)?);
+                }
+            }
+        }
+
+        Ok(Self {
+            env,
+            sources,
+            inventory,
+            playbook,
+            secrets,
+            redactor: Redactor::new(secrets.values()),
+            hostvars: Value::from(minijinja::value::Serde(&hostvars)),
+            groups: Value::from(minijinja::value::Serde(&groups)),
+            sync_trees,
+        })
+    }
+
+    /// The variables a template sees on `host`.
+    pub fn context(&self, host: &HostName, extra: &Vars) -> Value {
+        let mut vars: BTreeMap<String, Value> = self
+            .inventory
+            .host_vars(host)
+            .into_iter()
+            .map(|(k, v)| (k, Value::from(minijinja::value::Serde(&v))))
+            .collect();
+        for (name, secret) in self.secrets {
+            vars.insert(name.clone(), Value::from(secret.expose()));
+        }
+        for (k, v) in extra {
+            vars.insert(k.clone(), Value::from(minijinja::value::Serde(v)));
+        }
+        vars.insert("groups".into(), self.groups.clone());
+        vars.insert("hostvars".into(), self.hostvars.clone());
+        Value::from(vars)
+    }
+
+    fn render_string(
+        &self,
+        host: &HostName,
+        ctx: &Value,
+        text: &str,
+        location: &Location,
+    ) -> Result<String, RenderError> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        self.env
+            .render_str(text, ctx)
+            .map_err(|e| RenderError::Template {
+                location: location.clone(),
+                host: host.clone(),
+                message: describe(&e, Some(text)),
+                hint: hint_for(&e, host),
+            })
+    }
+
+    fn absolute_path(
+        &self,
+        host: &HostName,
+        ctx: &Value,
+        text: &str,
+        location: &Location,
+    ) -> Result<String, RenderError> {
+        let path = self.render_string(host, ctx, text, location)?;
+        if !path.starts_with('/') {
+            return Err(RenderError::Invalid {
+                location: location.clone(),
+                host: host.clone(),
+                message: format!("path `{text}` renders to `{path}`, which is not absolute"),
+                hint: "paths on hosts must start with /".into(),
+            });
+        }
+        Ok(path)
+    }
+
+    pub fn render_template(
+        &self,
+        host: &HostName,
+        name: &str,
+        ctx: &Value,
+    ) -> Result<String, RenderError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| template_error(&self.playbook.templates_dir, &self.sources, e, host))
+    }
+
+    /// Render everything the playbook wants on one host.
+    pub fn render_host(&self, host: &HostName) -> Result<DesiredState, RenderError> {
+        let ctx = self.context(host, &Vars::new());
+        let mut plays = Vec::new();
+        for play in self.playbook.plays.iter().filter(|p| p.hosts.contains(host)) {
+            let at = &play.location;
+            let mut entries = Vec::new();
+            for d in &play.directories {
+                entries.push(DesiredEntry {
+                    path: self.absolute_path(host, &ctx, &d.path, &d.location)?,
+                    kind: EntryKind::Directory {
+                        mode: d.mode,
+                        owner: self.render_string(host, &ctx, &d.owner, &d.location)?,
+                        group: self.render_string(host, &ctx, &d.group, &d.location)?,
+                    },
+                    notify: vec![],
+                    origin: "directories".into(),
+                });
+            }
+            for f in &play.files {
+                let dest = self.absolute_path(host, &ctx, &f.dest, &f.location)?;
+                if f.state == FileState::Absent {
+                    entries.push(DesiredEntry {
+                        path: dest,
+                        kind: EntryKind::Absent,
+                        notify: f.notify.clone(),
+                        origin: "state: absent".into(),
+                    });
+                    continue;
+                }
+                let (text, origin) = match (&f.template, &f.content) {
+                    (Some(t), _) => (self.render_template(host, t, &ctx)?, t.clone()),
+                    (None, Some(c)) => (
+                        self.render_string(host, &ctx, c, &f.location)?,
+                        "content".to_string(),
+                    ),
+                    (None, None) => unreachable!("checked when the playbook was loaded"),
+                };
+                let content: Arc<[u8]> = text.into_bytes().into();
+                entries.push(DesiredEntry {
+                    path: dest.clone(),
+                    kind: EntryKind::File {
+                        digest: sha256_hex(&content),
+                        sensitive: self.redactor.contains_secret(&content),
+                        content,
+                        mode: f.mode,
+                        owner: self.render_string(host, &ctx, &f.owner, &f.location)?,
+                        group: self.render_string(host, &ctx, &f.group, &f.location)?,
+                        validate: f.validate.clone(),
+                    },
+                    notify: f.notify.clone(),
+                    origin: origin.clone(),
+                });
+                if let Some(link) = &f.link {
+                    entries.push(DesiredEntry {
+                        path: self.absolute_path(host, &ctx, link, &f.location)?,
+                        kind: EntryKind::Link { target: dest },
+                        notify: f.notify.clone(),
+                        origin,
+                    });
+                }
+            }
+            for s in &play.sync {
+                let dest = self.absolute_path(host, &ctx, &s.dest, &s.location)?;
+                let owner = self.render_string(host, &ctx, &s.owner, &s.location)?;
+                let group = self.render_string(host, &ctx, &s.group, &s.location)?;
+                let mut dirs: Vec<String> = vec![dest.clone()];
+                for (rel, _, _, _) in &self.sync_trees[&s.src] {
+                    let mut p = Path::new(rel).parent();
+                    while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+                        dirs.push(format!("{dest}/{}", d.display()));
+                        p = d.parent();
+                    }
+                }
+                dirs.sort();
+                dirs.dedup();
+                for d in dirs {
+                    entries.push(DesiredEntry {
+                        path: d,
+                        kind: EntryKind::Directory {
+                            mode: 0o755,
+                            owner: owner.clone(),
+                            group: group.clone(),
+                        },
+                        notify: vec![],
+                        origin: s.src.display().to_string(),
+                    });
+                }
+                for (rel, content, digest, exec) in &self.sync_trees[&s.src] {
+                    entries.push(DesiredEntry {
+                        path: format!("{dest}/{rel}"),
+                        kind: EntryKind::File {
+                            content: content.clone(),
+                            digest: digest.clone(),
+                            mode: if *exec { 0o755 } else { 0o644 },
+                            owner: owner.clone(),
+                            group: group.clone(),
+                            validate: None,
+                            sensitive: false,
+                        },
+                        notify: s.notify.clone(),
+                        origin: s.src.join(rel).display().to_string(),
+                    });
+                }
+            }
+            let mut packages = Vec::new();
+            for p in &play.packages {
+                packages.push(self.render_string(host, &ctx, p, at)?);
+            }
+            let mut services = Vec::new();
+            for s in &play.services {
+                services.push(ServiceSpec {
+                    name: self.render_string(host, &ctx, &s.name, at)?,
+                    ..s.clone()
+                });
+            }
+            let mut handlers = Vec::new();
+            for h in &play.handlers {
+                let mut h = h.clone();
+                if let Some((svc, action)) = &h.service {
+                    h.service = Some((self.render_string(host, &ctx, svc, at)?, *action));
+                }
+                handlers.push(h);
+            }
+            plays.push(DesiredPlay {
+                index: play.index,
+                name: play.name.clone(),
+                packages,
+                entries,
+                services,
+                handlers,
+                database: play.database,
+            });
+        }
+        check_duplicate_paths(host, &plays, &self.playbook.path)?;
+        Ok(DesiredState {
+            host: host.clone(),
+            plays,
+        })
+    }
+
+    /// The replication statements for a replica, in the SQL dialect of its server
+    /// (`mariadb`, `mysql` for MySQL >= 8.0.23, `mysql-legacy` before).
+    pub fn render_replication_sql(
+        &self,
+        host: &HostName,
+        dialect: &str,
+    ) -> Result<String, RenderError> {
+        let mut extra = Vars::new();
+        extra.insert("mysql_dialect".into(), dialect.into());
+        let ctx = self.context(host, &extra);
+        self.render_template(host, REPLICATION_TEMPLATE, &ctx)
+    }
+
+    /// The dialect the inventory's `flavor` (and optional `mysql_version`) implies, used when no
+    /// live server has been asked yet (`foobar render`).
+    pub fn configured_dialect(&self, host: &HostName) -> String {
+        let vars = self.inventory.host_vars(host);
+        let flavor = vars.get("flavor").and_then(|v| v.as_str()).unwrap_or("mysql");
+        if flavor == "mariadb" {
+            return "mariadb".into();
+        }
+        let version = vars
+            .get("mysql_version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("8.4");
+        let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
+        let legacy = match parts.as_slice() {
+            [major, ..] if *major < 8 => true,
+            [8, 0, patch, ..] => *patch < 23,
+            [8, 0] => false,
+            _ => false,
+        };
+        if legacy { "mysql-legacy".into() } else { "mysql".into() }
+    }
+}
+
+fn check_duplicate_paths(
+    host: &HostName,
+    plays: &[DesiredPlay],
+    playbook: &Path,
+) -> Result<(), RenderError> {
+    let mut seen: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for play in plays {
+        for e in &play.entries {
+            if matches!(e.kind, EntryKind::Directory { .. }) {
+                continue;
+            }
+            if let Some((other_play, other_origin)) = seen.get(e.path.as_str()) {
+                return Err(RenderError::Invalid {
+                    location: Location::file_only(playbook),
+                    host: host.clone(),
+                    message: format!(
+                        "{} is managed twice on {host}: by play `{other_play}` ({other_origin}) and by play `{}` ({})",
+                        e.path, play.name, e.origin
+                    ),
+                    hint: "each path on a host may come from one place only".into(),
+                });
+            }
+            seen.insert(&e.path, (&play.name, &e.origin));
+        }
+    }
+    Ok(())
+}
+
+/// Byte offset -> (line, column), both 1-based.
+fn line_column(source: &str, offset: usize) -> (u32, u32) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line as u32, column as u32)
+}
+
+fn describe(e: &minijinja::Error, source: Option<&str>) -> String {
+    let snippet = e
+        .range()
+        .zip(source)
+        .and_then(|(r, s)| s.get(r))
+        .map(str::trim);
+    match (e.kind(), snippet) {
+        (ErrorKind::UndefinedError, Some(s)) => format!("undefined variable '{s}'"),
+        (ErrorKind::UndefinedError, None) => "undefined variable".to_string(),
+        (ErrorKind::SyntaxError, _) => format!(
+            "template syntax error: {}",
+            e.detail().unwrap_or("invalid syntax")
+        ),
+        _ => match e.detail() {
+            Some(d) => format!("{}: {d}", e.kind()),
+            None => e.kind().to_string(),
+        },
+    }
+}
+
+fn hint_for(e: &minijinja::Error, host: &HostName) -> Option<String> {
+    match e.kind() {
+        ErrorKind::UndefinedError => Some(format!(
+            "define it under `vars:` in the inventory: for all hosts, for a group {host} belongs to, or for {host} itself"
+        )),
+        ErrorKind::SyntaxError => {
+            Some("see https://docs.rs/minijinja for the template syntax".to_string())
+        }
+        _ => None,
+    }
+}
+
+fn template_error(
+    templates_dir: &Path,
+    sources: &BTreeMap<String, String>,
+    e: minijinja::Error,
+    host: &HostName,
+) -> RenderError {
+    let name = e.name().unwrap_or("?").to_string();
+    let source = sources.get(&name).map(String::as_str);
+    let (line, column) = match (e.range(), source) {
+        (Some(r), Some(s)) => line_column(s, r.start),
+        _ => (e.line().unwrap_or(0) as u32, 0),
+    };
+    RenderError::Template {
+        location: Location::new(templates_dir.join(&name), line, column),
+        host: host.clone(),
+        message: describe(&e, source),
+        hint: hint_for(&e, host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_is_one_based() {
+        let s = "ab\ncd {{ x }}\n";
+        assert_eq!(line_column(s, 0), (1, 1));
+        assert_eq!(line_column(s, 6), (2, 4));
+    }
+
+    #[test]
+    fn sql_string_escapes_quotes_and_backslashes() {
+        assert_eq!(sql_string("a'b\\c".into()), "a\\'b\\\\c");
+    }
+}

@@ -1,0 +1,172 @@
+//! How foobar reaches a host: a [`Transport`] runs one shell command line with optional stdin
+//! and returns its output.
+//!
+//! Command lines are built by foobar from constants and never carry secrets: anything sensitive
+//! (file bodies, SQL with passwords) travels on stdin. Every command is bounded twice: remotely
+//! by `timeout`, so a hung command does not outlive foobar, and locally by a tokio timeout.
+//! Each transport counts the commands it ran, so tests can pin the number of round trips.
+
+pub mod local;
+pub mod ssh;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::inventory::HostName;
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// `None` when the remote process was killed by a signal.
+    pub code: Option<i32>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// A command to run on a host: a shell command line (no secrets), stdin, and a time bound.
+#[derive(Debug, Clone)]
+pub struct RemoteCommand {
+    /// Run by the remote login shell, e.g. `sh -s`. Wrapped in `timeout` and, with `become`,
+    /// `sudo -n` by the transport.
+    pub command_line: String,
+    pub timeout: Duration,
+}
+
+impl RemoteCommand {
+    /// The usual shape: a shell script fed on stdin to `sh -s`.
+    pub fn script(timeout: Duration) -> Self {
+        Self {
+            command_line: "sh -s".to_string(),
+            timeout,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to {host} ({destination}): {reason}")]
+    HostUnreachable {
+        host: HostName,
+        destination: String,
+        reason: String,
+    },
+    #[error("command on {host} did not finish within {seconds} s: {command}")]
+    CommandTimedOut {
+        host: HostName,
+        command: String,
+        seconds: u64,
+    },
+    #[error("connection to {host} failed while running `{command}`: {reason}")]
+    ConnectionLost {
+        host: HostName,
+        command: String,
+        reason: String,
+    },
+    #[error("cannot run `{command}` locally for {host}: {source}")]
+    Local {
+        host: HostName,
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl crate::error::Diagnostic for TransportError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            TransportError::HostUnreachable { host, .. } => Some(format!(
+                "check that {host} is up and that `ssh` to it works with the inventory's settings (address, port, user, identity_file, ssh_config)"
+            )),
+            TransportError::CommandTimedOut { .. } => Some(
+                "the host may be overloaded or the command hung; raise `command_timeout` under `ssh:` in the inventory if it is expected to take longer".to_string(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// How to reach one host, resolved from the inventory.
+#[derive(Debug, Clone)]
+pub struct ConnectionSpec {
+    pub host: HostName,
+    /// Passed to ssh as the destination: the address, or the host's name when `ssh_config`
+    /// maps it.
+    pub destination: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub ssh_config: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
+    pub strict_host_key_checking: bool,
+    pub connect_timeout: Duration,
+    /// Seconds an idle master connection stays alive after foobar exits, so the next run
+    /// reuses it. 0 closes it at exit.
+    pub control_persist: u64,
+    pub become_root: bool,
+    pub local: bool,
+}
+
+#[async_trait::async_trait]
+pub trait Transport: Send + Sync {
+    fn host(&self) -> &HostName;
+    async fn run(
+        &self,
+        command: &RemoteCommand,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, TransportError>;
+    /// How many commands this transport has run since it was opened.
+    fn commands_run(&self) -> u64;
+    /// Release the connection: keep a persistent master for the next run, or close it.
+    async fn finish(&self) {}
+}
+
+/// The command line actually sent: bounded by `timeout` on the remote side, then `sudo -n`
+/// when the host needs privilege escalation.
+pub fn wrap_command_line(command: &RemoteCommand, become_root: bool) -> String {
+    let secs = command.timeout.as_secs().max(1);
+    let bounded = format!("timeout --kill-after=5 {secs} {}", command.command_line);
+    if become_root {
+        format!("sudo -n {bounded}")
+    } else {
+        bounded
+    }
+}
+
+/// Open a transport for a host: local or SSH.
+pub async fn connect(spec: &ConnectionSpec) -> Result<Box<dyn Transport>, TransportError> {
+    if spec.local {
+        Ok(Box::new(local::LocalTransport::new(spec.clone())))
+    } else {
+        Ok(Box::new(ssh::SshTransport::connect(spec).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_are_bounded_and_escalated() {
+        let c = RemoteCommand::script(Duration::from_secs(30));
+        assert_eq!(
+            wrap_command_line(&c, false),
+            "timeout --kill-after=5 30 sh -s"
+        );
+        assert_eq!(
+            wrap_command_line(&c, true),
+            "sudo -n timeout --kill-after=5 30 sh -s"
+        );
+    }
+}
