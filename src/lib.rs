@@ -10,10 +10,14 @@
 //!
 //! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`].
 
+pub mod apply;
+pub mod cli;
 pub mod error;
 pub mod gather;
 pub mod inventory;
 pub mod mysql;
+pub mod plan;
 pub mod render;
+pub mod report;
 pub mod secret;
 pub mod transport;

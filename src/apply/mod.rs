@@ -1,0 +1,433 @@
+//! Apply: run a [`Plan`]'s changes, host by host, play by play.
+//!
+//! In: the plan, each host's desired state, an open transport per host. Out: a [`Report`]
+//! with what happened on every host. Holds: nothing runs that the plan does not list; before
+//! changing a host, foobar takes the host's lock and re-reads its facts, and refuses the host
+//! if they moved since the plan ("plan is stale"). Plays run in playbook order with a barrier
+//! between them; hosts within a play run in parallel up to `forks`; one host failing never
+//! stops its siblings, but a failed host takes no further plays. `dry_run` walks the same
+//! steps and reports what would happen without sending a single mutating command.
+
+pub mod script;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::gather::{self, DatabaseProbe};
+use crate::inventory::HostName;
+use crate::plan::{Action, HostPlan, Plan};
+use crate::render::DesiredState;
+use crate::report::{Event, Reporter};
+use crate::transport::{RemoteCommand, Transport};
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub dry_run: bool,
+    pub forks: usize,
+    pub timeout: Duration,
+    pub break_lock: bool,
+    pub run_id: String,
+    /// Who we are, for the lock: `user@machine pid N`.
+    pub holder: String,
+    /// Stop starting new hosts once this share of hosts failed (0-100).
+    pub max_fail_percentage: Option<u8>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum HostStatus {
+    Unchanged,
+    Changed,
+    WouldChange,
+    Failed { stage: String, message: String },
+    RolledBack { handler: String, error: String, after_restore: String },
+    NotStarted { reason: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    #[serde(flatten)]
+    pub status: HostStatus,
+    /// Every step that ran, in order: `file /etc/haproxy/haproxy.cfg`, `handler reload haproxy`.
+    pub done: Vec<String>,
+    pub skipped: Vec<String>,
+    pub remote_commands: u64,
+}
+
+impl HostReport {
+    fn new() -> Self {
+        Self {
+            status: HostStatus::Unchanged,
+            done: vec![],
+            skipped: vec![],
+            remote_commands: 0,
+        }
+    }
+    pub fn failed(&self) -> bool {
+        matches!(
+            self.status,
+            HostStatus::Failed { .. } | HostStatus::RolledBack { .. } | HostStatus::NotStarted { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format_version: u32,
+    pub dry_run: bool,
+    pub hosts: BTreeMap<HostName, HostReport>,
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn failed_hosts(&self) -> Vec<&HostName> {
+        self.hosts
+            .iter()
+            .filter(|(_, r)| r.failed())
+            .map(|(h, _)| h)
+            .collect()
+    }
+}
+
+pub struct Target<'a> {
+    pub transport: Arc<dyn Transport>,
+    pub desired: &'a DesiredState,
+    pub database_probe: Option<String>,
+    /// Database statements for a play (by play index), prepared by the caller.
+    pub database_steps: BTreeMap<usize, String>,
+}
+
+fn lock_message(holder: &str) -> String {
+    // A holder on this machine whose process is gone left the lock behind when it died.
+    let me = crate::apply::machine_name();
+    let dead = holder
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[0] == "pid")
+        .and_then(|w| w[1].parse::<u32>().ok())
+        .filter(|_| holder.contains(&format!("@{me} ")))
+        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    if dead {
+        format!("locked by a run that is no longer alive ({holder}); run again with --break-lock to take the lock over")
+    } else {
+        format!("locked by another run ({holder}); wait for it to finish, or if it died, run again with --break-lock")
+    }
+}
+
+pub fn machine_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn decode_err(line: &str) -> (String, String, String) {
+    let mut parts = line.splitn(4, '\t');
+    parts.next();
+    let stage = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let output = String::from_utf8_lossy(&script::base64_decode(parts.next().unwrap_or("")))
+        .trim()
+        .to_string();
+    (stage, target, output)
+}
+
+/// Execute `plan` on `targets`. Hosts not in the plan or without changes are left alone.
+pub async fn apply(
+    plan: &Plan,
+    targets: &BTreeMap<HostName, Target<'_>>,
+    options: &ApplyOptions,
+    reporter: &dyn Reporter,
+    redactor: &crate::secret::Redactor,
+    cancelled: &AtomicBool,
+) -> Report {
+    let mut reports: BTreeMap<HostName, HostReport> = BTreeMap::new();
+    let changing: Vec<&HostName> = plan
+        .hosts
+        .iter()
+        .filter(|(h, p)| p.has_changes() && targets.contains_key(*h))
+        .map(|(h, _)| h)
+        .collect();
+    for h in plan.hosts.keys() {
+        reports.insert(h.clone(), HostReport::new());
+    }
+
+    // Lock and re-check facts, all hosts in parallel.
+    if !options.dry_run {
+        let results: Vec<(HostName, Result<(), String>, u64)> = futures::stream::iter(changing.iter())
+            .map(|host| async move {
+                let t = &targets[*host];
+                let hp = &plan.hosts[*host];
+                let before = t.transport.commands_run();
+                let r = lock_and_check(t, hp, options).await;
+                (HostName::clone(host), r, t.transport.commands_run() - before)
+            })
+            .buffer_unordered(options.forks.max(1))
+            .collect()
+            .await;
+        for (host, r, n) in results {
+            let rep = reports.get_mut(&host).expect("host in plan");
+            rep.remote_commands += n;
+            if let Err(message) = r {
+                reporter.event(Event::HostFailed {
+                    host: host.clone(),
+                    message: message.clone(),
+                });
+                rep.status = HostStatus::Failed {
+                    stage: "lock".into(),
+                    message,
+                };
+            }
+        }
+    }
+
+    let play_indexes: BTreeSet<usize> = targets
+        .values()
+        .flat_map(|t| t.desired.plays.iter().map(|p| p.index))
+        .collect();
+    let total = changing.len().max(1);
+    let mut interrupted = false;
+    for play_index in play_indexes {
+        if cancelled.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        let runnable: Vec<&HostName> = changing
+            .iter()
+            .copied()
+            .filter(|h| !reports[*h].failed())
+            .filter(|h| {
+                let hp = &plan.hosts[*h];
+                hp.changes.iter().any(|c| c.play == play_index && c.action != Action::Unchanged)
+                    || hp.handlers.iter().any(|x| x.play == play_index)
+            })
+            .collect();
+        let failed_so_far = reports.values().filter(|r| r.failed()).count();
+        let mut runnable = runnable;
+        if let Some(max) = options.max_fail_percentage
+            && failed_so_far * 100 > total * max as usize
+        {
+            for h in runnable.drain(..) {
+                reports.get_mut(h).expect("host").status = HostStatus::NotStarted {
+                    reason: format!("--max-fail-percentage {max} exceeded"),
+                };
+            }
+        }
+        let results: Vec<(HostName, HostReport)> = futures::stream::iter(runnable)
+            .map(|host| {
+                let prior = reports[host].clone();
+                async move {
+                    let mut rep = prior;
+                    if cancelled.load(Ordering::SeqCst) {
+                        rep.skipped.push(format!("play {play_index}: interrupted before it started"));
+                        return (host.clone(), rep);
+                    }
+                    run_play(host, play_index, plan, &targets[host], options, reporter, redactor, &mut rep).await;
+                    (host.clone(), rep)
+                }
+            })
+            .buffer_unordered(options.forks.max(1))
+            .collect()
+            .await;
+        for (h, r) in results {
+            reports.insert(h, r);
+        }
+    }
+
+    // Release locks of hosts whose last script did not (failures, interruptions).
+    if !options.dry_run {
+        let to_unlock: Vec<&HostName> = changing.to_vec();
+        let _: Vec<()> = futures::stream::iter(to_unlock)
+            .map(|host| async move {
+                let t = &targets[host];
+                let s = script::unlock_script(&options.run_id);
+                let _ = t
+                    .transport
+                    .run(&RemoteCommand::script(Duration::from_secs(30)), Some(s.as_bytes()))
+                    .await;
+            })
+            .buffer_unordered(options.forks.max(1))
+            .collect()
+            .await;
+    }
+    for (h, r) in reports.iter_mut() {
+        if r.status == HostStatus::Unchanged && changing.contains(&h) && !r.done.is_empty() {
+            r.status = if options.dry_run { HostStatus::WouldChange } else { HostStatus::Changed };
+        }
+    }
+    Report {
+        format_version: crate::plan::FORMAT_VERSION,
+        dry_run: options.dry_run,
+        hosts: reports,
+        interrupted: interrupted || cancelled.load(Ordering::SeqCst),
+    }
+}
+
+async fn lock_and_check(t: &Target<'_>, hp: &HostPlan, options: &ApplyOptions) -> Result<(), String> {
+    let probe = t.database_probe.as_deref().map(|sql| DatabaseProbe { sql });
+    let mut s = script::lock_script(
+        &format!("{} run {}", options.holder, options.run_id),
+        options.break_lock,
+    );
+    s.push_str(&gather::gather_script(t.desired, probe.as_ref()));
+    let out = t
+        .transport
+        .run(&RemoteCommand::script(options.timeout), Some(s.as_bytes()))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.success() {
+        return Err(format!("reading the host's state failed: {}", out.stderr_text().trim()));
+    }
+    let text = out.stdout_text();
+    let locked = text.starts_with("#foobar:locked\n");
+    let body = text.strip_prefix("#foobar:locked\n").unwrap_or(&text);
+    let state = gather::parse_gather_output(t.transport.host().as_str(), body).map_err(|e| e.to_string())?;
+    if !locked {
+        return Err(lock_message(state.lock.as_deref().unwrap_or("unknown holder")));
+    }
+    if state.digest != hp.facts_digest {
+        let s = script::unlock_script(&options.run_id);
+        let _ = t
+            .transport
+            .run(&RemoteCommand::script(Duration::from_secs(30)), Some(s.as_bytes()))
+            .await;
+        return Err("plan is stale: the host changed since the plan was made; run `foobar plan` again".into());
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_play(
+    host: &HostName,
+    play_index: usize,
+    plan: &Plan,
+    target: &Target<'_>,
+    options: &ApplyOptions,
+    reporter: &dyn Reporter,
+    redactor: &crate::secret::Redactor,
+    rep: &mut HostReport,
+) {
+    let hp = &plan.hosts[host];
+    let Some(play) = target.desired.plays.iter().find(|p| p.index == play_index) else {
+        return;
+    };
+    let changes: Vec<_> = hp
+        .changes
+        .iter()
+        .filter(|c| c.play == play_index && c.action != Action::Unchanged)
+        .collect();
+    let handlers: Vec<_> = hp.handlers.iter().filter(|h| h.play == play_index).collect();
+    reporter.event(Event::PlayStarted {
+        host: host.clone(),
+        play: play.name.clone(),
+    });
+    if options.dry_run {
+        for c in &changes {
+            rep.done.push(format!("{:?} {} {}", c.action, kind_word(c.kind), c.target).to_lowercase());
+        }
+        for h in &handlers {
+            rep.done.push(format!("handler {}", h.name));
+        }
+        if target.database_steps.contains_key(&play_index) {
+            rep.done.push("database reconcile".into());
+        }
+        return;
+    }
+    let input = script::ScriptInput {
+        play,
+        changes,
+        handlers,
+        run_id: &options.run_id,
+        backup_dir: &format!("/var/backups/foobar/{}", options.run_id),
+        unlock: false,
+        extra: target.database_steps.get(&play_index).cloned(),
+    };
+    let text = script::build(&input);
+    let before = target.transport.commands_run();
+    let result = target
+        .transport
+        .run(&RemoteCommand::script(options.timeout), Some(text.as_bytes()))
+        .await;
+    rep.remote_commands += target.transport.commands_run() - before;
+    let out = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let message = redactor.redact(&e.to_string());
+            reporter.event(Event::HostFailed { host: host.clone(), message: message.clone() });
+            rep.status = HostStatus::Failed { stage: play.name.clone(), message };
+            return;
+        }
+    };
+    let stdout = out.stdout_text();
+    let mut done_marker = false;
+    for line in stdout.lines() {
+        let kind = line.split('\t').next().unwrap_or("");
+        match kind {
+            "OK" => {
+                let mut p = line.splitn(3, '\t');
+                p.next();
+                let what = format!("{} {}", p.next().unwrap_or(""), p.next().unwrap_or(""));
+                reporter.event(Event::StepDone { host: host.clone(), step: what.clone() });
+                rep.done.push(what);
+            }
+            "SKIP" => {
+                let parts: Vec<&str> = line.split('\t').collect();
+                rep.skipped.push(format!(
+                    "{} {}: {}",
+                    parts.get(1).unwrap_or(&""),
+                    parts.get(2).unwrap_or(&""),
+                    parts.get(3).unwrap_or(&"")
+                ));
+            }
+            "ERR" => {
+                let (stage, target_path, output) = decode_err(line);
+                let message = redactor.redact(&format!("{stage} {target_path} failed:\n{output}"));
+                reporter.event(Event::HostFailed { host: host.clone(), message: message.clone() });
+                rep.status = HostStatus::Failed { stage, message };
+            }
+            "ROLLBACK" => {
+                let parts: Vec<&str> = line.split('\t').collect();
+                let first = String::from_utf8_lossy(&script::base64_decode(parts.get(3).unwrap_or(&""))).trim().to_string();
+                let second = String::from_utf8_lossy(&script::base64_decode(parts.get(4).unwrap_or(&""))).trim().to_string();
+                let handler = parts.get(2).unwrap_or(&"").to_string();
+                reporter.event(Event::HostFailed {
+                    host: host.clone(),
+                    message: format!("handler {handler} failed; previous files restored"),
+                });
+                rep.status = HostStatus::RolledBack {
+                    handler,
+                    error: redactor.redact(&first),
+                    after_restore: redactor.redact(&second),
+                };
+            }
+            "DONE" => done_marker = true,
+            _ => {}
+        }
+    }
+    if !done_marker && !rep.failed() {
+        let message = redactor.redact(&format!(
+            "the apply script stopped early (exit {:?}): {}",
+            out.code,
+            out.stderr_text().trim()
+        ));
+        reporter.event(Event::HostFailed { host: host.clone(), message: message.clone() });
+        rep.status = HostStatus::Failed { stage: play.name.clone(), message };
+    }
+}
+
+fn kind_word(k: crate::plan::ChangeKind) -> &'static str {
+    use crate::plan::ChangeKind::*;
+    match k {
+        Package => "package",
+        Directory => "directory",
+        File => "file",
+        Link => "link",
+        Service => "service",
+        Database => "database",
+    }
+}

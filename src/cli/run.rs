@@ -1,0 +1,447 @@
+//! Wiring the stages together for each command.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::{Cli, Command, Common};
+use crate::apply::{self, ApplyOptions, Target};
+use crate::error::{Diagnostic, ExitCategory, Location};
+use crate::gather;
+use crate::inventory::{self, HostName, Inventory, InventoryError, Playbook, Secrets};
+use crate::plan::{self, Plan};
+use crate::render::{DesiredState, RenderContext, RenderError};
+use crate::report::{Event, Progress, Reporter, human};
+use crate::transport::{self, Transport};
+
+/// Everything that ends a command with exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            CliError::Inventory(e) => e.location(),
+            CliError::Render(e) => e.location(),
+            _ => None,
+        }
+    }
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CliError::Inventory(e) => e.hint(),
+            CliError::Render(e) => e.hint(),
+            CliError::Usage { hint, .. } => Some(hint.clone()),
+            CliError::Other(_) => None,
+        }
+    }
+}
+
+struct Loaded {
+    inventory: Inventory,
+    playbook: Playbook,
+    secrets: Secrets,
+    /// Hosts selected by --limit that some play targets, in name order.
+    hosts: Vec<HostName>,
+}
+
+fn load(common: &Common) -> Result<Loaded, CliError> {
+    let inventory = inventory::load_inventory(&common.inventory)?;
+    let playbook = inventory::load_playbook(&common.playbook, &inventory)?;
+    let selected = inventory.limit(&common.limit)?;
+    let secrets = inventory::resolve_secrets(&inventory)?;
+    let hosts = selected
+        .into_iter()
+        .filter(|h| playbook.plays.iter().any(|p| p.hosts.contains(h)))
+        .collect();
+    Ok(Loaded {
+        inventory,
+        playbook,
+        secrets,
+        hosts,
+    })
+}
+
+fn render_all(ctx: &RenderContext<'_>, hosts: &[HostName]) -> Result<BTreeMap<HostName, DesiredState>, CliError> {
+    let mut out = BTreeMap::new();
+    for h in hosts {
+        out.insert(h.clone(), ctx.render_host(h)?);
+    }
+    Ok(out)
+}
+
+fn colour() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+/// Open a transport per host, in parallel. Failures are per host, not fatal.
+async fn connect_all(
+    inventory: &Inventory,
+    hosts: &[HostName],
+    forks: usize,
+    reporter: &dyn Reporter,
+) -> (BTreeMap<HostName, Arc<dyn Transport>>, BTreeMap<HostName, String>) {
+    let results: Vec<_> = futures::stream::iter(hosts.iter())
+        .map(|h| async move {
+            reporter.event(Event::HostStarted { host: h.clone(), what: "connecting" });
+            let spec = inventory.connection(h);
+            (h.clone(), transport::connect(&spec).await)
+        })
+        .buffer_unordered(forks.max(1))
+        .collect()
+        .await;
+    let mut ok = BTreeMap::new();
+    let mut failed = BTreeMap::new();
+    for (h, r) in results {
+        match r {
+            Ok(t) => {
+                ok.insert(h, Arc::from(t));
+            }
+            Err(e) => {
+                reporter.event(Event::HostFailed { host: h.clone(), message: e.to_string() });
+                failed.insert(h, e.to_string());
+            }
+        }
+    }
+    (ok, failed)
+}
+
+/// Gather every host and diff it against its desired state.
+async fn make_plan(
+    loaded: &Loaded,
+    ctx: &RenderContext<'_>,
+    desired: &BTreeMap<HostName, DesiredState>,
+    transports: &BTreeMap<HostName, Arc<dyn Transport>>,
+    mut failed: BTreeMap<HostName, String>,
+    forks: usize,
+    reporter: &dyn Reporter,
+) -> Plan {
+    let timeout = Duration::from_secs(loaded.inventory.ssh.command_timeout.min(120));
+    let results: Vec<_> = futures::stream::iter(transports.iter())
+        .map(|(h, t)| async move {
+            let want = &desired[h];
+            let before = t.commands_run();
+            let r = async {
+                let have = gather::gather(t.as_ref(), want, None, timeout).await?;
+                let mut hp = plan::diff(want, &have);
+                let need: Vec<&str> = hp.changes.iter().filter(|c| c.needs_diff).map(|c| c.target.as_str()).collect();
+                if !need.is_empty() {
+                    let bodies = gather::fetch_contents(t.as_ref(), &need, timeout).await?;
+                    plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
+                }
+                Ok::<_, gather::GatherError>(hp)
+            }
+            .await;
+            let n = t.commands_run() - before;
+            reporter.event(Event::HostGathered { host: h.clone(), commands: n });
+            (h.clone(), r.map(|mut hp| {
+                hp.remote_commands = n;
+                hp
+            }))
+        })
+        .buffer_unordered(forks.max(1))
+        .collect()
+        .await;
+    let mut hosts = BTreeMap::new();
+    for (h, r) in results {
+        match r {
+            Ok(hp) => {
+                hosts.insert(h, hp);
+            }
+            Err(e) => {
+                failed.insert(h, ctx.redactor.redact(&e.to_string()));
+            }
+        }
+    }
+    Plan {
+        format_version: plan::FORMAT_VERSION,
+        inventory: loaded.inventory.path.display().to_string(),
+        playbook: loaded.playbook.path.display().to_string(),
+        hosts,
+        failed,
+    }
+}
+
+async fn finish_all(transports: &BTreeMap<HostName, Arc<dyn Transport>>) {
+    futures::future::join_all(transports.values().map(|t| t.finish())).await;
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?;
+    println!("{text}");
+    Ok(())
+}
+
+fn run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (days, secs) = ((now / 86400) as i64, now % 86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        std::process::id()
+    )
+}
+
+fn confirm() -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage {
+            message: "refusing to apply without confirmation: stdin is not a terminal".into(),
+            hint: "review the plan, then run again with --yes".into(),
+        });
+    }
+    eprint!("Apply these changes? Only 'yes' is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(anyhow::Error::from)?;
+    Ok(line.trim() == "yes")
+}
+
+/// Ctrl-C or SIGTERM: start no new step; running ones finish.
+fn watch_signals() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        eprintln!("foobar: interrupted; letting running steps finish, starting no new ones");
+        f.store(true, Ordering::SeqCst);
+    });
+    flag
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
+    match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "foobar", &mut std::io::stdout());
+            Ok(ExitCategory::Ok)
+        }
+        Command::Render { common, out } => {
+            let loaded = load(&common)?;
+            let ctx = RenderContext::new(&loaded.inventory, &loaded.playbook, &loaded.secrets)?;
+            let desired = render_all(&ctx, &loaded.hosts)?;
+            let mut written = 0;
+            for (host, state) in &desired {
+                for e in state.entries() {
+                    if let crate::render::EntryKind::File { content, .. } = &e.kind {
+                        let text = ctx.redactor.redact(&String::from_utf8_lossy(content));
+                        write_rendered(&out, host, &e.path, text.as_bytes())?;
+                        written += 1;
+                    }
+                }
+                if state.plays.iter().any(|p| p.database == Some(inventory::DatabaseRole::Replica)) {
+                    let dialect = ctx.configured_dialect(host);
+                    let sql = ctx.render_replication_sql(host, &dialect)?;
+                    write_rendered(&out, host, "/foobar/replication.sql", ctx.redactor.redact(&sql).as_bytes())?;
+                    written += 1;
+                }
+            }
+            eprintln!("rendered {written} files for {} hosts into {}", desired.len(), out.display());
+            Ok(ExitCategory::Ok)
+        }
+        Command::Plan { common, detailed_exitcode, out, show_unchanged } => {
+            let loaded = load(&common)?;
+            let ctx = RenderContext::new(&loaded.inventory, &loaded.playbook, &loaded.secrets)?;
+            let desired = render_all(&ctx, &loaded.hosts)?;
+            let reporter = Progress::new(common.verbose);
+            let (transports, failed) = connect_all(&loaded.inventory, &loaded.hosts, common.forks, &reporter).await;
+            let plan = make_plan(&loaded, &ctx, &desired, &transports, failed, common.forks, &reporter).await;
+            finish_all(&transports).await;
+            reporter.finish();
+            if let Some(path) = &out {
+                let text = serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?;
+                std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                eprintln!("plan saved to {}; apply it with `foobar apply {}`", path.display(), path.display());
+            }
+            if common.json {
+                print_json(&plan)?;
+            } else {
+                print!("{}", human::plan(&plan, &human::Styles::new(colour()), show_unchanged));
+            }
+            Ok(if !plan.failed.is_empty() {
+                ExitCategory::HostFailed
+            } else if detailed_exitcode && plan.has_changes() {
+                ExitCategory::ChangesPresent
+            } else {
+                ExitCategory::Ok
+            })
+        }
+        Command::Apply { common, planfile, yes, dry_run, diff, break_lock, max_fail_percentage } => {
+            let loaded = load(&common)?;
+            let ctx = RenderContext::new(&loaded.inventory, &loaded.playbook, &loaded.secrets)?;
+            let cancelled = watch_signals();
+            let saved: Option<Plan> = match &planfile {
+                Some(p) => Some(read_planfile(p)?),
+                None => None,
+            };
+            let hosts: Vec<HostName> = match &saved {
+                Some(s) => loaded.hosts.iter().filter(|h| s.hosts.contains_key(*h)).cloned().collect(),
+                None => loaded.hosts.clone(),
+            };
+            let desired = render_all(&ctx, &hosts)?;
+            let reporter = Progress::new(common.verbose);
+            let (transports, failed) = connect_all(&loaded.inventory, &hosts, common.forks, &reporter).await;
+            let plan = match saved {
+                Some(s) => {
+                    check_saved_plan(&s, &desired)?;
+                    let mut s = s;
+                    s.hosts.retain(|h, _| transports.contains_key(h));
+                    s.failed.extend(failed);
+                    s
+                }
+                None => make_plan(&loaded, &ctx, &desired, &transports, failed, common.forks, &reporter).await,
+            };
+            reporter.finish();
+            let styles = human::Styles::new(colour());
+            if !common.json && (diff || planfile.is_none()) {
+                print!("{}", human::plan(&plan, &styles, false));
+            }
+            if !plan.has_changes() {
+                finish_all(&transports).await;
+                if common.json {
+                    print_json(&serde_json::json!({"format_version": plan::FORMAT_VERSION, "plan": plan, "report": null}))?;
+                }
+                return Ok(if plan.failed.is_empty() { ExitCategory::Ok } else { ExitCategory::HostFailed });
+            }
+            if !yes && !dry_run && !confirm()? {
+                finish_all(&transports).await;
+                eprintln!("nothing applied");
+                return Ok(ExitCategory::Error);
+            }
+            let targets: BTreeMap<HostName, Target<'_>> = transports
+                .iter()
+                .filter(|(h, _)| plan.hosts.contains_key(*h))
+                .map(|(h, t)| {
+                    (h.clone(), Target {
+                        transport: t.clone(),
+                        desired: &desired[h],
+                        database_probe: None,
+                        database_steps: BTreeMap::new(),
+                    })
+                })
+                .collect();
+            let options = ApplyOptions {
+                dry_run,
+                forks: common.forks,
+                timeout: Duration::from_secs(loaded.inventory.ssh.command_timeout),
+                break_lock,
+                run_id: run_id(),
+                holder: format!(
+                    "{}@{} pid {} since {}",
+                    std::env::var("USER").unwrap_or_else(|_| "root".into()),
+                    apply::machine_name(),
+                    std::process::id(),
+                    run_id().split('-').next().unwrap_or("")
+                ),
+                max_fail_percentage,
+            };
+            let report = apply::apply(&plan, &targets, &options, &reporter, &ctx.redactor, &cancelled).await;
+            reporter.finish();
+            finish_all(&transports).await;
+            let mut report = report;
+            for (h, why) in &plan.failed {
+                report.hosts.insert(h.clone(), apply::HostReport {
+                    status: apply::HostStatus::Failed { stage: "connect".into(), message: why.clone() },
+                    done: vec![],
+                    skipped: vec![],
+                    remote_commands: 0,
+                });
+            }
+            if common.json {
+                print_json(&serde_json::json!({"format_version": plan::FORMAT_VERSION, "plan": plan, "report": report}))?;
+            } else {
+                print!("{}", human::report(&report, &styles));
+            }
+            Ok(if report.failed_hosts().is_empty() && !report.interrupted {
+                ExitCategory::Ok
+            } else {
+                ExitCategory::HostFailed
+            })
+        }
+        Command::Verify { .. } => Err(CliError::Usage {
+            message: "verify is not available yet".into(),
+            hint: "see the README".into(),
+        }),
+    }
+}
+
+fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Result<(), CliError> {
+    let dest = out.join(host.as_str()).join(path.trim_start_matches('/'));
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&dest, bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
+    Ok(())
+}
+
+fn read_planfile(path: &Path) -> Result<Plan, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::Usage {
+        message: format!("cannot read plan {}: {e}", path.display()),
+        hint: "save one with `foobar plan --out FILE`".into(),
+    })?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| CliError::Usage {
+        message: format!("{} is not a foobar plan: {e}", path.display()),
+        hint: "save one with `foobar plan --out FILE`".into(),
+    })?;
+    if plan.format_version != plan::FORMAT_VERSION {
+        return Err(CliError::Usage {
+            message: format!("{} has plan format {}, this foobar reads {}", path.display(), plan.format_version, plan::FORMAT_VERSION),
+            hint: "make the plan again with this version of foobar".into(),
+        });
+    }
+    Ok(plan)
+}
+
+/// A saved plan applies only if the templates and inventory still render what it planned.
+fn check_saved_plan(plan: &Plan, desired: &BTreeMap<HostName, DesiredState>) -> Result<(), CliError> {
+    for (host, hp) in &plan.hosts {
+        let Some(want) = desired.get(host) else { continue };
+        for c in hp.changes.iter().filter(|c| c.desired_digest.is_some()) {
+            let now = want.entries().find(|e| e.path == c.target).and_then(|e| match &e.kind {
+                crate::render::EntryKind::File { digest, .. } => Some(digest.as_str()),
+                _ => None,
+            });
+            if now != c.desired_digest.as_deref() {
+                return Err(CliError::Usage {
+                    message: format!("the saved plan no longer matches the templates or inventory: {} on {host} renders differently now", c.target),
+                    hint: "run `foobar plan --out FILE` again and apply the new plan".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! Human-readable plans and reports.
+
+use std::fmt::Write as _;
+
+use console::Style;
+
+use crate::apply::{HostStatus, Report};
+use crate::plan::{Action, ChangeKind, Plan};
+
+pub struct Styles {
+    add: Style,
+    del: Style,
+    head: Style,
+    bold: Style,
+    dim: Style,
+}
+
+impl Styles {
+    pub fn new(colour: bool) -> Self {
+        let s = |st: Style| if colour { st } else { Style::new() };
+        Self {
+            add: s(Style::new().green()),
+            del: s(Style::new().red()),
+            head: s(Style::new().cyan()),
+            bold: s(Style::new().bold()),
+            dim: s(Style::new().dim()),
+        }
+    }
+}
+
+fn verb(kind: ChangeKind, action: Action) -> &'static str {
+    match (kind, action) {
+        (_, Action::Install) => "install",
+        (_, Action::Start) => "start",
+        (_, Action::Enable) => "enable",
+        (_, Action::Create) => "create",
+        (_, Action::Update) => "update",
+        (_, Action::Delete) => "delete",
+        (_, Action::Unchanged) => "unchanged",
+    }
+}
+
+fn symbol(action: Action) -> char {
+    match action {
+        Action::Create | Action::Install | Action::Start | Action::Enable => '+',
+        Action::Update => '~',
+        Action::Delete => '-',
+        Action::Unchanged => '=',
+    }
+}
+
+/// The plan, one block per host, then the summary line.
+pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
+    let mut out = String::new();
+    let (mut create, mut update, mut delete, mut other, mut unchanged) = (0, 0, 0, 0, 0);
+    for (host, hp) in &plan.hosts {
+        let _ = writeln!(out, "{}", st.bold.apply_to(format!("{host}:")));
+        if let Some(l) = &hp.locked_by {
+            let _ = writeln!(out, "  ! locked by {l}");
+        }
+        let mut quiet_unchanged = 0;
+        for c in &hp.changes {
+            match c.action {
+                Action::Create => create += 1,
+                Action::Update => update += 1,
+                Action::Delete => delete += 1,
+                Action::Unchanged => unchanged += 1,
+                _ => other += 1,
+            }
+            if c.action == Action::Unchanged {
+                let shown = show_unchanged && matches!(c.kind, ChangeKind::File | ChangeKind::Link) && !c.details.contains(&"absent".to_string());
+                if !shown {
+                    quiet_unchanged += 1;
+                    continue;
+                }
+            }
+            let kind = match c.kind {
+                ChangeKind::Package => "package",
+                ChangeKind::Directory => "directory",
+                ChangeKind::File => "file",
+                ChangeKind::Link => "link",
+                ChangeKind::Service => "service",
+                ChangeKind::Database => "database",
+            };
+            let line = format!(
+                "  {} {} {kind} {}{}",
+                symbol(c.action),
+                verb(c.kind, c.action),
+                c.target,
+                if c.details.is_empty() { String::new() } else { format!(" ({})", c.details.join("; ")) }
+            );
+            let styled = match c.action {
+                Action::Unchanged => st.dim.apply_to(line),
+                Action::Delete => st.del.apply_to(line),
+                Action::Update => st.head.apply_to(line),
+                _ => st.add.apply_to(line),
+            };
+            let _ = writeln!(out, "{styled}");
+            if let Some(d) = &c.diff {
+                for l in d.lines() {
+                    let styled = if l.starts_with("+++") || l.starts_with("---") {
+                        st.bold.apply_to(l.to_string())
+                    } else if l.starts_with('+') {
+                        st.add.apply_to(l.to_string())
+                    } else if l.starts_with('-') {
+                        st.del.apply_to(l.to_string())
+                    } else if l.starts_with("@@") {
+                        st.head.apply_to(l.to_string())
+                    } else {
+                        st.dim.apply_to(l.to_string())
+                    };
+                    let _ = writeln!(out, "    {styled}");
+                }
+            }
+        }
+        if quiet_unchanged > 0 {
+            let _ = writeln!(out, "  {}", st.dim.apply_to(format!("= {quiet_unchanged} more unchanged")));
+        }
+        for h in &hp.handlers {
+            let _ = writeln!(
+                out,
+                "  ! run handler `{}`{}",
+                h.name,
+                if h.pending { " (left pending by an interrupted run)" } else { "" }
+            );
+        }
+        if !hp.has_changes() {
+            let _ = writeln!(out, "  no changes");
+        }
+    }
+    for (host, why) in &plan.failed {
+        let _ = writeln!(out, "{}", st.bold.apply_to(format!("{host}:")));
+        let _ = writeln!(out, "  {}", st.del.apply_to(format!("cannot plan: {why}")));
+    }
+    let mut summary = format!(
+        "{create} to create, {update} to update, {delete} to delete, {unchanged} unchanged"
+    );
+    if other > 0 {
+        let _ = write!(summary, ", {other} packages/services to install or start");
+    }
+    let handlers: usize = plan.hosts.values().map(|h| h.handlers.len()).sum();
+    if handlers > 0 {
+        let _ = write!(summary, ", {handlers} handlers to run");
+    }
+    let _ = write!(summary, " on {} hosts", plan.hosts.len() + plan.failed.len());
+    if !plan.failed.is_empty() {
+        let _ = write!(summary, " ({} could not be planned)", plan.failed.len());
+    }
+    if !plan.has_changes() && plan.failed.is_empty() {
+        summary = format!("No changes. {summary}.");
+    } else {
+        summary.push('.');
+    }
+    let _ = writeln!(out, "{}", st.bold.apply_to(summary));
+    out
+}
+
+/// The apply report: per host what happened, then the summary.
+pub fn report(r: &Report, st: &Styles) -> String {
+    let mut out = String::new();
+    for (host, h) in &r.hosts {
+        let status = match &h.status {
+            HostStatus::Unchanged => st.dim.apply_to("unchanged".to_string()),
+            HostStatus::Changed => st.add.apply_to("changed".to_string()),
+            HostStatus::WouldChange => st.head.apply_to("would change (dry run)".to_string()),
+            HostStatus::Failed { stage, .. } => st.del.apply_to(format!("FAILED during {stage}")),
+            HostStatus::RolledBack { handler, .. } => st.del.apply_to(format!("FAILED: handler `{handler}` failed, files rolled back")),
+            HostStatus::NotStarted { reason } => st.del.apply_to(format!("not started: {reason}")),
+        };
+        let _ = writeln!(out, "{} {status}", st.bold.apply_to(format!("{host}:")));
+        for d in &h.done {
+            let _ = writeln!(out, "  {} {d}", if r.dry_run { "would" } else { "done" });
+        }
+        for s in &h.skipped {
+            let _ = writeln!(out, "  skipped {s}");
+        }
+        match &h.status {
+            HostStatus::Failed { message, .. } => {
+                for l in message.lines() {
+                    let _ = writeln!(out, "  | {l}");
+                }
+                if matches!(&h.status, HostStatus::Failed { stage, .. } if stage == "validate" || stage == "stage" || stage == "package" || stage == "lock") {
+                    let _ = writeln!(out, "  no live file on {host} was replaced by this step");
+                }
+            }
+            HostStatus::RolledBack { error, after_restore, .. } => {
+                let _ = writeln!(out, "  handler error:");
+                for l in error.lines() {
+                    let _ = writeln!(out, "  | {l}");
+                }
+                let _ = writeln!(out, "  after restoring the previous files, the handler said:");
+                for l in after_restore.lines() {
+                    let _ = writeln!(out, "  | {l}");
+                }
+            }
+            _ => {}
+        }
+    }
+    let changed = r.hosts.values().filter(|h| matches!(h.status, HostStatus::Changed | HostStatus::WouldChange)).count();
+    let failed = r.failed_hosts();
+    let mut summary = if r.dry_run {
+        format!("Dry run: {changed} hosts would change, {} unchanged", r.hosts.len() - changed - failed.len())
+    } else {
+        format!("{changed} hosts changed, {} unchanged", r.hosts.len() - changed - failed.len())
+    };
+    if !failed.is_empty() {
+        let _ = write!(summary, ", {} failed: {}", failed.len(), failed.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", "));
+    }
+    if r.interrupted {
+        summary.push_str(" (interrupted: no new step was started after the signal)");
+    }
+    let _ = writeln!(out, "{}", st.bold.apply_to(format!("{summary}.")));
+    out
+}
