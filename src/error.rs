@@ -69,7 +69,10 @@ pub trait Diagnostic {
 }
 
 /// The closest candidate to `wanted`, for "did you mean" hints.
-pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(wanted, c), c))
@@ -91,7 +94,10 @@ mod tests {
 
     #[test]
     fn did_you_mean_finds_close_names() {
-        assert_eq!(did_you_mean("adress", ["address", "port", "user"]), Some("address"));
+        assert_eq!(
+            did_you_mean("adress", ["address", "port", "user"]),
+            Some("address")
+        );
         assert_eq!(did_you_mean("zzz", ["address", "port"]), None);
     }
 }

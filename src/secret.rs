@@ -49,10 +49,16 @@ impl fmt::Debug for Redactor {
 
 impl Redactor {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> Self {
+        // Also the forms a secret takes once escaped for a SQL string literal, so a rendered
+        // statement or a server's error quoting it is masked too.
         let mut values: Vec<String> = secrets
             .into_iter()
-            .map(|s| s.0.clone())
-            .filter(|v| !v.is_empty())
+            .filter(|s| !s.0.is_empty())
+            .flat_map(|s| {
+                let sql = s.0.replace('\\', "\\\\").replace('\'', "\\'");
+                let doubled = s.0.replace('\'', "''");
+                [s.0.clone(), sql, doubled]
+            })
             .collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
@@ -94,5 +100,12 @@ mod tests {
         assert_eq!(r.redact("x abcdef y abc"), "x ******** y ********");
         assert!(r.contains_secret(b"..abc.."));
         assert!(!r.contains_secret(b"..ab.."));
+    }
+
+    #[test]
+    fn redactor_masks_sql_escaped_forms() {
+        let s = Secret::new("a'b\\c");
+        let r = Redactor::new([&s]);
+        assert_eq!(r.redact("PASSWORD='a\\'b\\\\c'"), "PASSWORD='********'");
     }
 }

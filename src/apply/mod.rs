@@ -44,9 +44,18 @@ pub enum HostStatus {
     Unchanged,
     Changed,
     WouldChange,
-    Failed { stage: String, message: String },
-    RolledBack { handler: String, error: String, after_restore: String },
-    NotStarted { reason: String },
+    Failed {
+        stage: String,
+        message: String,
+    },
+    RolledBack {
+        handler: String,
+        error: String,
+        after_restore: String,
+    },
+    NotStarted {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,7 +80,9 @@ impl HostReport {
     pub fn failed(&self) -> bool {
         matches!(
             self.status,
-            HostStatus::Failed { .. } | HostStatus::RolledBack { .. } | HostStatus::NotStarted { .. }
+            HostStatus::Failed { .. }
+                | HostStatus::RolledBack { .. }
+                | HostStatus::NotStarted { .. }
         )
     }
 }
@@ -114,9 +125,13 @@ fn lock_message(holder: &str) -> String {
         .filter(|_| holder.contains(&format!("@{me} ")))
         .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
     if dead {
-        format!("locked by a run that is no longer alive ({holder}); run again with --break-lock to take the lock over")
+        format!(
+            "locked by a run that is no longer alive ({holder}); run again with --break-lock to take the lock over"
+        )
     } else {
-        format!("locked by another run ({holder}); wait for it to finish, or if it died, run again with --break-lock")
+        format!(
+            "locked by another run ({holder}); wait for it to finish, or if it died, run again with --break-lock"
+        )
     }
 }
 
@@ -159,17 +174,22 @@ pub async fn apply(
 
     // Lock and re-check facts, all hosts in parallel.
     if !options.dry_run {
-        let results: Vec<(HostName, Result<(), String>, u64)> = futures::stream::iter(changing.iter())
-            .map(|host| async move {
-                let t = &targets[*host];
-                let hp = &plan.hosts[*host];
-                let before = t.transport.commands_run();
-                let r = lock_and_check(t, hp, options).await;
-                (HostName::clone(host), r, t.transport.commands_run() - before)
-            })
-            .buffer_unordered(options.forks.max(1))
-            .collect()
-            .await;
+        let results: Vec<(HostName, Result<(), String>, u64)> =
+            futures::stream::iter(changing.iter())
+                .map(|host| async move {
+                    let t = &targets[*host];
+                    let hp = &plan.hosts[*host];
+                    let before = t.transport.commands_run();
+                    let r = lock_and_check(t, hp, options).await;
+                    (
+                        HostName::clone(host),
+                        r,
+                        t.transport.commands_run() - before,
+                    )
+                })
+                .buffer_unordered(options.forks.max(1))
+                .collect()
+                .await;
         for (host, r, n) in results {
             let rep = reports.get_mut(&host).expect("host in plan");
             rep.remote_commands += n;
@@ -203,7 +223,9 @@ pub async fn apply(
             .filter(|h| !reports[*h].failed())
             .filter(|h| {
                 let hp = &plan.hosts[*h];
-                hp.changes.iter().any(|c| c.play == play_index && c.action != Action::Unchanged)
+                hp.changes
+                    .iter()
+                    .any(|c| c.play == play_index && c.action != Action::Unchanged)
                     || hp.handlers.iter().any(|x| x.play == play_index)
             })
             .collect();
@@ -224,10 +246,21 @@ pub async fn apply(
                 async move {
                     let mut rep = prior;
                     if cancelled.load(Ordering::SeqCst) {
-                        rep.skipped.push(format!("play {play_index}: interrupted before it started"));
+                        rep.skipped
+                            .push(format!("play {play_index}: interrupted before it started"));
                         return (host.clone(), rep);
                     }
-                    run_play(host, play_index, plan, &targets[host], options, reporter, redactor, &mut rep).await;
+                    run_play(
+                        host,
+                        play_index,
+                        plan,
+                        &targets[host],
+                        options,
+                        reporter,
+                        redactor,
+                        &mut rep,
+                    )
+                    .await;
                     (host.clone(), rep)
                 }
             })
@@ -248,7 +281,10 @@ pub async fn apply(
                 let s = script::unlock_script(&options.run_id);
                 let _ = t
                     .transport
-                    .run(&RemoteCommand::script(Duration::from_secs(30)), Some(s.as_bytes()))
+                    .run(
+                        &RemoteCommand::script(Duration::from_secs(30)),
+                        Some(s.as_bytes()),
+                    )
                     .await;
             })
             .buffer_unordered(options.forks.max(1))
@@ -257,7 +293,11 @@ pub async fn apply(
     }
     for (h, r) in reports.iter_mut() {
         if r.status == HostStatus::Unchanged && changing.contains(&h) && !r.done.is_empty() {
-            r.status = if options.dry_run { HostStatus::WouldChange } else { HostStatus::Changed };
+            r.status = if options.dry_run {
+                HostStatus::WouldChange
+            } else {
+                HostStatus::Changed
+            };
         }
     }
     Report {
@@ -268,7 +308,11 @@ pub async fn apply(
     }
 }
 
-async fn lock_and_check(t: &Target<'_>, hp: &HostPlan, options: &ApplyOptions) -> Result<(), String> {
+async fn lock_and_check(
+    t: &Target<'_>,
+    hp: &HostPlan,
+    options: &ApplyOptions,
+) -> Result<(), String> {
     let probe = t.database_probe.as_deref().map(|sql| DatabaseProbe { sql });
     let mut s = script::lock_script(
         &format!("{} run {}", options.holder, options.run_id),
@@ -281,22 +325,34 @@ async fn lock_and_check(t: &Target<'_>, hp: &HostPlan, options: &ApplyOptions) -
         .await
         .map_err(|e| e.to_string())?;
     if !out.success() {
-        return Err(format!("reading the host's state failed: {}", out.stderr_text().trim()));
+        return Err(format!(
+            "reading the host's state failed: {}",
+            out.stderr_text().trim()
+        ));
     }
     let text = out.stdout_text();
     let locked = text.starts_with("#foobar:locked\n");
     let body = text.strip_prefix("#foobar:locked\n").unwrap_or(&text);
-    let state = gather::parse_gather_output(t.transport.host().as_str(), body).map_err(|e| e.to_string())?;
+    let state = gather::parse_gather_output(t.transport.host().as_str(), body)
+        .map_err(|e| e.to_string())?;
     if !locked {
-        return Err(lock_message(state.lock.as_deref().unwrap_or("unknown holder")));
+        return Err(lock_message(
+            state.lock.as_deref().unwrap_or("unknown holder"),
+        ));
     }
     if state.digest != hp.facts_digest {
         let s = script::unlock_script(&options.run_id);
         let _ = t
             .transport
-            .run(&RemoteCommand::script(Duration::from_secs(30)), Some(s.as_bytes()))
+            .run(
+                &RemoteCommand::script(Duration::from_secs(30)),
+                Some(s.as_bytes()),
+            )
             .await;
-        return Err("plan is stale: the host changed since the plan was made; run `foobar plan` again".into());
+        return Err(
+            "plan is stale: the host changed since the plan was made; run `foobar plan` again"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -321,14 +377,19 @@ async fn run_play(
         .iter()
         .filter(|c| c.play == play_index && c.action != Action::Unchanged)
         .collect();
-    let handlers: Vec<_> = hp.handlers.iter().filter(|h| h.play == play_index).collect();
+    let handlers: Vec<_> = hp
+        .handlers
+        .iter()
+        .filter(|h| h.play == play_index)
+        .collect();
     reporter.event(Event::PlayStarted {
         host: host.clone(),
         play: play.name.clone(),
     });
     if options.dry_run {
         for c in &changes {
-            rep.done.push(format!("{:?} {} {}", c.action, kind_word(c.kind), c.target).to_lowercase());
+            rep.done
+                .push(format!("{:?} {} {}", c.action, kind_word(c.kind), c.target).to_lowercase());
         }
         for h in &handlers {
             rep.done.push(format!("handler {}", h.name));
@@ -351,15 +412,24 @@ async fn run_play(
     let before = target.transport.commands_run();
     let result = target
         .transport
-        .run(&RemoteCommand::script(options.timeout), Some(text.as_bytes()))
+        .run(
+            &RemoteCommand::script(options.timeout),
+            Some(text.as_bytes()),
+        )
         .await;
     rep.remote_commands += target.transport.commands_run() - before;
     let out = match result {
         Ok(o) => o,
         Err(e) => {
             let message = redactor.redact(&e.to_string());
-            reporter.event(Event::HostFailed { host: host.clone(), message: message.clone() });
-            rep.status = HostStatus::Failed { stage: play.name.clone(), message };
+            reporter.event(Event::HostFailed {
+                host: host.clone(),
+                message: message.clone(),
+            });
+            rep.status = HostStatus::Failed {
+                stage: play.name.clone(),
+                message,
+            };
             return;
         }
     };
@@ -372,7 +442,10 @@ async fn run_play(
                 let mut p = line.splitn(3, '\t');
                 p.next();
                 let what = format!("{} {}", p.next().unwrap_or(""), p.next().unwrap_or(""));
-                reporter.event(Event::StepDone { host: host.clone(), step: what.clone() });
+                reporter.event(Event::StepDone {
+                    host: host.clone(),
+                    step: what.clone(),
+                });
                 rep.done.push(what);
             }
             "SKIP" => {
@@ -387,13 +460,22 @@ async fn run_play(
             "ERR" => {
                 let (stage, target_path, output) = decode_err(line);
                 let message = redactor.redact(&format!("{stage} {target_path} failed:\n{output}"));
-                reporter.event(Event::HostFailed { host: host.clone(), message: message.clone() });
+                reporter.event(Event::HostFailed {
+                    host: host.clone(),
+                    message: message.clone(),
+                });
                 rep.status = HostStatus::Failed { stage, message };
             }
             "ROLLBACK" => {
                 let parts: Vec<&str> = line.split('\t').collect();
-                let first = String::from_utf8_lossy(&script::base64_decode(parts.get(3).unwrap_or(&""))).trim().to_string();
-                let second = String::from_utf8_lossy(&script::base64_decode(parts.get(4).unwrap_or(&""))).trim().to_string();
+                let first =
+                    String::from_utf8_lossy(&script::base64_decode(parts.get(3).unwrap_or(&"")))
+                        .trim()
+                        .to_string();
+                let second =
+                    String::from_utf8_lossy(&script::base64_decode(parts.get(4).unwrap_or(&"")))
+                        .trim()
+                        .to_string();
                 let handler = parts.get(2).unwrap_or(&"").to_string();
                 reporter.event(Event::HostFailed {
                     host: host.clone(),
@@ -409,14 +491,33 @@ async fn run_play(
             _ => {}
         }
     }
-    if !done_marker && !rep.failed() {
+    if !done_marker && !rep.failed() && out.code == Some(124) {
+        let message = format!(
+            "timed out after {} s (the remote `timeout` stopped the apply script); raise `command_timeout` under `ssh:` if that is expected",
+            options.timeout.as_secs()
+        );
+        reporter.event(Event::HostFailed {
+            host: host.clone(),
+            message: message.clone(),
+        });
+        rep.status = HostStatus::Failed {
+            stage: play.name.clone(),
+            message,
+        };
+    } else if !done_marker && !rep.failed() {
         let message = redactor.redact(&format!(
             "the apply script stopped early (exit {:?}): {}",
             out.code,
             out.stderr_text().trim()
         ));
-        reporter.event(Event::HostFailed { host: host.clone(), message: message.clone() });
-        rep.status = HostStatus::Failed { stage: play.name.clone(), message };
+        reporter.event(Event::HostFailed {
+            host: host.clone(),
+            message: message.clone(),
+        });
+        rep.status = HostStatus::Failed {
+            stage: play.name.clone(),
+            message,
+        };
     }
 }
 

@@ -71,9 +71,15 @@ pub fn build(input: &ScriptInput<'_>) -> String {
     };
 
     // Packages.
-    let pkgs: Vec<&str> = changed(ChangeKind::Package).map(|c| c.target.as_str()).collect();
+    let pkgs: Vec<&str> = changed(ChangeKind::Package)
+        .map(|c| c.target.as_str())
+        .collect();
     if !pkgs.is_empty() {
-        let list = pkgs.iter().map(|p| sh_quote(p)).collect::<Vec<_>>().join(" ");
+        let list = pkgs
+            .iter()
+            .map(|p| sh_quote(p))
+            .collect::<Vec<_>>()
+            .join(" ");
         let _ = writeln!(
             s,
             "if ! out=$(apt-get install -y -q --no-install-recommends -- {list} 2>&1 </dev/null); then err package {q} \"$out\"; exit 1; fi\nprintf 'OK\\tpackage\\t%s\\n' {q}",
@@ -177,7 +183,9 @@ pub fn build(input: &ScriptInput<'_>) -> String {
     }
     for c in changed(ChangeKind::Link) {
         let Some(e) = entry(&c.target) else { continue };
-        let EntryKind::Link { target } = &e.kind else { continue };
+        let EntryKind::Link { target } = &e.kind else {
+            continue;
+        };
         backup(&mut s, &c.target);
         let tmp = sh_quote(&temp_path(&c.target, input.run_id));
         let _ = writeln!(
@@ -222,8 +230,7 @@ pub fn build(input: &ScriptInput<'_>) -> String {
         if c.action == Action::Start {
             let _ = writeln!(
                 s,
-                "if ! out=$(systemctl start {q} 2>&1 </dev/null); then err service {q} \"start failed: $out\"; rollback; exit 3; fi\nSTARTED=\"${{STARTED}}{t} \""
-                ,
+                "if ! out=$(systemctl start {q} 2>&1 </dev/null); then err service {q} \"start failed: $out\"; rollback; exit 3; fi\nSTARTED=\"${{STARTED}}{t} \"",
                 t = c.target
             );
         }
@@ -295,12 +302,24 @@ fn base64_lines(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 + 4);
     for line in data.chunks(57) {
         for chunk in line.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
             let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
             out.push(T[(n >> 18) as usize & 63] as char);
             out.push(T[(n >> 12) as usize & 63] as char);
-            out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-            out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+            out.push(if chunk.len() > 1 {
+                T[(n >> 6) as usize & 63] as char
+            } else {
+                '='
+            });
+            out.push(if chunk.len() > 2 {
+                T[n as usize & 63] as char
+            } else {
+                '='
+            });
         }
         out.push('\n');
     }

@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 pub use run::{CliError, run};
 
 #[derive(Debug, Parser)]
-#[command(name = "foobar", version, about = "Provision www.foobar.com: HAProxy, Nginx, the app and MySQL replication, over SSH.")]
+#[command(
+    name = "foobar",
+    version,
+    about = "Provision www.foobar.com: HAProxy, Nginx, the app and MySQL replication, over SSH."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -19,7 +23,12 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct Common {
     /// Inventory file.
-    #[arg(short, long, default_value = "inventories/production.yml", global = true)]
+    #[arg(
+        short,
+        long,
+        default_value = "inventories/production.yml",
+        global = true
+    )]
     pub inventory: PathBuf,
     /// Playbook file.
     #[arg(short, long, default_value = "playbooks/site.yml", global = true)]

@@ -75,7 +75,10 @@ fn load(common: &Common) -> Result<Loaded, CliError> {
     })
 }
 
-fn render_all(ctx: &RenderContext<'_>, hosts: &[HostName]) -> Result<BTreeMap<HostName, DesiredState>, CliError> {
+fn render_all(
+    ctx: &RenderContext<'_>,
+    hosts: &[HostName],
+) -> Result<BTreeMap<HostName, DesiredState>, CliError> {
     let mut out = BTreeMap::new();
     for h in hosts {
         out.insert(h.clone(), ctx.render_host(h)?);
@@ -93,10 +96,16 @@ async fn connect_all(
     hosts: &[HostName],
     forks: usize,
     reporter: &dyn Reporter,
-) -> (BTreeMap<HostName, Arc<dyn Transport>>, BTreeMap<HostName, String>) {
+) -> (
+    BTreeMap<HostName, Arc<dyn Transport>>,
+    BTreeMap<HostName, String>,
+) {
     let results: Vec<_> = futures::stream::iter(hosts.iter())
         .map(|h| async move {
-            reporter.event(Event::HostStarted { host: h.clone(), what: "connecting" });
+            reporter.event(Event::HostStarted {
+                host: h.clone(),
+                what: "connecting",
+            });
             let spec = inventory.connection(h);
             (h.clone(), transport::connect(&spec).await)
         })
@@ -111,7 +120,10 @@ async fn connect_all(
                 ok.insert(h, Arc::from(t));
             }
             Err(e) => {
-                reporter.event(Event::HostFailed { host: h.clone(), message: e.to_string() });
+                reporter.event(Event::HostFailed {
+                    host: h.clone(),
+                    message: e.to_string(),
+                });
                 failed.insert(h, e.to_string());
             }
         }
@@ -137,7 +149,12 @@ async fn make_plan(
             let r = async {
                 let have = gather::gather(t.as_ref(), want, None, timeout).await?;
                 let mut hp = plan::diff(want, &have);
-                let need: Vec<&str> = hp.changes.iter().filter(|c| c.needs_diff).map(|c| c.target.as_str()).collect();
+                let need: Vec<&str> = hp
+                    .changes
+                    .iter()
+                    .filter(|c| c.needs_diff)
+                    .map(|c| c.target.as_str())
+                    .collect();
                 if !need.is_empty() {
                     let bodies = gather::fetch_contents(t.as_ref(), &need, timeout).await?;
                     plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
@@ -146,11 +163,17 @@ async fn make_plan(
             }
             .await;
             let n = t.commands_run() - before;
-            reporter.event(Event::HostGathered { host: h.clone(), commands: n });
-            (h.clone(), r.map(|mut hp| {
-                hp.remote_commands = n;
-                hp
-            }))
+            reporter.event(Event::HostGathered {
+                host: h.clone(),
+                commands: n,
+            });
+            (
+                h.clone(),
+                r.map(|mut hp| {
+                    hp.remote_commands = n;
+                    hp
+                }),
+            )
         })
         .buffer_unordered(forks.max(1))
         .collect()
@@ -220,7 +243,10 @@ fn confirm() -> Result<bool, CliError> {
     eprint!("Apply these changes? Only 'yes' is accepted: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(anyhow::Error::from)?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(anyhow::Error::from)?;
     Ok(line.trim() == "yes")
 }
 
@@ -229,10 +255,11 @@ fn watch_signals() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -263,34 +290,70 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                         written += 1;
                     }
                 }
-                if state.plays.iter().any(|p| p.database == Some(inventory::DatabaseRole::Replica)) {
+                if state
+                    .plays
+                    .iter()
+                    .any(|p| p.database == Some(inventory::DatabaseRole::Replica))
+                {
                     let dialect = ctx.configured_dialect(host);
                     let sql = ctx.render_replication_sql(host, &dialect)?;
-                    write_rendered(&out, host, "/foobar/replication.sql", ctx.redactor.redact(&sql).as_bytes())?;
+                    write_rendered(
+                        &out,
+                        host,
+                        "/foobar/replication.sql",
+                        ctx.redactor.redact(&sql).as_bytes(),
+                    )?;
                     written += 1;
                 }
             }
-            eprintln!("rendered {written} files for {} hosts into {}", desired.len(), out.display());
+            eprintln!(
+                "rendered {written} files for {} hosts into {}",
+                desired.len(),
+                out.display()
+            );
             Ok(ExitCategory::Ok)
         }
-        Command::Plan { common, detailed_exitcode, out, show_unchanged } => {
+        Command::Plan {
+            common,
+            detailed_exitcode,
+            out,
+            show_unchanged,
+        } => {
             let loaded = load(&common)?;
             let ctx = RenderContext::new(&loaded.inventory, &loaded.playbook, &loaded.secrets)?;
             let desired = render_all(&ctx, &loaded.hosts)?;
             let reporter = Progress::new(common.verbose);
-            let (transports, failed) = connect_all(&loaded.inventory, &loaded.hosts, common.forks, &reporter).await;
-            let plan = make_plan(&loaded, &ctx, &desired, &transports, failed, common.forks, &reporter).await;
+            let (transports, failed) =
+                connect_all(&loaded.inventory, &loaded.hosts, common.forks, &reporter).await;
+            let plan = make_plan(
+                &loaded,
+                &ctx,
+                &desired,
+                &transports,
+                failed,
+                common.forks,
+                &reporter,
+            )
+            .await;
             finish_all(&transports).await;
             reporter.finish();
             if let Some(path) = &out {
                 let text = serde_json::to_string_pretty(&plan).map_err(anyhow::Error::from)?;
-                std::fs::write(path, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-                eprintln!("plan saved to {}; apply it with `foobar apply {}`", path.display(), path.display());
+                std::fs::write(path, text)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                eprintln!(
+                    "plan saved to {}; apply it with `foobar apply {}`",
+                    path.display(),
+                    path.display()
+                );
             }
             if common.json {
                 print_json(&plan)?;
             } else {
-                print!("{}", human::plan(&plan, &human::Styles::new(colour()), show_unchanged));
+                print!(
+                    "{}",
+                    human::plan(&plan, &human::Styles::new(colour()), show_unchanged)
+                );
             }
             Ok(if !plan.failed.is_empty() {
                 ExitCategory::HostFailed
@@ -300,7 +363,15 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 ExitCategory::Ok
             })
         }
-        Command::Apply { common, planfile, yes, dry_run, diff, break_lock, max_fail_percentage } => {
+        Command::Apply {
+            common,
+            planfile,
+            yes,
+            dry_run,
+            diff,
+            break_lock,
+            max_fail_percentage,
+        } => {
             let loaded = load(&common)?;
             let ctx = RenderContext::new(&loaded.inventory, &loaded.playbook, &loaded.secrets)?;
             let cancelled = watch_signals();
@@ -309,12 +380,18 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 None => None,
             };
             let hosts: Vec<HostName> = match &saved {
-                Some(s) => loaded.hosts.iter().filter(|h| s.hosts.contains_key(*h)).cloned().collect(),
+                Some(s) => loaded
+                    .hosts
+                    .iter()
+                    .filter(|h| s.hosts.contains_key(*h))
+                    .cloned()
+                    .collect(),
                 None => loaded.hosts.clone(),
             };
             let desired = render_all(&ctx, &hosts)?;
             let reporter = Progress::new(common.verbose);
-            let (transports, failed) = connect_all(&loaded.inventory, &hosts, common.forks, &reporter).await;
+            let (transports, failed) =
+                connect_all(&loaded.inventory, &hosts, common.forks, &reporter).await;
             let plan = match saved {
                 Some(s) => {
                     check_saved_plan(&s, &desired)?;
@@ -323,7 +400,18 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                     s.failed.extend(failed);
                     s
                 }
-                None => make_plan(&loaded, &ctx, &desired, &transports, failed, common.forks, &reporter).await,
+                None => {
+                    make_plan(
+                        &loaded,
+                        &ctx,
+                        &desired,
+                        &transports,
+                        failed,
+                        common.forks,
+                        &reporter,
+                    )
+                    .await
+                }
             };
             reporter.finish();
             let styles = human::Styles::new(colour());
@@ -333,9 +421,15 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
             if !plan.has_changes() {
                 finish_all(&transports).await;
                 if common.json {
-                    print_json(&serde_json::json!({"format_version": plan::FORMAT_VERSION, "plan": plan, "report": null}))?;
+                    print_json(
+                        &serde_json::json!({"format_version": plan::FORMAT_VERSION, "plan": plan, "report": null}),
+                    )?;
                 }
-                return Ok(if plan.failed.is_empty() { ExitCategory::Ok } else { ExitCategory::HostFailed });
+                return Ok(if plan.failed.is_empty() {
+                    ExitCategory::Ok
+                } else {
+                    ExitCategory::HostFailed
+                });
             }
             if !yes && !dry_run && !confirm()? {
                 finish_all(&transports).await;
@@ -346,12 +440,15 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 .iter()
                 .filter(|(h, _)| plan.hosts.contains_key(*h))
                 .map(|(h, t)| {
-                    (h.clone(), Target {
-                        transport: t.clone(),
-                        desired: &desired[h],
-                        database_probe: None,
-                        database_steps: BTreeMap::new(),
-                    })
+                    (
+                        h.clone(),
+                        Target {
+                            transport: t.clone(),
+                            desired: &desired[h],
+                            database_probe: None,
+                            database_steps: BTreeMap::new(),
+                        },
+                    )
                 })
                 .collect();
             let options = ApplyOptions {
@@ -369,20 +466,36 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 ),
                 max_fail_percentage,
             };
-            let report = apply::apply(&plan, &targets, &options, &reporter, &ctx.redactor, &cancelled).await;
+            let report = apply::apply(
+                &plan,
+                &targets,
+                &options,
+                &reporter,
+                &ctx.redactor,
+                &cancelled,
+            )
+            .await;
             reporter.finish();
             finish_all(&transports).await;
             let mut report = report;
             for (h, why) in &plan.failed {
-                report.hosts.insert(h.clone(), apply::HostReport {
-                    status: apply::HostStatus::Failed { stage: "connect".into(), message: why.clone() },
-                    done: vec![],
-                    skipped: vec![],
-                    remote_commands: 0,
-                });
+                report.hosts.insert(
+                    h.clone(),
+                    apply::HostReport {
+                        status: apply::HostStatus::Failed {
+                            stage: "connect".into(),
+                            message: why.clone(),
+                        },
+                        done: vec![],
+                        skipped: vec![],
+                        remote_commands: 0,
+                    },
+                );
             }
             if common.json {
-                print_json(&serde_json::json!({"format_version": plan::FORMAT_VERSION, "plan": plan, "report": report}))?;
+                print_json(
+                    &serde_json::json!({"format_version": plan::FORMAT_VERSION, "plan": plan, "report": report}),
+                )?;
             } else {
                 print!("{}", human::report(&report, &styles));
             }
@@ -402,9 +515,11 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
 fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Result<(), CliError> {
     let dest = out.join(host.as_str()).join(path.trim_start_matches('/'));
     if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
     }
-    std::fs::write(&dest, bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
+    std::fs::write(&dest, bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
     Ok(())
 }
 
@@ -419,7 +534,12 @@ fn read_planfile(path: &Path) -> Result<Plan, CliError> {
     })?;
     if plan.format_version != plan::FORMAT_VERSION {
         return Err(CliError::Usage {
-            message: format!("{} has plan format {}, this foobar reads {}", path.display(), plan.format_version, plan::FORMAT_VERSION),
+            message: format!(
+                "{} has plan format {}, this foobar reads {}",
+                path.display(),
+                plan.format_version,
+                plan::FORMAT_VERSION
+            ),
             hint: "make the plan again with this version of foobar".into(),
         });
     }
@@ -427,17 +547,28 @@ fn read_planfile(path: &Path) -> Result<Plan, CliError> {
 }
 
 /// A saved plan applies only if the templates and inventory still render what it planned.
-fn check_saved_plan(plan: &Plan, desired: &BTreeMap<HostName, DesiredState>) -> Result<(), CliError> {
+fn check_saved_plan(
+    plan: &Plan,
+    desired: &BTreeMap<HostName, DesiredState>,
+) -> Result<(), CliError> {
     for (host, hp) in &plan.hosts {
-        let Some(want) = desired.get(host) else { continue };
+        let Some(want) = desired.get(host) else {
+            continue;
+        };
         for c in hp.changes.iter().filter(|c| c.desired_digest.is_some()) {
-            let now = want.entries().find(|e| e.path == c.target).and_then(|e| match &e.kind {
-                crate::render::EntryKind::File { digest, .. } => Some(digest.as_str()),
-                _ => None,
-            });
+            let now = want
+                .entries()
+                .find(|e| e.path == c.target)
+                .and_then(|e| match &e.kind {
+                    crate::render::EntryKind::File { digest, .. } => Some(digest.as_str()),
+                    _ => None,
+                });
             if now != c.desired_digest.as_deref() {
                 return Err(CliError::Usage {
-                    message: format!("the saved plan no longer matches the templates or inventory: {} on {host} renders differently now", c.target),
+                    message: format!(
+                        "the saved plan no longer matches the templates or inventory: {} on {host} renders differently now",
+                        c.target
+                    ),
                     hint: "run `foobar plan --out FILE` again and apply the new plan".into(),
                 });
             }

@@ -89,7 +89,11 @@ pub fn sh_quote(s: &str) -> String {
 }
 
 fn quote_all<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    items.into_iter().map(sh_quote).collect::<Vec<_>>().join(" ")
+    items
+        .into_iter()
+        .map(sh_quote)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The SQL that reads database facts, run over the local socket as root. Provided by the

@@ -339,11 +339,7 @@ fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
         });
     }
     let mut seen: BTreeMap<String, HostName> = BTreeMap::new();
-    let db_hosts: BTreeSet<HostName> = primaries
-        .into_iter()
-        .chain(replicas)
-        .flatten()
-        .collect();
+    let db_hosts: BTreeSet<HostName> = primaries.into_iter().chain(replicas).flatten().collect();
     for host in db_hosts {
         let vars = inv.host_vars(&host);
         let Some(id) = vars.get("server_id") else {
@@ -351,6 +347,18 @@ fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
                 location: inv.hosts[&host].location.clone(),
                 message: format!("database host {host} has no server_id"),
                 hint: format!("set `server_id:` (a unique positive number) under {host}'s vars"),
+            });
+        };
+        let Some(id) = id
+            .as_u64()
+            .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
+            .filter(|n| *n >= 1 && *n <= u32::MAX as u64)
+        else {
+            return Err(InventoryError::Topology {
+                location: inv.hosts[&host].location.clone(),
+                message: format!("server_id of {host} is {id}, not a positive number"),
+                hint: "server_id is a whole number from 1 to 4294967295, unique per database host"
+                    .into(),
             });
         };
         let id = id.to_string();

@@ -15,9 +15,8 @@ mod yaml;
 
 pub use load::load_inventory;
 pub use playbook::{
-    ServiceAction, ServiceState,
-    DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Play, Playbook, ServiceSpec, SyncSpec,
-    load_playbook,
+    DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Play, Playbook, ServiceAction,
+    ServiceSpec, ServiceState, SyncSpec, load_playbook,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -282,7 +281,11 @@ impl Inventory {
                     Some(c) => format!("did you mean `{c}`?"),
                     None => format!(
                         "hosts: {}; groups: {}",
-                        self.hosts.keys().map(|h| h.as_str()).collect::<Vec<_>>().join(", "),
+                        self.hosts
+                            .keys()
+                            .map(|h| h.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         self.groups.keys().cloned().collect::<Vec<_>>().join(", ")
                     ),
                 };

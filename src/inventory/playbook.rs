@@ -105,15 +105,16 @@ struct RawHandler {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
-    One(Spanned<String>),
-    Many(Vec<Spanned<String>>),
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlay {
     name: String,
-    hosts: OneOrMany,
+    /// Spanned outside the untagged enum: serde buffers untagged content and loses positions.
+    hosts: Spanned<OneOrMany>,
     serial: Option<u32>,
     database: Option<DatabaseRole>,
     #[serde(default)]
@@ -246,12 +247,19 @@ fn absolute(path: &Path, s: &Spanned<String>, what: &str) -> Result<String, Inve
         Err(playbook_error(
             location_of(path, &s.referenced),
             format!("{what} `{}` is not an absolute path", s.value),
-            Some(format!("write it from the root, e.g. `/{}`", s.value.trim_start_matches("./"))),
+            Some(format!(
+                "write it from the root, e.g. `/{}`",
+                s.value.trim_start_matches("./")
+            )),
         ))
     }
 }
 
-fn parse_mode(path: &Path, mode: Option<&Spanned<String>>, default: u32) -> Result<u32, InventoryError> {
+fn parse_mode(
+    path: &Path,
+    mode: Option<&Spanned<String>>,
+    default: u32,
+) -> Result<u32, InventoryError> {
     let Some(m) = mode else {
         return Ok(default);
     };
@@ -282,10 +290,14 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
     for (index, sp) in raw.plays.into_iter().enumerate() {
         let play_location = at(&sp.referenced);
         let rp = sp.value;
-        let targets = match rp.hosts {
+        let hosts_at = rp.hosts.referenced;
+        let targets: Vec<Spanned<String>> = match rp.hosts.value {
             OneOrMany::One(s) => vec![s],
             OneOrMany::Many(v) => v,
-        };
+        }
+        .into_iter()
+        .map(|t| Spanned::new(t, hosts_at, hosts_at))
+        .collect();
         let mut hosts = BTreeSet::new();
         for t in &targets {
             let matched = inventory.match_pattern(&t.value);
@@ -300,12 +312,20 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
                     None => format!(
                         "groups in {}: {}",
                         inventory.path.display(),
-                        inventory.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                        inventory
+                            .groups
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 };
                 return Err(playbook_error(
                     at(&t.referenced),
-                    format!("play `{}` targets `{}`, which is no group or host of the inventory", rp.name, t.value),
+                    format!(
+                        "play `{}` targets `{}`, which is no group or host of the inventory",
+                        rp.name, t.value
+                    ),
                     Some(hint),
                 ));
             }
@@ -328,7 +348,10 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
                 _ => {
                     return Err(playbook_error(
                         at(&h.name.referenced),
-                        format!("handler `{}` needs either `service:` with `action:` (reload or restart), or `run:`", h.name.value),
+                        format!(
+                            "handler `{}` needs either `service:` with `action:` (reload or restart), or `run:`",
+                            h.name.value
+                        ),
                         Some("e.g. `service: nginx` and `action: reload`".into()),
                     ));
                 }
@@ -343,9 +366,19 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
                     if handler_names.contains(&n.value) {
                         Ok(n.value.clone())
                     } else {
-                        let hint = match did_you_mean(&n.value, handler_names.iter().map(String::as_str)) {
+                        let hint = match did_you_mean(
+                            &n.value,
+                            handler_names.iter().map(String::as_str),
+                        ) {
                             Some(c) => format!("did you mean `{c}`?"),
-                            None => format!("declare it under this play's `handlers:` (declared: {})", if handler_names.is_empty() { "none".to_string() } else { handler_names.join(", ") }),
+                            None => format!(
+                                "declare it under this play's `handlers:` (declared: {})",
+                                if handler_names.is_empty() {
+                                    "none".to_string()
+                                } else {
+                                    handler_names.join(", ")
+                                }
+                            ),
                         };
                         Err(playbook_error(
                             at(&n.referenced),
@@ -366,7 +399,10 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
             if state == FileState::Present && rf.template.is_none() == rf.content.is_none() {
                 return Err(playbook_error(
                     at(&rf.dest.referenced),
-                    format!("file `{}` needs exactly one of `template:` or `content:`", rf.dest.value),
+                    format!(
+                        "file `{}` needs exactly one of `template:` or `content:`",
+                        rf.dest.value
+                    ),
                     Some("use `state: absent` to remove a file".into()),
                 ));
             }
@@ -375,8 +411,15 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
                 if !full.is_file() {
                     return Err(playbook_error(
                         at(&t.referenced),
-                        format!("template `{}` not found (looked for {})", t.value, full.display()),
-                        Some(format!("templates are read from {}; set `templates_dir:` in the playbook to change it", templates_dir.display())),
+                        format!(
+                            "template `{}` not found (looked for {})",
+                            t.value,
+                            full.display()
+                        ),
+                        Some(format!(
+                            "templates are read from {}; set `templates_dir:` in the playbook to change it",
+                            templates_dir.display()
+                        )),
                     ));
                 }
             }
@@ -419,7 +462,11 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
             if !src.is_dir() {
                 return Err(playbook_error(
                     at(&rs.src.referenced),
-                    format!("sync source `{}` is not a directory (looked for {})", rs.src.value, src.display()),
+                    format!(
+                        "sync source `{}` is not a directory (looked for {})",
+                        rs.src.value,
+                        src.display()
+                    ),
                     Some("paths under `sync: src:` are relative to the playbook file".into()),
                 ));
             }

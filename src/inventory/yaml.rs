@@ -37,15 +37,32 @@ pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, I
             .unwrap_or_else(|| Location::file_only(path));
         let raw = err.without_snippet().to_string();
         // saphyr appends " at line L, column C"; the location is printed separately.
-        let message = match raw.rfind(" at line ") {
+        let mut message = match raw.rfind(" at line ") {
             Some(i) => raw[..i].to_string(),
             None => raw,
         };
+        let mut syntax = false;
+        if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+            let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
+            message = format!("duplicate key `{key}`");
+        } else if !message.starts_with("unknown field")
+            && !message.starts_with("unknown variant")
+            && !message.starts_with("invalid")
+            && !message.starts_with("missing field")
+        {
+            syntax = !message.contains("expected");
+        }
         let key_path = clean_key_path(&key_path);
-        let hint = unknown_key_hint(&message).or_else(|| {
-            (!key_path.is_empty() && key_path != "?")
-                .then(|| format!("the value at `{key_path}` does not have the expected type"))
-        });
+        let hint = if message.starts_with("duplicate key") {
+            Some("each key may appear once in a mapping; merge or rename the entries".to_string())
+        } else if syntax {
+            Some("YAML syntax error: check for an unclosed `[`, `{` or quote, or bad indentation, just before this point".to_string())
+        } else {
+            unknown_key_hint(&message).or_else(|| {
+                (!key_path.is_empty() && key_path != "?")
+                    .then(|| format!("the value at `{key_path}` does not have the expected type"))
+            })
+        };
         InventoryError::Yaml {
             location,
             message,

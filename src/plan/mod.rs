@@ -151,7 +151,11 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                 play: p,
                 kind: ChangeKind::Package,
                 target: pkg.clone(),
-                action: if installed { Action::Unchanged } else { Action::Install },
+                action: if installed {
+                    Action::Unchanged
+                } else {
+                    Action::Install
+                },
                 details: vec![],
                 diff: None,
                 desired_digest: None,
@@ -162,11 +166,17 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
         }
         for e in &play.entries {
             let live = have.paths.get(&e.path);
-            let (kind, action, details, digest, needs_diff): (_, _, Vec<String>, _, _) = match &e.kind {
+            let (kind, action, details, digest, needs_diff): (_, _, Vec<String>, _, _) = match &e
+                .kind
+            {
                 EntryKind::Directory { mode, owner, group } => match live {
                     Some(l) if l.kind == PathType::Directory => {
                         let d = attribute_details(l, *mode, owner, group);
-                        let a = if d.is_empty() { Action::Unchanged } else { Action::Update };
+                        let a = if d.is_empty() {
+                            Action::Unchanged
+                        } else {
+                            Action::Update
+                        };
                         (ChangeKind::Directory, a, d, None, false)
                     }
                     Some(l) => (
@@ -209,7 +219,10 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                                     || content.len() as u64 > DIFF_LIMIT
                                     || l.size > DIFF_LIMIT
                                 {
-                                    d.insert(0, "binary or large, changed (compared by checksum)".into());
+                                    d.insert(
+                                        0,
+                                        "binary or large, changed (compared by checksum)".into(),
+                                    );
                                 } else {
                                     needs_diff = true;
                                 }
@@ -224,7 +237,9 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                     }
                 }
                 EntryKind::Link { target } => match live {
-                    Some(l) if l.kind == PathType::Link && l.link_target.as_deref() == Some(target) => {
+                    Some(l)
+                        if l.kind == PathType::Link && l.link_target.as_deref() == Some(target) =>
+                    {
                         (ChangeKind::Link, Action::Unchanged, vec![], None, false)
                     }
                     Some(l) => (
@@ -232,7 +247,8 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                         Action::Update,
                         vec![match &l.link_target {
                             Some(t) => format!("-> {t} becomes -> {target}"),
-                            None => format!("replaces a {:?} with a link to {target}", l.kind).to_lowercase(),
+                            None => format!("replaces a {:?} with a link to {target}", l.kind)
+                                .to_lowercase(),
                         }],
                         None,
                         false,
@@ -247,13 +263,21 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                 },
                 EntryKind::Absent => match live {
                     Some(_) => (ChangeKind::File, Action::Delete, vec![], None, false),
-                    None => (ChangeKind::File, Action::Unchanged, vec!["absent".into()], None, false),
+                    None => (
+                        ChangeKind::File,
+                        Action::Unchanged,
+                        vec!["absent".into()],
+                        None,
+                        false,
+                    ),
                 },
             };
             let content_changed = matches!(e.kind, EntryKind::File { .. })
                 && (action == Action::Create
                     || needs_diff
-                    || details.iter().any(|d| d.contains("changed") || d.starts_with("replaces")));
+                    || details
+                        .iter()
+                        .any(|d| d.contains("changed") || d.starts_with("replaces")));
             changes.push(Change {
                 play: p,
                 kind,
@@ -264,7 +288,11 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                 diff: None,
                 desired_digest: digest,
                 needs_diff,
-                notify: if action == Action::Unchanged { vec![] } else { e.notify.clone() },
+                notify: if action == Action::Unchanged {
+                    vec![]
+                } else {
+                    e.notify.clone()
+                },
             });
         }
         for s in &play.services {
@@ -273,7 +301,9 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
             let enabled = live.is_some_and(|l| l.enabled);
             use crate::inventory::ServiceState;
             let (action, details) = match (s.state, active, s.enabled, enabled) {
-                (ServiceState::Started, false, true, false) => (Action::Start, vec!["and enable".to_string()]),
+                (ServiceState::Started, false, true, false) => {
+                    (Action::Start, vec!["and enable".to_string()])
+                }
                 (ServiceState::Started, false, _, _) => (Action::Start, vec![]),
                 (_, _, true, false) => (Action::Enable, vec![]),
                 _ => (Action::Unchanged, vec![]),
@@ -346,7 +376,8 @@ pub fn attach_diffs(
         let Some(entry) = want.entries().find(|e| e.path == c.target) else {
             continue;
         };
-        let (EntryKind::File { content, .. }, Some(old)) = (&entry.kind, live.get(&c.target)) else {
+        let (EntryKind::File { content, .. }, Some(old)) = (&entry.kind, live.get(&c.target))
+        else {
             continue;
         };
         c.diff = Some(unified_diff(&c.target, old, content, redactor));
@@ -419,7 +450,10 @@ mod tests {
 
     #[test]
     fn bare_host_creates_everything_and_notifies_once() {
-        let want = state(vec![file("/a", "1", &["reload"]), file("/b", "2", &["reload"])]);
+        let want = state(vec![
+            file("/a", "1", &["reload"]),
+            file("/b", "2", &["reload"]),
+        ]);
         let plan = diff(&want, &ActualState::default());
         assert_eq!(plan.count(Action::Create), 2);
         assert_eq!(plan.count(Action::Install), 1);
@@ -471,7 +505,10 @@ mod tests {
 
     #[test]
     fn handlers_run_in_declared_order() {
-        let want = state(vec![file("/a", "1", &["restart"]), file("/b", "2", &["reload"])]);
+        let want = state(vec![
+            file("/a", "1", &["restart"]),
+            file("/b", "2", &["reload"]),
+        ]);
         let plan = diff(&want, &ActualState::default());
         let names: Vec<_> = plan.handlers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["reload", "restart"]);

@@ -370,7 +370,12 @@ impl<'a> RenderContext<'a> {
     pub fn render_host(&self, host: &HostName) -> Result<DesiredState, RenderError> {
         let ctx = self.context(host, &Vars::new());
         let mut plays = Vec::new();
-        for play in self.playbook.plays.iter().filter(|p| p.hosts.contains(host)) {
+        for play in self
+            .playbook
+            .plays
+            .iter()
+            .filter(|p| p.hosts.contains(host))
+        {
             let at = &play.location;
             let mut entries = Vec::new();
             for d in &play.directories {
@@ -524,7 +529,10 @@ impl<'a> RenderContext<'a> {
     /// live server has been asked yet (`foobar render`).
     pub fn configured_dialect(&self, host: &HostName) -> String {
         let vars = self.inventory.host_vars(host);
-        let flavor = vars.get("flavor").and_then(|v| v.as_str()).unwrap_or("mysql");
+        let flavor = vars
+            .get("flavor")
+            .and_then(|v| v.as_str())
+            .unwrap_or("mysql");
         if flavor == "mariadb" {
             return "mariadb".into();
         }
@@ -539,7 +547,11 @@ impl<'a> RenderContext<'a> {
             [8, 0] => false,
             _ => false,
         };
-        if legacy { "mysql-legacy".into() } else { "mysql".into() }
+        if legacy {
+            "mysql-legacy".into()
+        } else {
+            "mysql".into()
+        }
     }
 }
 
@@ -575,7 +587,10 @@ fn check_duplicate_paths(
 fn line_column(source: &str, offset: usize) -> (u32, u32) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line as u32, column as u32)
 }
 

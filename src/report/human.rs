@@ -68,7 +68,9 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
                 _ => other += 1,
             }
             if c.action == Action::Unchanged {
-                let shown = show_unchanged && matches!(c.kind, ChangeKind::File | ChangeKind::Link) && !c.details.contains(&"absent".to_string());
+                let shown = show_unchanged
+                    && matches!(c.kind, ChangeKind::File | ChangeKind::Link)
+                    && !c.details.contains(&"absent".to_string());
                 if !shown {
                     quiet_unchanged += 1;
                     continue;
@@ -87,7 +89,11 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
                 symbol(c.action),
                 verb(c.kind, c.action),
                 c.target,
-                if c.details.is_empty() { String::new() } else { format!(" ({})", c.details.join("; ")) }
+                if c.details.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", c.details.join("; "))
+                }
             );
             let styled = match c.action {
                 Action::Unchanged => st.dim.apply_to(line),
@@ -114,14 +120,23 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
             }
         }
         if quiet_unchanged > 0 {
-            let _ = writeln!(out, "  {}", st.dim.apply_to(format!("= {quiet_unchanged} more unchanged")));
+            let _ = writeln!(
+                out,
+                "  {}",
+                st.dim
+                    .apply_to(format!("= {quiet_unchanged} more unchanged"))
+            );
         }
         for h in &hp.handlers {
             let _ = writeln!(
                 out,
                 "  ! run handler `{}`{}",
                 h.name,
-                if h.pending { " (left pending by an interrupted run)" } else { "" }
+                if h.pending {
+                    " (left pending by an interrupted run)"
+                } else {
+                    ""
+                }
             );
         }
         if !hp.has_changes() {
@@ -142,7 +157,11 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
     if handlers > 0 {
         let _ = write!(summary, ", {handlers} handlers to run");
     }
-    let _ = write!(summary, " on {} hosts", plan.hosts.len() + plan.failed.len());
+    let _ = write!(
+        summary,
+        " on {} hosts",
+        plan.hosts.len() + plan.failed.len()
+    );
     if !plan.failed.is_empty() {
         let _ = write!(summary, " ({} could not be planned)", plan.failed.len());
     }
@@ -164,7 +183,9 @@ pub fn report(r: &Report, st: &Styles) -> String {
             HostStatus::Changed => st.add.apply_to("changed".to_string()),
             HostStatus::WouldChange => st.head.apply_to("would change (dry run)".to_string()),
             HostStatus::Failed { stage, .. } => st.del.apply_to(format!("FAILED during {stage}")),
-            HostStatus::RolledBack { handler, .. } => st.del.apply_to(format!("FAILED: handler `{handler}` failed, files rolled back")),
+            HostStatus::RolledBack { handler, .. } => st.del.apply_to(format!(
+                "FAILED: handler `{handler}` failed, files rolled back"
+            )),
             HostStatus::NotStarted { reason } => st.del.apply_to(format!("not started: {reason}")),
         };
         let _ = writeln!(out, "{} {status}", st.bold.apply_to(format!("{host}:")));
@@ -179,16 +200,24 @@ pub fn report(r: &Report, st: &Styles) -> String {
                 for l in message.lines() {
                     let _ = writeln!(out, "  | {l}");
                 }
-                if matches!(&h.status, HostStatus::Failed { stage, .. } if stage == "validate" || stage == "stage" || stage == "package" || stage == "lock") {
+                if matches!(&h.status, HostStatus::Failed { stage, .. } if stage == "validate" || stage == "stage" || stage == "package" || stage == "lock")
+                {
                     let _ = writeln!(out, "  no live file on {host} was replaced by this step");
                 }
             }
-            HostStatus::RolledBack { error, after_restore, .. } => {
+            HostStatus::RolledBack {
+                error,
+                after_restore,
+                ..
+            } => {
                 let _ = writeln!(out, "  handler error:");
                 for l in error.lines() {
                     let _ = writeln!(out, "  | {l}");
                 }
-                let _ = writeln!(out, "  after restoring the previous files, the handler said:");
+                let _ = writeln!(
+                    out,
+                    "  after restoring the previous files, the handler said:"
+                );
                 for l in after_restore.lines() {
                     let _ = writeln!(out, "  | {l}");
                 }
@@ -196,15 +225,34 @@ pub fn report(r: &Report, st: &Styles) -> String {
             _ => {}
         }
     }
-    let changed = r.hosts.values().filter(|h| matches!(h.status, HostStatus::Changed | HostStatus::WouldChange)).count();
+    let changed = r
+        .hosts
+        .values()
+        .filter(|h| matches!(h.status, HostStatus::Changed | HostStatus::WouldChange))
+        .count();
     let failed = r.failed_hosts();
     let mut summary = if r.dry_run {
-        format!("Dry run: {changed} hosts would change, {} unchanged", r.hosts.len() - changed - failed.len())
+        format!(
+            "Dry run: {changed} hosts would change, {} unchanged",
+            r.hosts.len() - changed - failed.len()
+        )
     } else {
-        format!("{changed} hosts changed, {} unchanged", r.hosts.len() - changed - failed.len())
+        format!(
+            "{changed} hosts changed, {} unchanged",
+            r.hosts.len() - changed - failed.len()
+        )
     };
     if !failed.is_empty() {
-        let _ = write!(summary, ", {} failed: {}", failed.len(), failed.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", "));
+        let _ = write!(
+            summary,
+            ", {} failed: {}",
+            failed.len(),
+            failed
+                .iter()
+                .map(|h| h.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if r.interrupted {
         summary.push_str(" (interrupted: no new step was started after the signal)");

@@ -26,15 +26,21 @@ pub trait Reporter: Send + Sync {
 /// Progress on stderr: indicatif spinners on a terminal, quiet otherwise (the final report says
 /// everything; per-step lines on a pipe would only be noise).
 pub struct Progress {
-    bars: Option<(indicatif::MultiProgress, Mutex<std::collections::BTreeMap<HostName, indicatif::ProgressBar>>)>,
+    bars: Option<(
+        indicatif::MultiProgress,
+        Mutex<std::collections::BTreeMap<HostName, indicatif::ProgressBar>>,
+    )>,
     verbose: bool,
 }
 
 impl Progress {
     pub fn new(verbose: bool) -> Self {
-        let bars = std::io::stderr()
-            .is_terminal()
-            .then(|| (indicatif::MultiProgress::new(), Mutex::new(Default::default())));
+        let bars = std::io::stderr().is_terminal().then(|| {
+            (
+                indicatif::MultiProgress::new(),
+                Mutex::new(Default::default()),
+            )
+        });
         Self { bars, verbose }
     }
 
@@ -62,10 +68,15 @@ impl Reporter for Progress {
     fn event(&self, e: Event) {
         let (host, msg) = match &e {
             Event::HostStarted { host, what } => (host, what.to_string()),
-            Event::HostGathered { host, commands } => (host, format!("read ({commands} remote commands)")),
+            Event::HostGathered { host, commands } => {
+                (host, format!("read ({commands} remote commands)"))
+            }
             Event::PlayStarted { host, play } => (host, format!("applying play `{play}`")),
             Event::StepDone { host, step } => (host, step.clone()),
-            Event::HostFailed { host, message } => (host, format!("FAILED: {}", message.lines().next().unwrap_or(""))),
+            Event::HostFailed { host, message } => (
+                host,
+                format!("FAILED: {}", message.lines().next().unwrap_or("")),
+            ),
         };
         if let Some(b) = self.bar(host) {
             b.set_message(msg);

@@ -1,0 +1,595 @@
+//! The facts query: one batch that runs unchanged on every supported server, and its parser.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::output::{ParseError, Record, ResultSet, batch_result_sets, clip};
+use super::password::{PasswordCheck, check_password};
+use super::sql::{PRELUDE, SqlError, quote_string};
+use super::status::{ReplicaStatus, pick_default_channel};
+use super::version::{Flavor, ServerVersion};
+use crate::secret::Secret;
+
+/// Bumped whenever the shape of [`facts_sql`]'s output changes.
+const FORMAT: &str = "1";
+
+/// The server variables the facts query reads. Missing ones (e.g. `gtid_mode` on MariaDB,
+/// `gtid_strict_mode` on MySQL) are simply absent from `SHOW GLOBAL VARIABLES`.
+const VARIABLES: &[&str] = &[
+    "server_id",
+    "server_uuid",
+    "log_bin",
+    "binlog_format",
+    "read_only",
+    "super_read_only",
+    "gtid_mode",
+    "enforce_gtid_consistency",
+    "gtid_executed",
+    "gtid_strict_mode",
+    "gtid_domain_id",
+    "gtid_current_pos",
+    "gtid_slave_pos",
+    "gtid_binlog_pos",
+    "log_slave_updates",
+    "log_replica_updates",
+];
+
+/// The privilege columns of `mysql.db` that `GRANT ALL ON db.*` sets, common to MySQL 5.7+
+/// and MariaDB 10.5+.
+const DB_PRIVILEGE_COLUMNS: &[&str] = &[
+    "Select_priv",
+    "Insert_priv",
+    "Update_priv",
+    "Delete_priv",
+    "Create_priv",
+    "Drop_priv",
+    "References_priv",
+    "Index_priv",
+    "Alter_priv",
+    "Create_tmp_table_priv",
+    "Lock_tables_priv",
+    "Create_view_priv",
+    "Show_view_priv",
+    "Create_routine_priv",
+    "Alter_routine_priv",
+    "Execute_priv",
+    "Event_priv",
+    "Trigger_priv",
+];
+
+/// The names the facts query asks about. None of them is secret.
+#[derive(Debug, Clone, Copy)]
+pub struct FactsSubject<'a> {
+    pub replication_user: &'a str,
+    pub app_user: &'a str,
+    pub app_database: &'a str,
+}
+
+/// The facts batch, for the client's stdin (`mysql --batch`, with column names, no `--raw`).
+///
+/// It runs unchanged on MySQL 5.7/8.x and MariaDB 10.5+: variables come from
+/// `SHOW GLOBAL VARIABLES WHERE ...` (no error for a variable the server lacks), accounts
+/// from `mysql.user` (a view on MariaDB 10.4+), and the replica status from a prepared
+/// `SHOW SLAVE STATUS` or `SHOW REPLICA STATUS`, chosen in SQL from `VERSION()` because MySQL
+/// before 8.0.22 lacks the one and 8.4 the other. The last row is an end marker, so output
+/// cut short is an error rather than missing facts.
+///
+/// Stored password hashes are never printed: see [`super::password`] for the digest printed
+/// instead.
+pub fn facts_sql(subject: &FactsSubject<'_>) -> Result<String, SqlError> {
+    // '' as well: anonymous accounts shadow named ones connecting from the same host.
+    let users = format!(
+        "{}, {}, ''",
+        quote_string(subject.replication_user).map_err(|_| nul("the replication user name"))?,
+        quote_string(subject.app_user).map_err(|_| nul("the app user name"))?
+    );
+    let db = quote_string(subject.app_database).map_err(|_| nul("the app database name"))?;
+    // mysql.db stores a name granted with its wildcards escaped (`app\_db`) or not.
+    let db_escaped = quote_string(&subject.app_database.replace('_', "\\_").replace('%', "\\%"))
+        .map_err(|_| nul("the app database name"))?;
+    let app_user = quote_string(subject.app_user).map_err(|_| nul("the app user name"))?;
+    let variables = VARIABLES
+        .iter()
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let privileges = DB_PRIVILEGE_COLUMNS.join(", ");
+    Ok(format!(
+        "{PRELUDE}\
+SELECT 'format' AS foobar_key, '{FORMAT}' AS foobar_value UNION ALL SELECT 'version', VERSION();
+SHOW GLOBAL VARIABLES WHERE Variable_name IN ({variables});
+SELECT 'account' AS foobar_key, User AS user, Host AS host, plugin, Repl_slave_priv AS repl_slave_priv, \
+CASE plugin \
+WHEN 'mysql_native_password' THEN SHA2(authentication_string, 256) \
+WHEN 'caching_sha2_password' THEN CONCAT(HEX(LEFT(authentication_string, 27)), ':', SHA2(SUBSTRING(authentication_string, 28), 256)) \
+ELSE '' END AS auth_check \
+FROM mysql.user WHERE User IN ({users}) ORDER BY User, Host;
+SELECT 'database' AS foobar_key, SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {db};
+SELECT 'db_grant' AS foobar_key, User AS user, Host AS host, Db AS db, CONCAT({privileges}) AS privileges \
+FROM mysql.db WHERE User = {app_user} AND Db IN ({db}, {db_escaped}) ORDER BY Host, Db;
+SET @foobar_status = IF(VERSION() LIKE '%MariaDB%' OR INET_ATON(SUBSTRING_INDEX(VERSION(), '-', 1)) < INET_ATON('8.0.22'), 'SHOW SLAVE STATUS', 'SHOW REPLICA STATUS');
+PREPARE foobar_status FROM @foobar_status;
+EXECUTE foobar_status;
+DEALLOCATE PREPARE foobar_status;
+SELECT 'end' AS foobar_key, '{FORMAT}' AS foobar_value;
+"
+    ))
+}
+
+fn nul(what: &str) -> SqlError {
+    SqlError::Nul { what: what.into() }
+}
+
+/// What the facts query found on one server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DbFacts {
+    pub version: ServerVersion,
+    /// `VERSION()` as printed, e.g. `10.11.6-MariaDB-0+deb12u1-log`.
+    pub version_string: String,
+    pub server_id: u32,
+    /// MySQL only.
+    pub server_uuid: Option<String>,
+    pub log_bin: bool,
+    pub binlog_format: Option<String>,
+    pub read_only: bool,
+    /// MySQL only.
+    pub super_read_only: Option<bool>,
+    pub gtid: GtidFacts,
+    /// `mysql.user` rows for the replication and app users, every host pattern, and anonymous
+    /// accounts (user `''`).
+    pub accounts: Vec<AccountFacts>,
+    pub app_database_exists: bool,
+    /// `mysql.db` rows for the app user on the app database.
+    pub app_grants: Vec<DbGrantFacts>,
+    /// The default channel's replica status; `None` when replication is not configured.
+    pub replica: Option<ReplicaStatus>,
+    /// Every variable read, by name.
+    pub variables: BTreeMap<String, String>,
+}
+
+/// GTID settings and positions, by flavour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "flavor", rename_all = "lowercase")]
+pub enum GtidFacts {
+    MySql {
+        /// `OFF`, `OFF_PERMISSIVE`, `ON_PERMISSIVE` or `ON`.
+        mode: String,
+        enforce_consistency: String,
+        executed: String,
+    },
+    MariaDb {
+        strict_mode: bool,
+        domain_id: u32,
+        current_pos: String,
+        slave_pos: String,
+        binlog_pos: String,
+    },
+}
+
+/// One `mysql.user` row.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct AccountFacts {
+    pub user: String,
+    pub host: String,
+    pub plugin: String,
+    /// `Repl_slave_priv`: the account may replicate from this server.
+    pub replication_slave: bool,
+    /// A digest of the stored hash; see [`super::password`].
+    #[serde(skip)]
+    auth_check: String,
+}
+
+impl std::fmt::Debug for AccountFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountFacts")
+            .field("user", &self.user)
+            .field("host", &self.host)
+            .field("plugin", &self.plugin)
+            .field("replication_slave", &self.replication_slave)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccountFacts {
+    /// Whether the stored password is `password`.
+    pub fn password_check(&self, password: &Secret) -> PasswordCheck {
+        check_password(&self.plugin, &self.auth_check, password)
+    }
+}
+
+/// One `mysql.db` row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DbGrantFacts {
+    pub user: String,
+    pub host: String,
+    pub db: String,
+    /// Every privilege `GRANT ALL` gives on a database is set.
+    pub all_privileges: bool,
+}
+
+impl DbFacts {
+    /// The `mysql.user` row for `user`@`host` exactly.
+    pub fn account(&self, user: &str, host: &str) -> Option<&AccountFacts> {
+        self.accounts
+            .iter()
+            .find(|a| a.user == user && a.host == host)
+    }
+
+    /// Anonymous accounts (`''@'localhost'` and the like). A client connecting from a host
+    /// they match more specifically than a named account's pattern is taken for them, and
+    /// refused: `Access denied for user 'repl'@'localhost'`.
+    pub fn anonymous_accounts(&self) -> impl Iterator<Item = &AccountFacts> {
+        self.accounts.iter().filter(|a| a.user.is_empty())
+    }
+
+    /// Whether `user`@`host` holds every database privilege on the app database.
+    pub fn app_grant_complete(&self, user: &str, host: &str) -> bool {
+        self.app_grants
+            .iter()
+            .any(|g| g.user == user && g.host == host && g.all_privileges)
+    }
+
+    /// `read_only`, and `super_read_only` where the server has it.
+    pub fn fully_read_only(&self) -> bool {
+        self.read_only && self.super_read_only.unwrap_or(true)
+    }
+}
+
+/// Reads the output of [`facts_sql`].
+pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
+    let sets = batch_result_sets(text, |fields| {
+        matches!(fields, ["foobar_key", ..] | ["Variable_name", "Value"])
+            || fields[0].ends_with("_IO_State")
+    })?;
+    let mut version: Option<(ServerVersion, String)> = None;
+    let mut format_seen = false;
+    let mut ended = false;
+    let mut variables: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    let mut accounts = Vec::new();
+    let mut app_database_exists = false;
+    let mut app_grants = Vec::new();
+    let mut status_rows: Vec<Record> = Vec::new();
+
+    for set in sets {
+        let ResultSet { columns, rows } = set;
+        match columns[0].as_str() {
+            "foobar_key" => {
+                for row in rows {
+                    let key = row.fields[0].value.clone();
+                    let value = |name: &str| -> Result<String, ParseError> {
+                        row.get(name).map(|f| f.value.clone()).ok_or_else(|| {
+                            ParseError::at(
+                                row.line,
+                                format!("the `{key}` row has no `{name}` column"),
+                            )
+                        })
+                    };
+                    match key.as_str() {
+                        "format" => {
+                            let v = value("foobar_value")?;
+                            if v != FORMAT {
+                                return Err(ParseError::at(
+                                    row.line,
+                                    format!("facts format {v}, this foobar reads format {FORMAT}"),
+                                ));
+                            }
+                            format_seen = true;
+                        }
+                        "version" => {
+                            let v = value("foobar_value")?;
+                            let parsed = ServerVersion::parse(&v)
+                                .map_err(|e| ParseError::at(row.line, e.to_string()))?;
+                            version = Some((parsed, v));
+                        }
+                        "account" => accounts.push(AccountFacts {
+                            user: value("user")?,
+                            host: value("host")?,
+                            plugin: value("plugin")?,
+                            replication_slave: value("repl_slave_priv")? == "Y",
+                            auth_check: value("auth_check")?,
+                        }),
+                        "database" => app_database_exists = true,
+                        "db_grant" => {
+                            let privileges = value("privileges")?;
+                            app_grants.push(DbGrantFacts {
+                                user: value("user")?,
+                                host: value("host")?,
+                                db: value("db")?,
+                                all_privileges: privileges.len() == DB_PRIVILEGE_COLUMNS.len()
+                                    && privileges.chars().all(|c| c == 'Y'),
+                            });
+                        }
+                        "end" => ended = true,
+                        other => {
+                            return Err(ParseError::at(
+                                row.line,
+                                format!("unknown fact `{}`", clip(other)),
+                            ));
+                        }
+                    }
+                }
+            }
+            "Variable_name" => {
+                for row in rows {
+                    variables.insert(
+                        row.fields[0].value.clone(),
+                        (row.fields[1].value.clone(), row.line),
+                    );
+                }
+            }
+            _ => status_rows.extend(rows),
+        }
+    }
+
+    let incomplete = |what: &str| {
+        ParseError::at(0, format!("the facts output {what}")).with_hint(
+            "the batch stopped early: look at the client's stderr for the failing statement",
+        )
+    };
+    if !format_seen {
+        return Err(incomplete("has no format row"));
+    }
+    if !ended {
+        return Err(incomplete("ends before its end marker"));
+    }
+    let Some((version, version_string)) = version else {
+        return Err(incomplete("has no version row"));
+    };
+
+    let get = |name: &str| variables.get(name).map(|(v, _)| v.clone());
+    let need = |name: &str| -> Result<(String, usize), ParseError> {
+        variables
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ParseError::at(0, format!("the server reported no `{name}` variable")))
+    };
+    let flag = |name: &str| -> Result<Option<bool>, ParseError> {
+        let Some((v, line)) = variables.get(name) else {
+            return Ok(None);
+        };
+        parse_flag(v).map(Some).ok_or_else(|| {
+            ParseError::at(
+                *line,
+                format!("{name} is `{}`, expected ON or OFF", clip(v)),
+            )
+        })
+    };
+    let (server_id, line) = need("server_id")?;
+    let server_id = server_id.parse::<u32>().map_err(|_| {
+        ParseError::at(
+            line,
+            format!("server_id is `{}`, expected a number", clip(&server_id)),
+        )
+    })?;
+    need("log_bin")?;
+    need("read_only")?;
+
+    let gtid = match version.flavor {
+        Flavor::MySql => GtidFacts::MySql {
+            mode: get("gtid_mode").unwrap_or_else(|| "OFF".into()),
+            enforce_consistency: get("enforce_gtid_consistency").unwrap_or_else(|| "OFF".into()),
+            executed: get("gtid_executed").unwrap_or_default(),
+        },
+        Flavor::MariaDb => GtidFacts::MariaDb {
+            strict_mode: flag("gtid_strict_mode")?.unwrap_or(false),
+            domain_id: match variables.get("gtid_domain_id") {
+                None => 0,
+                Some((v, line)) => v.parse().map_err(|_| {
+                    ParseError::at(*line, format!("gtid_domain_id is `{}`", clip(v)))
+                })?,
+            },
+            current_pos: get("gtid_current_pos").unwrap_or_default(),
+            slave_pos: get("gtid_slave_pos").unwrap_or_default(),
+            binlog_pos: get("gtid_binlog_pos").unwrap_or_default(),
+        },
+    };
+
+    Ok(DbFacts {
+        version,
+        version_string,
+        server_id,
+        server_uuid: get("server_uuid").filter(|s| !s.is_empty()),
+        log_bin: flag("log_bin")?.unwrap_or(false),
+        binlog_format: get("binlog_format"),
+        read_only: flag("read_only")?.unwrap_or(false),
+        super_read_only: flag("super_read_only")?,
+        gtid,
+        accounts,
+        app_database_exists,
+        app_grants,
+        replica: pick_default_channel(status_rows)?,
+        variables: variables.into_iter().map(|(k, (v, _))| (k, v)).collect(),
+    })
+}
+
+fn parse_flag(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_uppercase().as_str() {
+        "ON" | "1" | "YES" | "TRUE" => Some(true),
+        "OFF" | "0" | "NO" | "FALSE" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mysql::status::ThreadState;
+
+    const PRIMARY: &str =
+        include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-primary.txt");
+    const REPLICA: &str =
+        include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-replica.txt");
+    const MYSQL84_REPLICA: &str =
+        include_str!("../../tests/fixtures/mysql/facts-mysql-8.4-replica.txt");
+
+    fn subject() -> FactsSubject<'static> {
+        FactsSubject {
+            replication_user: "repl",
+            app_user: "shop",
+            app_database: "shop",
+        }
+    }
+
+    #[test]
+    fn facts_sql_quotes_names_and_lists_everything() {
+        let sql = facts_sql(&FactsSubject {
+            replication_user: "re'pl",
+            app_user: "app",
+            app_database: "app_db",
+        })
+        .unwrap();
+        assert!(sql.contains("WHERE User IN ('re''pl', 'app', '')"), "{sql}");
+        assert!(sql.contains(r"Db IN ('app_db', 'app\\_db')"), "{sql}");
+        assert!(sql.contains("'gtid_strict_mode'"));
+        assert!(
+            sql.trim_end()
+                .ends_with("SELECT 'end' AS foobar_key, '1' AS foobar_value;")
+        );
+        assert!(
+            !sql.contains("authentication_string AS"),
+            "hashes are never selected as such"
+        );
+        let e = facts_sql(&FactsSubject {
+            replication_user: "r\0",
+            ..subject()
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            SqlError::Nul {
+                what: "the replication user name".into()
+            }
+        );
+    }
+
+    #[test]
+    fn reads_a_mariadb_primary() {
+        let f = parse_facts(PRIMARY).unwrap();
+        assert_eq!(f.version.flavor, Flavor::MariaDb);
+        assert_eq!(f.version_string, "10.11.19-MariaDB-0+deb12u1-log");
+        assert_eq!(f.server_id, 1);
+        assert!(f.log_bin);
+        assert_eq!(f.binlog_format.as_deref(), Some("ROW"));
+        assert!(!f.read_only);
+        assert_eq!(f.super_read_only, None);
+        assert!(matches!(
+            f.gtid,
+            GtidFacts::MariaDb {
+                strict_mode: false,
+                domain_id: 0,
+                ..
+            }
+        ));
+        assert!(f.app_database_exists);
+        let repl = f.account("repl", "127.%").expect("repl account");
+        assert!(repl.replication_slave);
+        assert_eq!(repl.plugin, "mysql_native_password");
+        assert_eq!(
+            repl.password_check(&Secret::new("repl-secret")),
+            PasswordCheck::Matches
+        );
+        assert_eq!(
+            repl.password_check(&Secret::new("other")),
+            PasswordCheck::Differs
+        );
+        assert!(f.app_grant_complete("shop", "127.%"));
+        assert!(f.replica.is_none());
+        assert!(!format!("{repl:?}").contains("auth_check"));
+    }
+
+    #[test]
+    fn reads_a_mariadb_replica() {
+        let f = parse_facts(REPLICA).unwrap();
+        assert_eq!(f.server_id, 2);
+        assert!(f.read_only);
+        assert!(f.fully_read_only());
+        let r = f.replica.expect("replica status");
+        assert_eq!(r.source_host, "127.0.9.1");
+        assert_eq!(r.io_running, ThreadState::Yes);
+        assert_eq!(r.seconds_behind, Some(0));
+    }
+
+    #[test]
+    fn reads_a_mysql_8_4_replica() {
+        let f = parse_facts(MYSQL84_REPLICA).unwrap();
+        assert_eq!(f.version.to_string(), "MySQL 8.4.2");
+        assert_eq!(f.super_read_only, Some(true));
+        assert!(f.server_uuid.is_some());
+        assert!(matches!(&f.gtid, GtidFacts::MySql { mode, .. } if mode == "ON"));
+        let repl = f.account("repl", "10.0.1.%").expect("repl account");
+        assert_eq!(repl.plugin, "caching_sha2_password");
+        assert_eq!(
+            repl.password_check(&Secret::new("foobar")),
+            PasswordCheck::Matches
+        );
+        let r = f.replica.expect("replica status");
+        assert_eq!(r.flavor, Flavor::MySql);
+        assert_eq!(r.source_host, "10.0.1.10");
+        // Escaped newlines inside the batch value come back.
+        assert_eq!(
+            r.gtid_executed.as_deref().map(|g| g.lines().count()),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn truncated_output_is_an_error() {
+        let cut: String = PRIMARY
+            .lines()
+            .take_while(|l| !l.starts_with("end\t"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = parse_facts(&cut).unwrap_err();
+        assert_eq!(e.to_string(), "the facts output ends before its end marker");
+        assert!(e.hint.unwrap().contains("stderr"));
+        assert!(
+            parse_facts("")
+                .unwrap_err()
+                .to_string()
+                .contains("no format row")
+        );
+    }
+
+    #[test]
+    fn wrong_client_flags_are_explained() {
+        let skip_column_names: String = PRIMARY
+            .lines()
+            .filter(|l| !l.starts_with("foobar_key\t") && !l.starts_with("Variable_name\t"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e = parse_facts(&skip_column_names).unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.hint.unwrap().contains("--skip-column-names"));
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let text = PRIMARY.replace("server_id\t1", "server_id\tone");
+        let e = parse_facts(&text).unwrap_err();
+        let line = PRIMARY.lines().position(|l| l == "server_id\t1").unwrap() + 1;
+        assert_eq!(e.line, line);
+        assert_eq!(e.message, "server_id is `one`, expected a number");
+        let text = PRIMARY.replace("read_only\tOFF", "read_only\tperhaps");
+        assert!(
+            parse_facts(&text)
+                .unwrap_err()
+                .message
+                .starts_with("read_only is `perhaps`")
+        );
+        let text = PRIMARY.replace("format\t1", "format\t9");
+        assert!(
+            parse_facts(&text)
+                .unwrap_err()
+                .message
+                .contains("facts format 9")
+        );
+        let text = PRIMARY.replace("database\tshop", "surprise\tshop");
+        assert!(
+            parse_facts(&text)
+                .unwrap_err()
+                .message
+                .contains("unknown fact `surprise`")
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Shared helpers for the end-to-end tests: the local test hosts (`scripts/lab`), running the
+//! real `foobar` binary, SSH into a host, and HTTP through the load balancer. Every address is
+//! on loopback (127.0.1.x).
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+pub const REPLICATION_PASSWORD: &str = "Zq7-repl-SECRET-e2e";
+pub const APP_DB_PASSWORD: &str = "Zq7-app-SECRET-e2e";
+
+/// The lab hosts are shared: end-to-end tests take turns.
+static LAB: Mutex<()> = Mutex::new(());
+
+pub fn lab_lock() -> MutexGuard<'static, ()> {
+    LAB.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Every output a test sees passes through here, so no test can miss a leaked secret.
+fn check_no_secret(run: &Run, what: &str) {
+    for s in [REPLICATION_PASSWORD, APP_DB_PASSWORD] {
+        assert!(
+            !run.stdout.contains(s) && !run.stderr.contains(s),
+            "secret leaked by {what}: {run:?}"
+        );
+    }
+}
+
+pub fn lab(args: &[&str]) {
+    let out = Command::new(repo().join("scripts/lab"))
+        .args(args)
+        .output()
+        .expect("run scripts/lab");
+    assert!(
+        out.status.success(),
+        "scripts/lab {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn foobar_in(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .args(args)
+        .current_dir(dir)
+        .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
+        .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run foobar");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    check_no_secret(&run, &format!("foobar {args:?}"));
+    run
+}
+
+/// `foobar ARGS -i inventories/lab.yml` from the repository root.
+pub fn foobar(args: &[&str]) -> Run {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-i", "inventories/lab.yml"]);
+    foobar_in(&repo(), &all)
+}
+
+pub fn ssh(host: &str, command: &str) -> Run {
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(repo().join(".lab/ssh_config"))
+        .arg(host)
+        .arg(command)
+        .output()
+        .expect("run ssh");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn ssh_ok(host: &str, command: &str) -> String {
+    let r = ssh(host, command);
+    assert_eq!(r.code, 0, "ssh {host} {command}: {r:?}");
+    r.stdout
+}
+
+/// One HTTP/1.0 request; returns (status, body). `None` when the connection failed.
+pub fn http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: www.foobar.com\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Retry `f` until it returns Some, for at most `secs` seconds.
+pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,600 @@
+//! `foobar render` against the real inventories, playbook and templates.
+//!
+//! Each test renders into a temporary copy of the project tree (templates/, inventories/,
+//! playbooks/ and a tiny app/), so results do not depend on the real app directory. Then:
+//!
+//! * every rendered configuration file is pinned as an insta snapshot (tests/snapshots/);
+//! * no secret value may appear in any rendered file, nor on stdout or stderr;
+//! * the real validators must accept the rendered files: `haproxy -c`, `nginx -t`,
+//!   `systemd-analyze verify` (with a structural fallback where systemd cannot run) and
+//!   `my_print_defaults`. A missing haproxy, nginx or my_print_defaults fails the test.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command as StdCommand;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use tempfile::TempDir;
+
+const REPLICATION_PASSWORD: &str = "S3cret-Repl-7f3a";
+const APP_DB_PASSWORD: &str = "S3cret-App-91bc";
+const MASK: &str = "********";
+
+const SERVER_PY: &str = "print('foobar test app')\n";
+const INDEX_HTML: &str = "<h1>foobar test app</h1>\n";
+
+#[derive(Clone, Copy, Debug)]
+enum Inv {
+    Production,
+    Lab,
+}
+
+impl Inv {
+    fn name(self) -> &'static str {
+        match self {
+            Inv::Production => "production",
+            Inv::Lab => "lab",
+        }
+    }
+    /// (host, private IP) of the web servers, as the inventory declares them.
+    fn web(self) -> [(&'static str, &'static str); 2] {
+        match self {
+            Inv::Production => [("web-01", "10.0.0.11"), ("web-02", "10.0.0.12")],
+            Inv::Lab => [("web-01", "127.0.1.2"), ("web-02", "127.0.1.3")],
+        }
+    }
+    fn mysql_conf_dir(self) -> &'static str {
+        match self {
+            Inv::Production => "etc/mysql/mysql.conf.d",
+            Inv::Lab => "etc/mysql/mariadb.conf.d",
+        }
+    }
+}
+
+/// One `foobar render` run: the temp tree it ran in and everything it wrote.
+struct Rendered {
+    _tree: TempDir,
+    out: PathBuf,
+    /// Path relative to the output directory (`<host>/<absolute path>`) -> content.
+    files: BTreeMap<String, String>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Rendered {
+    fn file(&self, rel: &str) -> &str {
+        self.files.get(rel).unwrap_or_else(|| {
+            panic!(
+                "render did not write {rel}; it wrote:\n{}",
+                self.files.keys().cloned().collect::<Vec<_>>().join("\n")
+            )
+        })
+    }
+    fn path(&self, rel: &str) -> PathBuf {
+        self.file(rel);
+        self.out.join(rel)
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(root, &path, out);
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            out.insert(rel, std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+/// A copy of the project tree with a tiny app/ in place of the real one.
+fn project_tree() -> TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tree = tempfile::tempdir().unwrap();
+    for dir in ["templates", "inventories", "playbooks"] {
+        copy_dir(&root.join(dir), &tree.path().join(dir));
+    }
+    std::fs::create_dir_all(tree.path().join("app/static")).unwrap();
+    std::fs::write(tree.path().join("app/server.py"), SERVER_PY).unwrap();
+    std::fs::write(tree.path().join("app/static/index.html"), INDEX_HTML).unwrap();
+    tree
+}
+
+fn render(inv: Inv) -> Rendered {
+    let tree = project_tree();
+    let out = tree.path().join("out");
+    let output = cargo_bin_cmd!("foobar")
+        .current_dir(tree.path())
+        .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
+        .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .env("NO_COLOR", "1")
+        .arg("render")
+        .arg("-i")
+        .arg(format!("inventories/{}.yml", inv.name()))
+        .args(["-p", "playbooks/site.yml", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "foobar render ({}) failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        inv.name(),
+        output.status
+    );
+    let mut files = BTreeMap::new();
+    collect_files(&out, &out, &mut files);
+    Rendered {
+        _tree: tree,
+        out,
+        files,
+        stdout,
+        stderr,
+    }
+}
+
+/// Run a validator; a missing binary is a failure, never a skip.
+fn run_tool(program: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    StdCommand::new(program).args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run `{program}` ({e}): install it (CI installs haproxy, nginx and mariadb-server)")
+    })
+}
+
+fn describe(output: &std::process::Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Every rendered configuration file, with a stable snapshot label.
+fn config_files(inv: Inv) -> Vec<(String, String)> {
+    let conf = inv.mysql_conf_dir();
+    let mut v = vec![(
+        "lb-01/etc/haproxy/haproxy.cfg".to_string(),
+        "lb-01__haproxy.cfg".to_string(),
+    )];
+    for (host, _) in inv.web() {
+        for (path, label) in [
+            ("etc/nginx/sites-available/foobar", "nginx-site"),
+            (
+                "etc/systemd/system/foobar-app.service",
+                "foobar-app.service",
+            ),
+            ("etc/foobar/app.env", "app.env"),
+        ] {
+            v.push((format!("{host}/{path}"), format!("{host}__{label}")));
+        }
+    }
+    v.push((
+        format!("web-01/{conf}/60-foobar.cnf"),
+        "web-01__my.cnf-primary".to_string(),
+    ));
+    v.push((
+        format!("web-02/{conf}/60-foobar.cnf"),
+        "web-02__my.cnf-replica".to_string(),
+    ));
+    v.push((
+        "web-02/foobar/replication.sql".to_string(),
+        "web-02__replication.sql".to_string(),
+    ));
+    v
+}
+
+fn snapshot_all(inv: Inv) {
+    let r = render(inv);
+    // The file set itself: nothing missing, nothing unexpected.
+    let manifest = r.files.keys().cloned().collect::<Vec<_>>().join("\n");
+    insta::assert_snapshot!(format!("{}__files", inv.name()), manifest);
+    for (rel, label) in config_files(inv) {
+        insta::with_settings!({ description => format!("foobar render -i inventories/{}.yml: {rel}", inv.name()), omit_expression => true }, {
+            insta::assert_snapshot!(format!("{}__{label}", inv.name()), r.file(&rel));
+        });
+    }
+    // The synced app is copied byte for byte.
+    for (host, _) in inv.web() {
+        assert_eq!(
+            r.file(&format!("{host}/opt/foobar/app/server.py")),
+            SERVER_PY
+        );
+        assert_eq!(
+            r.file(&format!("{host}/opt/foobar/app/static/index.html")),
+            INDEX_HTML
+        );
+    }
+}
+
+#[test]
+fn production_render_matches_snapshots() {
+    snapshot_all(Inv::Production);
+}
+
+#[test]
+fn lab_render_matches_snapshots() {
+    snapshot_all(Inv::Lab);
+}
+
+/// What the snapshots should say, spelled out so a bad `cargo insta accept` cannot hide it.
+fn check_content(inv: Inv) {
+    let r = render(inv);
+    let haproxy = r.file("lb-01/etc/haproxy/haproxy.cfg");
+    for (host, ip) in inv.web() {
+        let line = format!("    server {host} {ip}:80 check\n");
+        assert!(
+            haproxy.contains(&line),
+            "haproxy.cfg lacks {line:?}:\n{haproxy}"
+        );
+        let env = r.file(&format!("{host}/etc/foobar/app.env"));
+        assert!(
+            env.contains(&format!("FOOBAR_DB_PASSWORD={MASK}\n")),
+            "{env}"
+        );
+    }
+    let sql = r.file("web-02/foobar/replication.sql");
+    let primary_ip = inv.web()[0].1;
+    match inv {
+        Inv::Production => {
+            assert!(sql.contains("CHANGE REPLICATION SOURCE TO "), "{sql}");
+            assert!(
+                sql.contains(&format!("SOURCE_HOST='{primary_ip}'")),
+                "{sql}"
+            );
+            assert!(sql.contains(&format!("SOURCE_PASSWORD='{MASK}'")), "{sql}");
+            assert!(!sql.contains("CHANGE MASTER"), "{sql}");
+        }
+        Inv::Lab => {
+            assert!(sql.contains("CHANGE MASTER TO "), "{sql}");
+            assert!(sql.contains("MASTER_USE_GTID=slave_pos"), "{sql}");
+            assert!(
+                sql.contains(&format!("MASTER_HOST='{primary_ip}'")),
+                "{sql}"
+            );
+            assert!(sql.contains(&format!("MASTER_PASSWORD='{MASK}'")), "{sql}");
+            assert!(!sql.contains("CHANGE REPLICATION SOURCE"), "{sql}");
+        }
+    }
+}
+
+#[test]
+fn production_content_is_right() {
+    check_content(Inv::Production);
+}
+
+#[test]
+fn lab_content_is_right() {
+    check_content(Inv::Lab);
+}
+
+fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(
+            !text.contains(s),
+            "{what} contains the secret value {s:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn render_leaks_no_secret() {
+    for inv in [Inv::Production, Inv::Lab] {
+        let r = render(inv);
+        let secrets = [REPLICATION_PASSWORD, APP_DB_PASSWORD];
+        assert_no_secret("stdout", &r.stdout, &secrets);
+        assert_no_secret("stderr", &r.stderr, &secrets);
+        assert!(!r.files.is_empty());
+        for (rel, text) in &r.files {
+            assert_no_secret(rel, text, &secrets);
+        }
+        // The secrets were rendered (and masked), not silently left out.
+        let masked = r.files.values().filter(|t| t.contains(MASK)).count();
+        assert_eq!(masked, 3, "app.env on both web servers and replication.sql");
+    }
+}
+
+/// Known bug: `sql_string` escapes `'` and `\` before the redactor runs, and the redactor only
+/// knows the raw value, so `render` writes such a password in clear (escaped) into
+/// replication.sql.
+#[test]
+fn render_masks_passwords_with_sql_special_characters() {
+    let tree = project_tree();
+    let out = tree.path().join("out");
+    let password = r"S3cret'Repl\7f3a";
+    let output = cargo_bin_cmd!("foobar")
+        .current_dir(tree.path())
+        .env("FOOBAR_REPLICATION_PASSWORD", password)
+        .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .args([
+            "render",
+            "-i",
+            "inventories/production.yml",
+            "-p",
+            "playbooks/site.yml",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let sql = std::fs::read_to_string(out.join("web-02/foobar/replication.sql")).unwrap();
+    assert_no_secret(
+        "replication.sql",
+        &sql,
+        &[password, r"S3cret\'Repl\\7f3a", "S3cret", "Repl", "7f3a"],
+    );
+}
+
+// --- validators -----------------------------------------------------------------------------
+
+#[test]
+fn haproxy_accepts_rendered_config() {
+    for inv in [Inv::Production, Inv::Lab] {
+        let r = render(inv);
+        let cfg = r.path("lb-01/etc/haproxy/haproxy.cfg");
+        let output = run_tool(
+            "haproxy",
+            &["-c".as_ref(), "-q".as_ref(), "-f".as_ref(), cfg.as_os_str()],
+        );
+        assert!(
+            output.status.success(),
+            "haproxy -c rejects the {} haproxy.cfg: {}",
+            inv.name(),
+            describe(&output)
+        );
+        println!("haproxy -c: {} haproxy.cfg OK", inv.name());
+    }
+}
+
+fn nginx_test(dir: &Path, site: &Path) -> std::process::Output {
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "pid {pid}; error_log {log}; events {{}} http {{ include /etc/nginx/mime.types; access_log off; include {site}; }}\n",
+            pid = dir.join("nginx.pid").display(),
+            log = dir.join("error.log").display(),
+            site = site.display()
+        ),
+    )
+    .unwrap();
+    run_tool(
+        "nginx",
+        &[
+            "-t".as_ref(),
+            "-q".as_ref(),
+            "-c".as_ref(),
+            conf.as_os_str(),
+        ],
+    )
+}
+
+/// `nginx -t` binds the `listen` addresses. Where that fails only because the address is not
+/// on this machine (production's 10.0.0.x) or port 80 needs root, the site is checked again
+/// with the listen address (and nothing else) rewritten to a free loopback port.
+fn check_nginx_site(label: &str, site: &Path, private_ip: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = nginx_test(dir.path(), site);
+    if output.status.success() {
+        println!("nginx -t: {label}: rendered site verbatim OK");
+        return;
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let environmental = stderr.contains("bind() to")
+        && (stderr.contains("(99: Cannot assign requested address)")
+            || stderr.contains("(13: Permission denied)"));
+    assert!(
+        environmental,
+        "nginx -t rejects {label}: {}",
+        describe(&output)
+    );
+
+    let text = std::fs::read_to_string(site).unwrap();
+    let listen = format!("listen {private_ip}:80 ");
+    assert_eq!(
+        text.matches(&listen).count(),
+        1,
+        "{label} should listen on {private_ip}:80:\n{text}"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let local = dir.path().join("site.conf");
+    std::fs::write(
+        &local,
+        text.replace(&listen, &format!("listen 127.0.0.1:{port} ")),
+    )
+    .unwrap();
+    let output = nginx_test(dir.path(), &local);
+    assert!(
+        output.status.success(),
+        "nginx -t rejects {label} (listen rewritten to 127.0.0.1:{port}): {}",
+        describe(&output)
+    );
+    println!(
+        "nginx -t: {label}: OK with `listen {private_ip}:80` rewritten to 127.0.0.1:{port} \
+         (verbatim check failed only to bind: {})",
+        stderr
+            .lines()
+            .find(|l| l.contains("bind()"))
+            .unwrap_or("")
+            .trim()
+    );
+}
+
+#[test]
+fn nginx_accepts_rendered_site() {
+    for inv in [Inv::Production, Inv::Lab] {
+        let r = render(inv);
+        for (host, ip) in inv.web() {
+            let site = r.path(&format!("{host}/etc/nginx/sites-available/foobar"));
+            check_nginx_site(&format!("{} {host}", inv.name()), &site, ip);
+        }
+    }
+}
+
+/// The structural check used where `systemd-analyze verify` cannot run.
+fn check_unit_as_ini(label: &str, text: &str) {
+    let mut sections: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(name.to_string());
+            sections.entry(name.to_string()).or_default();
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("{label}:{}: not `key=value`: {line}", n + 1));
+        let section = current
+            .as_ref()
+            .unwrap_or_else(|| panic!("{label}:{}: key outside a section", n + 1));
+        sections
+            .get_mut(section)
+            .unwrap()
+            .push((key.trim().to_string(), value.trim().to_string()));
+    }
+    let get = |section: &str, key: &str| -> Option<&str> {
+        sections
+            .get(section)?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    assert!(sections.contains_key("Unit"), "{label}: no [Unit]");
+    assert!(sections.contains_key("Install"), "{label}: no [Install]");
+    let exec =
+        get("Service", "ExecStart").unwrap_or_else(|| panic!("{label}: no [Service] ExecStart="));
+    assert!(
+        exec.starts_with('/'),
+        "{label}: ExecStart is not absolute: {exec}"
+    );
+    assert!(
+        get("Service", "User").is_some_and(|u| !u.is_empty()),
+        "{label}: no User="
+    );
+    assert_eq!(
+        get("Service", "Restart"),
+        Some("on-failure"),
+        "{label}: Restart="
+    );
+    assert!(
+        get("Install", "WantedBy").is_some(),
+        "{label}: no WantedBy="
+    );
+}
+
+/// Failures of `systemd-analyze verify` that say nothing about the unit.
+fn systemd_unavailable(stderr: &str) -> bool {
+    [
+        "has not been booted with systemd",
+        "Failed to connect to bus",
+        "Failed to initialize manager",
+        "Failed to setup working directory",
+    ]
+    .iter()
+    .any(|p| stderr.contains(p))
+}
+
+#[test]
+fn systemd_unit_is_valid() {
+    for inv in [Inv::Production, Inv::Lab] {
+        let r = render(inv);
+        for (host, _) in inv.web() {
+            let rel = format!("{host}/etc/systemd/system/foobar-app.service");
+            let label = format!("{} {rel}", inv.name());
+            let unit = r.path(&rel);
+            let path = match StdCommand::new("systemd-analyze")
+                .arg("verify")
+                .arg(&unit)
+                .output()
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    "systemd-analyze not installed".to_string()
+                }
+                Err(e) => panic!("cannot run systemd-analyze: {e}"),
+                Ok(output) => {
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    if output.status.success() {
+                        // Unknown keys and sections are only warnings: fail on any remark
+                        // about the unit itself.
+                        assert!(
+                            !stderr.contains("foobar-app.service"),
+                            "systemd-analyze verify remarks on {label}: {}",
+                            describe(&output)
+                        );
+                        println!("systemd-analyze verify: {label} OK");
+                        check_unit_as_ini(&label, r.file(&rel));
+                        continue;
+                    }
+                    assert!(
+                        systemd_unavailable(&stderr) && !stderr.contains("foobar-app.service"),
+                        "systemd-analyze verify rejects {label}: {}",
+                        describe(&output)
+                    );
+                    format!("systemd-analyze cannot run here: {}", stderr.trim())
+                }
+            };
+            check_unit_as_ini(&label, r.file(&rel));
+            println!("unit check: {label} OK by INI structure ({path})");
+        }
+    }
+}
+
+#[test]
+fn my_print_defaults_reads_rendered_cnf() {
+    for inv in [Inv::Production, Inv::Lab] {
+        let r = render(inv);
+        for (i, (host, ip)) in inv.web().into_iter().enumerate() {
+            let rel = format!("{host}/{}/60-foobar.cnf", inv.mysql_conf_dir());
+            let cnf = r.path(&rel);
+            let arg = format!("--defaults-file={}", cnf.display());
+            let output = run_tool("my_print_defaults", &[arg.as_ref(), "mysqld".as_ref()]);
+            assert!(
+                output.status.success(),
+                "my_print_defaults {rel}: {}",
+                describe(&output)
+            );
+            let options: Vec<String> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            for want in [
+                format!("--server-id={}", i + 1),
+                format!("--bind-address={ip}"),
+            ] {
+                assert!(
+                    options.contains(&want),
+                    "my_print_defaults {} {rel} lacks {want}: {options:?}",
+                    inv.name()
+                );
+            }
+            println!("my_print_defaults: {} {rel} OK", inv.name());
+        }
+    }
+}
