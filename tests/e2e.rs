@@ -84,21 +84,3 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
     assert!(!ssh_ok("lb-01", "cat /etc/haproxy/haproxy.cfg").contains("hand edit"));
     assert_eq!(foobar(&["plan", "--detailed-exitcode"]).code, 0);
 }
-
-#[test]
-fn no_change_plan_reads_each_host_in_one_remote_command() {
-    let _guard = lab_lock();
-    lab(&["up"]);
-    let first = foobar(&["apply", "--yes"]);
-    assert!(first.code == 0, "{first:?}");
-    let plan = foobar(&["plan", "--json"]);
-    assert_eq!(plan.code, 0, "{plan:?}");
-    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan JSON");
-    assert_eq!(doc["format_version"], 1);
-    for (host, hp) in doc["hosts"].as_object().expect("hosts") {
-        assert_eq!(
-            hp["remote_commands"], 1,
-            "{host} needed more than one remote command: {hp}"
-        );
-    }
-}
