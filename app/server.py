@@ -143,8 +143,10 @@ def check_read_db():
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "foobar-app"
-    sys_version = ""
     timeout = 10  # per-connection socket timeout: slow clients cannot pin a thread
+
+    def version_string(self):
+        return self.server_version
 
     def _send(self, code, body, ctype="text/plain; charset=utf-8"):
         data = body.encode("utf-8") if isinstance(body, str) else body
