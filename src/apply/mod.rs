@@ -194,14 +194,7 @@ pub async fn apply(
             let rep = reports.get_mut(&host).expect("host in plan");
             rep.remote_commands += n;
             if let Err(message) = r {
-                reporter.event(Event::HostFailed {
-                    host: host.clone(),
-                    message: message.clone(),
-                });
-                rep.status = HostStatus::Failed {
-                    stage: "lock".into(),
-                    message,
-                };
+                fail(reporter, &host, rep, "lock", message);
             }
         }
     }
@@ -422,14 +415,7 @@ async fn run_play(
         Ok(o) => o,
         Err(e) => {
             let message = redactor.redact(&e.to_string());
-            reporter.event(Event::HostFailed {
-                host: host.clone(),
-                message: message.clone(),
-            });
-            rep.status = HostStatus::Failed {
-                stage: play.name.clone(),
-                message,
-            };
+            fail(reporter, host, rep, play.name.clone(), message);
             return;
         }
     };
@@ -496,29 +482,33 @@ async fn run_play(
             "timed out after {} s (the remote `timeout` stopped the apply script); raise `command_timeout` under `ssh:` if that is expected",
             options.timeout.as_secs()
         );
-        reporter.event(Event::HostFailed {
-            host: host.clone(),
-            message: message.clone(),
-        });
-        rep.status = HostStatus::Failed {
-            stage: play.name.clone(),
-            message,
-        };
+        fail(reporter, host, rep, play.name.clone(), message);
     } else if !done_marker && !rep.failed() {
         let message = redactor.redact(&format!(
             "the apply script stopped early (exit {:?}): {}",
             out.code,
             out.stderr_text().trim()
         ));
-        reporter.event(Event::HostFailed {
-            host: host.clone(),
-            message: message.clone(),
-        });
-        rep.status = HostStatus::Failed {
-            stage: play.name.clone(),
-            message,
-        };
+        fail(reporter, host, rep, play.name.clone(), message);
     }
+}
+
+/// Mark a host failed and tell the reporter, in one place.
+fn fail(
+    reporter: &dyn Reporter,
+    host: &HostName,
+    rep: &mut HostReport,
+    stage: impl Into<String>,
+    message: String,
+) {
+    reporter.event(Event::HostFailed {
+        host: host.clone(),
+        message: message.clone(),
+    });
+    rep.status = HostStatus::Failed {
+        stage: stage.into(),
+        message,
+    };
 }
 
 fn kind_word(k: crate::plan::ChangeKind) -> &'static str {
