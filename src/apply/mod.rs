@@ -270,15 +270,7 @@ pub async fn apply(
         let to_unlock: Vec<&HostName> = changing.to_vec();
         let _: Vec<()> = futures::stream::iter(to_unlock)
             .map(|host| async move {
-                let t = &targets[host];
-                let s = script::unlock_script(&options.run_id);
-                let _ = t
-                    .transport
-                    .run(
-                        &RemoteCommand::script(Duration::from_secs(30)),
-                        Some(s.as_bytes()),
-                    )
-                    .await;
+                unlock(targets[host].transport.as_ref(), &options.run_id).await;
             })
             .buffer_unordered(options.forks.max(1))
             .collect()
@@ -334,14 +326,7 @@ async fn lock_and_check(
         ));
     }
     if state.digest != hp.facts_digest {
-        let s = script::unlock_script(&options.run_id);
-        let _ = t
-            .transport
-            .run(
-                &RemoteCommand::script(Duration::from_secs(30)),
-                Some(s.as_bytes()),
-            )
-            .await;
+        unlock(t.transport.as_ref(), &options.run_id).await;
         return Err(
             "plan is stale: the host changed since the plan was made; run `foobar plan` again"
                 .into(),
@@ -491,6 +476,18 @@ async fn run_play(
         ));
         fail(reporter, host, rep, play.name.clone(), message);
     }
+}
+
+/// Release the host's lock if this run holds it. Best effort: a lock left behind names its
+/// holder, and `--break-lock` takes it over.
+async fn unlock(transport: &dyn Transport, run_id: &str) {
+    let s = script::unlock_script(run_id);
+    let _ = transport
+        .run(
+            &RemoteCommand::script(Duration::from_secs(30)),
+            Some(s.as_bytes()),
+        )
+        .await;
 }
 
 /// Mark a host failed and tell the reporter, in one place.

@@ -555,24 +555,8 @@ fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::mysql::facts::parse_facts;
+    use crate::mysql::fixtures::*;
     use crate::mysql::status::parse_replica_status;
-
-    const MARIADB_HEALTHY: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-healthy.txt");
-    const MARIADB_IO_STOPPED: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-io-stopped.txt");
-    const MARIADB_IO_1045: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-io-error-1045.txt");
-    const MYSQL84_HEALTHY: &str =
-        include_str!("../../tests/fixtures/mysql/mysql-8.4-replica-healthy.txt");
-    const MYSQL57_SLAVE: &str =
-        include_str!("../../tests/fixtures/mysql/mysql-5.7-slave-status.txt");
-    const FACTS_PRIMARY: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-primary.txt");
-    const FACTS_EMPTY: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-fresh.txt");
-    const FACTS_MYSQL84: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mysql-8.4-replica.txt");
 
     fn status(text: &str) -> ReplicaStatus {
         parse_replica_status(text).unwrap().unwrap()

@@ -414,14 +414,8 @@ fn parse_flag(v: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mysql::fixtures::*;
     use crate::mysql::status::ThreadState;
-
-    const PRIMARY: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-primary.txt");
-    const REPLICA: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-replica.txt");
-    const MYSQL84_REPLICA: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mysql-8.4-replica.txt");
 
     fn subject() -> FactsSubject<'static> {
         FactsSubject {
@@ -465,7 +459,7 @@ mod tests {
 
     #[test]
     fn reads_a_mariadb_primary() {
-        let f = parse_facts(PRIMARY).unwrap();
+        let f = parse_facts(FACTS_PRIMARY).unwrap();
         assert_eq!(f.version.flavor, Flavor::MariaDb);
         assert_eq!(f.version_string, "10.11.19-MariaDB-0+deb12u1-log");
         assert_eq!(f.server_id, 1);
@@ -512,7 +506,7 @@ mod tests {
 
     #[test]
     fn reads_a_mysql_8_4_replica() {
-        let f = parse_facts(MYSQL84_REPLICA).unwrap();
+        let f = parse_facts(FACTS_MYSQL84).unwrap();
         assert_eq!(f.version.to_string(), "MySQL 8.4.2");
         assert_eq!(f.super_read_only, Some(true));
         assert!(f.server_uuid.is_some());
@@ -535,7 +529,7 @@ mod tests {
 
     #[test]
     fn truncated_output_is_an_error() {
-        let cut: String = PRIMARY
+        let cut: String = FACTS_PRIMARY
             .lines()
             .take_while(|l| !l.starts_with("end\t"))
             .map(|l| format!("{l}\n"))
@@ -553,7 +547,7 @@ mod tests {
 
     #[test]
     fn wrong_client_flags_are_explained() {
-        let skip_column_names: String = PRIMARY
+        let skip_column_names: String = FACTS_PRIMARY
             .lines()
             .filter(|l| !l.starts_with("foobar_key\t") && !l.starts_with("Variable_name\t"))
             .map(|l| format!("{l}\n"))
@@ -565,26 +559,30 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_line() {
-        let text = PRIMARY.replace("server_id\t1", "server_id\tone");
+        let text = FACTS_PRIMARY.replace("server_id\t1", "server_id\tone");
         let e = parse_facts(&text).unwrap_err();
-        let line = PRIMARY.lines().position(|l| l == "server_id\t1").unwrap() + 1;
+        let line = FACTS_PRIMARY
+            .lines()
+            .position(|l| l == "server_id\t1")
+            .unwrap()
+            + 1;
         assert_eq!(e.line, line);
         assert_eq!(e.message, "server_id is `one`, expected a number");
-        let text = PRIMARY.replace("read_only\tOFF", "read_only\tperhaps");
+        let text = FACTS_PRIMARY.replace("read_only\tOFF", "read_only\tperhaps");
         assert!(
             parse_facts(&text)
                 .unwrap_err()
                 .message
                 .starts_with("read_only is `perhaps`")
         );
-        let text = PRIMARY.replace("format\t1", "format\t9");
+        let text = FACTS_PRIMARY.replace("format\t1", "format\t9");
         assert!(
             parse_facts(&text)
                 .unwrap_err()
                 .message
                 .contains("facts format 9")
         );
-        let text = PRIMARY.replace("database\tshop", "surprise\tshop");
+        let text = FACTS_PRIMARY.replace("database\tshop", "surprise\tshop");
         assert!(
             parse_facts(&text)
                 .unwrap_err()

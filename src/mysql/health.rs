@@ -410,22 +410,8 @@ fn one_line(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::mysql::facts::parse_facts;
+    use crate::mysql::fixtures::*;
     use crate::mysql::status::parse_replica_status;
-
-    const MARIADB_HEALTHY: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-healthy.txt");
-    const MARIADB_IO_STOPPED: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-io-stopped.txt");
-    const MARIADB_IO_1045: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-io-error-1045.txt");
-    const MYSQL57_SLAVE: &str =
-        include_str!("../../tests/fixtures/mysql/mysql-5.7-slave-status.txt");
-    const FACTS_PRIMARY: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-primary.txt");
-    const FACTS_REPLICA: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-replica.txt");
-    const FACTS_MYSQL84: &str =
-        include_str!("../../tests/fixtures/mysql/facts-mysql-8.4-replica.txt");
 
     fn status(text: &str) -> ReplicaStatus {
         parse_replica_status(text).unwrap().unwrap()
@@ -516,7 +502,7 @@ mod tests {
     #[test]
     fn healthy_mariadb_cluster() {
         let p = parse_facts(FACTS_PRIMARY).unwrap();
-        let r = parse_facts(FACTS_REPLICA).unwrap();
+        let r = parse_facts(REPLICA).unwrap();
         let checks = evaluate_cluster(
             ClusterMember {
                 host: "db-1",
@@ -538,7 +524,7 @@ mod tests {
     #[test]
     fn cluster_problems_are_named() {
         let p = parse_facts(&FACTS_PRIMARY.replace("log_bin\tON", "log_bin\tOFF")).unwrap();
-        let r = parse_facts(&FACTS_REPLICA.replace("server_id\t2", "server_id\t1")).unwrap();
+        let r = parse_facts(&REPLICA.replace("server_id\t2", "server_id\t1")).unwrap();
         let m = parse_facts(&FACTS_MYSQL84.replace("gtid_mode\tON", "gtid_mode\tOFF_PERMISSIVE"))
             .unwrap();
         let checks = evaluate_cluster(

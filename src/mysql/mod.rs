@@ -25,6 +25,8 @@
 
 mod changes;
 mod facts;
+#[cfg(test)]
+mod fixtures;
 mod health;
 mod output;
 mod password;

@@ -344,21 +344,7 @@ impl ReplicaStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MARIADB_HEALTHY: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-healthy.txt");
-    const MARIADB_IO_STOPPED: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-io-stopped.txt");
-    const MARIADB_IO_1045: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-io-error-1045.txt");
-    const MYSQL80_HEALTHY: &str =
-        include_str!("../../tests/fixtures/mysql/mysql-8.0-replica-healthy.txt");
-    const MYSQL84_HEALTHY: &str =
-        include_str!("../../tests/fixtures/mysql/mysql-8.4-replica-healthy.txt");
-    const MYSQL57_SLAVE: &str =
-        include_str!("../../tests/fixtures/mysql/mysql-5.7-slave-status.txt");
-    const MARIADB_SQL_1396: &str =
-        include_str!("../../tests/fixtures/mysql/mariadb-10.11-replica-sql-error-1396.txt");
+    use crate::mysql::fixtures::*;
 
     fn parse(text: &str) -> ReplicaStatus {
         parse_replica_status(text).unwrap().expect("a status row")
