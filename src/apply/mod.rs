@@ -8,6 +8,7 @@
 //! stops its siblings, but a failed host takes no further plays. `dry_run` walks the same
 //! steps and reports what would happen without sending a single mutating command.
 
+pub mod database;
 pub mod script;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,7 +19,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::gather::{self, DatabaseProbe};
+use crate::gather;
 use crate::inventory::HostName;
 use crate::plan::{Action, HostPlan, Plan};
 use crate::render::DesiredState;
@@ -108,9 +109,10 @@ impl Report {
 pub struct Target<'a> {
     pub transport: Arc<dyn Transport>,
     pub desired: &'a DesiredState,
-    pub database_probe: Option<String>,
-    /// Database statements for a play (by play index), prepared by the caller.
-    pub database_steps: BTreeMap<usize, String>,
+    /// The database tier's settings, for hosts in a `database:` play.
+    pub database: Option<Arc<database::DatabaseConfig>>,
+    /// The database primary's transport: a replica is seeded from it and checked against it.
+    pub primary: Option<Arc<dyn Transport>>,
 }
 
 fn lock_message(holder: &str) -> String {
@@ -298,12 +300,11 @@ async fn lock_and_check(
     hp: &HostPlan,
     options: &ApplyOptions,
 ) -> Result<(), String> {
-    let probe = t.database_probe.as_deref().map(|sql| DatabaseProbe { sql });
     let mut s = script::lock_script(
         &format!("{} run {}", options.holder, options.run_id),
         options.break_lock,
     );
-    s.push_str(&gather::gather_script(t.desired, probe.as_ref()));
+    s.push_str(&gather::gather_script(t.desired, None));
     let out = t
         .transport
         .run(&RemoteCommand::script(options.timeout), Some(s.as_bytes()))
@@ -372,11 +373,55 @@ async fn run_play(
         for h in &handlers {
             rep.done.push(format!("handler {}", h.name));
         }
-        if target.database_steps.contains_key(&play_index) {
-            rep.done.push("database reconcile".into());
-        }
         return;
     }
+    let (db_changes, changes): (Vec<_>, Vec<_>) = changes
+        .into_iter()
+        .partition(|c| c.kind == crate::plan::ChangeKind::Database);
+    if !changes.is_empty() || !handlers.is_empty() {
+        run_play_script(host, play, changes, handlers, target, options, reporter, redactor, rep).await;
+        if rep.failed() {
+            return;
+        }
+    }
+    if let (false, Some(role), Some(cfg)) = (db_changes.is_empty(), play.database, &target.database) {
+        let primary = target.primary.as_ref().unwrap_or(&target.transport);
+        let before = target.transport.commands_run() + primary.commands_run();
+        let result = database::reconcile(
+            role,
+            target.transport.as_ref(),
+            primary.as_ref(),
+            cfg,
+            options.timeout,
+            redactor,
+        )
+        .await;
+        rep.remote_commands += target.transport.commands_run() + primary.commands_run() - before;
+        match result {
+            Ok(done) => {
+                for d in done {
+                    reporter.event(Event::StepDone { host: host.clone(), step: d.clone() });
+                    rep.done.push(d);
+                }
+            }
+            Err(message) => fail(reporter, host, rep, "database", redactor.redact(&message)),
+        }
+    }
+}
+
+/// The play's files, packages, services and handlers: one remote script.
+#[allow(clippy::too_many_arguments)]
+async fn run_play_script(
+    host: &HostName,
+    play: &crate::render::DesiredPlay,
+    changes: Vec<&crate::plan::Change>,
+    handlers: Vec<&crate::plan::HandlerRef>,
+    target: &Target<'_>,
+    options: &ApplyOptions,
+    reporter: &dyn Reporter,
+    redactor: &crate::secret::Redactor,
+    rep: &mut HostReport,
+) {
     let input = script::ScriptInput {
         play,
         changes,
@@ -384,7 +429,7 @@ async fn run_play(
         run_id: &options.run_id,
         backup_dir: &format!("/var/backups/foobar/{}", options.run_id),
         unlock: false,
-        extra: target.database_steps.get(&play_index).cloned(),
+        extra: None,
     };
     let text = script::build(&input);
     let before = target.transport.commands_run();

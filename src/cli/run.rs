@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::{Cli, Command, Common};
+use crate::apply::database::{self, DatabaseConfig};
 use crate::apply::{self, ApplyOptions, Target};
 use crate::error::{Diagnostic, ExitCategory, Location};
 use crate::gather;
@@ -56,6 +57,8 @@ struct Loaded {
     secrets: Secrets,
     /// Hosts selected by --limit that some play targets, in name order.
     hosts: Vec<HostName>,
+    /// The database tier, when a play has `database:`.
+    database: Option<Arc<DatabaseConfig>>,
 }
 
 fn load(common: &Common) -> Result<Loaded, CliError> {
@@ -67,11 +70,17 @@ fn load(common: &Common) -> Result<Loaded, CliError> {
         .into_iter()
         .filter(|h| playbook.plays.iter().any(|p| p.hosts.contains(h)))
         .collect();
+    let database = if playbook.plays.iter().any(|p| p.database.is_some()) {
+        database::config(&inventory, &secrets)?.map(Arc::new)
+    } else {
+        None
+    };
     Ok(Loaded {
         inventory,
         playbook,
         secrets,
         hosts,
+        database,
     })
 }
 
@@ -137,17 +146,27 @@ async fn make_plan(
     ctx: &RenderContext<'_>,
     desired: &BTreeMap<HostName, DesiredState>,
     transports: &BTreeMap<HostName, Arc<dyn Transport>>,
+    primary: Option<&Arc<dyn Transport>>,
     mut failed: BTreeMap<HostName, String>,
     forks: usize,
     reporter: &dyn Reporter,
 ) -> Plan {
     let timeout = Duration::from_secs(loaded.inventory.ssh.command_timeout.min(120));
+    let facts_sql = loaded.database.as_ref().map(|c| c.facts_sql());
+    let facts_sql = facts_sql.as_deref();
     let results: Vec<_> = futures::stream::iter(transports.iter())
         .map(|(h, t)| async move {
             let want = &desired[h];
             let before = t.commands_run();
             let r = async {
-                let have = gather::gather(t.as_ref(), want, None, timeout).await?;
+                let probe = want
+                    .plays
+                    .iter()
+                    .any(|p| p.database.is_some())
+                    .then_some(())
+                    .and(facts_sql)
+                    .map(|sql| gather::DatabaseProbe { sql });
+                let have = gather::gather(t.as_ref(), want, probe.as_ref(), timeout).await?;
                 let mut hp = plan::diff(want, &have);
                 let need: Vec<&str> = hp
                     .changes
@@ -159,7 +178,7 @@ async fn make_plan(
                     let bodies = gather::fetch_contents(t.as_ref(), &need, timeout).await?;
                     plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
                 }
-                Ok::<_, gather::GatherError>(hp)
+                Ok::<_, gather::GatherError>((hp, have.database))
             }
             .await;
             let n = t.commands_run() - before;
@@ -169,9 +188,9 @@ async fn make_plan(
             });
             (
                 h.clone(),
-                r.map(|mut hp| {
+                r.map(|(mut hp, db)| {
                     hp.remote_commands = n;
-                    hp
+                    (hp, db)
                 }),
             )
         })
@@ -179,15 +198,55 @@ async fn make_plan(
         .collect()
         .await;
     let mut hosts = BTreeMap::new();
+    let mut db_facts = BTreeMap::new();
     for (h, r) in results {
         match r {
-            Ok(hp) => {
+            Ok((hp, db)) => {
+                if let Some(text) = db {
+                    db_facts.insert(h.clone(), database::parse_probe(&text));
+                }
                 hosts.insert(h, hp);
             }
             Err(e) => {
                 failed.insert(h, ctx.redactor.redact(&e.to_string()));
             }
         }
+    }
+    if let Some(cfg) = &loaded.database {
+        // A replica's plan depends on its primary's facts (seeding): read them if --limit
+        // left the primary out.
+        if !db_facts.contains_key(&cfg.primary)
+            && let Some(t) = primary
+        {
+            let want = &desired_for_probe(&cfg.primary);
+            let probe = gather::DatabaseProbe { sql: facts_sql.unwrap_or_default() };
+            if let Ok(have) = gather::gather(t.as_ref(), want, Some(&probe), timeout).await
+                && let Some(text) = have.database
+            {
+                db_facts.insert(cfg.primary.clone(), database::parse_probe(&text));
+            }
+        }
+        let primary_facts = db_facts.get(&cfg.primary).and_then(|r| r.as_ref().ok()).and_then(|f| f.as_ref());
+        for (h, hp) in hosts.iter_mut() {
+            for play in desired[h].plays.iter() {
+                let Some(role) = play.database else { continue };
+                let facts = match db_facts.get(h) {
+                    Some(Ok(f)) => f.as_ref(),
+                    Some(Err(e)) => {
+                        failed.insert(h.clone(), ctx.redactor.redact(e));
+                        continue;
+                    }
+                    None => None,
+                };
+                match database::plan_changes(role, play.index, cfg, facts, primary_facts) {
+                    Ok(changes) => hp.changes.extend(changes),
+                    Err(e) => {
+                        failed.insert(h.clone(), ctx.redactor.redact(&format!("{e}")));
+                    }
+                }
+            }
+        }
+        hosts.retain(|h, _| !failed.contains_key(h));
     }
     Plan {
         format_version: plan::FORMAT_VERSION,
@@ -196,6 +255,35 @@ async fn make_plan(
         hosts,
         failed,
     }
+}
+
+/// An empty desired state: gathering it reads only the lock, pending handlers and, with a
+/// probe, the database facts.
+fn desired_for_probe(host: &HostName) -> DesiredState {
+    DesiredState {
+        host: host.clone(),
+        plays: vec![],
+    }
+}
+
+/// The database primary's transport, when a selected host is in a database play: a replica
+/// is planned and seeded against it even when `--limit` leaves the primary out.
+async fn connect_primary(
+    loaded: &Loaded,
+    transports: &BTreeMap<HostName, Arc<dyn Transport>>,
+) -> Option<Arc<dyn Transport>> {
+    let cfg = loaded.database.as_ref()?;
+    if let Some(t) = transports.get(&cfg.primary) {
+        return Some(t.clone());
+    }
+    let wanted = loaded.playbook.plays.iter().any(|p| {
+        p.database.is_some() && p.hosts.iter().any(|h| loaded.hosts.contains(h))
+    });
+    if !wanted {
+        return None;
+    }
+    let spec = loaded.inventory.connection(&cfg.primary);
+    transport::connect(&spec).await.ok().map(Arc::from)
 }
 
 async fn finish_all(transports: &BTreeMap<HostName, Arc<dyn Transport>>) {
@@ -325,11 +413,13 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
             let reporter = Progress::new(common.verbose);
             let (transports, failed) =
                 connect_all(&loaded.inventory, &loaded.hosts, common.forks, &reporter).await;
+            let primary = connect_primary(&loaded, &transports).await;
             let plan = make_plan(
                 &loaded,
                 &ctx,
                 &desired,
                 &transports,
+                primary.as_ref(),
                 failed,
                 common.forks,
                 &reporter,
@@ -392,6 +482,7 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
             let reporter = Progress::new(common.verbose);
             let (transports, failed) =
                 connect_all(&loaded.inventory, &hosts, common.forks, &reporter).await;
+            let primary = connect_primary(&loaded, &transports).await;
             let plan = match saved {
                 Some(s) => {
                     check_saved_plan(&s, &desired)?;
@@ -406,6 +497,7 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                         &ctx,
                         &desired,
                         &transports,
+                        primary.as_ref(),
                         failed,
                         common.forks,
                         &reporter,
@@ -445,8 +537,8 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                         Target {
                             transport: t.clone(),
                             desired: &desired[h],
-                            database_probe: None,
-                            database_steps: BTreeMap::new(),
+                            database: loaded.database.clone(),
+                            primary: primary.clone(),
                         },
                     )
                 })

@@ -149,15 +149,7 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
     ));
     if let Some(db) = database {
         s.push_str("echo '#foobar:database'\n");
-        s.push_str(
-            "if command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n",
-        );
-        s.push_str("if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then $c --batch --skip-column-names 2>&1 <<'__FOOBAR_SQL__'\n");
-        s.push_str(db.sql);
-        if !db.sql.ends_with('\n') {
-            s.push('\n');
-        }
-        s.push_str("__FOOBAR_SQL__\nelse echo 'server\tdown'; fi\n");
+        s.push_str(&database_probe(db.sql));
     }
     s.push_str("echo '#foobar:end'\n");
     s
@@ -203,6 +195,23 @@ fn unquote(s: &str) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// Shell that runs `sql` through the local client as root over the unix socket (no password
+/// anywhere), or prints `#down` when no server is listening there.
+pub fn database_probe(sql: &str) -> String {
+    let mut s = String::from(
+        "if command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n\
+if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then $c ",
+    );
+    s.push_str(&crate::mysql::CLIENT_ARGS.join(" "));
+    s.push_str(" 2>&1 <<'__FOOBAR_SQL__'\n");
+    s.push_str(sql);
+    if !sql.ends_with('\n') {
+        s.push('\n');
+    }
+    s.push_str("__FOOBAR_SQL__\nelse echo '#down'; fi\n");
+    s
 }
 
 /// Parse the framed output of [`gather_script`].

@@ -84,12 +84,13 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
                 ChangeKind::Service => "service",
                 ChangeKind::Database => "database",
             };
+            let inline = c.kind != ChangeKind::Database;
             let line = format!(
                 "  {} {} {kind} {}{}",
                 symbol(c.action),
                 verb(c.kind, c.action),
                 c.target,
-                if c.details.is_empty() {
+                if c.details.is_empty() || !inline {
                     String::new()
                 } else {
                     format!(" ({})", c.details.join("; "))
@@ -102,6 +103,11 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
                 _ => st.add.apply_to(line),
             };
             let _ = writeln!(out, "{styled}");
+            if !inline {
+                for d in &c.details {
+                    let _ = writeln!(out, "    {}", st.dim.apply_to(d));
+                }
+            }
             if let Some(d) = &c.diff {
                 for l in d.lines() {
                     let styled = if l.starts_with("+++") || l.starts_with("---") {

@@ -1,0 +1,419 @@
+//! The database tier: read each server's facts, decide what replication and accounts need,
+//! and carry it out — accounts on the primary, `CHANGE MASTER/REPLICATION SOURCE` on each
+//! replica, seeding a new replica from the primary's data first.
+//!
+//! Decisions are the [`crate::mysql`] module's (pure); this file only moves SQL and text
+//! between hosts. SQL always travels on stdin and the client authenticates over the local
+//! unix socket, so no password is ever on a command line. `plan` shows what the facts read
+//! at plan time imply; `apply` decides again on facts read right before changing anything
+//! (a server the same play just started has no facts at plan time).
+
+use std::time::Duration;
+
+use crate::gather::{database_probe, sh_quote};
+use crate::inventory::{DatabaseRole, HostName, Inventory, InventoryError, Secrets};
+use crate::mysql::{
+    self, AccountDesired, DbFacts, FactsSubject, PrimaryDesired, ReplicaAction, ReplicaDesired, Sql,
+};
+use crate::plan::{Action, Change, ChangeKind};
+use crate::secret::Redactor;
+use crate::transport::{RemoteCommand, Transport};
+
+/// What the inventory says the database tier should be.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub primary: HostName,
+    pub flavor: String,
+    pub source_host: String,
+    pub port: u16,
+    pub replication: AccountDesired,
+    pub app: AccountDesired,
+    pub app_database: String,
+}
+
+impl DatabaseConfig {
+    pub fn subject(&self) -> FactsSubject<'_> {
+        FactsSubject {
+            replication_user: &self.replication.user,
+            app_user: &self.app.user,
+            app_database: &self.app_database,
+        }
+    }
+
+    pub fn facts_sql(&self) -> String {
+        mysql::facts_sql(&self.subject()).expect("names were checked when the config was built")
+    }
+
+    fn primary_desired(&self) -> PrimaryDesired {
+        PrimaryDesired {
+            replication: self.replication.clone(),
+            app: self.app.clone(),
+            app_database: self.app_database.clone(),
+        }
+    }
+
+    fn replica_desired(&self) -> ReplicaDesired {
+        ReplicaDesired {
+            source_host: self.source_host.clone(),
+            source_port: self.port,
+            user: self.replication.user.clone(),
+            password: self.replication.password.clone(),
+        }
+    }
+}
+
+/// Build the config from the primary's variables and the secrets. `None` when the inventory
+/// has no `db_primary` group.
+pub fn config(inv: &Inventory, secrets: &Secrets) -> Result<Option<DatabaseConfig>, InventoryError> {
+    let Some(group) = inv.groups.get("db_primary") else {
+        return Ok(None);
+    };
+    let Some(primary) = group.hosts.first() else {
+        return Ok(None);
+    };
+    let vars = inv.host_vars(primary);
+    let missing = |name: &str| InventoryError::Topology {
+        location: group.location.clone(),
+        message: format!("the database tier needs `{name}`, which is not set for {primary}"),
+        hint: format!("define `{name}` under `vars:` in {}", inv.path.display()),
+    };
+    let text = |name: &str| -> Result<String, InventoryError> {
+        match vars.get(name) {
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(v) if v.is_number() => Ok(v.to_string()),
+            _ => Err(missing(name)),
+        }
+    };
+    let secret = |name: &str| {
+        secrets.get(name).cloned().ok_or_else(|| InventoryError::Topology {
+            location: group.location.clone(),
+            message: format!("the database tier needs the secret `{name}`"),
+            hint: format!("add `{name}: {{ env: SOME_VARIABLE }}` under `secrets:` in {}", inv.path.display()),
+        })
+    };
+    let port: u16 = text("mysql_port")
+        .unwrap_or_else(|_| "3306".into())
+        .parse()
+        .map_err(|_| missing("mysql_port"))?;
+    let source_host = inv.hosts[primary]
+        .private_ip
+        .clone()
+        .ok_or_else(|| missing("private_ip"))?;
+    let config = DatabaseConfig {
+        primary: primary.clone(),
+        flavor: text("flavor")?,
+        source_host,
+        port,
+        replication: AccountDesired {
+            user: text("replication_user")?,
+            host: text("replication_host_pattern")?,
+            password: secret("replication_password")?,
+        },
+        app: AccountDesired {
+            user: text("app_db_user")?,
+            host: text("app_db_host_pattern")?,
+            password: secret("app_db_password")?,
+        },
+        app_database: text("app_db_name")?,
+    };
+    mysql::facts_sql(&config.subject()).map_err(|e| InventoryError::Topology {
+        location: group.location.clone(),
+        message: format!("database names are not usable: {e}"),
+        hint: "user and database names may not contain NUL bytes".into(),
+    })?;
+    Ok(Some(config))
+}
+
+/// Facts from the gather output's database section: `Ok(None)` when no server runs.
+pub fn parse_probe(text: &str) -> Result<Option<DbFacts>, String> {
+    if text.trim_start().starts_with("#down") {
+        return Ok(None);
+    }
+    mysql::parse_facts(text).map(Some).map_err(|e| format!("cannot read the database facts: {e}"))
+}
+
+fn change(play: usize, target: String, action: Action, details: Vec<String>) -> Change {
+    Change {
+        play,
+        kind: ChangeKind::Database,
+        target,
+        action,
+        details,
+        diff: None,
+        desired_digest: None,
+        content_changed: false,
+        needs_diff: false,
+        notify: vec![],
+    }
+}
+
+fn sql_details(sql: &Sql) -> Vec<String> {
+    sql.masked_statements()
+}
+
+/// What the plan shows for one database host, from facts read at plan time.
+pub fn plan_changes(
+    role: DatabaseRole,
+    play: usize,
+    cfg: &DatabaseConfig,
+    facts: Option<&DbFacts>,
+    primary_facts: Option<&DbFacts>,
+) -> Result<Vec<Change>, String> {
+    let Some(facts) = facts else {
+        return Ok(vec![change(
+            play,
+            match role {
+                DatabaseRole::Primary => "accounts and database on the primary".into(),
+                DatabaseRole::Replica => format!("replication from {}", cfg.primary),
+            },
+            Action::Create,
+            vec!["the server is not running yet; decided on its facts once this play started it".into()],
+        )]);
+    };
+    mysql::check_flavor(&cfg.flavor, &facts.version).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    match role {
+        DatabaseRole::Primary => {
+            let p = mysql::primary_changes(&cfg.primary_desired(), facts, false).map_err(|e| e.to_string())?;
+            for c in &p.changes {
+                out.push(change(play, c.summary.clone(), Action::Update, sql_details(&c.sql)));
+            }
+            if let Some(c) = mysql::read_only_changes(facts, false) {
+                out.push(change(play, c.summary.clone(), Action::Update, sql_details(&c.sql)));
+            }
+            if out.is_empty() {
+                out.push(change(play, "accounts and database on the primary".into(), Action::Unchanged, p.notes.clone()));
+            }
+        }
+        DatabaseRole::Replica => {
+            let desired = cfg.replica_desired();
+            let action = mysql::replica_changes(&desired, facts.replica.as_ref());
+            let target = format!("replication from {} ({}:{})", cfg.primary, cfg.source_host, cfg.port);
+            match &action {
+                ReplicaAction::Unchanged => out.push(change(play, target, Action::Unchanged, vec![])),
+                ReplicaAction::NeedsOperator { problems } => {
+                    return Err(format!(
+                        "replication needs an operator: {}; foobar will not paper over it (reseed the replica, then run apply)",
+                        problems.join("; ")
+                    ));
+                }
+                ReplicaAction::Start { reasons } | ReplicaAction::Configure { reasons, .. } => {
+                    let mut details = reasons.clone();
+                    if needs_seed(&action, facts, primary_facts, cfg) {
+                        details.push(format!(
+                            "seed `{}` from {} first (a consistent dump streamed through foobar)",
+                            cfg.app_database, cfg.primary
+                        ));
+                    }
+                    let sql = action.sql(&facts.version, &desired).map_err(|e| e.to_string())?;
+                    details.extend(sql_details(&sql));
+                    out.push(change(play, target, Action::Update, details));
+                }
+            }
+            if let Some(c) = mysql::read_only_changes(facts, true) {
+                out.push(change(play, c.summary.clone(), Action::Update, sql_details(&c.sql)));
+            }
+            // Unless seeding brings them, the replica needs the accounts too: the app reads
+            // from it. A seeded replica starts after the primary's CREATE USER events.
+            if !needs_seed(&action, facts, primary_facts, cfg) {
+                let p = mysql::primary_changes(&cfg.primary_desired(), facts, false).map_err(|e| e.to_string())?;
+                for c in p.changes.iter().filter(|c| !c.summary.starts_with("create database")) {
+                    out.push(change(play, format!("{} (on the replica, not logged)", c.summary), Action::Update, sql_details(&c.sql)));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A replica never configured, whose primary already holds the app database it lacks.
+fn needs_seed(action: &ReplicaAction, facts: &DbFacts, primary: Option<&DbFacts>, _cfg: &DatabaseConfig) -> bool {
+    matches!(action, ReplicaAction::Configure { stop_first: false, .. })
+        && facts.replica.is_none()
+        && !facts.app_database_exists
+        && primary.is_some_and(|p| p.app_database_exists)
+}
+
+async fn read_facts(t: &dyn Transport, cfg: &DatabaseConfig, timeout: Duration) -> Result<Option<DbFacts>, String> {
+    let script = database_probe(&cfg.facts_sql());
+    let out = t
+        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.success() {
+        return Err(format!("reading database facts failed: {}", out.stderr_text().trim()));
+    }
+    parse_probe(&out.stdout_text())
+}
+
+fn shell_line(argv: &[String]) -> String {
+    argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// Run SQL through the host's client, on stdin.
+async fn run_sql(
+    t: &dyn Transport,
+    facts: &DbFacts,
+    sql: &Sql,
+    extra_args: &[String],
+    timeout: Duration,
+    redactor: &Redactor,
+) -> Result<(), String> {
+    let mut line = vec![facts.version.flavor.client_binary().to_string()];
+    line.extend(mysql::CLIENT_ARGS.iter().map(|s| s.to_string()));
+    line.extend(extra_args.iter().cloned());
+    let cmd = RemoteCommand {
+        command_line: shell_line(&line),
+        timeout,
+    };
+    let out = t
+        .run(&cmd, Some(sql.to_stdin().as_bytes()))
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(redactor.redact(&format!(
+            "the database refused:\n{}\nstatements:\n{}",
+            out.stderr_text().trim(),
+            sql.masked()
+        )))
+    }
+}
+
+/// Make one database host match: what was done, or why it failed.
+pub async fn reconcile(
+    role: DatabaseRole,
+    host: &dyn Transport,
+    primary: &dyn Transport,
+    cfg: &DatabaseConfig,
+    timeout: Duration,
+    redactor: &Redactor,
+) -> Result<Vec<String>, String> {
+    let mut done = Vec::new();
+    let not_running = |h: &HostName| format!("the database server on {h} is not running; check its service and log");
+    let facts = read_facts(host, cfg, timeout).await?.ok_or_else(|| not_running(host.host()))?;
+    mysql::check_flavor(&cfg.flavor, &facts.version).map_err(|e| e.to_string())?;
+    match role {
+        DatabaseRole::Primary => {
+            let plan = mysql::primary_changes(&cfg.primary_desired(), &facts, false).map_err(|e| e.to_string())?;
+            let mut sql = plan.sql();
+            let mut names: Vec<String> = plan.changes.iter().map(|c| c.summary.clone()).collect();
+            if let Some(c) = mysql::read_only_changes(&facts, false) {
+                sql.extend(c.sql);
+                names.push(c.summary);
+            }
+            if !sql.is_empty() {
+                run_sql(host, &facts, &sql, &[], timeout, redactor).await?;
+                done.extend(names.into_iter().map(|n| format!("database {n}")));
+            }
+        }
+        DatabaseRole::Replica => {
+            let desired = cfg.replica_desired();
+            let mut facts = facts;
+            let action = mysql::replica_changes(&desired, facts.replica.as_ref());
+            if let ReplicaAction::NeedsOperator { problems } = &action {
+                return Err(format!("replication needs an operator: {}", problems.join("; ")));
+            }
+            let primary_facts = read_facts(primary, cfg, timeout)
+                .await?
+                .ok_or_else(|| not_running(primary.host()))?;
+            if needs_seed(&action, &facts, Some(&primary_facts), cfg) {
+                seed(host, primary, &facts, &primary_facts, cfg, timeout, redactor).await?;
+                done.push(format!("database seeded `{}` from {}", cfg.app_database, primary.host()));
+                facts = read_facts(host, cfg, timeout).await?.ok_or_else(|| not_running(host.host()))?;
+            }
+            let action = mysql::replica_changes(&desired, facts.replica.as_ref());
+            let mut sql = action.sql(&facts.version, &desired).map_err(|e| e.to_string())?;
+            let mut names = Vec::new();
+            match &action {
+                ReplicaAction::Configure { .. } => names.push(format!("replication configured from {}", primary.host())),
+                ReplicaAction::Start { .. } => names.push("replication started".to_string()),
+                _ => {}
+            }
+            if let Some(c) = mysql::read_only_changes(&facts, true) {
+                sql.extend(c.sql);
+                names.push(c.summary);
+            }
+            if !sql.is_empty() {
+                run_sql(host, &facts, &sql, &[], timeout, redactor).await?;
+                done.extend(names.into_iter().map(|n| format!("database {n}")));
+            }
+            // The app reads from the replica: it needs the accounts, kept out of its own
+            // binary log (they are not writes to replicate, and GTID strict mode forbids
+            // local transactions a later failover would trip over).
+            let accounts = mysql::primary_changes(&cfg.primary_desired(), &facts, false).map_err(|e| e.to_string())?;
+            let local: Vec<_> = accounts
+                .changes
+                .iter()
+                .filter(|c| !c.summary.starts_with("create database"))
+                .collect();
+            if !local.is_empty() {
+                let mut sql = Sql::new();
+                for c in &local {
+                    sql.extend(c.sql.clone());
+                }
+                let no_binlog = ["--init-command=SET SESSION sql_log_bin=0".to_string()];
+                run_sql(host, &facts, &sql, &no_binlog, timeout, redactor).await?;
+                done.extend(local.iter().map(|c| format!("database {} (on the replica)", c.summary)));
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Stream a consistent dump of the app database from the primary into the replica.
+async fn seed(
+    replica: &dyn Transport,
+    primary: &dyn Transport,
+    replica_facts: &DbFacts,
+    primary_facts: &DbFacts,
+    cfg: &DatabaseConfig,
+    timeout: Duration,
+    redactor: &Redactor,
+) -> Result<(), String> {
+    let plan = mysql::seed_plan(&primary_facts.version, &replica_facts.version, &cfg.app_database);
+    if !plan.prepare.is_empty() {
+        run_sql(replica, replica_facts, &plan.prepare, &[], timeout, redactor).await?;
+    }
+    let dump = primary
+        .run(
+            &RemoteCommand {
+                command_line: shell_line(&plan.dump_argv),
+                timeout,
+            },
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if !dump.success() {
+        return Err(redactor.redact(&format!(
+            "dumping `{}` on {} failed: {}",
+            cfg.app_database,
+            primary.host(),
+            dump.stderr_text().trim()
+        )));
+    }
+    let mut line = vec![replica_facts.version.flavor.client_binary().to_string()];
+    line.extend(mysql::CLIENT_ARGS.iter().map(|s| s.to_string()));
+    line.extend(plan.load_client_args.iter().cloned());
+    let load = replica
+        .run(
+            &RemoteCommand {
+                command_line: shell_line(&line),
+                timeout,
+            },
+            Some(&dump.stdout),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    if !load.success() {
+        return Err(redactor.redact(&format!(
+            "loading the dump into {} failed: {} {}",
+            replica.host(),
+            load.stderr_text().trim(),
+            load.stdout_text().trim()
+        )));
+    }
+    Ok(())
+}
