@@ -64,7 +64,10 @@ impl DatabaseConfig {
 
 /// Build the config from the primary's variables and the secrets. `None` when the inventory
 /// has no `db_primary` group.
-pub fn config(inv: &Inventory, secrets: &Secrets) -> Result<Option<DatabaseConfig>, InventoryError> {
+pub fn config(
+    inv: &Inventory,
+    secrets: &Secrets,
+) -> Result<Option<DatabaseConfig>, InventoryError> {
     let Some(group) = inv.groups.get("db_primary") else {
         return Ok(None);
     };
@@ -85,11 +88,17 @@ pub fn config(inv: &Inventory, secrets: &Secrets) -> Result<Option<DatabaseConfi
         }
     };
     let secret = |name: &str| {
-        secrets.get(name).cloned().ok_or_else(|| InventoryError::Topology {
-            location: group.location.clone(),
-            message: format!("the database tier needs the secret `{name}`"),
-            hint: format!("add `{name}: {{ env: SOME_VARIABLE }}` under `secrets:` in {}", inv.path.display()),
-        })
+        secrets
+            .get(name)
+            .cloned()
+            .ok_or_else(|| InventoryError::Topology {
+                location: group.location.clone(),
+                message: format!("the database tier needs the secret `{name}`"),
+                hint: format!(
+                    "add `{name}: {{ env: SOME_VARIABLE }}` under `secrets:` in {}",
+                    inv.path.display()
+                ),
+            })
     };
     let port: u16 = text("mysql_port")
         .unwrap_or_else(|_| "3306".into())
@@ -129,7 +138,9 @@ pub fn parse_probe(text: &str) -> Result<Option<DbFacts>, String> {
     if text.trim_start().starts_with("#down") {
         return Ok(None);
     }
-    mysql::parse_facts(text).map(Some).map_err(|e| format!("cannot read the database facts: {e}"))
+    mysql::parse_facts(text)
+        .map(Some)
+        .map_err(|e| format!("cannot read the database facts: {e}"))
 }
 
 fn change(play: usize, target: String, action: Action, details: Vec<String>) -> Change {
@@ -167,30 +178,54 @@ pub fn plan_changes(
                 DatabaseRole::Replica => format!("replication from {}", cfg.primary),
             },
             Action::Create,
-            vec!["the server is not running yet; decided on its facts once this play started it".into()],
+            vec![
+                "the server is not running yet; decided on its facts once this play started it"
+                    .into(),
+            ],
         )]);
     };
     mysql::check_flavor(&cfg.flavor, &facts.version).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     match role {
         DatabaseRole::Primary => {
-            let p = mysql::primary_changes(&cfg.primary_desired(), facts, false).map_err(|e| e.to_string())?;
+            let p = mysql::primary_changes(&cfg.primary_desired(), facts, false)
+                .map_err(|e| e.to_string())?;
             for c in &p.changes {
-                out.push(change(play, c.summary.clone(), Action::Update, sql_details(&c.sql)));
+                out.push(change(
+                    play,
+                    c.summary.clone(),
+                    Action::Update,
+                    sql_details(&c.sql),
+                ));
             }
             if let Some(c) = mysql::read_only_changes(facts, false) {
-                out.push(change(play, c.summary.clone(), Action::Update, sql_details(&c.sql)));
+                out.push(change(
+                    play,
+                    c.summary.clone(),
+                    Action::Update,
+                    sql_details(&c.sql),
+                ));
             }
             if out.is_empty() {
-                out.push(change(play, "accounts and database on the primary".into(), Action::Unchanged, p.notes.clone()));
+                out.push(change(
+                    play,
+                    "accounts and database on the primary".into(),
+                    Action::Unchanged,
+                    p.notes.clone(),
+                ));
             }
         }
         DatabaseRole::Replica => {
             let desired = cfg.replica_desired();
             let action = mysql::replica_changes(&desired, facts.replica.as_ref());
-            let target = format!("replication from {} ({}:{})", cfg.primary, cfg.source_host, cfg.port);
+            let target = format!(
+                "replication from {} ({}:{})",
+                cfg.primary, cfg.source_host, cfg.port
+            );
             match &action {
-                ReplicaAction::Unchanged => out.push(change(play, target, Action::Unchanged, vec![])),
+                ReplicaAction::Unchanged => {
+                    out.push(change(play, target, Action::Unchanged, vec![]))
+                }
                 ReplicaAction::NeedsOperator { problems } => {
                     return Err(format!(
                         "replication needs an operator: {}; foobar will not paper over it (reseed the replica, then run apply)",
@@ -205,20 +240,37 @@ pub fn plan_changes(
                             cfg.app_database, cfg.primary
                         ));
                     }
-                    let sql = action.sql(&facts.version, &desired).map_err(|e| e.to_string())?;
+                    let sql = action
+                        .sql(&facts.version, &desired)
+                        .map_err(|e| e.to_string())?;
                     details.extend(sql_details(&sql));
                     out.push(change(play, target, Action::Update, details));
                 }
             }
             if let Some(c) = mysql::read_only_changes(facts, true) {
-                out.push(change(play, c.summary.clone(), Action::Update, sql_details(&c.sql)));
+                out.push(change(
+                    play,
+                    c.summary.clone(),
+                    Action::Update,
+                    sql_details(&c.sql),
+                ));
             }
             // Unless seeding brings them, the replica needs the accounts too: the app reads
             // from it. A seeded replica starts after the primary's CREATE USER events.
             if !needs_seed(&action, facts, primary_facts, cfg) {
-                let p = mysql::primary_changes(&cfg.primary_desired(), facts, false).map_err(|e| e.to_string())?;
-                for c in p.changes.iter().filter(|c| !c.summary.starts_with("create database")) {
-                    out.push(change(play, format!("{} (on the replica, not logged)", c.summary), Action::Update, sql_details(&c.sql)));
+                let p = mysql::primary_changes(&cfg.primary_desired(), facts, false)
+                    .map_err(|e| e.to_string())?;
+                for c in p
+                    .changes
+                    .iter()
+                    .filter(|c| !c.summary.starts_with("create database"))
+                {
+                    out.push(change(
+                        play,
+                        format!("{} (on the replica, not logged)", c.summary),
+                        Action::Update,
+                        sql_details(&c.sql),
+                    ));
                 }
             }
         }
@@ -227,27 +279,47 @@ pub fn plan_changes(
 }
 
 /// A replica never configured, whose primary already holds the app database it lacks.
-fn needs_seed(action: &ReplicaAction, facts: &DbFacts, primary: Option<&DbFacts>, _cfg: &DatabaseConfig) -> bool {
-    matches!(action, ReplicaAction::Configure { stop_first: false, .. })
-        && facts.replica.is_none()
+fn needs_seed(
+    action: &ReplicaAction,
+    facts: &DbFacts,
+    primary: Option<&DbFacts>,
+    _cfg: &DatabaseConfig,
+) -> bool {
+    matches!(
+        action,
+        ReplicaAction::Configure {
+            stop_first: false,
+            ..
+        }
+    ) && facts.replica.is_none()
         && !facts.app_database_exists
         && primary.is_some_and(|p| p.app_database_exists)
 }
 
-async fn read_facts(t: &dyn Transport, cfg: &DatabaseConfig, timeout: Duration) -> Result<Option<DbFacts>, String> {
+async fn read_facts(
+    t: &dyn Transport,
+    cfg: &DatabaseConfig,
+    timeout: Duration,
+) -> Result<Option<DbFacts>, String> {
     let script = database_probe(&cfg.facts_sql());
     let out = t
         .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
         .await
         .map_err(|e| e.to_string())?;
     if !out.success() {
-        return Err(format!("reading database facts failed: {}", out.stderr_text().trim()));
+        return Err(format!(
+            "reading database facts failed: {}",
+            out.stderr_text().trim()
+        ));
     }
     parse_probe(&out.stdout_text())
 }
 
 fn shell_line(argv: &[String]) -> String {
-    argv.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| sh_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Run SQL through the host's client, on stdin.
@@ -291,12 +363,17 @@ pub async fn reconcile(
     redactor: &Redactor,
 ) -> Result<Vec<String>, String> {
     let mut done = Vec::new();
-    let not_running = |h: &HostName| format!("the database server on {h} is not running; check its service and log");
-    let facts = read_facts(host, cfg, timeout).await?.ok_or_else(|| not_running(host.host()))?;
+    let not_running = |h: &HostName| {
+        format!("the database server on {h} is not running; check its service and log")
+    };
+    let facts = read_facts(host, cfg, timeout)
+        .await?
+        .ok_or_else(|| not_running(host.host()))?;
     mysql::check_flavor(&cfg.flavor, &facts.version).map_err(|e| e.to_string())?;
     match role {
         DatabaseRole::Primary => {
-            let plan = mysql::primary_changes(&cfg.primary_desired(), &facts, false).map_err(|e| e.to_string())?;
+            let plan = mysql::primary_changes(&cfg.primary_desired(), &facts, false)
+                .map_err(|e| e.to_string())?;
             let mut sql = plan.sql();
             let mut names: Vec<String> = plan.changes.iter().map(|c| c.summary.clone()).collect();
             if let Some(c) = mysql::read_only_changes(&facts, false) {
@@ -313,21 +390,43 @@ pub async fn reconcile(
             let mut facts = facts;
             let action = mysql::replica_changes(&desired, facts.replica.as_ref());
             if let ReplicaAction::NeedsOperator { problems } = &action {
-                return Err(format!("replication needs an operator: {}", problems.join("; ")));
+                return Err(format!(
+                    "replication needs an operator: {}",
+                    problems.join("; ")
+                ));
             }
             let primary_facts = read_facts(primary, cfg, timeout)
                 .await?
                 .ok_or_else(|| not_running(primary.host()))?;
             if needs_seed(&action, &facts, Some(&primary_facts), cfg) {
-                seed(host, primary, &facts, &primary_facts, cfg, timeout, redactor).await?;
-                done.push(format!("database seeded `{}` from {}", cfg.app_database, primary.host()));
-                facts = read_facts(host, cfg, timeout).await?.ok_or_else(|| not_running(host.host()))?;
+                seed(
+                    host,
+                    primary,
+                    &facts,
+                    &primary_facts,
+                    cfg,
+                    timeout,
+                    redactor,
+                )
+                .await?;
+                done.push(format!(
+                    "database seeded `{}` from {}",
+                    cfg.app_database,
+                    primary.host()
+                ));
+                facts = read_facts(host, cfg, timeout)
+                    .await?
+                    .ok_or_else(|| not_running(host.host()))?;
             }
             let action = mysql::replica_changes(&desired, facts.replica.as_ref());
-            let mut sql = action.sql(&facts.version, &desired).map_err(|e| e.to_string())?;
+            let mut sql = action
+                .sql(&facts.version, &desired)
+                .map_err(|e| e.to_string())?;
             let mut names = Vec::new();
             match &action {
-                ReplicaAction::Configure { .. } => names.push(format!("replication configured from {}", primary.host())),
+                ReplicaAction::Configure { .. } => {
+                    names.push(format!("replication configured from {}", primary.host()))
+                }
                 ReplicaAction::Start { .. } => names.push("replication started".to_string()),
                 _ => {}
             }
@@ -342,7 +441,8 @@ pub async fn reconcile(
             // The app reads from the replica: it needs the accounts, kept out of its own
             // binary log (they are not writes to replicate, and GTID strict mode forbids
             // local transactions a later failover would trip over).
-            let accounts = mysql::primary_changes(&cfg.primary_desired(), &facts, false).map_err(|e| e.to_string())?;
+            let accounts = mysql::primary_changes(&cfg.primary_desired(), &facts, false)
+                .map_err(|e| e.to_string())?;
             let local: Vec<_> = accounts
                 .changes
                 .iter()
@@ -355,7 +455,11 @@ pub async fn reconcile(
                 }
                 let no_binlog = ["--init-command=SET SESSION sql_log_bin=0".to_string()];
                 run_sql(host, &facts, &sql, &no_binlog, timeout, redactor).await?;
-                done.extend(local.iter().map(|c| format!("database {} (on the replica)", c.summary)));
+                done.extend(
+                    local
+                        .iter()
+                        .map(|c| format!("database {} (on the replica)", c.summary)),
+                );
             }
         }
     }
@@ -372,9 +476,21 @@ async fn seed(
     timeout: Duration,
     redactor: &Redactor,
 ) -> Result<(), String> {
-    let plan = mysql::seed_plan(&primary_facts.version, &replica_facts.version, &cfg.app_database);
+    let plan = mysql::seed_plan(
+        &primary_facts.version,
+        &replica_facts.version,
+        &cfg.app_database,
+    );
     if !plan.prepare.is_empty() {
-        run_sql(replica, replica_facts, &plan.prepare, &[], timeout, redactor).await?;
+        run_sql(
+            replica,
+            replica_facts,
+            &plan.prepare,
+            &[],
+            timeout,
+            redactor,
+        )
+        .await?;
     }
     let dump = primary
         .run(

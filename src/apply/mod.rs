@@ -379,12 +379,16 @@ async fn run_play(
         .into_iter()
         .partition(|c| c.kind == crate::plan::ChangeKind::Database);
     if !changes.is_empty() || !handlers.is_empty() {
-        run_play_script(host, play, changes, handlers, target, options, reporter, redactor, rep).await;
+        run_play_script(
+            host, play, changes, handlers, target, options, reporter, redactor, rep,
+        )
+        .await;
         if rep.failed() {
             return;
         }
     }
-    if let (false, Some(role), Some(cfg)) = (db_changes.is_empty(), play.database, &target.database) {
+    if let (false, Some(role), Some(cfg)) = (db_changes.is_empty(), play.database, &target.database)
+    {
         let primary = target.primary.as_ref().unwrap_or(&target.transport);
         let before = target.transport.commands_run() + primary.commands_run();
         let result = database::reconcile(
@@ -400,7 +404,10 @@ async fn run_play(
         match result {
             Ok(done) => {
                 for d in done {
-                    reporter.event(Event::StepDone { host: host.clone(), step: d.clone() });
+                    reporter.event(Event::StepDone {
+                        host: host.clone(),
+                        step: d.clone(),
+                    });
                     rep.done.push(d);
                 }
             }

@@ -141,6 +141,7 @@ async fn connect_all(
 }
 
 /// Gather every host and diff it against its desired state.
+#[allow(clippy::too_many_arguments)]
 async fn make_plan(
     loaded: &Loaded,
     ctx: &RenderContext<'_>,
@@ -219,14 +220,19 @@ async fn make_plan(
             && let Some(t) = primary
         {
             let want = &desired_for_probe(&cfg.primary);
-            let probe = gather::DatabaseProbe { sql: facts_sql.unwrap_or_default() };
+            let probe = gather::DatabaseProbe {
+                sql: facts_sql.unwrap_or_default(),
+            };
             if let Ok(have) = gather::gather(t.as_ref(), want, Some(&probe), timeout).await
                 && let Some(text) = have.database
             {
                 db_facts.insert(cfg.primary.clone(), database::parse_probe(&text));
             }
         }
-        let primary_facts = db_facts.get(&cfg.primary).and_then(|r| r.as_ref().ok()).and_then(|f| f.as_ref());
+        let primary_facts = db_facts
+            .get(&cfg.primary)
+            .and_then(|r| r.as_ref().ok())
+            .and_then(|f| f.as_ref());
         for (h, hp) in hosts.iter_mut() {
             for play in desired[h].plays.iter() {
                 let Some(role) = play.database else { continue };
@@ -241,7 +247,7 @@ async fn make_plan(
                 match database::plan_changes(role, play.index, cfg, facts, primary_facts) {
                     Ok(changes) => hp.changes.extend(changes),
                     Err(e) => {
-                        failed.insert(h.clone(), ctx.redactor.redact(&format!("{e}")));
+                        failed.insert(h.clone(), ctx.redactor.redact(&e));
                     }
                 }
             }
@@ -276,9 +282,11 @@ async fn connect_primary(
     if let Some(t) = transports.get(&cfg.primary) {
         return Some(t.clone());
     }
-    let wanted = loaded.playbook.plays.iter().any(|p| {
-        p.database.is_some() && p.hosts.iter().any(|h| loaded.hosts.contains(h))
-    });
+    let wanted = loaded
+        .playbook
+        .plays
+        .iter()
+        .any(|p| p.database.is_some() && p.hosts.iter().any(|h| loaded.hosts.contains(h)));
     if !wanted {
         return None;
     }
