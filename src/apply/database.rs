@@ -133,6 +133,38 @@ pub fn config(
     Ok(Some(config))
 }
 
+/// The statements that point a replica at the primary, masked, for a server of the version
+/// the inventory names (`flavor`, and `mysql_version` for MySQL, default 8.4): what
+/// `foobar render` shows. `apply` picks the statements by the live server's version instead.
+pub fn configured_replication_sql(
+    cfg: &DatabaseConfig,
+    vars: &crate::inventory::Vars,
+) -> Result<String, String> {
+    let version = match cfg.flavor.as_str() {
+        "mariadb" => "10.11.0-MariaDB".to_string(),
+        _ => vars
+            .get("mysql_version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("8.4.0")
+            .to_string(),
+    };
+    let version = mysql::ServerVersion::parse(&version).map_err(|e| e.to_string())?;
+    let action = ReplicaAction::Configure {
+        reasons: vec![],
+        stop_first: true,
+    };
+    let sql = action
+        .sql(&version, &cfg.replica_desired())
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "-- How a replica follows {} ({}:{}) on {version}; foobar runs these only when the\n-- live replication status differs.\n{}",
+        cfg.primary,
+        cfg.source_host,
+        cfg.port,
+        sql.masked()
+    ))
+}
+
 /// Facts from the gather output's database section: `Ok(None)` when no server runs.
 pub fn parse_probe(text: &str) -> Result<Option<DbFacts>, String> {
     if text.trim_start().starts_with("#down") {

@@ -20,8 +20,6 @@ use crate::inventory::{
 };
 use crate::secret::Redactor;
 
-pub const REPLICATION_TEMPLATE: &str = "mysql/replication.sql.j2";
-
 /// What one path on a host should be.
 #[derive(Debug, Clone)]
 pub enum EntryKind {
@@ -241,9 +239,6 @@ impl<'a> RenderContext<'a> {
             .iter()
             .flat_map(|p| p.files.iter().filter_map(|f| f.template.clone()))
             .collect();
-        if playbook.templates_dir.join(REPLICATION_TEMPLATE).is_file() {
-            names.push(REPLICATION_TEMPLATE.to_string());
-        }
         names.sort();
         names.dedup();
         let mut sources = BTreeMap::new();
@@ -510,48 +505,6 @@ impl<'a> RenderContext<'a> {
             host: host.clone(),
             plays,
         })
-    }
-
-    /// The replication statements for a replica, in the SQL dialect of its server
-    /// (`mariadb`, `mysql` for MySQL >= 8.0.23, `mysql-legacy` before).
-    pub fn render_replication_sql(
-        &self,
-        host: &HostName,
-        dialect: &str,
-    ) -> Result<String, RenderError> {
-        let mut extra = Vars::new();
-        extra.insert("mysql_dialect".into(), dialect.into());
-        let ctx = self.context(host, &extra);
-        self.render_template(host, REPLICATION_TEMPLATE, &ctx)
-    }
-
-    /// The dialect the inventory's `flavor` (and optional `mysql_version`) implies, used when no
-    /// live server has been asked yet (`foobar render`).
-    pub fn configured_dialect(&self, host: &HostName) -> String {
-        let vars = self.inventory.host_vars(host);
-        let flavor = vars
-            .get("flavor")
-            .and_then(|v| v.as_str())
-            .unwrap_or("mysql");
-        if flavor == "mariadb" {
-            return "mariadb".into();
-        }
-        let version = vars
-            .get("mysql_version")
-            .and_then(|v| v.as_str())
-            .unwrap_or("8.4");
-        let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
-        let legacy = match parts.as_slice() {
-            [major, ..] if *major < 8 => true,
-            [8, 0, patch, ..] => *patch < 23,
-            [8, 0] => false,
-            _ => false,
-        };
-        if legacy {
-            "mysql-legacy".into()
-        } else {
-            "mysql".into()
-        }
     }
 }
 
