@@ -390,19 +390,18 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                     .plays
                     .iter()
                     .any(|p| p.database == Some(inventory::DatabaseRole::Replica))
+                    && let Some(cfg) = &loaded.database
                 {
-                    if let Some(cfg) = &loaded.database {
-                        let sql = database::configured_replication_sql(
-                            cfg,
-                            &loaded.inventory.host_vars(host),
-                        )
-                        .map_err(|message| CliError::Usage {
-                            message,
-                            hint: "check `flavor` and `mysql_version` in the inventory".into(),
-                        })?;
-                        write_rendered(&out, host, "/foobar/replication.sql", sql.as_bytes())?;
-                        written += 1;
-                    }
+                    let sql = database::configured_replication_sql(
+                        cfg,
+                        &loaded.inventory.host_vars(host),
+                    )
+                    .map_err(|message| CliError::Usage {
+                        message,
+                        hint: "check `flavor` and `mysql_version` in the inventory".into(),
+                    })?;
+                    write_rendered(&out, host, "/foobar/replication.sql", sql.as_bytes())?;
+                    written += 1;
                 }
             }
             eprintln!(
