@@ -21,3 +21,4 @@ pub mod render;
 pub mod report;
 pub mod secret;
 pub mod transport;
+pub mod verify;

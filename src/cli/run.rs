@@ -607,10 +607,48 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 ExitCategory::HostFailed
             })
         }
-        Command::Verify { .. } => Err(CliError::Usage {
-            message: "verify is not available yet".into(),
-            hint: "see the README".into(),
-        }),
+        Command::Verify { common, max_lag } => {
+            let loaded = load(&common)?;
+            let ctx = RenderContext::new(&loaded.inventory, &loaded.playbook, &loaded.secrets)?;
+            let desired = render_all(&ctx, &loaded.hosts)?;
+            let reporter = Progress::new(common.verbose);
+            let (transports, unreachable) =
+                connect_all(&loaded.inventory, &loaded.hosts, common.forks, &reporter).await;
+            let health = crate::verify::verify(&crate::verify::VerifyInput {
+                inventory: &loaded.inventory,
+                desired: &desired,
+                transports: &transports,
+                unreachable: &unreachable,
+                database: loaded.database.as_deref(),
+                max_lag,
+                timeout: Duration::from_secs(loaded.inventory.ssh.command_timeout.min(120)),
+            })
+            .await;
+            finish_all(&transports).await;
+            reporter.finish();
+            if common.json {
+                print_json(&health)?;
+            } else {
+                let order = |h: &HostName| {
+                    if loaded.inventory.in_group(h, "db_replica") {
+                        0
+                    } else if loaded.inventory.in_group(h, "db_primary") {
+                        1
+                    } else {
+                        2
+                    }
+                };
+                print!(
+                    "{}",
+                    human::health(&health, &human::Styles::new(colour()), order)
+                );
+            }
+            Ok(if health.healthy() {
+                ExitCategory::Ok
+            } else {
+                ExitCategory::HostFailed
+            })
+        }
     }
 }
 

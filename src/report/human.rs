@@ -266,3 +266,44 @@ pub fn report(r: &Report, st: &Styles) -> String {
     let _ = writeln!(out, "{}", st.bold.apply_to(format!("{summary}.")));
     out
 }
+
+/// The verify report: a table per host, replication first, a reason and hint on each failure.
+pub fn health(
+    h: &crate::verify::Health,
+    st: &Styles,
+    order: impl Fn(&crate::inventory::HostName) -> u8,
+) -> String {
+    let mut out = String::new();
+    let mut hosts: Vec<_> = h.hosts.iter().collect();
+    hosts.sort_by_key(|(name, _)| (order(name), (*name).clone()));
+    let mut failed = Vec::new();
+    for (host, hh) in hosts {
+        let _ = writeln!(out, "{}", st.bold.apply_to(format!("{host}:")));
+        for c in &hh.checks {
+            let mark = if c.ok {
+                st.add.apply_to("ok  ".to_string())
+            } else {
+                st.del.apply_to("FAIL".to_string())
+            };
+            let _ = writeln!(out, "  {mark} {:<18} {}", c.name, c.detail);
+            if let (false, Some(hint)) = (c.ok, &c.hint) {
+                let _ = writeln!(out, "       {:<18} hint: {hint}", "");
+            }
+        }
+        if hh.checks.iter().any(|c| !c.ok) {
+            let names: Vec<&str> = hh.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+            failed.push(format!("{host} ({})", names.join(", ")));
+        }
+    }
+    if failed.is_empty() {
+        let _ = writeln!(out, "{}", st.bold.apply_to("Healthy: every check passed."));
+    } else {
+        let _ = writeln!(
+            out,
+            "{}",
+            st.bold
+                .apply_to(format!("Unhealthy: {}.", failed.join("; ")))
+        );
+    }
+    out
+}

@@ -1,0 +1,518 @@
+//! Verify: does the stack work? Replication first, then the load balancer, Nginx, the
+//! services and HTTP through the load balancer.
+//!
+//! In: the inventory, the playbook's desired state per host, an open transport per host.
+//! Out: [`Health`], a list of [`Check`]s per host; healthy when every check passed. Each host
+//! is read in one remote command; the replication data path is proven by a heartbeat row
+//! written on the primary and read back on every replica within the lag limit. Nothing is
+//! changed but that heartbeat row (in its own database, `foobar_meta`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::apply::database::{self, DatabaseConfig};
+use crate::gather::{database_probe, sh_quote};
+use crate::inventory::{DatabaseRole, HostName, Inventory};
+use crate::mysql::{self, Check, ClusterMember, DbFacts};
+use crate::render::DesiredState;
+use crate::transport::{RemoteCommand, Transport};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostHealth {
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub format_version: u32,
+    pub hosts: BTreeMap<HostName, HostHealth>,
+}
+
+impl Health {
+    pub fn healthy(&self) -> bool {
+        self.hosts.values().all(|h| h.checks.iter().all(|c| c.ok))
+    }
+}
+
+pub struct VerifyInput<'a> {
+    pub inventory: &'a Inventory,
+    pub desired: &'a BTreeMap<HostName, DesiredState>,
+    pub transports: &'a BTreeMap<HostName, Arc<dyn Transport>>,
+    pub unreachable: &'a BTreeMap<HostName, String>,
+    pub database: Option<&'a DatabaseConfig>,
+    pub max_lag: u64,
+    pub timeout: Duration,
+}
+
+fn role(desired: &DesiredState) -> Option<DatabaseRole> {
+    desired.plays.iter().find_map(|p| p.database)
+}
+
+/// One script per host: declared services active, `nginx -t` where Nginx runs, HAProxy's
+/// server states where it runs, database facts on database hosts.
+fn host_script(
+    desired: &DesiredState,
+    haproxy_socket: Option<&str>,
+    facts_sql: Option<&str>,
+) -> String {
+    let mut s = String::from("export LC_ALL=C\n");
+    let services = desired.services();
+    if !services.is_empty() {
+        s.push_str("echo '#foobar:services'\n");
+        for svc in &services {
+            s.push_str(&format!(
+                "printf '%s\\t%s\\n' {q} \"$(systemctl is-active {q} 2>/dev/null)\"\n",
+                q = sh_quote(svc)
+            ));
+        }
+    }
+    if services.contains(&"nginx") {
+        s.push_str("echo '#foobar:nginx'\nnginx -t -q 2>&1; echo \"exit $?\"\n");
+    }
+    if let Some(sock) = haproxy_socket {
+        s.push_str("echo '#foobar:haproxy'\n");
+        s.push_str(&format!(
+            "python3 -c 'import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(5)\ns.connect(sys.argv[1])\ns.sendall(b\"show servers state\\n\")\nb=b\"\"\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.write(b.decode())' {} 2>&1\n",
+            sh_quote(sock)
+        ));
+    }
+    if let Some(sql) = facts_sql {
+        s.push_str("echo '#foobar:database'\n");
+        s.push_str(&database_probe(sql));
+    }
+    s.push_str("echo '#foobar:end'\n");
+    s
+}
+
+fn sections(text: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("#foobar:") {
+            current = name.to_string();
+            out.entry(current.clone()).or_default();
+            continue;
+        }
+        let e = out.entry(current.clone()).or_default();
+        e.push_str(line);
+        e.push('\n');
+    }
+    out
+}
+
+/// HAProxy `show servers state`: every server operational (2) and not in maintenance.
+pub fn haproxy_checks(text: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 7 || line.starts_with('#') || f[0].parse::<u32>().is_err() {
+            continue;
+        }
+        let (backend, server, op, admin) = (f[1], f[3], f[5], f[6]);
+        let name = format!("{backend}/{server}");
+        if op == "2" && admin == "0" {
+            checks.push(Check::pass("backend_server", format!("{name} is UP")));
+        } else {
+            let state = match op {
+                "0" => "DOWN",
+                "1" => "starting",
+                "3" => "stopping",
+                _ => "not UP",
+            };
+            checks.push(Check::fail(
+                "backend_server",
+                format!("{name} is {state} (operational state {op}, admin state {admin})"),
+                format!("HAProxy's health check to {server} fails: check Nginx and the app on it (`foobar plan --limit {server}`)"),
+            ));
+        }
+    }
+    if checks.is_empty() {
+        checks.push(Check::fail(
+            "backend_server",
+            format!("no server state from the runtime API: {}", text.trim()),
+            "is HAProxy running with the admin socket the template sets (`haproxy_admin_socket`)?",
+        ));
+    }
+    checks
+}
+
+async fn http_get(addr: &str, domain: &str) -> Result<String, String> {
+    let mut stream =
+        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("connecting to {addr} timed out"))?
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let req = format!("GET / HTTP/1.0\r\nHost: {domain}\r\nUser-Agent: foobar-verify\r\n\r\n");
+    stream
+        .write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
+        .await
+        .map_err(|_| format!("{addr} did not answer within 5 s"))?
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap_or("?").to_string();
+    if status != "200" {
+        return Err(format!("{addr} answered {status}"));
+    }
+    Ok(text)
+}
+
+/// Where clients reach the load balancer: its bind address, else the host's address.
+fn lb_address(inv: &Inventory, lb: &HostName) -> String {
+    let vars = inv.host_vars(lb);
+    let bind = vars
+        .get("haproxy_bind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("*:80");
+    let (host, port) = bind.rsplit_once(':').unwrap_or((bind, "80"));
+    let h = &inv.hosts[lb];
+    let host = if host.is_empty() || host == "*" || host == "0.0.0.0" || host == "::" {
+        h.address
+            .clone()
+            .or_else(|| h.private_ip.clone())
+            .unwrap_or_else(|| lb.to_string())
+    } else {
+        host.to_string()
+    };
+    format!("{host}:{port}")
+}
+
+async fn heartbeat(
+    primary: &dyn Transport,
+    primary_facts: &DbFacts,
+    replicas: &[(HostName, Arc<dyn Transport>, &DbFacts)],
+    max_lag: u64,
+    timeout: Duration,
+) -> BTreeMap<HostName, Check> {
+    let mut out = BTreeMap::new();
+    let token = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    );
+    let client = primary_facts.version.flavor.client_binary();
+    let write = format!(
+        "CREATE DATABASE IF NOT EXISTS foobar_meta;\nCREATE TABLE IF NOT EXISTS foobar_meta.heartbeat (id INT PRIMARY KEY, token VARCHAR(64) NOT NULL, written_at TIMESTAMP(6) NOT NULL);\nREPLACE INTO foobar_meta.heartbeat VALUES (1, '{token}', NOW(6));\n"
+    );
+    let cmd = RemoteCommand {
+        command_line: format!("{client} --batch"),
+        timeout,
+    };
+    match primary.run(&cmd, Some(write.as_bytes())).await {
+        Ok(o) if o.success() => {}
+        Ok(o) => {
+            for (h, _, _) in replicas {
+                out.insert(
+                    h.clone(),
+                    Check::fail(
+                        "heartbeat",
+                        format!(
+                            "could not write the heartbeat on {}: {}",
+                            primary.host(),
+                            o.stderr_text().trim()
+                        ),
+                        "is the primary writable (read_only OFF)?",
+                    ),
+                );
+            }
+            return out;
+        }
+        Err(e) => {
+            for (h, _, _) in replicas {
+                out.insert(
+                    h.clone(),
+                    Check::fail("heartbeat", e.to_string(), "check the primary is reachable"),
+                );
+            }
+            return out;
+        }
+    }
+    let started = Instant::now();
+    let limit = Duration::from_secs(max_lag.max(1));
+    for (host, t, facts) in replicas {
+        let read = "SELECT token FROM foobar_meta.heartbeat WHERE id = 1;\n";
+        let cmd = RemoteCommand {
+            command_line: format!(
+                "{} --batch --skip-column-names",
+                facts.version.flavor.client_binary()
+            ),
+            timeout,
+        };
+        let check = loop {
+            let seen = t
+                .run(&cmd, Some(read.as_bytes()))
+                .await
+                .ok()
+                .filter(|o| o.success())
+                .map(|o| o.stdout_text());
+            if seen.as_deref().map(str::trim) == Some(token.as_str()) {
+                break Check::pass(
+                    "heartbeat",
+                    format!(
+                        "a row written on {} was read here after {:.1} s",
+                        primary.host(),
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
+            }
+            if started.elapsed() > limit {
+                break Check::fail(
+                    "heartbeat",
+                    format!(
+                        "a row written on {} did not arrive within {} s",
+                        primary.host(),
+                        limit.as_secs()
+                    ),
+                    "replication is not applying changes: see the io_thread/sql_thread checks and the replica's error log",
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        out.insert(host.clone(), check);
+    }
+    out
+}
+
+/// Run every check.
+pub async fn verify(input: &VerifyInput<'_>) -> Health {
+    let inv = input.inventory;
+    let facts_sql = input.database.map(|c| c.facts_sql());
+    let lbs: Vec<HostName> = inv
+        .groups
+        .get("loadbalancer")
+        .map(|g| g.hosts.clone())
+        .unwrap_or_default();
+    let results = futures::future::join_all(input.transports.iter().map(|(h, t)| {
+        let desired = &input.desired[h];
+        let socket = lbs.contains(h).then(|| {
+            inv.host_vars(h)
+                .get("haproxy_admin_socket")
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_else(|| "/run/haproxy/admin.sock".into())
+        });
+        let sql = role(desired).and(facts_sql.as_deref());
+        let script = host_script(desired, socket.as_deref(), sql);
+        async move {
+            let out = t
+                .run(
+                    &RemoteCommand::script(input.timeout),
+                    Some(script.as_bytes()),
+                )
+                .await;
+            (h.clone(), out)
+        }
+    }))
+    .await;
+
+    let mut hosts: BTreeMap<HostName, HostHealth> = BTreeMap::new();
+    let mut facts: BTreeMap<HostName, DbFacts> = BTreeMap::new();
+    for (h, why) in input.unreachable {
+        hosts.insert(
+            h.clone(),
+            HostHealth {
+                checks: vec![Check::fail(
+                    "reachable",
+                    why.clone(),
+                    "check the host is up and `ssh` to it works",
+                )],
+            },
+        );
+    }
+    for (h, out) in results {
+        let mut checks = Vec::new();
+        let out = match out {
+            Ok(o) if o.success() => o,
+            Ok(o) => {
+                checks.push(Check::fail(
+                    "reachable",
+                    format!("the check script failed: {}", o.stderr_text().trim()),
+                    "run `foobar plan` to see what is wrong on the host",
+                ));
+                hosts.insert(h, HostHealth { checks });
+                continue;
+            }
+            Err(e) => {
+                checks.push(Check::fail(
+                    "reachable",
+                    e.to_string(),
+                    "check the host is up and `ssh` to it works",
+                ));
+                hosts.insert(h, HostHealth { checks });
+                continue;
+            }
+        };
+        let sec = sections(&out.stdout_text());
+        if let Some(text) = sec.get("database") {
+            match database::parse_probe(text) {
+                Ok(Some(f)) => {
+                    facts.insert(h.clone(), f);
+                }
+                Ok(None) => checks.push(Check::fail(
+                    "database",
+                    "the database server is not running",
+                    "start it with `foobar apply`, or read its log",
+                )),
+                Err(e) => checks.push(Check::fail("database", e, "run `foobar plan` on this host")),
+            }
+        }
+        if let Some(text) = sec.get("services") {
+            for line in text.lines() {
+                let (svc, state) = line.split_once('\t').unwrap_or((line, ""));
+                if state == "active" {
+                    checks.push(Check::pass("service", format!("{svc} is active")));
+                } else {
+                    checks.push(Check::fail(
+                        "service",
+                        format!(
+                            "{svc} is {}",
+                            if state.is_empty() { "unknown" } else { state }
+                        ),
+                        format!("`foobar apply --limit {h}` starts it; if it fails, read its log"),
+                    ));
+                }
+            }
+        }
+        if let Some(text) = sec.get("nginx") {
+            if text.trim_end().ends_with("exit 0") {
+                checks.push(Check::pass("nginx_config", "nginx -t passes"));
+            } else {
+                checks.push(Check::fail(
+                    "nginx_config",
+                    format!("nginx -t fails: {}", text.trim()),
+                    "fix the site template, then `foobar apply`",
+                ));
+            }
+        }
+        if let Some(text) = sec.get("haproxy") {
+            checks.extend(haproxy_checks(text));
+        }
+        hosts.insert(h, HostHealth { checks });
+    }
+
+    // Replication: per replica status, cluster-wide checks, and the heartbeat data path.
+    if let Some(cfg) = input.database {
+        let replicas: Vec<HostName> = input
+            .desired
+            .iter()
+            .filter(|(_, d)| role(d) == Some(DatabaseRole::Replica))
+            .map(|(h, _)| h.clone())
+            .collect();
+        for r in &replicas {
+            if let Some(f) = facts.get(r) {
+                let ro = if f.version.flavor == mysql::Flavor::MySql {
+                    f.fully_read_only()
+                } else {
+                    f.read_only
+                };
+                let mut c = mysql::evaluate_replica(
+                    f.replica.as_ref(),
+                    &cfg.source_host,
+                    cfg.port,
+                    input.max_lag,
+                    ro,
+                );
+                let entry = hosts
+                    .entry(r.clone())
+                    .or_insert(HostHealth { checks: vec![] });
+                c.append(&mut entry.checks);
+                entry.checks = c;
+            }
+        }
+        if let Some(pf) = facts.get(&cfg.primary) {
+            let members: Vec<ClusterMember<'_>> = replicas
+                .iter()
+                .filter_map(|r| {
+                    facts.get(r).map(|f| ClusterMember {
+                        host: r.as_str(),
+                        facts: f,
+                    })
+                })
+                .collect();
+            let cluster = mysql::evaluate_cluster(
+                ClusterMember {
+                    host: cfg.primary.as_str(),
+                    facts: pf,
+                },
+                &members,
+            );
+            let entry = hosts
+                .entry(cfg.primary.clone())
+                .or_insert(HostHealth { checks: vec![] });
+            let mut c = cluster;
+            c.append(&mut entry.checks);
+            entry.checks = c;
+            if let Some(pt) = input.transports.get(&cfg.primary) {
+                let rs: Vec<(HostName, Arc<dyn Transport>, &DbFacts)> = replicas
+                    .iter()
+                    .filter_map(|r| {
+                        Some((r.clone(), input.transports.get(r)?.clone(), facts.get(r)?))
+                    })
+                    .collect();
+                for (h, c) in heartbeat(pt.as_ref(), pf, &rs, input.max_lag, input.timeout).await {
+                    hosts
+                        .entry(h)
+                        .or_insert(HostHealth { checks: vec![] })
+                        .checks
+                        .insert(0, c);
+                }
+            }
+        }
+    }
+
+    // HTTP through each load balancer reaches every web host.
+    let web: Vec<HostName> = inv
+        .groups
+        .get("web")
+        .map(|g| g.hosts.clone())
+        .unwrap_or_default();
+    for lb in lbs.iter().filter(|l| input.transports.contains_key(*l)) {
+        let addr = lb_address(inv, lb);
+        let domain = inv
+            .host_vars(lb)
+            .get("domain")
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_else(|| "localhost".into());
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut errors = Vec::new();
+        for _ in 0..(2 * web.len().max(1) + 2) {
+            match http_get(&addr, &domain).await {
+                Ok(body) => {
+                    for w in &web {
+                        if body.contains(&format!("served by {w}")) {
+                            *seen.entry(w.to_string()).or_default() += 1;
+                        }
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let entry = hosts
+            .entry(lb.clone())
+            .or_insert(HostHealth { checks: vec![] });
+        for w in &web {
+            match seen.get(w.as_str()) {
+                Some(n) => entry.checks.push(Check::pass("http_through_lb", format!("GET http://{domain}/ via {addr} reached {w} ({n} times)"))),
+                None => entry.checks.push(Check::fail(
+                    "http_through_lb",
+                    format!("GET http://{domain}/ via {addr} never reached {w}{}", if errors.is_empty() { String::new() } else { format!(" ({})", errors[0]) }),
+                    format!("see the backend_server check for {w}; `foobar verify --limit {w}` checks the host itself"),
+                )),
+            }
+        }
+    }
+
+    Health {
+        format_version: crate::plan::FORMAT_VERSION,
+        hosts,
+    }
+}
