@@ -84,3 +84,158 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
     assert!(!ssh_ok("lb-01", "cat /etc/haproxy/haproxy.cfg").contains("hand edit"));
     assert_eq!(foobar(&["plan", "--detailed-exitcode"]).code, 0);
 }
+
+fn sql(host: &str, query: &str) -> String {
+    ssh_ok(
+        host,
+        &format!("mariadb --batch --skip-column-names -e \"{query}\""),
+    )
+}
+
+/// Every process's command line on the database hosts, sampled while `f` runs.
+fn process_lists_during<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut seen = String::new();
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            for h in ["web-01", "web-02"] {
+                seen.push_str(&ssh(h, "ps -eo args").stdout);
+            }
+        }
+        seen
+    });
+    let out = f();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    (out, sampler.join().expect("sampler"))
+}
+
+#[test]
+fn replication_is_reconciled_verified_broken_and_repaired() {
+    let _guard = lab_lock();
+    lab(&["reset"]);
+
+    // From bare hosts, one apply builds the primary, seeds and starts the replica; no
+    // password ever shows in a process list on either database host.
+    let (apply, processes) = process_lists_during(|| foobar(&["apply", "--yes"]));
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(
+        apply
+            .stdout
+            .contains("done database replication configured from web-01"),
+        "{apply:?}"
+    );
+    assert!(!processes.contains(REPLICATION_PASSWORD) && !processes.contains(APP_DB_PASSWORD));
+    assert!(
+        processes.contains("mariadb"),
+        "the sampler saw no database client at all"
+    );
+
+    let verify = foobar(&["verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(
+        verify.stdout.contains("replicating from 127.0.1.2:3306"),
+        "{verify:?}"
+    );
+    assert!(verify.stdout.contains("0s behind the source"), "{verify:?}");
+    let json = foobar(&["verify", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("verify JSON");
+    assert!(
+        doc["hosts"]["web-02"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true)
+    );
+
+    // Converged: replication is reported unchanged and nothing is issued.
+    let again = foobar(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let second = foobar(&["apply", "--yes"]);
+    assert!(
+        !second.stdout.contains("START REPLICA") && !second.stdout.contains("done database"),
+        "{second:?}"
+    );
+
+    // A note written through the load balancer lands on the primary and is read on the replica.
+    let (status, body) = http("127.0.1.1:80", "POST", "/notes", "hello from e2e").expect("POST");
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        sql("web-01", "SELECT body FROM foobar.notes").trim(),
+        "hello from e2e"
+    );
+    let replicated = eventually(10, || {
+        (sql("web-02", "SELECT body FROM foobar.notes").trim() == "hello from e2e").then_some(())
+    });
+    assert!(
+        replicated.is_some(),
+        "the note never reached web-02's replica"
+    );
+    let from_replica = eventually(10, || {
+        (0..4)
+            .filter_map(|_| http("127.0.1.1:80", "GET", "/notes", ""))
+            .find(|(s, b)| *s == 200 && b.contains("hello from e2e") && b.contains("web-01"))
+    });
+    assert!(from_replica.is_some(), "GET /notes never returned the note");
+
+    // A stopped IO thread: verify names web-02 and the thread; apply starts it again.
+    sql("web-02", "STOP REPLICA IO_THREAD");
+    let broken = foobar(&["verify", "--max-lag", "2"]);
+    assert_eq!(broken.code, 3, "{broken:?}");
+    assert!(broken.stdout.contains("FAIL io_thread"), "{broken:?}");
+    assert!(broken.stdout.contains("Unhealthy: web-02 ("), "{broken:?}");
+    let repair = foobar(&["apply", "--yes"]);
+    assert!(
+        repair.stdout.contains("done database replication started"),
+        "{repair:?}"
+    );
+    assert_eq!(foobar(&["verify"]).code, 0);
+
+    // A wrong replication password: verify shows the IO error; apply re-points the replica.
+    sql(
+        "web-02",
+        "STOP REPLICA; CHANGE MASTER TO MASTER_PASSWORD='wrong'; START REPLICA",
+    );
+    let wrong = eventually(15, || {
+        let v = foobar(&["verify", "--max-lag", "2"]);
+        (v.code == 3 && v.stdout.contains("FAIL io_error") && v.stdout.contains("1045"))
+            .then_some(v)
+    });
+    assert!(
+        wrong.is_some(),
+        "verify never reported the access-denied IO error"
+    );
+    let repair = foobar(&["apply", "--yes"]);
+    assert!(
+        repair
+            .stdout
+            .contains("done database replication configured from web-01"),
+        "{repair:?}"
+    );
+    assert!(eventually(10, || (foobar(&["verify"]).code == 0).then_some(())).is_some());
+
+    // A new replica for a primary that already holds rows is seeded and ends up equal.
+    sql(
+        "web-01",
+        "INSERT INTO foobar.notes (body, written_by) VALUES ('before the replica', 'e2e')",
+    );
+    ssh_ok(
+        "web-02",
+        "mariadb -e 'STOP REPLICA; RESET REPLICA ALL; SET SESSION sql_log_bin=0; DROP DATABASE foobar; RESET MASTER; SET GLOBAL gtid_slave_pos=\"\"'",
+    );
+    let plan = foobar(&["plan", "--limit", "web-02"]);
+    assert!(
+        plan.stdout.contains("seed `foobar` from web-01 first"),
+        "{plan:?}"
+    );
+    let seed = foobar(&["apply", "--yes", "--limit", "web-02"]);
+    assert_eq!(seed.code, 0, "{seed:?}");
+    assert!(
+        seed.stdout
+            .contains("done database seeded `foobar` from web-01"),
+        "{seed:?}"
+    );
+    let rows = |h: &str| sql(h, "SELECT id, body FROM foobar.notes ORDER BY id");
+    assert!(eventually(10, || (rows("web-02") == rows("web-01")).then_some(())).is_some());
+    assert_eq!(foobar(&["verify"]).code, 0);
+}
