@@ -239,3 +239,88 @@ fn replication_is_reconciled_verified_broken_and_repaired() {
     assert!(eventually(10, || (rows("web-02") == rows("web-01")).then_some(())).is_some());
     assert_eq!(foobar(&["verify"]).code, 0);
 }
+
+/// `inventories/vagrant.yml`, pointed at the local hosts: the same `ssh_config` format that
+/// `vagrant ssh-config` writes, a non-root user, and `become` through `sudo -n`, for real.
+#[test]
+fn vagrant_inventory_works_as_a_sudo_user() {
+    let _guard = lab_lock();
+    lab(&["reset"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text =
+        std::fs::read_to_string(repo().join("inventories/vagrant.yml")).expect("vagrant.yml");
+    let text = text
+        .replace(
+            "../.vagrant/ssh_config",
+            repo().join(".lab/ssh_config.deploy").to_str().unwrap(),
+        )
+        .replace("192.168.56.%", "127.%")
+        .replace("192.168.56.1", "127.0.1.");
+    let inventory = dir.path().join("vagrant.yml");
+    std::fs::write(&inventory, text).expect("write inventory");
+    let inv = inventory.to_str().unwrap();
+    let playbook = repo().join("playbooks/site.yml");
+    let pb = playbook.to_str().unwrap();
+
+    assert_eq!(ssh_ok("web-01", "id -un").trim(), "root");
+    let deploy = std::process::Command::new("ssh")
+        .args([
+            "-F",
+            repo().join(".lab/ssh_config.deploy").to_str().unwrap(),
+            "web-01",
+            "id -un",
+        ])
+        .output()
+        .expect("ssh as deploy");
+    assert_eq!(String::from_utf8_lossy(&deploy.stdout).trim(), "deploy");
+
+    let apply = foobar_in(&repo(), &["apply", "--yes", "-i", inv, "-p", pb]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    // Files written through sudo are root's, as declared.
+    assert_eq!(
+        ssh_ok("lb-01", "stat -c %U:%G /etc/haproxy/haproxy.cfg").trim(),
+        "root:root"
+    );
+    assert_eq!(
+        ssh_ok("web-02", "stat -c %U:%G:%a /etc/foobar/app.env").trim(),
+        "root:www-data:640"
+    );
+    let plan = foobar_in(
+        &repo(),
+        &["plan", "--detailed-exitcode", "-i", inv, "-p", pb],
+    );
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let verify = foobar_in(&repo(), &["verify", "-i", inv, "-p", pb]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+}
+
+/// `scripts/lab down` stops every process it started and leaves no mount behind.
+#[test]
+fn lab_down_leaves_no_process_or_mount() {
+    let _guard = lab_lock();
+    lab(&["up"]);
+    // A daemon started over SSH inside a host must go down with it.
+    ssh(
+        "web-01",
+        "systemctl is-active -q mariadb || systemctl start mariadb",
+    );
+    let state = std::env::var("FOOBAR_LAB_DIR").unwrap_or_else(|_| "/srv/foobar-lab".into());
+    lab(&["down"]);
+    let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
+    assert!(!mounts.contains(&state), "mounts left behind:\n{mounts}");
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .expect("ps");
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    for line in ps.lines() {
+        assert!(
+            !line.contains(&state) && !line.contains("127.0.1.2"),
+            "process left behind: {line}"
+        );
+    }
+    assert!(
+        std::net::TcpStream::connect("127.0.1.2:22").is_err(),
+        "sshd still listens"
+    );
+}
