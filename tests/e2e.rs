@@ -305,7 +305,7 @@ fn lab_down_leaves_no_process_or_mount() {
         "systemctl is-active -q mariadb || systemctl start mariadb",
     );
     let state = std::env::var("FOOBAR_LAB_DIR").unwrap_or_else(|_| "/srv/foobar-lab".into());
-    lab(&["down"]);
+    lab(&["down", "--stack-only"]);
     let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
     assert!(!mounts.contains(&state), "mounts left behind:\n{mounts}");
     let ps = std::process::Command::new("ps")
