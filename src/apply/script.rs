@@ -62,6 +62,11 @@ rollback() {
 pub fn build(input: &ScriptInput<'_>) -> String {
     let mut s = String::from(PRELUDE);
     let play_index = input.play.index;
+    // This play's handlers are done (or the files that notified them were restored).
+    let _ = writeln!(
+        s,
+        "clear_pending() {{ if [ -f {PENDING_FILE} ]; then grep -v '^{play_index}\t' {PENDING_FILE} > {PENDING_FILE}.new; mv -f {PENDING_FILE}.new {PENDING_FILE}; fi; }}"
+    );
     let entry = |path: &str| input.play.entries.iter().find(|e| e.path == path);
     let changed = |kind: ChangeKind| {
         input
@@ -257,15 +262,12 @@ pub fn build(input: &ScriptInput<'_>) -> String {
         }
         let _ = writeln!(
             s,
-            "if out=$( ( {cmd} ) 2>&1 </dev/null); then printf 'OK\\thandler\\t%s\\n' {name}; else\n  first=\"$out\"; rollback\n  if out2=$( ( {cmd} ) 2>&1 </dev/null); then second=\"ok after restoring the previous files\"; else second=\"$out2\"; fi\n  printf 'ROLLBACK\\thandler\\t%s\\t' {name}; printf '%s' \"$first\" | b64; printf '%s' \"$second\" | b64\n  exit 3\nfi;;\nesac"
+            "if out=$( ( {cmd} ) 2>&1 </dev/null); then printf 'OK\\thandler\\t%s\\n' {name}; else\n  first=\"$out\"; rollback\n  if out2=$( ( {cmd} ) 2>&1 </dev/null); then second=\"ok after restoring the previous files\"; clear_pending; else second=\"$out2\"; fi\n  printf 'ROLLBACK\\thandler\\t%s\\t' {name}; printf '%s' \"$first\" | base64 -w0; printf '\\t'; printf '%s' \"$second\" | b64\n  exit 3\nfi;;\nesac"
         );
     }
 
     if !input.handlers.is_empty() {
-        let _ = writeln!(
-            s,
-            "if [ -f {PENDING_FILE} ]; then grep -v '^{play_index}\t' {PENDING_FILE} > {PENDING_FILE}.new; mv -f {PENDING_FILE}.new {PENDING_FILE}; fi"
-        );
+        s.push_str("clear_pending\n");
     }
     if input.unlock {
         s.push_str(&unlock_script(input.run_id));

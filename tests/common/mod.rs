@@ -147,3 +147,72 @@ pub fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// A copy of the project (templates, app, playbook, lab inventory) in a temp dir, for tests
+/// that change templates or the playbook to inject a fault.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let p = entry.expect("entry").path();
+        let name = p.file_name().unwrap();
+        if name == "__pycache__" {
+            continue;
+        }
+        if p.is_dir() {
+            copy_tree(&p, &to.join(name));
+        } else {
+            std::fs::copy(&p, to.join(name)).expect("copy");
+        }
+    }
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        copy_tree(&repo().join("templates"), &root.join("templates"));
+        copy_tree(&repo().join("app"), &root.join("app"));
+        copy_tree(&repo().join("playbooks"), &root.join("playbooks"));
+        std::fs::create_dir_all(root.join("inventories")).unwrap();
+        let inv = std::fs::read_to_string(repo().join("inventories/lab.yml"))
+            .unwrap()
+            .replace(
+                "../.lab/ssh_config",
+                repo().join(".lab/ssh_config").to_str().unwrap(),
+            );
+        std::fs::write(root.join("inventories/lab.yml"), inv).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).expect("read project file")
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).expect("write project file");
+    }
+
+    /// Replace `from` (which must be present) with `to` in a project file.
+    pub fn edit(&self, rel: &str, from: &str, to: &str) {
+        let text = self.read(rel);
+        assert!(text.contains(from), "{rel} does not contain {from:?}");
+        self.write(rel, &text.replacen(from, to, 1));
+    }
+
+    /// `foobar ARGS -i inventories/lab.yml` run in the project.
+    pub fn foobar(&self, args: &[&str]) -> Run {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["-i", "inventories/lab.yml"]);
+        foobar_in(self.dir.path(), &all)
+    }
+}
