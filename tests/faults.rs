@@ -77,7 +77,7 @@ fn faults_leave_every_host_whole_and_say_what_happened() {
     );
     p.write("fault-files/small.txt", "small\n");
     // A binary file over 1 MiB, executable, in a directory the host does not have yet.
-    let big: Vec<u8> = (0..(1_300_000u32))
+    let big: Vec<u8> = (0..1_300_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::create_dir_all(p.path("fault-files/bin/deep")).unwrap();
@@ -183,6 +183,18 @@ fn faults_leave_every_host_whole_and_say_what_happened() {
     ssh_ok("lb-01", "rm -f /tmp/fault-fail");
     assert_eq!(p.foobar(&["apply", "--yes"]).code, 0);
     assert_eq!(probe(), "2\n");
+    // Backups: one root-only directory per run, each file with its original's mode.
+    for mode in ssh_ok("lb-01", "stat -c %a /var/backups/foobar/*").lines() {
+        assert_eq!(mode, "700");
+    }
+    let backups = ssh_ok(
+        "lb-01",
+        "find /var/backups/foobar -name probe.conf -exec stat -c %a {} +",
+    );
+    assert!(
+        !backups.is_empty() && backups.lines().all(|m| m == "640"),
+        "{backups}"
+    );
 
     // 3. The run dies after the swap, before its handler: the next run still runs it.
     ssh_ok(
@@ -370,6 +382,19 @@ fn faults_leave_every_host_whole_and_say_what_happened() {
         "  web-01:\n    user: nosuchuser\n    private_ip: 127.0.1.2\n",
     );
     set_version(&p, "8", "9");
+    let capped = p.foobar(&["apply", "--yes", "--max-fail-percentage", "50"]);
+    assert_eq!(capped.code, 3, "{capped:?}");
+    assert!(
+        capped
+            .stdout
+            .contains("not started: --max-fail-percentage 50 exceeded"),
+        "{capped:?}"
+    );
+    assert_eq!(
+        probe(),
+        "8\n",
+        "a host was started past the failure threshold"
+    );
     let down = p.foobar(&["apply", "--yes"]);
     assert_eq!(down.code, 3, "{down:?}");
     assert!(down.stdout.contains("Connection refused"), "{down:?}");

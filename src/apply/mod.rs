@@ -205,7 +205,8 @@ pub async fn apply(
         .values()
         .flat_map(|t| t.desired.plays.iter().map(|p| p.index))
         .collect();
-    let total = changing.len().max(1);
+    // Hosts that could not even be planned (unreachable) count as failed.
+    let total = (changing.len() + plan.failed.len()).max(1);
     let mut interrupted = false;
     for play_index in play_indexes {
         if cancelled.load(Ordering::SeqCst) {
@@ -224,7 +225,7 @@ pub async fn apply(
                     || hp.handlers.iter().any(|x| x.play == play_index)
             })
             .collect();
-        let failed_so_far = reports.values().filter(|r| r.failed()).count();
+        let failed_so_far = reports.values().filter(|r| r.failed()).count() + plan.failed.len();
         let mut runnable = runnable;
         if let Some(max) = options.max_fail_percentage
             && failed_so_far * 100 > total * max as usize
