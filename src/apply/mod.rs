@@ -9,6 +9,7 @@
 //! steps and reports what would happen without sending a single mutating command.
 
 pub mod database;
+pub mod rolling;
 pub mod script;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,8 @@ pub struct ApplyOptions {
     pub holder: String,
     /// Stop starting new hosts once this share of hosts failed (0-100).
     pub max_fail_percentage: Option<u8>,
+    /// `--serial N`: overrides each play's `serial:`; 0 changes every host at once.
+    pub serial: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -155,10 +158,12 @@ fn decode_err(line: &str) -> (String, String, String) {
 }
 
 /// Execute `plan` on `targets`. Hosts not in the plan or without changes are left alone.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     plan: &Plan,
     targets: &BTreeMap<HostName, Target<'_>>,
     options: &ApplyOptions,
+    balancer: Option<&rolling::Balancer>,
     reporter: &dyn Reporter,
     redactor: &crate::secret::Redactor,
     cancelled: &AtomicBool,
@@ -236,9 +241,40 @@ pub async fn apply(
                 };
             }
         }
-        let results: Vec<(HostName, HostReport)> = futures::stream::iter(runnable)
+        let serial = options.serial.or_else(|| {
+            targets
+                .values()
+                .flat_map(|t| t.desired.plays.iter())
+                .find(|p| p.index == play_index)
+                .and_then(|p| p.serial)
+        });
+        let rolling = match (balancer, serial) {
+            (Some(b), Some(n)) if n > 0 && !options.dry_run => Some((b, n as usize)),
+            _ => None,
+        };
+        let (members, others): (Vec<&HostName>, Vec<&HostName>) = match rolling {
+            Some((b, _)) => runnable.into_iter().partition(|h| b.servers.contains(h)),
+            None => (vec![], runnable),
+        };
+        let mut members = members;
+        if let Some((b, _)) = rolling {
+            // A host an earlier rollout left in maintenance comes back once it is healthy.
+            for h in &b.servers {
+                let in_play = targets
+                    .get(h)
+                    .is_some_and(|t| t.desired.plays.iter().any(|p| p.index == play_index));
+                if in_play
+                    && !members.contains(&h)
+                    && !reports.get(h).is_some_and(HostReport::failed)
+                    && b.server_state(h).await.is_ok_and(|(_, admin)| admin != "0")
+                {
+                    members.push(h);
+                }
+            }
+        }
+        let mut results: Vec<(HostName, HostReport)> = futures::stream::iter(others)
             .map(|host| {
-                let prior = reports[host].clone();
+                let prior = reports.get(host).cloned().unwrap_or_else(HostReport::new);
                 async move {
                     let mut rep = prior;
                     if cancelled.load(Ordering::SeqCst) {
@@ -263,6 +299,37 @@ pub async fn apply(
             .buffer_unordered(options.forks.max(1))
             .collect()
             .await;
+        if let Some((b, n)) = rolling {
+            let mut stopped: Option<String> = None;
+            for batch in members.chunks(n) {
+                if let Some(why) = &stopped {
+                    for h in batch {
+                        let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
+                        rep.status = HostStatus::NotStarted { reason: why.clone() };
+                        results.push(((*h).clone(), rep));
+                    }
+                    continue;
+                }
+                if cancelled.load(Ordering::SeqCst) {
+                    stopped = Some("interrupted before its turn in the rollout".into());
+                    for h in batch {
+                        let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
+                        rep.skipped.push(format!("play {play_index}: interrupted before it started"));
+                        results.push(((*h).clone(), rep));
+                    }
+                    continue;
+                }
+                let done: Vec<(HostName, HostReport)> = futures::future::join_all(batch.iter().map(|h| {
+                    let prior = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
+                    roll_host(h, play_index, plan, &targets[*h], options, b, reporter, redactor, prior)
+                }))
+                .await;
+                if let Some((h, _)) = done.iter().find(|(_, r)| r.failed()) {
+                    stopped = Some(format!("the rollout stopped after {h} failed"));
+                }
+                results.extend(done);
+            }
+        }
         for (h, r) in results {
             reports.insert(h, r);
         }
@@ -529,6 +596,80 @@ async fn run_play_script(
         ));
         fail(reporter, host, rep, play.name.clone(), message);
     }
+}
+
+/// One host of a rollout: out of rotation, apply, health gate, back in rotation; or restore
+/// and stay out.
+#[allow(clippy::too_many_arguments)]
+async fn roll_host(
+    host: &HostName,
+    play_index: usize,
+    plan: &Plan,
+    target: &Target<'_>,
+    options: &ApplyOptions,
+    b: &rolling::Balancer,
+    reporter: &dyn Reporter,
+    redactor: &crate::secret::Redactor,
+    prior: HostReport,
+) -> (HostName, HostReport) {
+    let mut rep = prior;
+    if let Err(e) = b.take_out(host).await {
+        fail(reporter, host, &mut rep, "drain", e);
+        return (host.clone(), rep);
+    }
+    rep.done.push(format!("drained and put in maintenance on {}", b.host));
+    let first_step = rep.done.len();
+    run_play(host, play_index, plan, target, options, reporter, redactor, &mut rep).await;
+    if rep.failed() {
+        // Nothing new went live (validation) or the script restored it (handler): the previous
+        // version may serve again.
+        if b.health_gate(host).await.is_ok() && b.put_back(host).await.is_ok() {
+            rep.done.push(format!("back in rotation on {} with the previous version", b.host));
+        } else {
+            rep.skipped.push(format!("left in maintenance on {}", b.host));
+        }
+        return (host.clone(), rep);
+    }
+    match b.health_gate(host).await {
+        Ok(()) => match b.put_back(host).await {
+            Ok(()) => rep.done.push(format!("health gate passed; back in rotation: {} reports it UP", b.host)),
+            Err(e) => fail(reporter, host, &mut rep, "rotation", e),
+        },
+        Err(e) => {
+            let paths: Vec<String> = rep.done[first_step..]
+                .iter()
+                .filter_map(|d| {
+                    d.strip_prefix("file ")
+                        .or_else(|| d.strip_prefix("link "))
+                        .or_else(|| d.strip_prefix("delete "))
+                        .map(String::from)
+                })
+                .collect();
+            let play = target.desired.plays.iter().find(|p| p.index == play_index);
+            let handlers: Vec<String> = play
+                .map(|p| {
+                    p.handlers
+                        .iter()
+                        .filter(|h| rep.done[first_step..].contains(&format!("handler {}", h.name)))
+                        .map(|h| h.command())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let script = rolling::restore_script(&options.run_id, &paths, &handlers);
+            let restored = target
+                .transport
+                .run(&RemoteCommand::script(options.timeout), Some(script.as_bytes()))
+                .await;
+            let how = match restored {
+                Ok(o) if o.success() => format!("restored {} files and re-ran the play's handlers", paths.len()),
+                Ok(o) => format!("restoring the files failed: {}", o.stderr_text().trim()),
+                Err(e) => format!("restoring the files failed: {e}"),
+            };
+            let message = format!("{e}; {how}; left in maintenance on {} (out of rotation)", b.host);
+            fail(reporter, host, &mut rep, "health gate", redactor.redact(&message));
+        }
+    }
+    (host.clone(), rep)
 }
 
 /// Release the host's lock if this run holds it. Best effort: a lock left behind names its

@@ -91,6 +91,10 @@ pub enum Command {
         /// Stop starting hosts once more than this percentage of hosts failed.
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         max_fail_percentage: Option<u8>,
+        /// Hosts behind the load balancer changed at a time (drained first, checked, put
+        /// back); overrides each play's `serial:`. 0 changes them all at once.
+        #[arg(long)]
+        serial: Option<u32>,
     },
     /// Check that the stack works: replication first, then load balancer, Nginx, the app.
     Verify {

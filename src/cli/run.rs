@@ -258,9 +258,89 @@ async fn make_plan(
         format_version: plan::FORMAT_VERSION,
         inventory: loaded.inventory.path.display().to_string(),
         playbook: loaded.playbook.path.display().to_string(),
+        rollout: rollout(loaded, desired, &hosts),
         hosts,
         failed,
     }
+}
+
+/// The rollout order of plays with `serial:` over the load balancer's `web` hosts.
+fn rollout(
+    loaded: &Loaded,
+    desired: &BTreeMap<HostName, DesiredState>,
+    hosts: &BTreeMap<HostName, plan::HostPlan>,
+) -> Vec<String> {
+    let inv = &loaded.inventory;
+    let (Some(lb), Some(web)) = (
+        inv.groups.get("loadbalancer").and_then(|g| g.hosts.first()),
+        inv.groups.get("web"),
+    ) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for play in &loaded.playbook.plays {
+        let Some(n) = play.serial.filter(|n| *n > 0) else { continue };
+        let order: Vec<&str> = web
+            .hosts
+            .iter()
+            .filter(|h| desired.get(*h).is_some_and(|d| d.plays.iter().any(|p| p.index == play.index)))
+            .filter(|h| {
+                hosts.get(*h).is_some_and(|hp| {
+                    hp.changes.iter().any(|c| c.play == play.index && c.is_change())
+                        || hp.handlers.iter().any(|x| x.play == play.index)
+                })
+            })
+            .map(|h| h.as_str())
+            .collect();
+        if !order.is_empty() {
+            out.push(format!(
+                "play `{}` changes {} at a time: {} — each drained on {lb}, checked directly, then put back (`--serial 0`: all at once)",
+                play.name,
+                n,
+                order.join(", then ")
+            ));
+        }
+    }
+    out
+}
+
+/// HAProxy on the first host of group `loadbalancer`, for rolling plays: its transport (the
+/// run's own, or a new one when `--limit` left it out), admin socket, and each `web` host's
+/// Nginx address for the health gate.
+async fn balancer(
+    loaded: &Loaded,
+    transports: &BTreeMap<HostName, Arc<dyn Transport>>,
+) -> Option<crate::apply::rolling::Balancer> {
+    let inv = &loaded.inventory;
+    let lb = inv.groups.get("loadbalancer")?.hosts.first()?.clone();
+    let transport = match transports.get(&lb) {
+        Some(t) => t.clone(),
+        None => Arc::from(transport::connect(&inv.connection(&lb)).await.ok()?),
+    };
+    let vars = inv.host_vars(&lb);
+    let text = |name: &str, default: &str| {
+        vars.get(name)
+            .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
+            .unwrap_or_else(|| default.to_string())
+    };
+    let servers = inv.groups.get("web").map(|g| g.hosts.clone()).unwrap_or_default();
+    let direct = servers
+        .iter()
+        .filter_map(|h| {
+            let port = inv.host_vars(h).get("nginx_port").map(|v| v.to_string()).unwrap_or_else(|| "80".into());
+            Some((h.clone(), format!("{}:{port}", inv.hosts[h].private_ip.as_ref()?)))
+        })
+        .collect();
+    Some(crate::apply::rolling::Balancer {
+        host: lb,
+        transport,
+        socket: text("haproxy_admin_socket", "/run/haproxy/admin.sock"),
+        backend: text("haproxy_backend", "web"),
+        servers,
+        direct,
+        domain: text("domain", "localhost"),
+        timeout: Duration::from_secs(30),
+    })
 }
 
 /// An empty desired state: gathering it reads only the lock, pending handlers and, with a
@@ -471,6 +551,7 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
             diff,
             break_lock,
             max_fail_percentage,
+            serial,
         } => {
             let loaded = load(&common)?;
             let ctx = RenderContext::new(&loaded.inventory, &loaded.playbook, &loaded.secrets)?;
@@ -567,11 +648,18 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                     run_id().split('-').next().unwrap_or("")
                 ),
                 max_fail_percentage,
+                serial,
+            };
+            let balancer = if serial == Some(0) || !desired.values().any(|d| d.plays.iter().any(|p| p.serial.is_some())) {
+                None
+            } else {
+                balancer(&loaded, &transports).await
             };
             let report = apply::apply(
                 &plan,
                 &targets,
                 &options,
+                balancer.as_ref(),
                 &reporter,
                 &ctx.redactor,
                 &cancelled,

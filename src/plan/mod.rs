@@ -114,6 +114,9 @@ pub struct Plan {
     /// Hosts that could not be planned, with the reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub failed: BTreeMap<HostName, String>,
+    /// How rolling plays will go: which hosts, in which order, drained where.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollout: Vec<String>,
 }
 
 impl Plan {
@@ -432,6 +435,7 @@ mod tests {
                 }],
                 handlers: vec![handler("reload"), handler("restart")],
                 database: None,
+                serial: None,
             }],
         }
     }

@@ -62,6 +62,8 @@ pub struct DesiredPlay {
     pub services: Vec<ServiceSpec>,
     pub handlers: Vec<HandlerSpec>,
     pub database: Option<DatabaseRole>,
+    /// Hosts of the load balancer's backend changed this many at a time (`serial:`).
+    pub serial: Option<u32>,
 }
 
 /// Everything foobar wants on one host, in play order.
@@ -498,6 +500,7 @@ impl<'a> RenderContext<'a> {
                 services,
                 handlers,
                 database: play.database,
+                serial: play.serial,
             });
         }
         check_duplicate_paths(host, &plays, &self.playbook.path)?;

@@ -153,6 +153,9 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
         let _ = writeln!(out, "{}", st.bold.apply_to(format!("{host}:")));
         let _ = writeln!(out, "  {}", st.del.apply_to(format!("cannot plan: {why}")));
     }
+    for line in &plan.rollout {
+        let _ = writeln!(out, "{}", st.head.apply_to(format!("rollout: {line}")));
+    }
     let mut summary = format!(
         "{create} to create, {update} to update, {delete} to delete, {unchanged} unchanged"
     );

@@ -1,0 +1,192 @@
+//! Rolling changes behind the load balancer: for each batch of hosts, drain it in HAProxy
+//! through the runtime API, wait for its sessions to end, put it in maintenance, apply, check
+//! it directly, put it back and wait until HAProxy itself reports it UP. A host that fails its
+//! health gate has its files restored, stays out of rotation, and stops the rollout.
+//!
+//! The runtime API is HAProxy's admin socket on the load balancer, spoken over SSH by a tiny
+//! Python client (Debian's HAProxy packages do not pull in socat).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::gather::sh_quote;
+use crate::inventory::HostName;
+use crate::transport::{RemoteCommand, Transport};
+
+/// HAProxy on the load balancer, and where to check each backend host directly.
+pub struct Balancer {
+    pub host: HostName,
+    pub transport: Arc<dyn Transport>,
+    pub socket: String,
+    /// The backend the hosts are servers of (`backend web` in the template).
+    pub backend: String,
+    pub servers: Vec<HostName>,
+    /// `host -> ip:port` of its Nginx, and the Host header to send.
+    pub direct: std::collections::BTreeMap<HostName, String>,
+    pub domain: String,
+    pub timeout: Duration,
+}
+
+impl Balancer {
+    /// Send commands (`;`-separated, one connection) to the runtime API.
+    pub async fn runtime(&self, commands: &str) -> Result<String, String> {
+        let script = format!(
+            "python3 -c 'import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(5)\ns.connect(sys.argv[1])\ns.sendall(sys.argv[2].encode()+b\"\\n\")\nb=b\"\"\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.write(b.decode())' {} {}\n",
+            sh_quote(&self.socket),
+            sh_quote(commands)
+        );
+        let out = self
+            .transport
+            .run(&RemoteCommand::script(Duration::from_secs(30)), Some(script.as_bytes()))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Err(format!(
+                "HAProxy's runtime API on {} did not answer: {}",
+                self.host,
+                out.stderr_text().trim()
+            ));
+        }
+        Ok(out.stdout_text())
+    }
+
+    async fn set_state(&self, server: &HostName, state: &str) -> Result<(), String> {
+        let answer = self
+            .runtime(&format!("set server {}/{server} state {state}", self.backend))
+            .await?;
+        if answer.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("HAProxy refused `set server {}/{server} state {state}`: {}", self.backend, answer.trim()))
+        }
+    }
+
+    /// `(operational state, admin state)` of a server, from `show servers state`.
+    pub async fn server_state(&self, server: &HostName) -> Result<(String, String), String> {
+        let text = self.runtime(&format!("show servers state {}", self.backend)).await?;
+        text.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() > 6 && f[1] == self.backend && f[3] == server.as_str())
+            .map(|f| (f[5].to_string(), f[6].to_string()))
+            .ok_or_else(|| format!("{server} is not a server of backend {} on {}", self.backend, self.host))
+    }
+
+    async fn current_sessions(&self, server: &HostName) -> Result<u64, String> {
+        let text = self.runtime("show stat").await?;
+        // CSV: pxname,svname,qcur,qmax,scur,...
+        Ok(text
+            .lines()
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| f.len() > 4 && f[0] == self.backend && f[1] == server.as_str())
+            .and_then(|f| f[4].parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Out of rotation: drain, wait for its sessions to end (bounded), then maintenance.
+    pub async fn take_out(&self, server: &HostName) -> Result<(), String> {
+        self.set_state(server, "drain").await?;
+        let deadline = Instant::now() + self.timeout;
+        while self.current_sessions(server).await? > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.set_state(server, "maint").await
+    }
+
+    /// Back in rotation, once HAProxy's own check sees it UP (bounded).
+    pub async fn put_back(&self, server: &HostName) -> Result<(), String> {
+        self.set_state(server, "ready").await?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let (op, admin) = self.server_state(server).await?;
+            if op == "2" && admin == "0" {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.set_state(server, "maint").await?;
+                return Err(format!(
+                    "HAProxy did not report {server} UP within {} s; left in maintenance",
+                    self.timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Ask the host's Nginx (and through it the app) directly until it answers 200.
+    pub async fn health_gate(&self, server: &HostName) -> Result<(), String> {
+        let Some(addr) = self.direct.get(server) else {
+            return Err(format!("no address to check {server} directly"));
+        };
+        let deadline = Instant::now() + self.timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match get(addr, &self.domain).await {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(format!(
+            "{server} failed its health check for {} s: {last}",
+            self.timeout.as_secs()
+        ))
+    }
+}
+
+async fn get(addr: &str, domain: &str) -> Result<(), String> {
+    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("connecting to {addr} timed out"))?
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    s.write_all(format!("GET / HTTP/1.0\r\nHost: {domain}\r\nUser-Agent: foobar-gate\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf))
+        .await
+        .map_err(|_| format!("{addr} did not answer"))?
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    match text.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        Some(code) => Err(format!("{addr} answered {code}")),
+        None => Err(format!("{addr} sent no HTTP answer")),
+    }
+}
+
+/// Put back the files a play replaced on a host (from this run's backups; remove the ones it
+/// created) and run the play's handlers again, so the previous version runs.
+pub fn restore_script(run_id: &str, paths: &[String], handler_commands: &[String]) -> String {
+    let bk = format!("/var/backups/foobar/{run_id}");
+    let mut s = String::from("set -u\n");
+    for p in paths {
+        let q = sh_quote(p);
+        let b = sh_quote(&format!("{bk}{p}"));
+        s.push_str(&format!(
+            "if [ -e {b} ] || [ -L {b} ]; then cp -a -- {b} {q}.foobar-restore && mv -f -- {q}.foobar-restore {q}; else rm -f -- {q}; fi\n"
+        ));
+    }
+    if paths.iter().any(|p| p.starts_with("/etc/systemd/")) {
+        s.push_str("systemctl daemon-reload >/dev/null 2>&1\n");
+    }
+    for c in handler_commands {
+        s.push_str(&format!("( {c} ) >/dev/null 2>&1 </dev/null || echo \"handler failed: {}\" >&2\n", c.replace('"', "'")));
+    }
+    s.push_str("echo RESTORED\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_puts_back_backups_and_removes_created_files() {
+        let s = restore_script("r1", &["/etc/a.conf".into()], &["systemctl restart x".into()]);
+        assert!(s.contains("/var/backups/foobar/r1/etc/a.conf"));
+        assert!(s.contains("rm -f -- /etc/a.conf"));
+        assert!(s.contains("( systemctl restart x )"));
+    }
+}
