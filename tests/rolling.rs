@@ -12,6 +12,19 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+const BROKEN_APP: &str = r#"import os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Broken(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(500)
+        self.end_headers()
+        self.wfile.write(b"broken on purpose\n")
+
+host, port = os.environ["FOOBAR_APP_BIND"].rsplit(":", 1)
+HTTPServer((host, int(port)), Broken).serve_forever()
+"#;
+
 /// Requests through lb-01 from two threads until stopped (at most 120 s): (total, failed).
 struct Load {
     stop: Arc<AtomicBool>,
@@ -77,7 +90,8 @@ fn rolling_apply_drops_no_request_and_a_failing_host_stops_the_rollout() {
     let _guard = lab_lock();
     lab(&["reset"]);
     let p = Project::new();
-    assert_eq!(p.foobar(&["apply", "--yes"]).code, 0);
+    let first = p.foobar(&["apply", "--yes"]);
+    assert_eq!(first.code, 0, "{first:?}");
     assert!(
         eventually(20, || (foobar_in(
             p.dir.path(),
@@ -155,10 +169,8 @@ fn rolling_apply_drops_no_request_and_a_failing_host_stops_the_rollout() {
     // A new app version that does not start: web-01 fails its gate, is rolled back and stays
     // out of rotation; web-02 is not touched and serves everything.
     let good = p.read("app/server.py");
-    p.write(
-        "app/server.py",
-        &format!("raise SystemExit('broken on purpose')\n{good}"),
-    );
+    // It starts and stays up (the restart succeeds) but answers 500: only the gate sees it.
+    p.write("app/server.py", BROKEN_APP);
     let before_web02 = ssh_ok("web-02", "sha256sum /opt/foobar/app/server.py");
     let before_web01 = ssh_ok("web-01", "sha256sum /opt/foobar/app/server.py");
     let (broken, total_b, failed_b) = under_load(|| p.foobar(&["apply", "--yes"]));

@@ -248,30 +248,21 @@ pub async fn apply(
                 .find(|p| p.index == play_index)
                 .and_then(|p| p.serial)
         });
-        let rolling = match (balancer, serial) {
+        let mut rolling = match (balancer, serial) {
             (Some(b), Some(n)) if n > 0 && !options.dry_run => Some((b, n as usize)),
             _ => None,
         };
+        // No HAProxy answering yet (a first apply, before the load balancer play): no host
+        // takes traffic through it, so there is nothing to drain.
+        if let Some((b, _)) = rolling
+            && b.server_state_all().await.is_err()
+        {
+            rolling = None;
+        }
         let (members, others): (Vec<&HostName>, Vec<&HostName>) = match rolling {
             Some((b, _)) => runnable.into_iter().partition(|h| b.servers.contains(h)),
             None => (vec![], runnable),
         };
-        let mut members = members;
-        if let Some((b, _)) = rolling {
-            // A host an earlier rollout left in maintenance comes back once it is healthy.
-            for h in &b.servers {
-                let in_play = targets
-                    .get(h)
-                    .is_some_and(|t| t.desired.plays.iter().any(|p| p.index == play_index));
-                if in_play
-                    && !members.contains(&h)
-                    && !reports.get(h).is_some_and(HostReport::failed)
-                    && b.server_state(h).await.is_ok_and(|(_, admin)| admin != "0")
-                {
-                    members.push(h);
-                }
-            }
-        }
         let mut results: Vec<(HostName, HostReport)> = futures::stream::iter(others)
             .map(|host| {
                 let prior = reports.get(host).cloned().unwrap_or_else(HostReport::new);
@@ -305,7 +296,9 @@ pub async fn apply(
                 if let Some(why) = &stopped {
                     for h in batch {
                         let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
-                        rep.status = HostStatus::NotStarted { reason: why.clone() };
+                        rep.status = HostStatus::NotStarted {
+                            reason: why.clone(),
+                        };
                         results.push(((*h).clone(), rep));
                     }
                     continue;
@@ -314,16 +307,28 @@ pub async fn apply(
                     stopped = Some("interrupted before its turn in the rollout".into());
                     for h in batch {
                         let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
-                        rep.skipped.push(format!("play {play_index}: interrupted before it started"));
+                        rep.skipped
+                            .push(format!("play {play_index}: interrupted before it started"));
                         results.push(((*h).clone(), rep));
                     }
                     continue;
                 }
-                let done: Vec<(HostName, HostReport)> = futures::future::join_all(batch.iter().map(|h| {
-                    let prior = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
-                    roll_host(h, play_index, plan, &targets[*h], options, b, reporter, redactor, prior)
-                }))
-                .await;
+                let done: Vec<(HostName, HostReport)> =
+                    futures::future::join_all(batch.iter().map(|h| {
+                        let prior = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
+                        roll_host(
+                            h,
+                            play_index,
+                            plan,
+                            &targets[*h],
+                            options,
+                            b,
+                            reporter,
+                            redactor,
+                            prior,
+                        )
+                    }))
+                    .await;
                 if let Some((h, _)) = done.iter().find(|(_, r)| r.failed()) {
                     stopped = Some(format!("the rollout stopped after {h} failed"));
                 }
@@ -443,6 +448,11 @@ async fn run_play(
         }
         return;
     }
+    // Returning a host to rotation is the rollout's job (`roll_host`), not the script's.
+    let changes: Vec<_> = changes
+        .into_iter()
+        .filter(|c| c.kind != crate::plan::ChangeKind::Rotation)
+        .collect();
     let (db_changes, changes): (Vec<_>, Vec<_>) = changes
         .into_iter()
         .partition(|c| c.kind == crate::plan::ChangeKind::Database);
@@ -617,22 +627,33 @@ async fn roll_host(
         fail(reporter, host, &mut rep, "drain", e);
         return (host.clone(), rep);
     }
-    rep.done.push(format!("drained and put in maintenance on {}", b.host));
+    rep.done
+        .push(format!("drained and put in maintenance on {}", b.host));
     let first_step = rep.done.len();
-    run_play(host, play_index, plan, target, options, reporter, redactor, &mut rep).await;
+    run_play(
+        host, play_index, plan, target, options, reporter, redactor, &mut rep,
+    )
+    .await;
     if rep.failed() {
         // Nothing new went live (validation) or the script restored it (handler): the previous
         // version may serve again.
         if b.health_gate(host).await.is_ok() && b.put_back(host).await.is_ok() {
-            rep.done.push(format!("back in rotation on {} with the previous version", b.host));
+            rep.done.push(format!(
+                "back in rotation on {} with the previous version",
+                b.host
+            ));
         } else {
-            rep.skipped.push(format!("left in maintenance on {}", b.host));
+            rep.skipped
+                .push(format!("left in maintenance on {}", b.host));
         }
         return (host.clone(), rep);
     }
     match b.health_gate(host).await {
         Ok(()) => match b.put_back(host).await {
-            Ok(()) => rep.done.push(format!("health gate passed; back in rotation: {} reports it UP", b.host)),
+            Ok(()) => rep.done.push(format!(
+                "health gate passed; back in rotation: {} reports it UP",
+                b.host
+            )),
             Err(e) => fail(reporter, host, &mut rep, "rotation", e),
         },
         Err(e) => {
@@ -658,15 +679,30 @@ async fn roll_host(
             let script = rolling::restore_script(&options.run_id, &paths, &handlers);
             let restored = target
                 .transport
-                .run(&RemoteCommand::script(options.timeout), Some(script.as_bytes()))
+                .run(
+                    &RemoteCommand::script(options.timeout),
+                    Some(script.as_bytes()),
+                )
                 .await;
             let how = match restored {
-                Ok(o) if o.success() => format!("restored {} files and re-ran the play's handlers", paths.len()),
+                Ok(o) if o.success() => format!(
+                    "restored {} files and re-ran the play's handlers",
+                    paths.len()
+                ),
                 Ok(o) => format!("restoring the files failed: {}", o.stderr_text().trim()),
                 Err(e) => format!("restoring the files failed: {e}"),
             };
-            let message = format!("{e}; {how}; left in maintenance on {} (out of rotation)", b.host);
-            fail(reporter, host, &mut rep, "health gate", redactor.redact(&message));
+            let message = format!(
+                "{e}; {how}; left in maintenance on {} (out of rotation)",
+                b.host
+            );
+            fail(
+                reporter,
+                host,
+                &mut rep,
+                "health gate",
+                redactor.redact(&message),
+            );
         }
     }
     (host.clone(), rep)
@@ -711,5 +747,6 @@ fn kind_word(k: crate::plan::ChangeKind) -> &'static str {
         Link => "link",
         Service => "service",
         Database => "database",
+        Rotation => "rotation",
     }
 }

@@ -39,7 +39,10 @@ impl Balancer {
         );
         let out = self
             .transport
-            .run(&RemoteCommand::script(Duration::from_secs(30)), Some(script.as_bytes()))
+            .run(
+                &RemoteCommand::script(Duration::from_secs(30)),
+                Some(script.as_bytes()),
+            )
             .await
             .map_err(|e| e.to_string())?;
         if !out.success() {
@@ -54,23 +57,57 @@ impl Balancer {
 
     async fn set_state(&self, server: &HostName, state: &str) -> Result<(), String> {
         let answer = self
-            .runtime(&format!("set server {}/{server} state {state}", self.backend))
+            .runtime(&format!(
+                "set server {}/{server} state {state}",
+                self.backend
+            ))
             .await?;
         if answer.trim().is_empty() {
             Ok(())
         } else {
-            Err(format!("HAProxy refused `set server {}/{server} state {state}`: {}", self.backend, answer.trim()))
+            Err(format!(
+                "HAProxy refused `set server {}/{server} state {state}`: {}",
+                self.backend,
+                answer.trim()
+            ))
+        }
+    }
+
+    /// Whether the runtime API answers with the backend's server states.
+    pub async fn server_state_all(&self) -> Result<String, String> {
+        let text = self
+            .runtime(&format!("show servers state {}", self.backend))
+            .await?;
+        if text
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(self.backend.as_str()))
+        {
+            Ok(text)
+        } else {
+            Err(format!(
+                "backend {} has no servers on {}: {}",
+                self.backend,
+                self.host,
+                text.trim()
+            ))
         }
     }
 
     /// `(operational state, admin state)` of a server, from `show servers state`.
     pub async fn server_state(&self, server: &HostName) -> Result<(String, String), String> {
-        let text = self.runtime(&format!("show servers state {}", self.backend)).await?;
+        let text = self
+            .runtime(&format!("show servers state {}", self.backend))
+            .await?;
         text.lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
             .find(|f| f.len() > 6 && f[1] == self.backend && f[3] == server.as_str())
             .map(|f| (f[5].to_string(), f[6].to_string()))
-            .ok_or_else(|| format!("{server} is not a server of backend {} on {}", self.backend, self.host))
+            .ok_or_else(|| {
+                format!(
+                    "{server} is not a server of backend {} on {}",
+                    self.backend, self.host
+                )
+            })
     }
 
     async fn current_sessions(&self, server: &HostName) -> Result<u64, String> {
@@ -140,9 +177,11 @@ async fn get(addr: &str, domain: &str) -> Result<(), String> {
         .await
         .map_err(|_| format!("connecting to {addr} timed out"))?
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    s.write_all(format!("GET / HTTP/1.0\r\nHost: {domain}\r\nUser-Agent: foobar-gate\r\n\r\n").as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    s.write_all(
+        format!("GET / HTTP/1.0\r\nHost: {domain}\r\nUser-Agent: foobar-gate\r\n\r\n").as_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf))
         .await
@@ -172,7 +211,10 @@ pub fn restore_script(run_id: &str, paths: &[String], handler_commands: &[String
         s.push_str("systemctl daemon-reload >/dev/null 2>&1\n");
     }
     for c in handler_commands {
-        s.push_str(&format!("( {c} ) >/dev/null 2>&1 </dev/null || echo \"handler failed: {}\" >&2\n", c.replace('"', "'")));
+        s.push_str(&format!(
+            "( {c} ) >/dev/null 2>&1 </dev/null || echo \"handler failed: {}\" >&2\n",
+            c.replace('"', "'")
+        ));
     }
     s.push_str("echo RESTORED\n");
     s
@@ -184,7 +226,11 @@ mod tests {
 
     #[test]
     fn restore_puts_back_backups_and_removes_created_files() {
-        let s = restore_script("r1", &["/etc/a.conf".into()], &["systemctl restart x".into()]);
+        let s = restore_script(
+            "r1",
+            &["/etc/a.conf".into()],
+            &["systemctl restart x".into()],
+        );
         assert!(s.contains("/var/backups/foobar/r1/etc/a.conf"));
         assert!(s.contains("rm -f -- /etc/a.conf"));
         assert!(s.contains("( systemctl restart x )"));

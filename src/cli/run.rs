@@ -279,14 +279,22 @@ fn rollout(
     };
     let mut out = Vec::new();
     for play in &loaded.playbook.plays {
-        let Some(n) = play.serial.filter(|n| *n > 0) else { continue };
+        let Some(n) = play.serial.filter(|n| *n > 0) else {
+            continue;
+        };
         let order: Vec<&str> = web
             .hosts
             .iter()
-            .filter(|h| desired.get(*h).is_some_and(|d| d.plays.iter().any(|p| p.index == play.index)))
+            .filter(|h| {
+                desired
+                    .get(*h)
+                    .is_some_and(|d| d.plays.iter().any(|p| p.index == play.index))
+            })
             .filter(|h| {
                 hosts.get(*h).is_some_and(|hp| {
-                    hp.changes.iter().any(|c| c.play == play.index && c.is_change())
+                    hp.changes
+                        .iter()
+                        .any(|c| c.play == play.index && c.is_change())
                         || hp.handlers.iter().any(|x| x.play == play.index)
                 })
             })
@@ -320,15 +328,30 @@ async fn balancer(
     let vars = inv.host_vars(&lb);
     let text = |name: &str, default: &str| {
         vars.get(name)
-            .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
+            .map(|v| {
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            })
             .unwrap_or_else(|| default.to_string())
     };
-    let servers = inv.groups.get("web").map(|g| g.hosts.clone()).unwrap_or_default();
+    let servers = inv
+        .groups
+        .get("web")
+        .map(|g| g.hosts.clone())
+        .unwrap_or_default();
     let direct = servers
         .iter()
         .filter_map(|h| {
-            let port = inv.host_vars(h).get("nginx_port").map(|v| v.to_string()).unwrap_or_else(|| "80".into());
-            Some((h.clone(), format!("{}:{port}", inv.hosts[h].private_ip.as_ref()?)))
+            let port = inv
+                .host_vars(h)
+                .get("nginx_port")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "80".into());
+            Some((
+                h.clone(),
+                format!("{}:{port}", inv.hosts[h].private_ip.as_ref()?),
+            ))
         })
         .collect();
     Some(crate::apply::rolling::Balancer {
@@ -341,6 +364,48 @@ async fn balancer(
         domain: text("domain", "localhost"),
         timeout: Duration::from_secs(30),
     })
+}
+
+/// Hosts an earlier rollout left in maintenance: the plan brings them back (after the gate).
+async fn mark_out_of_rotation(
+    plan: &mut Plan,
+    balancer: Option<&crate::apply::rolling::Balancer>,
+    desired: &BTreeMap<HostName, DesiredState>,
+) {
+    let Some(b) = balancer else { return };
+    let Ok(text) = b.server_state_all().await else {
+        return;
+    };
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 7 || f[1] != b.backend || f[6] == "0" {
+            continue;
+        }
+        let host = HostName::new(f[3]);
+        let Some(play) = desired
+            .get(&host)
+            .and_then(|d| d.plays.iter().find(|p| p.serial.is_some()))
+        else {
+            continue;
+        };
+        if let Some(hp) = plan.hosts.get_mut(&host) {
+            hp.changes.push(plan::Change {
+                play: play.index,
+                kind: plan::ChangeKind::Rotation,
+                target: format!("{}/{host} on {}", b.backend, b.host),
+                action: plan::Action::Start,
+                details: vec![
+                    "in maintenance since an earlier rollout; back once its health gate passes"
+                        .into(),
+                ],
+                diff: None,
+                desired_digest: None,
+                content_changed: false,
+                needs_diff: false,
+                notify: vec![],
+            });
+        }
+    }
 }
 
 /// An empty desired state: gathering it reads only the lock, pending handlers and, with a
@@ -515,6 +580,14 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 &reporter,
             )
             .await;
+            let mut plan = plan;
+            if desired
+                .values()
+                .any(|d| d.plays.iter().any(|p| p.serial.is_some()))
+            {
+                let b = balancer(&loaded, &transports).await;
+                mark_out_of_rotation(&mut plan, b.as_ref(), &desired).await;
+            }
             finish_all(&transports).await;
             reporter.finish();
             if let Some(path) = &out {
@@ -596,6 +669,19 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                     .await
                 }
             };
+            let balancer = if serial == Some(0)
+                || !desired
+                    .values()
+                    .any(|d| d.plays.iter().any(|p| p.serial.is_some()))
+            {
+                None
+            } else {
+                balancer(&loaded, &transports).await
+            };
+            let mut plan = plan;
+            if planfile.is_none() {
+                mark_out_of_rotation(&mut plan, balancer.as_ref(), &desired).await;
+            }
             reporter.finish();
             let styles = human::Styles::new(colour());
             if !common.json && (diff || planfile.is_none()) {
@@ -649,11 +735,6 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 ),
                 max_fail_percentage,
                 serial,
-            };
-            let balancer = if serial == Some(0) || !desired.values().any(|d| d.plays.iter().any(|p| p.serial.is_some())) {
-                None
-            } else {
-                balancer(&loaded, &transports).await
             };
             let report = apply::apply(
                 &plan,

@@ -40,6 +40,8 @@ pub enum ChangeKind {
     Link,
     Service,
     Database,
+    /// A load balancer server to bring back into rotation.
+    Rotation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -83,6 +83,7 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
                 ChangeKind::Link => "link",
                 ChangeKind::Service => "service",
                 ChangeKind::Database => "database",
+                ChangeKind::Rotation => "rotation",
             };
             let inline = c.kind != ChangeKind::Database;
             let line = format!(
