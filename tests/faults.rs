@@ -354,7 +354,8 @@ fn faults_leave_every_host_whole_and_say_what_happened() {
         "app_version: \"2\"",
         "app_version: \"3\"",
     );
-    let slow = p.foobar(&["apply", "--yes"]);
+    // All at once: a rollout would (rightly) stop at the first host that fails.
+    let slow = p.foobar(&["apply", "--yes", "--serial", "0"]);
     assert_eq!(slow.code, 3, "{slow:?}");
     assert!(slow.stdout.contains("timed out after 2 s"), "{slow:?}");
     assert!(

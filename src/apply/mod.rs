@@ -40,6 +40,8 @@ pub struct ApplyOptions {
     pub max_fail_percentage: Option<u8>,
     /// `--serial N`: overrides each play's `serial:`; 0 changes every host at once.
     pub serial: Option<u32>,
+    /// Each host's last play with work, where its script may release the lock.
+    pub last_play: BTreeMap<HostName, usize>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -70,15 +72,25 @@ pub struct HostReport {
     pub done: Vec<String>,
     pub skipped: Vec<String>,
     pub remote_commands: u64,
+    /// The host's last script released its lock itself.
+    #[serde(skip)]
+    pub unlocked: bool,
+}
+
+impl Default for HostReport {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl HostReport {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             status: HostStatus::Unchanged,
             done: vec![],
             skipped: vec![],
             remote_commands: 0,
+            unlocked: false,
         }
     }
     pub fn failed(&self) -> bool {
@@ -342,7 +354,11 @@ pub async fn apply(
 
     // Release locks of hosts whose last script did not (failures, interruptions).
     if !options.dry_run {
-        let to_unlock: Vec<&HostName> = changing.to_vec();
+        let to_unlock: Vec<&HostName> = changing
+            .iter()
+            .copied()
+            .filter(|h| !reports.get(*h).is_some_and(|r| r.unlocked))
+            .collect();
         let _: Vec<()> = futures::stream::iter(to_unlock)
             .map(|host| async move {
                 unlock(targets[host].transport.as_ref(), &options.run_id).await;
@@ -507,13 +523,17 @@ async fn run_play_script(
     redactor: &crate::secret::Redactor,
     rep: &mut HostReport,
 ) {
+    // The host's last script releases the lock itself, saving a round trip, unless more
+    // work follows it (database steps, a rollout's health gate).
+    let last_play = options.last_play.get(host).copied();
+    let unlock = last_play == Some(play.index) && play.database.is_none() && play.serial.is_none();
     let input = script::ScriptInput {
         play,
         changes,
         handlers,
         run_id: &options.run_id,
         backup_dir: &format!("/var/backups/foobar/{}", options.run_id),
-        unlock: false,
+        unlock,
         extra: None,
     };
     let text = script::build(&input);
@@ -588,7 +608,10 @@ async fn run_play_script(
                     after_restore: redactor.redact(&second),
                 };
             }
-            "DONE" => done_marker = true,
+            "DONE" => {
+                done_marker = true;
+                rep.unlocked = unlock;
+            }
             _ => {}
         }
     }

@@ -735,6 +735,19 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 ),
                 max_fail_percentage,
                 serial,
+                last_play: plan
+                    .hosts
+                    .iter()
+                    .filter_map(|(h, hp)| {
+                        hp.changes
+                            .iter()
+                            .filter(|c| c.is_change())
+                            .map(|c| c.play)
+                            .chain(hp.handlers.iter().map(|x| x.play))
+                            .max()
+                            .map(|p| (h.clone(), p))
+                    })
+                    .collect(),
             };
             let report = apply::apply(
                 &plan,
@@ -757,9 +770,7 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                             stage: "connect".into(),
                             message: why.clone(),
                         },
-                        done: vec![],
-                        skipped: vec![],
-                        remote_commands: 0,
+                        ..apply::HostReport::new()
                     },
                 );
             }

@@ -124,10 +124,9 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
             .collect();
         if !files.is_empty() {
             s.push_str("echo '#foobar:sha256'\n");
-            s.push_str(&format!(
-                "for f in {}; do [ -f \"$f\" ] && [ ! -L \"$f\" ] && sha256sum -- \"$f\"; done 2>/dev/null\n",
-                quote_all(files)
-            ));
+            // One process for all files; digests of links and directories are ignored when
+            // parsing (stat says what each path is).
+            s.push_str(&format!("sha256sum -- {} 2>/dev/null\n", quote_all(files)));
         }
     }
     if !packages.is_empty() {
@@ -144,8 +143,10 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
             quote_all(services.iter().copied())
         ));
     }
+    // Shell builtins, not `cat`: every program started is a cost paid on every host.
     s.push_str(&format!(
-        "echo '#foobar:pending'\ncat {PENDING_FILE} 2>/dev/null\necho '#foobar:lock'\ncat {LOCK_DIR}/holder 2>/dev/null\n"
+        "echo '#foobar:pending'\n[ -f {PENDING_FILE} ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < {PENDING_FILE}\n\
+echo '#foobar:lock'\n[ -f {LOCK_DIR}/holder ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < {LOCK_DIR}/holder\n"
     ));
     if let Some(db) = database {
         s.push_str("echo '#foobar:database'\n");
@@ -255,6 +256,7 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
             "sha256" => {
                 if let Some((digest, path)) = line.split_once("  ")
                     && let Some(p) = state.paths.get_mut(path)
+                    && p.kind == PathType::File
                 {
                     p.digest = Some(digest.to_string());
                 }
