@@ -176,18 +176,7 @@ pub fn parse_probe(text: &str) -> Result<Option<DbFacts>, String> {
 }
 
 fn change(play: usize, target: String, action: Action, details: Vec<String>) -> Change {
-    Change {
-        play,
-        kind: ChangeKind::Database,
-        target,
-        action,
-        details,
-        diff: None,
-        desired_digest: None,
-        content_changed: false,
-        needs_diff: false,
-        notify: vec![],
-    }
+    Change::new(play, ChangeKind::Database, target, action, details)
 }
 
 fn sql_details(sql: &Sql) -> Vec<String> {

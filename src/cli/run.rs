@@ -389,21 +389,16 @@ async fn mark_out_of_rotation(
             continue;
         };
         if let Some(hp) = plan.hosts.get_mut(&host) {
-            hp.changes.push(plan::Change {
-                play: play.index,
-                kind: plan::ChangeKind::Rotation,
-                target: format!("{}/{host} on {}", b.backend, b.host),
-                action: plan::Action::Start,
-                details: vec![
+            hp.changes.push(plan::Change::new(
+                play.index,
+                plan::ChangeKind::Rotation,
+                format!("{}/{host} on {}", b.backend, b.host),
+                plan::Action::Start,
+                vec![
                     "in maintenance since an earlier rollout; back once its health gate passes"
                         .into(),
                 ],
-                diff: None,
-                desired_digest: None,
-                content_changed: false,
-                needs_diff: false,
-                notify: vec![],
-            });
+            ));
         }
     }
 }

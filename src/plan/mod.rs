@@ -71,6 +71,28 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change with no content, diff or notifications (packages, services, database steps).
+    pub fn new(
+        play: usize,
+        kind: ChangeKind,
+        target: String,
+        action: Action,
+        details: Vec<String>,
+    ) -> Self {
+        Self {
+            play,
+            kind,
+            target,
+            action,
+            details,
+            diff: None,
+            desired_digest: None,
+            content_changed: false,
+            needs_diff: false,
+            notify: vec![],
+        }
+    }
+
     pub fn is_change(&self) -> bool {
         self.action != Action::Unchanged
     }
@@ -152,22 +174,18 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
         let p = play.index;
         for pkg in &play.packages {
             let installed = have.packages.get(pkg).copied().unwrap_or(false);
-            changes.push(Change {
-                play: p,
-                kind: ChangeKind::Package,
-                target: pkg.clone(),
-                action: if installed {
-                    Action::Unchanged
-                } else {
-                    Action::Install
-                },
-                details: vec![],
-                diff: None,
-                desired_digest: None,
-                content_changed: false,
-                needs_diff: false,
-                notify: vec![],
-            });
+            let action = if installed {
+                Action::Unchanged
+            } else {
+                Action::Install
+            };
+            changes.push(Change::new(
+                p,
+                ChangeKind::Package,
+                pkg.clone(),
+                action,
+                vec![],
+            ));
         }
         for e in &play.entries {
             let live = have.paths.get(&e.path);
@@ -313,18 +331,13 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                 (_, _, true, false) => (Action::Enable, vec![]),
                 _ => (Action::Unchanged, vec![]),
             };
-            changes.push(Change {
-                play: p,
-                kind: ChangeKind::Service,
-                target: s.name.clone(),
+            changes.push(Change::new(
+                p,
+                ChangeKind::Service,
+                s.name.clone(),
                 action,
                 details,
-                diff: None,
-                desired_digest: None,
-                content_changed: false,
-                needs_diff: false,
-                notify: vec![],
-            });
+            ));
         }
     }
 
