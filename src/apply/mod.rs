@@ -534,7 +534,6 @@ async fn run_play_script(
         run_id: &options.run_id,
         backup_dir: &format!("/var/backups/foobar/{}", options.run_id),
         unlock,
-        extra: None,
     };
     let text = script::build(&input);
     let before = target.transport.commands_run();

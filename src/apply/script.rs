@@ -24,8 +24,6 @@ pub struct ScriptInput<'a> {
     pub backup_dir: &'a str,
     /// Release the host's lock at the end (the host's last script of this run).
     pub unlock: bool,
-    /// Extra shell to run after files and services, before handlers (database steps).
-    pub extra: Option<String>,
 }
 
 fn temp_path(dest: &str, run_id: &str) -> String {
@@ -217,10 +215,6 @@ pub fn build(input: &ScriptInput<'_>) -> String {
         s.push_str("systemctl daemon-reload >/dev/null 2>&1\n");
     }
 
-    if let Some(extra) = &input.extra {
-        s.push_str(extra);
-        s.push('\n');
-    }
 
     // Services.
     for c in changed(ChangeKind::Service) {
