@@ -215,7 +215,6 @@ pub fn build(input: &ScriptInput<'_>) -> String {
         s.push_str("systemctl daemon-reload >/dev/null 2>&1\n");
     }
 
-
     // Services.
     for c in changed(ChangeKind::Service) {
         let q = sh_quote(&c.target);
