@@ -277,6 +277,13 @@ const CASES: &[Case] = &[
         Is("playbooks/unknown_handler.yml:8:18"),
         Is("did you mean `restart app`?"),
     ),
+    pb(
+        "after names no earlier play",
+        "playbooks/unknown_after.yml",
+        Is("play `extra` waits for `sites` (`after:`), which is no earlier play"),
+        Is("playbooks/unknown_after.yml:10:13"),
+        Is("did you mean `site`?"),
+    ),
     inv(
         "YAML syntax error",
         "inventories/yaml_syntax.yml",

@@ -51,10 +51,37 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
     // The package step really installed a package inside one host only.
     ssh_ok("web-02", "python3 -c 'import pymysql'");
 
+    // Every lock this run took is released, by the last script or a final unlock.
+    for h in ["lb-01", "web-01", "web-02"] {
+        ssh_ok(h, "test ! -e /var/lib/foobar/lock");
+    }
+
     // Converged: nothing to do, and a second apply runs no handler.
     let again = foobar(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{again:?}");
     assert!(again.stdout.contains("No changes."), "{again:?}");
+    // A no-change plan reads each host in one remote command, whatever the number of files
+    // (counted by the transport): a regression to a command per file fails here.
+    let json = foobar(&["plan", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("plan JSON");
+    for h in ["lb-01", "web-01", "web-02"] {
+        assert_eq!(
+            doc["hosts"][h]["remote_commands"], 1,
+            "remote commands for a no-change plan of {h}: {}",
+            json.stdout
+        );
+    }
+    // So does a no-change apply: its gather takes the lock in the same command.
+    let json = foobar(&["apply", "--yes", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("apply JSON");
+    for h in ["lb-01", "web-01", "web-02"] {
+        assert_eq!(
+            doc["plan"]["hosts"][h]["remote_commands"], 1,
+            "{}",
+            json.stdout
+        );
+        ssh_ok(h, "test ! -e /var/lib/foobar/lock");
+    }
     let pid = haproxy_master_pid();
     let second = foobar(&["apply", "--yes"]);
     assert_eq!(second.code, 0, "{second:?}");
@@ -160,6 +187,11 @@ fn replication_is_reconciled_verified_broken_and_repaired() {
     // A note written through the load balancer lands on the primary and is read on the replica.
     let (status, body) = http("127.0.1.1:80", "POST", "/notes", "hello from e2e").expect("POST");
     assert_eq!(status, 201, "{body}");
+    let posted: serde_json::Value = serde_json::from_str(&body).expect("POST answer");
+    let writer = posted["host"]
+        .as_str()
+        .expect("host that wrote")
+        .to_string();
     assert_eq!(
         sql("web-01", "SELECT body FROM foobar.notes").trim(),
         "hello from e2e"
@@ -174,7 +206,7 @@ fn replication_is_reconciled_verified_broken_and_repaired() {
     let from_replica = eventually(10, || {
         (0..4)
             .filter_map(|_| http("127.0.1.1:80", "GET", "/notes", ""))
-            .find(|(s, b)| *s == 200 && b.contains("hello from e2e") && b.contains("web-01"))
+            .find(|(s, b)| *s == 200 && b.contains("hello from e2e") && b.contains(&writer))
     });
     assert!(from_replica.is_some(), "GET /notes never returned the note");
 
@@ -306,8 +338,14 @@ fn lab_down_leaves_no_process_or_mount() {
     );
     let state = std::env::var("FOOBAR_LAB_DIR").unwrap_or_else(|_| "/srv/foobar-lab".into());
     lab(&["down", "--stack-only"]);
+    // Benchmark hosts (`up --sshd-only`, under <state>/bench/) are another set: not ours.
+    let bench = format!("{state}/bench/");
+    let ours = |line: &&str| line.contains(&state) && !line.contains(&bench);
     let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
-    assert!(!mounts.contains(&state), "mounts left behind:\n{mounts}");
+    assert!(
+        !mounts.lines().any(|l| ours(&l)),
+        "mounts left behind:\n{mounts}"
+    );
     let ps = std::process::Command::new("ps")
         .args(["-eo", "pid,args"])
         .output()
@@ -315,7 +353,7 @@ fn lab_down_leaves_no_process_or_mount() {
     let ps = String::from_utf8_lossy(&ps.stdout);
     for line in ps.lines() {
         assert!(
-            !line.contains(&state) && !line.contains("127.0.1.2"),
+            !ours(&line) && !line.contains("127.0.1.2"),
             "process left behind: {line}"
         );
     }

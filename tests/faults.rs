@@ -334,7 +334,7 @@ fn faults_leave_every_host_whole_and_say_what_happened() {
     assert_eq!(
         ssh_ok("lb-01", "cat /etc/foobar-fault/after.conf"),
         "6\n",
-        "a new play started after Ctrl-C"
+        "a new play started after Ctrl-C: {stdout}"
     );
     no_temp_files("lb-01");
     ssh_ok("lb-01", "rm -f /tmp/fault-slow /tmp/fault-slow-started");

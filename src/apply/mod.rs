@@ -14,14 +14,14 @@ pub mod script;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
 
 use crate::gather;
-use crate::inventory::HostName;
+use crate::inventory::{DatabaseRole, HostName};
 use crate::plan::{Action, HostPlan, Plan};
 use crate::render::DesiredState;
 use crate::report::{Event, Reporter};
@@ -40,8 +40,16 @@ pub struct ApplyOptions {
     pub max_fail_percentage: Option<u8>,
     /// `--serial N`: overrides each play's `serial:`; 0 changes every host at once.
     pub serial: Option<u32>,
-    /// Each host's last play with work, where its script may release the lock.
-    pub last_play: BTreeMap<HostName, usize>,
+    /// The plan's gather already took every planned host's lock (an apply without a saved
+    /// plan): skip the lock-and-recheck round trip.
+    pub locked: bool,
+}
+
+impl ApplyOptions {
+    /// What the lock records: who, and which run (the run id lets the run release it).
+    pub fn lock_holder(&self) -> String {
+        format!("{} run {}", self.holder, self.run_id)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -130,7 +138,7 @@ pub struct Target<'a> {
     pub primary: Option<Arc<dyn Transport>>,
 }
 
-fn lock_message(holder: &str) -> String {
+pub fn lock_message(holder: &str) -> String {
     // A holder on this machine whose process is gone left the lock behind when it died.
     let me = crate::apply::machine_name();
     let dead = holder
@@ -170,6 +178,13 @@ fn decode_err(line: &str) -> (String, String, String) {
 }
 
 /// Execute `plan` on `targets`. Hosts not in the plan or without changes are left alone.
+///
+/// Scheduling: every host runs its own pipeline of plays, in playbook order unless a play's
+/// `after:` lets it start beside earlier ones; hosts do not wait for each other between plays.
+/// Two things do cross hosts: a database replica's replication step waits for its primary's
+/// database step in this run, and a rollout (a `serial:` play while the load balancer answers)
+/// is a barrier: it starts once every earlier play finished on every host, and later plays
+/// wait for it, so nothing else changes while hosts leave and rejoin the pool.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply(
     plan: &Plan,
@@ -187,176 +202,76 @@ pub async fn apply(
         .filter(|(h, p)| p.has_changes() && targets.contains_key(*h))
         .map(|(h, _)| h)
         .collect();
+    // Hosts that could not even be planned (unreachable) count as failed.
+    let run = Run {
+        plan,
+        targets,
+        options,
+        reporter,
+        redactor,
+        cancelled,
+        failed: AtomicUsize::new(plan.failed.len()),
+        total: changing.len() + plan.failed.len(),
+    };
     for h in plan.hosts.keys() {
         reports.insert(h.clone(), HostReport::new());
     }
-
-    // Lock and re-check facts, all hosts in parallel.
-    if !options.dry_run {
-        let results: Vec<(HostName, Result<(), String>, u64)> =
-            futures::stream::iter(changing.iter())
-                .map(|host| async move {
-                    let t = &targets[*host];
-                    let hp = &plan.hosts[*host];
-                    let before = t.transport.commands_run();
-                    let r = lock_and_check(t, hp, options).await;
-                    (
-                        HostName::clone(host),
-                        r,
-                        t.transport.commands_run() - before,
-                    )
-                })
-                .buffer_unordered(options.forks.max(1))
-                .collect()
-                .await;
-        for (host, r, n) in results {
-            let rep = reports.get_mut(&host).expect("host in plan");
-            rep.remote_commands += n;
-            if let Err(message) = r {
-                fail(reporter, &host, rep, "lock", message);
-            }
-        }
-    }
-
-    let play_indexes: BTreeSet<usize> = targets
-        .values()
-        .flat_map(|t| t.desired.plays.iter().map(|p| p.index))
+    let commands_before: BTreeMap<&HostName, u64> = targets
+        .iter()
+        .map(|(h, t)| (h, t.transport.commands_run()))
         .collect();
-    // Hosts that could not even be planned (unreachable) count as failed.
-    let total = (changing.len() + plan.failed.len()).max(1);
-    let mut interrupted = false;
-    for play_index in play_indexes {
-        if cancelled.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
-        let runnable: Vec<&HostName> = changing
-            .iter()
-            .copied()
-            .filter(|h| !reports[*h].failed())
-            .filter(|h| {
-                let hp = &plan.hosts[*h];
-                hp.changes
-                    .iter()
-                    .any(|c| c.play == play_index && c.action != Action::Unchanged)
-                    || hp.handlers.iter().any(|x| x.play == play_index)
-            })
-            .collect();
-        let failed_so_far = reports.values().filter(|r| r.failed()).count() + plan.failed.len();
-        let mut runnable = runnable;
-        if let Some(max) = options.max_fail_percentage
-            && failed_so_far * 100 > total * max as usize
-        {
-            for h in runnable.drain(..) {
-                reports.get_mut(h).expect("host").status = HostStatus::NotStarted {
-                    reason: format!("--max-fail-percentage {max} exceeded"),
-                };
-            }
-        }
-        let serial = options.serial.or_else(|| {
-            targets
-                .values()
-                .flat_map(|t| t.desired.plays.iter())
-                .find(|p| p.index == play_index)
-                .and_then(|p| p.serial)
-        });
-        let mut rolling = match (balancer, serial) {
-            (Some(b), Some(n)) if n > 0 && !options.dry_run => Some((b, n as usize)),
-            _ => None,
-        };
-        // No HAProxy answering yet (a first apply, before the load balancer play): no host
-        // takes traffic through it, so there is nothing to drain.
-        if let Some((b, _)) = rolling
-            && b.server_state_all().await.is_err()
-        {
-            rolling = None;
-        }
-        let (members, others): (Vec<&HostName>, Vec<&HostName>) = match rolling {
-            Some((b, _)) => runnable.into_iter().partition(|h| b.servers.contains(h)),
-            None => (vec![], runnable),
-        };
-        let mut results: Vec<(HostName, HostReport)> = futures::stream::iter(others)
-            .map(|host| {
-                let prior = reports.get(host).cloned().unwrap_or_else(HostReport::new);
-                async move {
-                    let mut rep = prior;
-                    if cancelled.load(Ordering::SeqCst) {
-                        rep.skipped
-                            .push(format!("play {play_index}: interrupted before it started"));
-                        return (host.clone(), rep);
-                    }
-                    run_play(
-                        host,
-                        play_index,
-                        plan,
-                        &targets[host],
-                        options,
-                        reporter,
-                        redactor,
-                        &mut rep,
-                    )
-                    .await;
-                    (host.clone(), rep)
-                }
+
+    // Lock and re-check facts, all hosts in parallel (unless the plan's gather took the lock).
+    if !options.dry_run && !options.locked {
+        let results: Vec<(HostName, Result<(), String>)> = futures::stream::iter(changing.iter())
+            .map(|host| async move {
+                let r = lock_and_check(&targets[*host], &plan.hosts[*host], options).await;
+                (HostName::clone(host), r)
             })
             .buffer_unordered(options.forks.max(1))
             .collect()
             .await;
-        if let Some((b, n)) = rolling {
-            let mut stopped: Option<String> = None;
-            for batch in members.chunks(n) {
-                if let Some(why) = &stopped {
-                    for h in batch {
-                        let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
-                        rep.status = HostStatus::NotStarted {
-                            reason: why.clone(),
-                        };
-                        results.push(((*h).clone(), rep));
-                    }
-                    continue;
-                }
-                if cancelled.load(Ordering::SeqCst) {
-                    stopped = Some("interrupted before its turn in the rollout".into());
-                    for h in batch {
-                        let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
-                        rep.skipped
-                            .push(format!("play {play_index}: interrupted before it started"));
-                        results.push(((*h).clone(), rep));
-                    }
-                    continue;
-                }
-                let done: Vec<(HostName, HostReport)> =
-                    futures::future::join_all(batch.iter().map(|h| {
-                        let prior = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
-                        roll_host(
-                            h,
-                            play_index,
-                            plan,
-                            &targets[*h],
-                            options,
-                            b,
-                            reporter,
-                            redactor,
-                            prior,
-                        )
-                    }))
-                    .await;
-                if let Some((h, _)) = done.iter().find(|(_, r)| r.failed()) {
-                    stopped = Some(format!("the rollout stopped after {h} failed"));
-                }
-                results.extend(done);
+        for (host, r) in results {
+            if let Err(message) = r {
+                let rep = reports.get_mut(&host).expect("host in plan");
+                fail(reporter, &host, rep, "lock", message);
+                run.failed.fetch_add(1, Ordering::SeqCst);
             }
-        }
-        for (h, r) in results {
-            reports.insert(h, r);
         }
     }
 
-    // Release locks of hosts whose last script did not (failures, interruptions).
+    let mut interrupted = false;
+    for phase in phases(&run, &changing, balancer).await {
+        if cancelled.load(Ordering::SeqCst) {
+            interrupted = true;
+            break;
+        }
+        match phase {
+            Phase::Pipelined(plays) => run.pipelined(&plays, &changing, &mut reports).await,
+            Phase::Rollout {
+                play,
+                batch,
+                balancer,
+            } => {
+                run.rollout(play, batch, balancer, &changing, &mut reports)
+                    .await
+            }
+        }
+    }
+
+    for (h, r) in reports.iter_mut() {
+        if let Some(t) = targets.get(h) {
+            r.remote_commands = t.transport.commands_run() - commands_before[h];
+        }
+    }
+    // Release locks of hosts whose last script did not (failures, interruptions, hosts
+    // locked by the plan's gather that had nothing to do).
     if !options.dry_run {
-        let to_unlock: Vec<&HostName> = changing
-            .iter()
-            .copied()
+        let to_unlock: Vec<&HostName> = plan
+            .hosts
+            .keys()
+            .filter(|h| targets.contains_key(*h))
+            .filter(|h| options.locked || changing.contains(h))
             .filter(|h| !reports.get(*h).is_some_and(|r| r.unlocked))
             .collect();
         let _: Vec<()> = futures::stream::iter(to_unlock)
@@ -384,15 +299,419 @@ pub async fn apply(
     }
 }
 
+/// Release every host's lock taken by a plan's gather, for a run that ends before applying
+/// (nothing to change, or the user said no).
+pub async fn unlock_all(transports: &[Arc<dyn Transport>], run_id: &str, forks: usize) {
+    let _: Vec<()> = futures::stream::iter(transports)
+        .map(|t| async move { unlock(t.as_ref(), run_id).await })
+        .buffer_unordered(forks.max(1))
+        .collect()
+        .await;
+}
+
+/// A stretch of the run: plays that pipeline freely per host, or one rollout.
+enum Phase<'b> {
+    Pipelined(BTreeSet<usize>),
+    Rollout {
+        play: usize,
+        batch: usize,
+        balancer: &'b rolling::Balancer,
+    },
+}
+
+/// Split the run's plays at rollouts. Whether a `serial:` play rolls is decided once, here:
+/// only while the load balancer answers (on a first apply nothing takes traffic through it).
+async fn phases<'b>(
+    run: &Run<'_, '_>,
+    changing: &[&HostName],
+    balancer: Option<&'b rolling::Balancer>,
+) -> Vec<Phase<'b>> {
+    let plays: BTreeSet<usize> = changing
+        .iter()
+        .flat_map(|h| run.plays_with_work(h, None))
+        .collect();
+    let serial_of = |index: usize| {
+        run.options.serial.or_else(|| {
+            run.targets
+                .values()
+                .flat_map(|t| t.desired.plays.iter())
+                .find(|p| p.index == index)
+                .and_then(|p| p.serial)
+        })
+    };
+    let mut rollouts: BTreeMap<usize, usize> = BTreeMap::new();
+    if let Some(b) = balancer
+        && !run.options.dry_run
+    {
+        for &p in &plays {
+            if let Some(n) = serial_of(p).filter(|n| *n > 0) {
+                rollouts.insert(p, n as usize);
+            }
+        }
+        if !rollouts.is_empty() && b.server_state_all().await.is_err() {
+            rollouts.clear();
+        }
+    }
+    let mut out = Vec::new();
+    let mut current = BTreeSet::new();
+    for p in plays {
+        match (rollouts.get(&p), balancer) {
+            (Some(&batch), Some(balancer)) => {
+                if !current.is_empty() {
+                    out.push(Phase::Pipelined(std::mem::take(&mut current)));
+                }
+                out.push(Phase::Rollout {
+                    play: p,
+                    batch,
+                    balancer,
+                });
+            }
+            _ => {
+                current.insert(p);
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(Phase::Pipelined(current));
+    }
+    out
+}
+
+/// A database primary's step finished in this run: `Some(true)` done, `Some(false)` failed
+/// or never reached.
+type PrimarySignal = tokio::sync::watch::Sender<Option<bool>>;
+
+/// Sends "failed" for a primary whose play ends without reaching its database step.
+struct SignalOnDrop<'s>(Option<&'s PrimarySignal>);
+
+impl SignalOnDrop<'_> {
+    fn send(&mut self, ok: bool) {
+        if let Some(s) = self.0.take() {
+            s.send_replace(Some(ok));
+        }
+    }
+}
+
+impl Drop for SignalOnDrop<'_> {
+    fn drop(&mut self) {
+        self.send(false);
+    }
+}
+
+/// What a play needs from the other hosts' pipelines.
+#[derive(Default)]
+struct DbSync<'s> {
+    /// This host is a primary other hosts wait for.
+    signal: Option<&'s PrimarySignal>,
+    /// This host is a replica whose primary is being changed in the same run.
+    wait: Option<(HostName, tokio::sync::watch::Receiver<Option<bool>>)>,
+}
+
+/// One apply run's shared, read-only context.
+struct Run<'r, 'a> {
+    plan: &'r Plan,
+    targets: &'r BTreeMap<HostName, Target<'a>>,
+    options: &'r ApplyOptions,
+    reporter: &'r dyn Reporter,
+    redactor: &'r crate::secret::Redactor,
+    cancelled: &'r AtomicBool,
+    /// Hosts failed so far, and hosts in the run, for `--max-fail-percentage`.
+    failed: AtomicUsize,
+    total: usize,
+}
+
+impl<'r, 'a> Run<'r, 'a> {
+    /// The plays with something to do on `host` (changes or handlers), within `only`.
+    fn plays_with_work(&self, host: &HostName, only: Option<&BTreeSet<usize>>) -> Vec<usize> {
+        let hp = &self.plan.hosts[host];
+        let plays: BTreeSet<usize> = hp
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Unchanged)
+            .map(|c| c.play)
+            .chain(hp.handlers.iter().map(|x| x.play))
+            .filter(|p| only.is_none_or(|o| o.contains(p)))
+            .collect();
+        plays.into_iter().collect()
+    }
+
+    fn over_max_fail(&self) -> Option<String> {
+        let max = self.options.max_fail_percentage?;
+        let total = self.total.max(1);
+        (self.failed.load(Ordering::SeqCst) * 100 > total * max as usize)
+            .then(|| format!("--max-fail-percentage {max} exceeded"))
+    }
+
+    fn play_of(&self, host: &HostName, index: usize) -> Option<&'a crate::render::DesiredPlay> {
+        let t: &'r Target<'a> = self.targets.get(host)?;
+        t.desired.plays.iter().find(|p| p.index == index)
+    }
+
+    /// Every changing host runs its plays of `plays` as a pipeline; up to `forks` hosts at
+    /// once, database primaries first (a replica may wait for its primary, which must
+    /// therefore never wait for a free fork behind it).
+    async fn pipelined(
+        &self,
+        plays: &BTreeSet<usize>,
+        changing: &[&HostName],
+        reports: &mut BTreeMap<HostName, HostReport>,
+    ) {
+        let is_primary_here = |h: &HostName| {
+            self.plays_with_work(h, Some(plays)).iter().any(|&p| {
+                self.play_of(h, p).and_then(|p| p.database) == Some(DatabaseRole::Primary)
+                    && self.plan.hosts[h]
+                        .changes
+                        .iter()
+                        .any(|c| c.play == p && c.kind == crate::plan::ChangeKind::Database)
+            })
+        };
+        let mut hosts: Vec<&HostName> = changing
+            .iter()
+            .copied()
+            .filter(|h| !reports[*h].failed())
+            .filter(|h| !self.plays_with_work(h, Some(plays)).is_empty())
+            .collect();
+        hosts.sort_by_key(|h| !is_primary_here(h));
+        let signals: BTreeMap<HostName, PrimarySignal> = hosts
+            .iter()
+            .filter(|h| is_primary_here(h))
+            .map(|h| ((*h).clone(), tokio::sync::watch::channel(None).0))
+            .collect();
+        let signals = &signals;
+        let results: Vec<(HostName, HostReport)> = futures::stream::iter(hosts)
+            .map(|host| {
+                let prior = reports.get(host).cloned().unwrap_or_else(HostReport::new);
+                async move {
+                    let rep = self.pipeline(host, plays, prior, signals).await;
+                    (host.clone(), rep)
+                }
+            })
+            .buffer_unordered(self.options.forks.max(1))
+            .collect()
+            .await;
+        reports.extend(results);
+    }
+
+    /// One host's plays of this phase, each as soon as the plays it comes `after` are done.
+    async fn pipeline(
+        &self,
+        host: &HostName,
+        phase: &BTreeSet<usize>,
+        prior: HostReport,
+        signals: &BTreeMap<HostName, PrimarySignal>,
+    ) -> HostReport {
+        let mut rep = prior;
+        let mine = self.plays_with_work(host, Some(phase));
+        let target = &self.targets[host];
+        let mut started: BTreeSet<usize> = BTreeSet::new();
+        let mut done: BTreeSet<usize> = BTreeSet::new();
+        let mut running = futures::stream::FuturesUnordered::new();
+        // The lock may go with the last script only when every other play comes before it.
+        let last = mine.last().copied();
+        let sequential_tail = last.is_some_and(|l| {
+            let after = self
+                .play_of(host, l)
+                .map(|p| p.after.clone())
+                .unwrap_or_default();
+            mine.iter().all(|p| *p == l || after.contains(p))
+        });
+        loop {
+            if !rep.failed() {
+                for &p in &mine {
+                    if started.contains(&p) {
+                        continue;
+                    }
+                    let Some(play) = self.play_of(host, p) else {
+                        started.insert(p);
+                        done.insert(p);
+                        continue;
+                    };
+                    if !play
+                        .after
+                        .iter()
+                        .all(|d| !mine.contains(d) || done.contains(d))
+                    {
+                        continue;
+                    }
+                    if self.cancelled.load(Ordering::SeqCst) {
+                        started.insert(p);
+                        rep.skipped
+                            .push(format!("play {p}: interrupted before it started"));
+                        continue;
+                    }
+                    if let Some(reason) = self.over_max_fail() {
+                        rep.status = HostStatus::NotStarted { reason };
+                        self.failed.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                    started.insert(p);
+                    let sync = DbSync {
+                        signal: signals
+                            .get(host)
+                            .filter(|_| play.database == Some(DatabaseRole::Primary)),
+                        wait: match (&play.database, &target.primary) {
+                            (Some(DatabaseRole::Replica), Some(pt)) => signals
+                                .get(pt.host())
+                                .filter(|_| pt.host() != host)
+                                .map(|s| (pt.host().clone(), s.subscribe())),
+                            _ => None,
+                        },
+                    };
+                    let unlock = sequential_tail && Some(p) == last;
+                    running.push(async move {
+                        let mut frag = HostReport::new();
+                        self.run_play(host, p, target, unlock, sync, &mut frag)
+                            .await;
+                        (p, frag)
+                    });
+                }
+            }
+            let Some((p, frag)) = running.next().await else {
+                break;
+            };
+            done.insert(p);
+            let was_failed = rep.failed();
+            merge(&mut rep, frag);
+            if rep.failed() && !was_failed {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        rep
+    }
+
+    /// A rollout of one play: the balancer's backends `batch` at a time, each drained, changed,
+    /// checked and put back; other hosts of the play change in parallel.
+    async fn rollout(
+        &self,
+        play_index: usize,
+        batch: usize,
+        b: &rolling::Balancer,
+        changing: &[&HostName],
+        reports: &mut BTreeMap<HostName, HostReport>,
+    ) {
+        let only = BTreeSet::from([play_index]);
+        let runnable: Vec<&HostName> = changing
+            .iter()
+            .copied()
+            .filter(|h| !reports[*h].failed())
+            .filter(|h| !self.plays_with_work(h, Some(&only)).is_empty())
+            .collect();
+        if let Some(reason) = self.over_max_fail() {
+            for h in runnable {
+                reports.get_mut(h).expect("host").status = HostStatus::NotStarted {
+                    reason: reason.clone(),
+                };
+            }
+            return;
+        }
+        let (members, others): (Vec<&HostName>, Vec<&HostName>) =
+            runnable.into_iter().partition(|h| b.servers.contains(h));
+        let mut results: Vec<(HostName, HostReport)> = futures::stream::iter(others)
+            .map(|host| {
+                let prior = reports.get(host).cloned().unwrap_or_else(HostReport::new);
+                async move {
+                    let mut rep = prior;
+                    if self.cancelled.load(Ordering::SeqCst) {
+                        rep.skipped
+                            .push(format!("play {play_index}: interrupted before it started"));
+                        return (host.clone(), rep);
+                    }
+                    self.run_play(
+                        host,
+                        play_index,
+                        &self.targets[host],
+                        false,
+                        DbSync::default(),
+                        &mut rep,
+                    )
+                    .await;
+                    (host.clone(), rep)
+                }
+            })
+            .buffer_unordered(self.options.forks.max(1))
+            .collect()
+            .await;
+        let mut stopped: Option<String> = None;
+        for group in members.chunks(batch) {
+            if let Some(why) = &stopped {
+                for h in group {
+                    let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
+                    rep.status = HostStatus::NotStarted {
+                        reason: why.clone(),
+                    };
+                    results.push(((*h).clone(), rep));
+                }
+                continue;
+            }
+            if self.cancelled.load(Ordering::SeqCst) {
+                stopped = Some("interrupted before its turn in the rollout".into());
+                for h in group {
+                    let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
+                    rep.skipped
+                        .push(format!("play {play_index}: interrupted before it started"));
+                    results.push(((*h).clone(), rep));
+                }
+                continue;
+            }
+            let done: Vec<(HostName, HostReport)> =
+                futures::future::join_all(group.iter().map(|h| {
+                    let prior = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
+                    self.roll_host(h, play_index, b, prior)
+                }))
+                .await;
+            if let Some((h, _)) = done.iter().find(|(_, r)| r.failed()) {
+                stopped = Some(format!("the rollout stopped after {h} failed"));
+            }
+            results.extend(done);
+        }
+        for (h, r) in &results {
+            if r.failed() && !reports[h].failed() {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        reports.extend(results);
+    }
+}
+
+/// Fold one play's report into its host's: steps in order of completion, the first failure
+/// kept as the status and any later one added to its message.
+fn merge(rep: &mut HostReport, frag: HostReport) {
+    let failed = frag.failed();
+    rep.done.extend(frag.done);
+    rep.skipped.extend(frag.skipped);
+    rep.unlocked |= frag.unlocked;
+    if !failed {
+        return;
+    }
+    if !rep.failed() {
+        rep.status = frag.status;
+        return;
+    }
+    let also = match frag.status {
+        HostStatus::Failed { stage, message } => format!("{stage}: {message}"),
+        HostStatus::RolledBack { handler, error, .. } => {
+            format!("handler {handler} failed, files restored: {error}")
+        }
+        HostStatus::NotStarted { reason } => reason,
+        _ => return,
+    };
+    match &mut rep.status {
+        HostStatus::Failed { message, .. } => {
+            message.push_str(&format!("\nalso, in a play running beside it: {also}"))
+        }
+        HostStatus::RolledBack { after_restore, .. } => {
+            after_restore.push_str(&format!("\nalso, in a play running beside it: {also}"))
+        }
+        _ => {}
+    }
+}
+
 async fn lock_and_check(
     t: &Target<'_>,
     hp: &HostPlan,
     options: &ApplyOptions,
 ) -> Result<(), String> {
-    let mut s = script::lock_script(
-        &format!("{} run {}", options.holder, options.run_id),
-        options.break_lock,
-    );
+    let mut s = script::lock_script(&options.lock_holder(), options.break_lock);
     s.push_str(&gather::gather_script(t.desired, None));
     let out = t
         .transport
@@ -406,8 +725,8 @@ async fn lock_and_check(
         ));
     }
     let text = out.stdout_text();
-    let locked = text.starts_with("#foobar:locked\n");
-    let body = text.strip_prefix("#foobar:locked\n").unwrap_or(&text);
+    let locked = text.starts_with(gather::LOCKED_MARK);
+    let body = text.strip_prefix(gather::LOCKED_MARK).unwrap_or(&text);
     let state = gather::parse_gather_output(t.transport.host().as_str(), body)
         .map_err(|e| e.to_string())?;
     if !locked {
@@ -425,309 +744,320 @@ async fn lock_and_check(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_play(
-    host: &HostName,
-    play_index: usize,
-    plan: &Plan,
-    target: &Target<'_>,
-    options: &ApplyOptions,
-    reporter: &dyn Reporter,
-    redactor: &crate::secret::Redactor,
-    rep: &mut HostReport,
-) {
-    let hp = &plan.hosts[host];
-    let Some(play) = target.desired.plays.iter().find(|p| p.index == play_index) else {
-        return;
-    };
-    let changes: Vec<_> = hp
-        .changes
-        .iter()
-        .filter(|c| c.play == play_index && c.action != Action::Unchanged)
-        .collect();
-    let handlers: Vec<_> = hp
-        .handlers
-        .iter()
-        .filter(|h| h.play == play_index)
-        .collect();
-    reporter.event(Event::PlayStarted {
-        host: host.clone(),
-        play: play.name.clone(),
-    });
-    if options.dry_run {
-        for c in &changes {
-            rep.done
-                .push(format!("{:?} {} {}", c.action, kind_word(c.kind), c.target).to_lowercase());
-        }
-        for h in &handlers {
-            rep.done.push(format!("handler {}", h.name));
-        }
-        return;
-    }
-    // Returning a host to rotation is the rollout's job (`roll_host`), not the script's.
-    let changes: Vec<_> = changes
-        .into_iter()
-        .filter(|c| c.kind != crate::plan::ChangeKind::Rotation)
-        .collect();
-    let (db_changes, changes): (Vec<_>, Vec<_>) = changes
-        .into_iter()
-        .partition(|c| c.kind == crate::plan::ChangeKind::Database);
-    if !changes.is_empty() || !handlers.is_empty() {
-        run_play_script(
-            host, play, changes, handlers, target, options, reporter, redactor, rep,
-        )
-        .await;
-        if rep.failed() {
+impl Run<'_, '_> {
+    #[allow(clippy::too_many_arguments)]
+    /// One play on one host: its script, then its database step.
+    async fn run_play(
+        &self,
+        host: &HostName,
+        play_index: usize,
+        target: &Target<'_>,
+        unlock: bool,
+        sync: DbSync<'_>,
+        rep: &mut HostReport,
+    ) {
+        let (plan, options, reporter, redactor) =
+            (self.plan, self.options, self.reporter, self.redactor);
+        let mut signal = SignalOnDrop(sync.signal);
+        let hp = &plan.hosts[host];
+        let Some(play) = target.desired.plays.iter().find(|p| p.index == play_index) else {
+            return;
+        };
+        let changes: Vec<_> = hp
+            .changes
+            .iter()
+            .filter(|c| c.play == play_index && c.action != Action::Unchanged)
+            .collect();
+        let handlers: Vec<_> = hp
+            .handlers
+            .iter()
+            .filter(|h| h.play == play_index)
+            .collect();
+        reporter.event(Event::PlayStarted {
+            host: host.clone(),
+            play: play.name.clone(),
+        });
+        if options.dry_run {
+            for c in &changes {
+                rep.done.push(
+                    format!("{:?} {} {}", c.action, kind_word(c.kind), c.target).to_lowercase(),
+                );
+            }
+            for h in &handlers {
+                rep.done.push(format!("handler {}", h.name));
+            }
             return;
         }
-    }
-    if let (false, Some(role), Some(cfg)) = (db_changes.is_empty(), play.database, &target.database)
-    {
-        let primary = target.primary.as_ref().unwrap_or(&target.transport);
-        let before = target.transport.commands_run() + primary.commands_run();
-        let result = database::reconcile(
-            role,
-            target.transport.as_ref(),
-            primary.as_ref(),
-            cfg,
-            options.timeout,
-            redactor,
-        )
-        .await;
-        rep.remote_commands += target.transport.commands_run() + primary.commands_run() - before;
-        match result {
-            Ok(done) => {
-                for d in done {
-                    reporter.event(Event::StepDone {
-                        host: host.clone(),
-                        step: d.clone(),
-                    });
-                    rep.done.push(d);
+        // Returning a host to rotation is the rollout's job (`roll_host`), not the script's.
+        let changes: Vec<_> = changes
+            .into_iter()
+            .filter(|c| c.kind != crate::plan::ChangeKind::Rotation)
+            .collect();
+        let (db_changes, changes): (Vec<_>, Vec<_>) = changes
+            .into_iter()
+            .partition(|c| c.kind == crate::plan::ChangeKind::Database);
+        if !changes.is_empty() || !handlers.is_empty() {
+            self.run_play_script(host, play, changes, handlers, target, unlock, rep)
+                .await;
+            if rep.failed() {
+                return;
+            }
+        }
+        if let (false, Some(role), Some(cfg)) =
+            (db_changes.is_empty(), play.database, &target.database)
+        {
+            if let Some((primary_host, mut rx)) = sync.wait {
+                let finished = rx.wait_for(|v| v.is_some()).await.map(|v| *v == Some(true));
+                if !matches!(finished, Ok(true)) {
+                    let message = format!(
+                        "not configured: the primary {primary_host} did not finish its database step in this run"
+                    );
+                    fail(reporter, host, rep, "database", message);
+                    return;
                 }
             }
-            Err(message) => fail(reporter, host, rep, "database", redactor.redact(&message)),
+            let primary = target.primary.as_ref().unwrap_or(&target.transport);
+            let result = database::reconcile(
+                role,
+                target.transport.as_ref(),
+                primary.as_ref(),
+                cfg,
+                options.timeout,
+                redactor,
+            )
+            .await;
+            signal.send(result.is_ok());
+            match result {
+                Ok(done) => {
+                    for d in done {
+                        reporter.event(Event::StepDone {
+                            host: host.clone(),
+                            step: d.clone(),
+                        });
+                        rep.done.push(d);
+                    }
+                }
+                Err(message) => fail(reporter, host, rep, "database", redactor.redact(&message)),
+            }
         }
     }
-}
 
-/// The play's files, packages, services and handlers: one remote script.
-#[allow(clippy::too_many_arguments)]
-async fn run_play_script(
-    host: &HostName,
-    play: &crate::render::DesiredPlay,
-    changes: Vec<&crate::plan::Change>,
-    handlers: Vec<&crate::plan::HandlerRef>,
-    target: &Target<'_>,
-    options: &ApplyOptions,
-    reporter: &dyn Reporter,
-    redactor: &crate::secret::Redactor,
-    rep: &mut HostReport,
-) {
-    // The host's last script releases the lock itself, saving a round trip, unless more
-    // work follows it (database steps, a rollout's health gate).
-    let last_play = options.last_play.get(host).copied();
-    let unlock = last_play == Some(play.index) && play.database.is_none() && play.serial.is_none();
-    let input = script::ScriptInput {
-        play,
-        changes,
-        handlers,
-        run_id: &options.run_id,
-        backup_dir: &format!("/var/backups/foobar/{}", options.run_id),
-        unlock,
-    };
-    let text = script::build(&input);
-    let before = target.transport.commands_run();
-    let result = target
-        .transport
-        .run(
-            &RemoteCommand::script(options.timeout),
-            Some(text.as_bytes()),
-        )
-        .await;
-    rep.remote_commands += target.transport.commands_run() - before;
-    let out = match result {
-        Ok(o) => o,
-        Err(e) => {
-            let message = redactor.redact(&e.to_string());
-            fail(reporter, host, rep, play.name.clone(), message);
-            return;
+    /// The play's files, packages, services and handlers: one remote script.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_play_script(
+        &self,
+        host: &HostName,
+        play: &crate::render::DesiredPlay,
+        changes: Vec<&crate::plan::Change>,
+        handlers: Vec<&crate::plan::HandlerRef>,
+        target: &Target<'_>,
+        unlock: bool,
+        rep: &mut HostReport,
+    ) {
+        let (options, reporter, redactor) = (self.options, self.reporter, self.redactor);
+        // The host's last script releases the lock itself, saving a round trip, unless more
+        // work follows it (database steps, a rollout's health gate).
+        let unlock = unlock && play.database.is_none() && play.serial.is_none();
+        let input = script::ScriptInput {
+            play,
+            changes,
+            handlers,
+            run_id: &options.run_id,
+            backup_dir: &format!("/var/backups/foobar/{}", options.run_id),
+            unlock,
+        };
+        let text = script::build(&input);
+        let result = target
+            .transport
+            .run(
+                &RemoteCommand::script(options.timeout),
+                Some(text.as_bytes()),
+            )
+            .await;
+        let out = match result {
+            Ok(o) => o,
+            Err(e) => {
+                let message = redactor.redact(&e.to_string());
+                fail(reporter, host, rep, play.name.clone(), message);
+                return;
+            }
+        };
+        let stdout = out.stdout_text();
+        let mut done_marker = false;
+        for line in stdout.lines() {
+            let kind = line.split('\t').next().unwrap_or("");
+            match kind {
+                "OK" => {
+                    let mut p = line.splitn(3, '\t');
+                    p.next();
+                    let what = format!("{} {}", p.next().unwrap_or(""), p.next().unwrap_or(""));
+                    reporter.event(Event::StepDone {
+                        host: host.clone(),
+                        step: what.clone(),
+                    });
+                    rep.done.push(what);
+                }
+                "SKIP" => {
+                    let parts: Vec<&str> = line.split('\t').collect();
+                    rep.skipped.push(format!(
+                        "{} {}: {}",
+                        parts.get(1).unwrap_or(&""),
+                        parts.get(2).unwrap_or(&""),
+                        parts.get(3).unwrap_or(&"")
+                    ));
+                }
+                "ERR" => {
+                    let (stage, target_path, output) = decode_err(line);
+                    let message =
+                        redactor.redact(&format!("{stage} {target_path} failed:\n{output}"));
+                    reporter.event(Event::HostFailed {
+                        host: host.clone(),
+                        message: message.clone(),
+                    });
+                    rep.status = HostStatus::Failed { stage, message };
+                }
+                "ROLLBACK" => {
+                    let parts: Vec<&str> = line.split('\t').collect();
+                    let first = String::from_utf8_lossy(&script::base64_decode(
+                        parts.get(3).unwrap_or(&""),
+                    ))
+                    .trim()
+                    .to_string();
+                    let second = String::from_utf8_lossy(&script::base64_decode(
+                        parts.get(4).unwrap_or(&""),
+                    ))
+                    .trim()
+                    .to_string();
+                    let handler = parts.get(2).unwrap_or(&"").to_string();
+                    reporter.event(Event::HostFailed {
+                        host: host.clone(),
+                        message: format!("handler {handler} failed; previous files restored"),
+                    });
+                    rep.status = HostStatus::RolledBack {
+                        handler,
+                        error: redactor.redact(&first),
+                        after_restore: redactor.redact(&second),
+                    };
+                }
+                "DONE" => {
+                    done_marker = true;
+                    rep.unlocked = unlock;
+                }
+                _ => {}
+            }
         }
-    };
-    let stdout = out.stdout_text();
-    let mut done_marker = false;
-    for line in stdout.lines() {
-        let kind = line.split('\t').next().unwrap_or("");
-        match kind {
-            "OK" => {
-                let mut p = line.splitn(3, '\t');
-                p.next();
-                let what = format!("{} {}", p.next().unwrap_or(""), p.next().unwrap_or(""));
-                reporter.event(Event::StepDone {
-                    host: host.clone(),
-                    step: what.clone(),
-                });
-                rep.done.push(what);
-            }
-            "SKIP" => {
-                let parts: Vec<&str> = line.split('\t').collect();
-                rep.skipped.push(format!(
-                    "{} {}: {}",
-                    parts.get(1).unwrap_or(&""),
-                    parts.get(2).unwrap_or(&""),
-                    parts.get(3).unwrap_or(&"")
-                ));
-            }
-            "ERR" => {
-                let (stage, target_path, output) = decode_err(line);
-                let message = redactor.redact(&format!("{stage} {target_path} failed:\n{output}"));
-                reporter.event(Event::HostFailed {
-                    host: host.clone(),
-                    message: message.clone(),
-                });
-                rep.status = HostStatus::Failed { stage, message };
-            }
-            "ROLLBACK" => {
-                let parts: Vec<&str> = line.split('\t').collect();
-                let first =
-                    String::from_utf8_lossy(&script::base64_decode(parts.get(3).unwrap_or(&"")))
-                        .trim()
-                        .to_string();
-                let second =
-                    String::from_utf8_lossy(&script::base64_decode(parts.get(4).unwrap_or(&"")))
-                        .trim()
-                        .to_string();
-                let handler = parts.get(2).unwrap_or(&"").to_string();
-                reporter.event(Event::HostFailed {
-                    host: host.clone(),
-                    message: format!("handler {handler} failed; previous files restored"),
-                });
-                rep.status = HostStatus::RolledBack {
-                    handler,
-                    error: redactor.redact(&first),
-                    after_restore: redactor.redact(&second),
-                };
-            }
-            "DONE" => {
-                done_marker = true;
-                rep.unlocked = unlock;
-            }
-            _ => {}
-        }
-    }
-    if !done_marker && !rep.failed() && out.code == Some(124) {
-        let message = format!(
-            "timed out after {} s (the remote `timeout` stopped the apply script); raise `command_timeout` under `ssh:` if that is expected",
-            options.timeout.as_secs()
-        );
-        fail(reporter, host, rep, play.name.clone(), message);
-    } else if !done_marker && !rep.failed() {
-        let message = redactor.redact(&format!(
-            "the apply script stopped early (exit {:?}): {}",
-            out.code,
-            out.stderr_text().trim()
-        ));
-        fail(reporter, host, rep, play.name.clone(), message);
-    }
-}
-
-/// One host of a rollout: out of rotation, apply, health gate, back in rotation; or restore
-/// and stay out.
-#[allow(clippy::too_many_arguments)]
-async fn roll_host(
-    host: &HostName,
-    play_index: usize,
-    plan: &Plan,
-    target: &Target<'_>,
-    options: &ApplyOptions,
-    b: &rolling::Balancer,
-    reporter: &dyn Reporter,
-    redactor: &crate::secret::Redactor,
-    prior: HostReport,
-) -> (HostName, HostReport) {
-    let mut rep = prior;
-    if let Err(e) = b.take_out(host).await {
-        fail(reporter, host, &mut rep, "drain", e);
-        return (host.clone(), rep);
-    }
-    rep.done
-        .push(format!("drained and put in maintenance on {}", b.host));
-    let first_step = rep.done.len();
-    run_play(
-        host, play_index, plan, target, options, reporter, redactor, &mut rep,
-    )
-    .await;
-    if rep.failed() {
-        // Nothing new went live (validation) or the script restored it (handler): the previous
-        // version may serve again.
-        if b.health_gate(host).await.is_ok() && b.put_back(host).await.is_ok() {
-            rep.done.push(format!(
-                "back in rotation on {} with the previous version",
-                b.host
-            ));
-        } else {
-            rep.skipped
-                .push(format!("left in maintenance on {}", b.host));
-        }
-        return (host.clone(), rep);
-    }
-    match b.health_gate(host).await {
-        Ok(()) => match b.put_back(host).await {
-            Ok(()) => rep.done.push(format!(
-                "health gate passed; back in rotation: {} reports it UP",
-                b.host
-            )),
-            Err(e) => fail(reporter, host, &mut rep, "rotation", e),
-        },
-        Err(e) => {
-            let paths: Vec<String> = rep.done[first_step..]
-                .iter()
-                .filter_map(|d| {
-                    d.strip_prefix("file ")
-                        .or_else(|| d.strip_prefix("link "))
-                        .or_else(|| d.strip_prefix("delete "))
-                        .map(String::from)
-                })
-                .collect();
-            let play = target.desired.plays.iter().find(|p| p.index == play_index);
-            let handlers: Vec<String> = play
-                .map(|p| {
-                    p.handlers
-                        .iter()
-                        .filter(|h| rep.done[first_step..].contains(&format!("handler {}", h.name)))
-                        .map(|h| h.command())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let script = rolling::restore_script(&options.run_id, &paths, &handlers);
-            let restored = target
-                .transport
-                .run(
-                    &RemoteCommand::script(options.timeout),
-                    Some(script.as_bytes()),
-                )
-                .await;
-            let how = match restored {
-                Ok(o) if o.success() => format!(
-                    "restored {} files and re-ran the play's handlers",
-                    paths.len()
-                ),
-                Ok(o) => format!("restoring the files failed: {}", o.stderr_text().trim()),
-                Err(e) => format!("restoring the files failed: {e}"),
-            };
+        if !done_marker && !rep.failed() && out.code == Some(124) {
             let message = format!(
-                "{e}; {how}; left in maintenance on {} (out of rotation)",
-                b.host
+                "timed out after {} s (the remote `timeout` stopped the apply script); raise `command_timeout` under `ssh:` if that is expected",
+                options.timeout.as_secs()
             );
-            fail(
-                reporter,
-                host,
-                &mut rep,
-                "health gate",
-                redactor.redact(&message),
-            );
+            fail(reporter, host, rep, play.name.clone(), message);
+        } else if !done_marker && !rep.failed() {
+            let message = redactor.redact(&format!(
+                "the apply script stopped early (exit {:?}): {}",
+                out.code,
+                out.stderr_text().trim()
+            ));
+            fail(reporter, host, rep, play.name.clone(), message);
         }
     }
-    (host.clone(), rep)
+
+    /// One host of a rollout: out of rotation, apply, health gate, back in rotation; or restore
+    /// and stay out.
+    async fn roll_host(
+        &self,
+        host: &HostName,
+        play_index: usize,
+        b: &rolling::Balancer,
+        prior: HostReport,
+    ) -> (HostName, HostReport) {
+        let (options, reporter, redactor) = (self.options, self.reporter, self.redactor);
+        let target = &self.targets[host];
+        let mut rep = prior;
+        if let Err(e) = b.take_out(host).await {
+            fail(reporter, host, &mut rep, "drain", e);
+            return (host.clone(), rep);
+        }
+        rep.done
+            .push(format!("drained and put in maintenance on {}", b.host));
+        let first_step = rep.done.len();
+        self.run_play(host, play_index, target, false, DbSync::default(), &mut rep)
+            .await;
+        if rep.failed() {
+            // Nothing new went live (validation) or the script restored it (handler): the previous
+            // version may serve again.
+            if b.health_gate(host).await.is_ok() && b.put_back(host).await.is_ok() {
+                rep.done.push(format!(
+                    "back in rotation on {} with the previous version",
+                    b.host
+                ));
+            } else {
+                rep.skipped
+                    .push(format!("left in maintenance on {}", b.host));
+            }
+            return (host.clone(), rep);
+        }
+        match b.health_gate(host).await {
+            Ok(()) => match b.put_back(host).await {
+                Ok(()) => rep.done.push(format!(
+                    "health gate passed; back in rotation: {} reports it UP",
+                    b.host
+                )),
+                Err(e) => fail(reporter, host, &mut rep, "rotation", e),
+            },
+            Err(e) => {
+                let paths: Vec<String> = rep.done[first_step..]
+                    .iter()
+                    .filter_map(|d| {
+                        d.strip_prefix("file ")
+                            .or_else(|| d.strip_prefix("link "))
+                            .or_else(|| d.strip_prefix("delete "))
+                            .map(String::from)
+                    })
+                    .collect();
+                let play = target.desired.plays.iter().find(|p| p.index == play_index);
+                let handlers: Vec<String> = play
+                    .map(|p| {
+                        p.handlers
+                            .iter()
+                            .filter(|h| {
+                                rep.done[first_step..].contains(&format!("handler {}", h.name))
+                            })
+                            .map(|h| h.command())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let script = rolling::restore_script(&options.run_id, &paths, &handlers);
+                let restored = target
+                    .transport
+                    .run(
+                        &RemoteCommand::script(options.timeout),
+                        Some(script.as_bytes()),
+                    )
+                    .await;
+                let how = match restored {
+                    Ok(o) if o.success() => format!(
+                        "restored {} files and re-ran the play's handlers",
+                        paths.len()
+                    ),
+                    Ok(o) => format!("restoring the files failed: {}", o.stderr_text().trim()),
+                    Err(e) => format!("restoring the files failed: {e}"),
+                };
+                let message = format!(
+                    "{e}; {how}; left in maintenance on {} (out of rotation)",
+                    b.host
+                );
+                fail(
+                    reporter,
+                    host,
+                    &mut rep,
+                    "health gate",
+                    redactor.redact(&message),
+                );
+            }
+        }
+        (host.clone(), rep)
+    }
 }
 
 /// Release the host's lock if this run holds it. Best effort: a lock left behind names its

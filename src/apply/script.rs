@@ -58,12 +58,19 @@ rollback() {
 "#;
 
 pub fn build(input: &ScriptInput<'_>) -> String {
-    let mut s = String::from(PRELUDE);
     let play_index = input.play.index;
-    // This play's handlers are done (or the files that notified them were restored).
+    let mut s = format!(
+        "# play {play_index} {}\n{PRELUDE}",
+        input.play.name.replace('\n', " ")
+    );
+    // Plays of one host may run side by side (`after:`): the pending-handler record is
+    // changed under a lock. This play's handlers are done (or their files were restored).
+    let dir = parent(PENDING_FILE);
     let _ = writeln!(
         s,
-        "clear_pending() {{ if [ -f {PENDING_FILE} ]; then grep -v '^{play_index}\t' {PENDING_FILE} > {PENDING_FILE}.new; mv -f {PENDING_FILE}.new {PENDING_FILE}; fi; }}"
+        "with_pending() {{ mkdir -p {dir} && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>{PENDING_FILE}.lock; }}\n\
+clear_pending_now() {{ if [ -f {PENDING_FILE} ]; then grep -v '^{play_index}\t' {PENDING_FILE} > {PENDING_FILE}.new.$$; mv -f {PENDING_FILE}.new.$$ {PENDING_FILE}; fi; }}\n\
+clear_pending() {{ with_pending clear_pending_now; }}"
     );
     let entry = |path: &str| input.play.entries.iter().find(|e| e.path == path);
     let changed = |kind: ChangeKind| {
@@ -85,7 +92,7 @@ pub fn build(input: &ScriptInput<'_>) -> String {
             .join(" ");
         let _ = writeln!(
             s,
-            "if ! out=$(apt-get install -y -q --no-install-recommends -- {list} 2>&1 </dev/null); then err package {q} \"$out\"; exit 1; fi\nprintf 'OK\\tpackage\\t%s\\n' {q}",
+            "if ! out=$(apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -- {list} 2>&1 </dev/null); then err package {q} \"$out\"; exit 1; fi\nprintf 'OK\\tpackage\\t%s\\n' {q}",
             q = sh_quote(&pkgs.join(" "))
         );
     }
@@ -159,11 +166,14 @@ pub fn build(input: &ScriptInput<'_>) -> String {
 
     // From here on the host changes: remember which handlers must run even if we die.
     if !input.handlers.is_empty() {
-        let _ = writeln!(s, "mkdir -p {} && {{", parent(PENDING_FILE));
+        s.push_str("add_pending() {\n{\n");
         for h in &input.handlers {
             let _ = writeln!(s, "printf '%s\\t%s\\n' {} {};", h.play, sh_quote(&h.name));
         }
-        let _ = writeln!(s, "}} >> {PENDING_FILE} && sync {PENDING_FILE}");
+        let _ = writeln!(
+            s,
+            "}} >> {PENDING_FILE} && sync {PENDING_FILE}\n}}\nwith_pending add_pending"
+        );
     }
 
     let bk = sh_quote(input.backup_dir);
@@ -215,24 +225,45 @@ pub fn build(input: &ScriptInput<'_>) -> String {
         s.push_str("systemctl daemon-reload >/dev/null 2>&1\n");
     }
 
-    // Services.
-    for c in changed(ChangeKind::Service) {
-        let q = sh_quote(&c.target);
-        let enable = c.action == Action::Enable || c.details.iter().any(|d| d == "and enable");
-        if enable {
-            let _ = writeln!(
-                s,
-                "if ! out=$(systemctl enable {q} 2>&1); then err service {q} \"enable failed: $out\"; rollback; exit 3; fi"
-            );
-        }
-        if c.action == Action::Start {
-            let _ = writeln!(
-                s,
-                "if ! out=$(systemctl start {q} 2>&1 </dev/null); then err service {q} \"start failed: $out\"; rollback; exit 3; fi\nSTARTED=\"${{STARTED}}{t} \"",
-                t = c.target
-            );
-        }
-        let _ = writeln!(s, "printf 'OK\\tservice\\t%s\\n' {q}");
+    // Services: one `systemctl` call to enable and one to start them all, in declared order
+    // (each call may be costly: a Python process on hosts without systemd).
+    let services: Vec<&&Change> = changed(ChangeKind::Service).collect();
+    let to_enable: Vec<&str> = services
+        .iter()
+        .filter(|c| c.action == Action::Enable || c.details.iter().any(|d| d == "and enable"))
+        .map(|c| c.target.as_str())
+        .collect();
+    let to_start: Vec<&str> = services
+        .iter()
+        .filter(|c| c.action == Action::Start)
+        .map(|c| c.target.as_str())
+        .collect();
+    let quoted = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| sh_quote(n))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if !to_enable.is_empty() {
+        let _ = writeln!(
+            s,
+            "if ! out=$(systemctl enable {list} 2>&1); then err service {names} \"enable failed: $out\"; rollback; exit 3; fi",
+            list = quoted(&to_enable),
+            names = sh_quote(&to_enable.join(" ")),
+        );
+    }
+    if !to_start.is_empty() {
+        let _ = writeln!(
+            s,
+            "if ! out=$(systemctl start {list} 2>&1 </dev/null); then err service {names} \"start failed: $out\"; rollback; exit 3; fi\nSTARTED=\"${{STARTED}}{plain} \"",
+            list = quoted(&to_start),
+            names = sh_quote(&to_start.join(" ")),
+            plain = to_start.join(" "),
+        );
+    }
+    for c in &services {
+        let _ = writeln!(s, "printf 'OK\\tservice\\t%s\\n' {}", sh_quote(&c.target));
     }
 
     // Handlers, in declared order, once each.
@@ -277,9 +308,10 @@ pub fn unlock_script(run_id: &str) -> String {
     )
 }
 
-/// Take the host's lock (or report who holds it), then gather.
+/// Take the host's lock (or report who holds it), then gather. `mkdir` is the atomic step;
+/// the holder is written right after (readers wait out that instant, see the gather).
 pub fn lock_script(holder: &str, break_lock: bool) -> String {
-    let mut s = String::new();
+    let mut s = String::from("# lock\n");
     if break_lock {
         let _ = writeln!(s, "rm -rf {LOCK_DIR}");
     }

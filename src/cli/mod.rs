@@ -103,6 +103,10 @@ pub enum Command {
         /// Largest acceptable replication lag, in seconds.
         #[arg(long, default_value_t = 10)]
         max_lag: u64,
+        /// Seconds to wait for HAProxy's health checks to bring UP servers whose hosts are
+        /// healthy (just after an apply they need a few good checks in a row); 0: no wait.
+        #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+        settle: u64,
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },

@@ -109,7 +109,7 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
     paths.dedup();
     let packages = want.packages();
     let services = want.services();
-    let mut s = String::from("export LC_ALL=C\n");
+    let mut s = String::from("# gather\nexport LC_ALL=C\n");
     if !paths.is_empty() {
         let q = quote_all(paths.iter().copied());
         s.push_str("echo '#foobar:stat'\n");
@@ -146,7 +146,7 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
     // Shell builtins, not `cat`: every program started is a cost paid on every host.
     s.push_str(&format!(
         "echo '#foobar:pending'\n[ -f {PENDING_FILE} ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < {PENDING_FILE}\n\
-echo '#foobar:lock'\n[ -f {LOCK_DIR}/holder ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < {LOCK_DIR}/holder\n"
+echo '#foobar:lock'\nn=0; while [ -d {LOCK_DIR} ] && [ ! -s {LOCK_DIR}/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f {LOCK_DIR}/holder ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < {LOCK_DIR}/holder\n"
     ));
     if let Some(db) = database {
         s.push_str("echo '#foobar:database'\n");
@@ -202,7 +202,7 @@ fn unquote(s: &str) -> String {
 /// anywhere), or prints `#down` when no server is listening there.
 pub fn database_probe(sql: &str) -> String {
     let mut s = String::from(
-        "if command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n\
+        "# database facts\nif command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n\
 if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then $c ",
     );
     s.push_str(&crate::mysql::CLIENT_ARGS.join(" "));
@@ -366,6 +366,38 @@ pub async fn gather(
     }
     parse_gather_output(transport.host().as_str(), &out.stdout_text())
 }
+
+/// [`gather`] under the host's lock: `lock_script` runs first and prints `#foobar:locked`
+/// when it took the lock. Returns whether it did, and the state read under it.
+pub async fn gather_locked(
+    transport: &dyn Transport,
+    want: &DesiredState,
+    database: Option<&DatabaseProbe<'_>>,
+    timeout: std::time::Duration,
+    lock_script: &str,
+) -> Result<(bool, ActualState), GatherError> {
+    let script = format!("{lock_script}{}", gather_script(want, database));
+    let out = transport
+        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
+        .await?;
+    if !out.success() {
+        return Err(GatherError::Script {
+            host: transport.host().to_string(),
+            code: out.code,
+            stderr: out.stderr_text().trim().to_string(),
+        });
+    }
+    let text = out.stdout_text();
+    let locked = text.starts_with(LOCKED_MARK);
+    let body = text.strip_prefix(LOCKED_MARK).unwrap_or(&text);
+    Ok((
+        locked,
+        parse_gather_output(transport.host().as_str(), body)?,
+    ))
+}
+
+/// What a lock script prints first when it took the lock.
+pub const LOCKED_MARK: &str = "#foobar:locked\n";
 
 /// Read the bodies of the given files (for diffs), framed by length: one remote command.
 pub async fn fetch_contents(

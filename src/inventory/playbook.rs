@@ -117,6 +117,8 @@ struct RawPlay {
     hosts: Spanned<OneOrMany>,
     serial: Option<u32>,
     database: Option<DatabaseRole>,
+    /// Earlier plays this one waits for on each host; absent: all of them.
+    after: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     packages: Vec<String>,
     #[serde(default)]
@@ -215,6 +217,9 @@ pub struct Play {
     pub hosts: Vec<HostName>,
     pub serial: Option<u32>,
     pub database: Option<DatabaseRole>,
+    /// The earlier plays (indexes) that must finish on a host before this play starts there,
+    /// closed over their own `after`: every earlier play unless the playbook says `after:`.
+    pub after: BTreeSet<usize>,
     pub packages: Vec<String>,
     pub directories: Vec<DirectorySpec>,
     pub files: Vec<FileSpec>,
@@ -275,6 +280,52 @@ fn parse_mode(
         })
 }
 
+/// A play's `after:` names, as the set of earlier plays it follows on a host (closed over
+/// theirs). Without `after:`, a play follows every earlier play, as in the playbook's order.
+fn resolve_after(
+    path: &Path,
+    play: &str,
+    after: Option<&[Spanned<String>]>,
+    earlier: &[Play],
+) -> Result<BTreeSet<usize>, InventoryError> {
+    let Some(names) = after else {
+        return Ok((0..earlier.len()).collect());
+    };
+    let mut set = BTreeSet::new();
+    for n in names {
+        let matching: Vec<&Play> = earlier.iter().filter(|p| p.name == n.value).collect();
+        if matching.is_empty() {
+            let hint = match did_you_mean(&n.value, earlier.iter().map(|p| p.name.as_str())) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None if earlier.is_empty() => {
+                    "the first play has nothing to wait for; remove `after:`".to_string()
+                }
+                None => format!(
+                    "plays before it: {}",
+                    earlier
+                        .iter()
+                        .map(|p| format!("`{}`", p.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(playbook_error(
+                location_of(path, &n.referenced),
+                format!(
+                    "play `{play}` waits for `{}` (`after:`), which is no earlier play",
+                    n.value
+                ),
+                Some(hint),
+            ));
+        }
+        for p in matching {
+            set.insert(p.index);
+            set.extend(p.after.iter().copied());
+        }
+    }
+    Ok(set)
+}
+
 /// Load a playbook and check it against the inventory: targets exist, templates exist,
 /// paths are absolute, notified handlers are declared.
 pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, InventoryError> {
@@ -286,10 +337,11 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
         None => relative_to(path, "../templates"),
     };
 
-    let mut plays = Vec::new();
+    let mut plays: Vec<Play> = Vec::new();
     for (index, sp) in raw.plays.into_iter().enumerate() {
         let play_location = at(&sp.referenced);
         let rp = sp.value;
+        let after = resolve_after(path, &rp.name, rp.after.as_deref(), &plays)?;
         let hosts_at = rp.hosts.referenced;
         let targets: Vec<Spanned<String>> = match rp.hosts.value {
             OneOrMany::One(s) => vec![s],
@@ -487,6 +539,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
             hosts: hosts.into_iter().collect(),
             serial: rp.serial,
             database: rp.database,
+            after,
             packages: rp.packages,
             directories,
             files,
@@ -509,4 +562,58 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
         templates_dir,
         plays,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(plays: &str) -> Result<Playbook, InventoryError> {
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad");
+        let inventory =
+            crate::inventory::load_inventory(&fixtures.join("inventories/good.yml")).unwrap();
+        std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+        let pb = dir.path().join("playbooks/pb.yml");
+        std::fs::write(&pb, format!("plays:\n{plays}")).unwrap();
+        load_playbook(&pb, &inventory)
+    }
+
+    fn play(name: &str, after: &str) -> String {
+        format!("  - name: {name}\n    hosts: web\n{after}")
+    }
+
+    #[test]
+    fn plays_follow_every_earlier_play_unless_after_says_otherwise() {
+        let pb = load(
+            &[
+                play("a", ""),
+                play("b", "    after: []\n"),
+                play("c", "    after: [b]\n"),
+                play("d", ""),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let after: Vec<Vec<usize>> = pb
+            .plays
+            .iter()
+            .map(|p| p.after.iter().copied().collect())
+            .collect();
+        assert_eq!(after, vec![vec![], vec![], vec![1], vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn after_is_closed_over_the_plays_it_names() {
+        let pb =
+            load(&[play("a", ""), play("b", ""), play("c", "    after: [b]\n")].concat()).unwrap();
+        // c follows b, and b follows a: c never runs beside a.
+        assert_eq!(pb.plays[2].after, BTreeSet::from([0, 1]));
+    }
+
+    #[test]
+    fn after_may_only_name_earlier_plays() {
+        let err = load(&[play("a", "    after: [b]\n"), play("b", "")].concat()).unwrap_err();
+        assert!(err.to_string().contains("`b`"), "{err}");
+    }
 }

@@ -451,6 +451,7 @@ mod tests {
                 handlers: vec![handler("reload"), handler("restart")],
                 database: None,
                 serial: None,
+                after: Default::default(),
             }],
         }
     }

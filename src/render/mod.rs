@@ -64,6 +64,8 @@ pub struct DesiredPlay {
     pub database: Option<DatabaseRole>,
     /// Hosts of the load balancer's backend changed this many at a time (`serial:`).
     pub serial: Option<u32>,
+    /// Earlier plays that must finish on this host before this one starts there.
+    pub after: std::collections::BTreeSet<usize>,
 }
 
 /// Everything foobar wants on one host, in play order.
@@ -501,6 +503,7 @@ impl<'a> RenderContext<'a> {
                 handlers,
                 database: play.database,
                 serial: play.serial,
+                after: play.after.clone(),
             });
         }
         check_duplicate_paths(host, &plays, &self.playbook.path)?;

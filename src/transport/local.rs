@@ -69,8 +69,12 @@ impl Transport for LocalTransport {
         command: &RemoteCommand,
         stdin: Option<&[u8]>,
     ) -> Result<Output, TransportError> {
-        self.run_within(command, stdin, command.timeout + LOCAL_GRACE)
-            .await
+        let started = std::time::Instant::now();
+        let result = self
+            .run_within(command, stdin, command.timeout + LOCAL_GRACE)
+            .await;
+        super::trace(&self.spec.host, command, stdin, started, &result);
+        result
     }
 
     fn commands_run(&self) -> u64 {

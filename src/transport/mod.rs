@@ -144,6 +144,50 @@ pub fn wrap_command_line(command: &RemoteCommand, become_root: bool) -> String {
     }
 }
 
+/// `FOOBAR_TRACE=1`: one line per remote command on stderr (host, start and duration in ms
+/// since the process started, bytes in and out, and the script's first `#` comment as its
+/// label: a first line starting with `# `), for profiling a run. Never prints command lines' arguments or stdin contents.
+pub(crate) fn trace(
+    host: &HostName,
+    command: &RemoteCommand,
+    stdin: Option<&[u8]>,
+    started: std::time::Instant,
+    result: &Result<Output, TransportError>,
+) {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    if !*ENABLED.get_or_init(|| std::env::var_os("FOOBAR_TRACE").is_some_and(|v| v != "0")) {
+        return;
+    }
+    let epoch = *EPOCH.get_or_init(|| started);
+    let label = stdin
+        .and_then(|b| {
+            // Only a first-line comment: foobar's scripts start with one, data never does.
+            b.split(|c| *c == b'\n')
+                .next()
+                .filter(|l| l.starts_with(b"# "))
+                .map(|l| String::from_utf8_lossy(&l[2..l.len().min(60)]).into_owned())
+        })
+        .unwrap_or_else(|| {
+            command
+                .command_line
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        });
+    let (code, out) = match result {
+        Ok(o) => (format!("{:?}", o.code), o.stdout.len()),
+        Err(_) => ("error".to_string(), 0),
+    };
+    eprintln!(
+        "trace {host} start={}ms took={}ms in={}B out={out}B exit={code} {label}",
+        started.saturating_duration_since(epoch).as_millis(),
+        started.elapsed().as_millis(),
+        stdin.map_or(0, |b| b.len()),
+    );
+}
+
 /// Open a transport for a host: local or SSH.
 pub async fn connect(spec: &ConnectionSpec) -> Result<Box<dyn Transport>, TransportError> {
     if spec.local {

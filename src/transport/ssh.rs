@@ -291,7 +291,9 @@ impl Transport for SshTransport {
             .await
             .map_err(|_| finished(&self.spec, command))?;
         let limit = command.timeout + LOCAL_GRACE;
-        match tokio::time::timeout(limit, self.execute(command, &line, stdin)).await {
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(limit, self.execute(command, &line, stdin)).await;
+        let result = match result {
             Ok(result) => result,
             // Dropping the child closes our end of the channel; the remote process is bounded
             // by its own `timeout`.
@@ -300,7 +302,9 @@ impl Transport for SshTransport {
                 command: command.command_line.clone(),
                 seconds: limit.as_secs(),
             }),
-        }
+        };
+        super::trace(&self.spec.host, command, stdin, started, &result);
+        result
     }
 
     fn commands_run(&self) -> u64 {

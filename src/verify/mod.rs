@@ -19,7 +19,7 @@ use crate::gather::{database_probe, sh_quote};
 use crate::inventory::{DatabaseRole, HostName, Inventory};
 use crate::mysql::{self, Check, ClusterMember, DbFacts};
 use crate::render::DesiredState;
-use crate::transport::{RemoteCommand, Transport};
+use crate::transport::{Output, RemoteCommand, Transport, TransportError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HostHealth {
@@ -46,6 +46,9 @@ pub struct VerifyInput<'a> {
     pub database: Option<&'a DatabaseConfig>,
     pub max_lag: u64,
     pub timeout: Duration,
+    /// How long to wait for HAProxy's checks to bring up servers whose hosts look healthy
+    /// (right after an apply, a server needs `rise` good checks in a row).
+    pub settle: Duration,
 }
 
 fn role(desired: &DesiredState) -> Option<DatabaseRole> {
@@ -283,6 +286,72 @@ async fn heartbeat(
     out
 }
 
+/// Servers HAProxy does not report UP (and that are not in maintenance) whose own hosts
+/// report every declared service active: HAProxy's checks may simply not have caught up yet.
+fn catching_up(haproxy: &str, results: &[(HostName, Result<Output, TransportError>)]) -> bool {
+    let services_ok = |host: &str| {
+        results.iter().any(|(h, out)| {
+            h.as_str() == host
+                && out.as_ref().is_ok_and(|o| {
+                    let sec = sections(&o.stdout_text());
+                    sec.get("services").is_some_and(|t| {
+                        t.lines()
+                            .all(|l| l.split('\t').nth(1).is_none_or(|s| s == "active"))
+                    })
+                })
+        })
+    };
+    haproxy.lines().any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() >= 7
+            && !line.starts_with('#')
+            && f[0].parse::<u32>().is_ok()
+            && f[5] != "2"
+            && f[6] == "0"
+            && services_ok(f[3])
+    })
+}
+
+/// Re-read each load balancer's state, every second up to `settle`, while one of its servers
+/// is still catching up.
+async fn settle_balancers(
+    input: &VerifyInput<'_>,
+    mut results: Vec<(HostName, Result<Output, TransportError>)>,
+    lbs: &[HostName],
+    script_of: &dyn Fn(&HostName) -> String,
+) -> Vec<(HostName, Result<Output, TransportError>)> {
+    let deadline = tokio::time::Instant::now() + input.settle;
+    for lb in lbs {
+        let Some(t) = input.transports.get(lb) else {
+            continue;
+        };
+        loop {
+            let pending = results.iter().any(|(h, out)| {
+                h == lb
+                    && out.as_ref().is_ok_and(|o| {
+                        sections(&o.stdout_text())
+                            .get("haproxy")
+                            .is_some_and(|text| catching_up(text, &results))
+                    })
+            });
+            if !pending || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let again = t
+                .run(
+                    &RemoteCommand::script(input.timeout),
+                    Some(script_of(lb).as_bytes()),
+                )
+                .await;
+            if let Some(slot) = results.iter_mut().find(|(h, _)| h == lb) {
+                slot.1 = again;
+            }
+        }
+    }
+    results
+}
+
 /// Run every check.
 pub async fn verify(input: &VerifyInput<'_>) -> Health {
     let inv = input.inventory;
@@ -292,7 +361,7 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         .get("loadbalancer")
         .map(|g| g.hosts.clone())
         .unwrap_or_default();
-    let results = futures::future::join_all(input.transports.iter().map(|(h, t)| {
+    let script_of = |h: &HostName| {
         let desired = &input.desired[h];
         let socket = lbs.contains(h).then(|| {
             inv.host_vars(h)
@@ -301,7 +370,10 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
                 .unwrap_or_else(|| "/run/haproxy/admin.sock".into())
         });
         let sql = role(desired).and(facts_sql.as_deref());
-        let script = host_script(desired, socket.as_deref(), sql);
+        host_script(desired, socket.as_deref(), sql)
+    };
+    let results = futures::future::join_all(input.transports.iter().map(|(h, t)| {
+        let script = script_of(h);
         async move {
             let out = t
                 .run(
@@ -313,6 +385,7 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         }
     }))
     .await;
+    let results = settle_balancers(input, results, &lbs, &script_of).await;
 
     let mut hosts: BTreeMap<HostName, HostHealth> = BTreeMap::new();
     let mut facts: BTreeMap<HostName, DbFacts> = BTreeMap::new();
