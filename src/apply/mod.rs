@@ -1102,3 +1102,227 @@ fn kind_word(k: crate::plan::ChangeKind) -> &'static str {
         Rotation => "rotation",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Change, ChangeKind, HostPlan};
+    use crate::render::DesiredPlay;
+    use crate::transport::{Output, TransportError};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    /// (host, script label, start, end) of every play script.
+    type Log = Vec<(String, String, Instant, Instant)>;
+
+    /// A host that answers every script at once, or after 300 ms for a play named `slow…`,
+    /// and records when each play's script ran.
+    struct FakeHost {
+        host: HostName,
+        log: Arc<Mutex<Log>>,
+        commands: std::sync::atomic::AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for FakeHost {
+        fn host(&self) -> &HostName {
+            &self.host
+        }
+        async fn run(
+            &self,
+            _command: &RemoteCommand,
+            stdin: Option<&[u8]>,
+        ) -> Result<Output, TransportError> {
+            self.commands.fetch_add(1, Ordering::SeqCst);
+            let text = String::from_utf8_lossy(stdin.unwrap_or_default()).into_owned();
+            let label = text.lines().next().unwrap_or("").to_string();
+            let start = Instant::now();
+            // `slow` plays take 300 ms; `slow@b` only on host b.
+            let slow = label
+                .split_whitespace()
+                .any(|w| w == "slow" || w.strip_prefix("slow@") == Some(self.host.as_str()));
+            if label.starts_with("# play ") && slow {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            if label.starts_with("# play ") {
+                self.log.lock().unwrap().push((
+                    self.host.to_string(),
+                    label.clone(),
+                    start,
+                    Instant::now(),
+                ));
+            }
+            Ok(Output {
+                stdout: format!("OK\tscript\t{label}\nDONE\n").into_bytes(),
+                stderr: vec![],
+                code: Some(0),
+            })
+        }
+        fn commands_run(&self) -> u64 {
+            self.commands.load(Ordering::SeqCst)
+        }
+    }
+
+    fn play(index: usize, name: &str, after: &[usize]) -> DesiredPlay {
+        DesiredPlay {
+            index,
+            name: name.into(),
+            packages: vec![],
+            entries: vec![],
+            services: vec![],
+            handlers: vec![],
+            database: None,
+            serial: None,
+            after: after.iter().copied().collect(),
+        }
+    }
+
+    /// Apply plays (name, after) on hosts; each play installs one package on each host.
+    async fn run(hosts: &[&str], plays: &[(&str, &[usize])], cancelled: bool) -> (Report, Log) {
+        let log = Arc::new(Mutex::new(vec![]));
+        let desired: BTreeMap<HostName, DesiredState> = hosts
+            .iter()
+            .map(|h| {
+                let plays = plays
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, after))| play(i, name, after))
+                    .collect();
+                (
+                    HostName::new(*h),
+                    DesiredState {
+                        host: HostName::new(*h),
+                        plays,
+                    },
+                )
+            })
+            .collect();
+        let plan = Plan {
+            format_version: crate::plan::FORMAT_VERSION,
+            inventory: String::new(),
+            playbook: String::new(),
+            hosts: hosts
+                .iter()
+                .map(|h| {
+                    let changes = (0..plays.len())
+                        .map(|i| {
+                            Change::new(
+                                i,
+                                ChangeKind::Package,
+                                format!("pkg{i}"),
+                                Action::Install,
+                                vec![],
+                            )
+                        })
+                        .collect();
+                    (
+                        HostName::new(*h),
+                        HostPlan {
+                            facts_digest: String::new(),
+                            changes,
+                            handlers: vec![],
+                            locked_by: None,
+                            remote_commands: 0,
+                        },
+                    )
+                })
+                .collect(),
+            failed: BTreeMap::new(),
+            rollout: vec![],
+        };
+        let targets: BTreeMap<HostName, Target<'_>> = desired
+            .iter()
+            .map(|(h, d)| {
+                let transport: Arc<dyn Transport> = Arc::new(FakeHost {
+                    host: h.clone(),
+                    log: log.clone(),
+                    commands: Default::default(),
+                });
+                (
+                    h.clone(),
+                    Target {
+                        transport,
+                        desired: d,
+                        database: None,
+                        primary: None,
+                    },
+                )
+            })
+            .collect();
+        let options = ApplyOptions {
+            dry_run: false,
+            forks: 10,
+            timeout: Duration::from_secs(10),
+            break_lock: false,
+            run_id: "t".into(),
+            holder: "test".into(),
+            max_fail_percentage: None,
+            serial: None,
+            locked: true,
+        };
+        let report = apply(
+            &plan,
+            &targets,
+            &options,
+            None,
+            &crate::report::Silent,
+            &crate::secret::Redactor::new([]),
+            &AtomicBool::new(cancelled),
+        )
+        .await;
+        let log = log.lock().unwrap().clone();
+        (report, log)
+    }
+
+    fn span<'l>(log: &'l Log, host: &str, play: &str) -> &'l (String, String, Instant, Instant) {
+        log.iter()
+            .find(|(h, l, _, _)| h == host && l.ends_with(play))
+            .unwrap_or_else(|| panic!("{play} did not run on {host}: {log:?}"))
+    }
+
+    #[tokio::test]
+    async fn a_host_runs_its_plays_in_order_by_default() {
+        let (report, log) = run(&["a"], &[("slow db", &[]), ("app", &[0])], false).await;
+        assert_eq!(
+            report.hosts[&HostName::new("a")].status,
+            HostStatus::Changed
+        );
+        assert!(report.failed_hosts().is_empty(), "{report:?}");
+        let (db, app) = (span(&log, "a", "slow db"), span(&log, "a", "app"));
+        assert!(app.2 >= db.3, "app started before db finished");
+    }
+
+    #[tokio::test]
+    async fn a_play_with_after_empty_runs_beside_earlier_plays() {
+        let (report, log) = run(&["a"], &[("slow db", &[]), ("slow app", &[])], false).await;
+        assert!(report.failed_hosts().is_empty(), "{report:?}");
+        let (db, app) = (span(&log, "a", "slow db"), span(&log, "a", "slow app"));
+        assert!(app.2 < db.3 && db.2 < app.3, "the plays did not overlap");
+        assert_eq!(
+            report.hosts[&HostName::new("a")].status,
+            HostStatus::Changed
+        );
+    }
+
+    #[tokio::test]
+    async fn hosts_do_not_wait_for_each_other_between_plays() {
+        // Host b's first play is slow; host a's second play does not wait for it.
+        let (report, log) = run(&["a", "b"], &[("slow@b first", &[]), ("next", &[0])], false).await;
+        assert!(report.failed_hosts().is_empty(), "{report:?}");
+        let (a_next, b_first) = (span(&log, "a", "next"), span(&log, "b", "slow@b first"));
+        assert!(a_next.3 < b_first.3, "host a waited for host b: {log:?}");
+        let b_next = span(&log, "b", "next");
+        assert!(b_next.2 >= b_first.3);
+    }
+
+    #[tokio::test]
+    async fn no_play_starts_after_an_interrupt() {
+        let (report, log) = run(&["a"], &[("db", &[]), ("app", &[0])], true).await;
+        assert!(log.is_empty(), "{log:?}");
+        assert!(report.interrupted);
+        assert_eq!(
+            report.hosts[&HostName::new("a")].status,
+            HostStatus::Unchanged
+        );
+    }
+}
