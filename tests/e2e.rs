@@ -71,7 +71,7 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
             json.stdout
         );
     }
-    // So does a no-change apply: its gather takes the lock in the same command.
+    // So does a no-change apply: only hosts with changes are locked (and re-read) after it.
     let json = foobar(&["apply", "--yes", "--json"]);
     let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("apply JSON");
     for h in ["lb-01", "web-01", "web-02"] {

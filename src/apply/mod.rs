@@ -40,9 +40,6 @@ pub struct ApplyOptions {
     pub max_fail_percentage: Option<u8>,
     /// `--serial N`: overrides each play's `serial:`; 0 changes every host at once.
     pub serial: Option<u32>,
-    /// The plan's gather already took every planned host's lock (an apply without a saved
-    /// plan): skip the lock-and-recheck round trip.
-    pub locked: bool,
 }
 
 impl ApplyOptions {
@@ -221,8 +218,10 @@ pub async fn apply(
         .map(|(h, t)| (h, t.transport.commands_run()))
         .collect();
 
-    // Lock and re-check facts, all hosts in parallel (unless the plan's gather took the lock).
-    if !options.dry_run && !options.locked {
+    // Lock and re-check facts, all hosts in parallel. (Only changing hosts are locked: taking
+    // the lock in the plan's own gather would save this round trip for them but cost one, an
+    // unlock, for every host with nothing to do, the common case of a converged fleet.)
+    if !options.dry_run {
         let results: Vec<(HostName, Result<(), String>)> = futures::stream::iter(changing.iter())
             .map(|host| async move {
                 let r = lock_and_check(&targets[*host], &plan.hosts[*host], options).await;
@@ -264,14 +263,11 @@ pub async fn apply(
             r.remote_commands = t.transport.commands_run() - commands_before[h];
         }
     }
-    // Release locks of hosts whose last script did not (failures, interruptions, hosts
-    // locked by the plan's gather that had nothing to do).
+    // Release locks of hosts whose last script did not (failures, interruptions).
     if !options.dry_run {
-        let to_unlock: Vec<&HostName> = plan
-            .hosts
-            .keys()
-            .filter(|h| targets.contains_key(*h))
-            .filter(|h| options.locked || changing.contains(h))
+        let to_unlock: Vec<&HostName> = changing
+            .iter()
+            .copied()
             .filter(|h| !reports.get(*h).is_some_and(|r| r.unlocked))
             .collect();
         let _: Vec<()> = futures::stream::iter(to_unlock)
@@ -297,16 +293,6 @@ pub async fn apply(
         hosts: reports,
         interrupted: interrupted || cancelled.load(Ordering::SeqCst),
     }
-}
-
-/// Release every host's lock taken by a plan's gather, for a run that ends before applying
-/// (nothing to change, or the user said no).
-pub async fn unlock_all(transports: &[Arc<dyn Transport>], run_id: &str, forks: usize) {
-    let _: Vec<()> = futures::stream::iter(transports)
-        .map(|t| async move { unlock(t.as_ref(), run_id).await })
-        .buffer_unordered(forks.max(1))
-        .collect()
-        .await;
 }
 
 /// A stretch of the run: plays that pipeline freely per host, or one rollout.
@@ -711,24 +697,16 @@ async fn lock_and_check(
     hp: &HostPlan,
     options: &ApplyOptions,
 ) -> Result<(), String> {
-    let mut s = script::lock_script(&options.lock_holder(), options.break_lock);
-    s.push_str(&gather::gather_script(t.desired, None));
-    let out = t
-        .transport
-        .run(&RemoteCommand::script(options.timeout), Some(s.as_bytes()))
-        .await
-        .map_err(|e| e.to_string())?;
-    if !out.success() {
-        return Err(format!(
-            "reading the host's state failed: {}",
-            out.stderr_text().trim()
-        ));
-    }
-    let text = out.stdout_text();
-    let locked = text.starts_with(gather::LOCKED_MARK);
-    let body = text.strip_prefix(gather::LOCKED_MARK).unwrap_or(&text);
-    let state = gather::parse_gather_output(t.transport.host().as_str(), body)
-        .map_err(|e| e.to_string())?;
+    let lock = script::lock_script(&options.lock_holder(), options.break_lock);
+    let (locked, state) = gather::gather_locked(
+        t.transport.as_ref(),
+        t.desired,
+        None,
+        options.timeout,
+        &lock,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if !locked {
         return Err(lock_message(
             state.lock.as_deref().unwrap_or("unknown holder"),
@@ -1152,8 +1130,14 @@ mod tests {
                     Instant::now(),
                 ));
             }
+            // The lock is free and the host is as planned (an empty gather).
+            let stdout = if label == "# lock" {
+                format!("{}#foobar:end\n", gather::LOCKED_MARK)
+            } else {
+                format!("OK\tscript\t{label}\nDONE\n")
+            };
             Ok(Output {
-                stdout: format!("OK\tscript\t{label}\nDONE\n").into_bytes(),
+                stdout: stdout.into_bytes(),
                 stderr: vec![],
                 code: Some(0),
             })
@@ -1218,7 +1202,9 @@ mod tests {
                     (
                         HostName::new(*h),
                         HostPlan {
-                            facts_digest: String::new(),
+                            facts_digest: gather::parse_gather_output(h, "#foobar:end\n")
+                                .unwrap()
+                                .digest,
                             changes,
                             handlers: vec![],
                             locked_by: None,
@@ -1258,7 +1244,6 @@ mod tests {
             holder: "test".into(),
             max_fail_percentage: None,
             serial: None,
-            locked: true,
         };
         let report = apply(
             &plan,

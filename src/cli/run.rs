@@ -151,7 +151,6 @@ async fn make_plan(
     mut failed: BTreeMap<HostName, String>,
     forks: usize,
     reporter: &dyn Reporter,
-    lock: Option<&str>,
 ) -> Plan {
     let timeout = Duration::from_secs(loaded.inventory.ssh.command_timeout.min(120));
     let facts_sql = loaded.database.as_ref().map(|c| c.facts_sql());
@@ -168,22 +167,7 @@ async fn make_plan(
                     .then_some(())
                     .and(facts_sql)
                     .map(|sql| gather::DatabaseProbe { sql });
-                let have = match lock {
-                    // An apply takes each host's lock in the same round trip as its gather.
-                    Some(lock) => {
-                        let (locked, have) =
-                            gather::gather_locked(t.as_ref(), want, probe.as_ref(), timeout, lock)
-                                .await?;
-                        if !locked {
-                            return Ok(Err(apply::lock_message(
-                                have.lock.as_deref().unwrap_or("unknown holder"),
-                            )));
-                        }
-                        // The lock read back is this run's own.
-                        gather::ActualState { lock: None, ..have }
-                    }
-                    None => gather::gather(t.as_ref(), want, probe.as_ref(), timeout).await?,
-                };
+                let have = gather::gather(t.as_ref(), want, probe.as_ref(), timeout).await?;
                 let mut hp = plan::diff(want, &have);
                 let need: Vec<&str> = hp
                     .changes
@@ -195,7 +179,7 @@ async fn make_plan(
                     let bodies = gather::fetch_contents(t.as_ref(), &need, timeout).await?;
                     plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
                 }
-                Ok::<_, gather::GatherError>(Ok((hp, have.database)))
+                Ok::<_, gather::GatherError>((hp, have.database))
             }
             .await;
             let n = t.commands_run() - before;
@@ -205,11 +189,9 @@ async fn make_plan(
             });
             (
                 h.clone(),
-                r.map(|r| {
-                    r.map(|(mut hp, db)| {
-                        hp.remote_commands = n;
-                        (hp, db)
-                    })
+                r.map(|(mut hp, db)| {
+                    hp.remote_commands = n;
+                    (hp, db)
                 }),
             )
         })
@@ -220,10 +202,7 @@ async fn make_plan(
     let mut db_facts = BTreeMap::new();
     for (h, r) in results {
         match r {
-            Ok(Err(locked_by)) => {
-                failed.insert(h, locked_by);
-            }
-            Ok(Ok((hp, db))) => {
+            Ok((hp, db)) => {
                 if let Some(text) = db {
                     db_facts.insert(h.clone(), database::parse_probe(&text));
                 }
@@ -594,7 +573,6 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 failed,
                 common.forks,
                 &reporter,
-                None,
             )
             .await;
             let mut plan = plan;
@@ -672,11 +650,6 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 std::process::id(),
                 run_id.split('-').next().unwrap_or("")
             );
-            // Without a saved plan, the plan's gather takes each host's lock: no second round
-            // trip to lock and re-read before changing it.
-            let lock_in_plan = planfile.is_none() && !dry_run;
-            let lock_script = lock_in_plan
-                .then(|| apply::script::lock_script(&format!("{holder} run {run_id}"), break_lock));
             let plan = match saved {
                 Some(s) => {
                     check_saved_plan(&s, &desired)?;
@@ -695,18 +668,9 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                         failed,
                         common.forks,
                         &reporter,
-                        lock_script.as_deref(),
                     )
                     .await
                 }
-            };
-            let locked: Vec<Arc<dyn Transport>> = if lock_in_plan {
-                plan.hosts
-                    .keys()
-                    .filter_map(|h| transports.get(h).cloned())
-                    .collect()
-            } else {
-                vec![]
             };
             let balancer = if serial == Some(0)
                 || !desired
@@ -727,7 +691,6 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 print!("{}", human::plan(&plan, &styles, false));
             }
             if !plan.has_changes() {
-                apply::unlock_all(&locked, &run_id, common.forks).await;
                 finish_all(&transports).await;
                 if common.json {
                     print_json(
@@ -740,15 +703,8 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                     ExitCategory::HostFailed
                 });
             }
-            let go = yes || dry_run || {
-                let answer = confirm();
-                if !matches!(answer, Ok(true)) {
-                    apply::unlock_all(&locked, &run_id, common.forks).await;
-                    finish_all(&transports).await;
-                }
-                answer?
-            };
-            if !go {
+            if !yes && !dry_run && !confirm()? {
+                finish_all(&transports).await;
                 eprintln!("nothing applied");
                 return Ok(ExitCategory::Error);
             }
@@ -776,7 +732,6 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 holder,
                 max_fail_percentage,
                 serial,
-                locked: lock_in_plan,
             };
             let report = apply::apply(
                 &plan,
