@@ -218,11 +218,12 @@ pub async fn apply(
         .map(|(h, t)| (h, t.transport.commands_run()))
         .collect();
 
-    // Lock and re-check facts, all hosts in parallel. (Only changing hosts are locked: taking
-    // the lock in the plan's own gather would save this round trip for them but cost one, an
-    // unlock, for every host with nothing to do, the common case of a converged fleet.)
+    // Lock and re-check facts, all hosts in parallel, unless the plan was made under the lock.
+    // (Only hosts with changes are locked: locking in the plan's first gather would cost an
+    // unlock round trip on every host with nothing to do, the common case of a converged fleet.)
     if !options.dry_run {
         let results: Vec<(HostName, Result<(), String>)> = futures::stream::iter(changing.iter())
+            .filter(|h| std::future::ready(!plan.hosts[**h].locked))
             .map(|host| async move {
                 let r = lock_and_check(&targets[*host], &plan.hosts[*host], options).await;
                 (HostName::clone(host), r)
@@ -1040,7 +1041,7 @@ impl Run<'_, '_> {
 
 /// Release the host's lock if this run holds it. Best effort: a lock left behind names its
 /// holder, and `--break-lock` takes it over.
-async fn unlock(transport: &dyn Transport, run_id: &str) {
+pub async fn unlock(transport: &dyn Transport, run_id: &str) {
     let s = script::unlock_script(run_id);
     let _ = transport
         .run(
@@ -1209,6 +1210,7 @@ mod tests {
                             handlers: vec![],
                             locked_by: None,
                             remote_commands: 0,
+                            locked: false,
                         },
                     )
                 })

@@ -151,6 +151,8 @@ async fn make_plan(
     mut failed: BTreeMap<HostName, String>,
     forks: usize,
     reporter: &dyn Reporter,
+    // For an apply: the lock script to run on hosts with changes, and the run's id.
+    lock: Option<(&str, &str)>,
 ) -> Plan {
     let timeout = Duration::from_secs(loaded.inventory.ssh.command_timeout.min(120));
     let facts_sql = loaded.database.as_ref().map(|c| c.facts_sql());
@@ -175,11 +177,37 @@ async fn make_plan(
                     .filter(|c| c.needs_diff)
                     .map(|c| c.target.as_str())
                     .collect();
-                if !need.is_empty() {
-                    let bodies = gather::fetch_contents(t.as_ref(), &need, timeout).await?;
-                    plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
+                match lock {
+                    // An apply locks a host with changes in the round trip that fetches the
+                    // bodies for its diff, and reads it again under the lock: it changes
+                    // exactly what this plan shows, with no lock-and-re-read later.
+                    Some((lock, run_id)) if hp.has_changes() => {
+                        let (locked, again, bodies) =
+                            gather::lock_gather_fetch(t.as_ref(), want, timeout, lock, &need)
+                                .await?;
+                        if !locked {
+                            return Ok(Err(apply::lock_message(
+                                again.lock.as_deref().unwrap_or("unknown holder"),
+                            )));
+                        }
+                        if again.digest != have.digest {
+                            apply::unlock(t.as_ref(), run_id).await;
+                            return Ok(Err(
+                                "the host changed while it was being planned; run again".into(),
+                            ));
+                        }
+                        hp.locked = true;
+                        if !need.is_empty() {
+                            plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
+                        }
+                    }
+                    _ if !need.is_empty() => {
+                        let bodies = gather::fetch_contents(t.as_ref(), &need, timeout).await?;
+                        plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
+                    }
+                    _ => {}
                 }
-                Ok::<_, gather::GatherError>((hp, have.database))
+                Ok::<_, gather::GatherError>(Ok((hp, have.database)))
             }
             .await;
             let n = t.commands_run() - before;
@@ -189,9 +217,11 @@ async fn make_plan(
             });
             (
                 h.clone(),
-                r.map(|(mut hp, db)| {
-                    hp.remote_commands = n;
-                    (hp, db)
+                r.map(|r| {
+                    r.map(|(mut hp, db)| {
+                        hp.remote_commands = n;
+                        (hp, db)
+                    })
                 }),
             )
         })
@@ -202,7 +232,10 @@ async fn make_plan(
     let mut db_facts = BTreeMap::new();
     for (h, r) in results {
         match r {
-            Ok((hp, db)) => {
+            Ok(Err(why)) => {
+                failed.insert(h, why);
+            }
+            Ok(Ok((hp, db))) => {
                 if let Some(text) = db {
                     db_facts.insert(h.clone(), database::parse_probe(&text));
                 }
@@ -573,6 +606,7 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 failed,
                 common.forks,
                 &reporter,
+                None,
             )
             .await;
             let mut plan = plan;
@@ -650,6 +684,9 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 std::process::id(),
                 run_id.split('-').next().unwrap_or("")
             );
+            // Without a saved plan, hosts with changes are locked while they are planned.
+            let lock_script = (planfile.is_none() && !dry_run)
+                .then(|| apply::script::lock_script(&format!("{holder} run {run_id}"), break_lock));
             let plan = match saved {
                 Some(s) => {
                     check_saved_plan(&s, &desired)?;
@@ -668,10 +705,18 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                         failed,
                         common.forks,
                         &reporter,
+                        lock_script.as_deref().map(|l| (l, run_id.as_str())),
                     )
                     .await
                 }
             };
+            // Hosts this run locked while planning, to release if it goes no further.
+            let locked: Vec<Arc<dyn Transport>> = plan
+                .hosts
+                .iter()
+                .filter(|(_, hp)| hp.locked)
+                .filter_map(|(h, _)| transports.get(h).cloned())
+                .collect();
             let balancer = if serial == Some(0)
                 || !desired
                     .values()
@@ -703,8 +748,17 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                     ExitCategory::HostFailed
                 });
             }
-            if !yes && !dry_run && !confirm()? {
-                finish_all(&transports).await;
+            let go = yes || dry_run || {
+                let answer = confirm();
+                if !matches!(answer, Ok(true)) {
+                    for t in &locked {
+                        apply::unlock(t.as_ref(), &run_id).await;
+                    }
+                    finish_all(&transports).await;
+                }
+                answer?
+            };
+            if !go {
                 eprintln!("nothing applied");
                 return Ok(ExitCategory::Error);
             }

@@ -405,14 +405,10 @@ pub async fn fetch_contents(
     paths: &[&str],
     timeout: std::time::Duration,
 ) -> Result<BTreeMap<String, Vec<u8>>, GatherError> {
-    let mut out = BTreeMap::new();
     if paths.is_empty() {
-        return Ok(out);
+        return Ok(BTreeMap::new());
     }
-    let script = format!(
-        "for f in {}; do printf '%s\\t%s\\n' \"$f\" \"$(wc -c < \"$f\")\"; cat -- \"$f\"; done\n",
-        quote_all(paths.iter().copied())
-    );
+    let script = fetch_script(paths);
     let result = transport
         .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
         .await?;
@@ -423,23 +419,77 @@ pub async fn fetch_contents(
             stderr: result.stderr_text().trim().to_string(),
         });
     }
-    let data = result.stdout;
+    parse_frames(transport.host().as_str(), &result.stdout)
+}
+
+/// Take the lock, read the state again under it and the bodies of `paths`: the one command
+/// an apply needs between its plan and its first change on a host.
+pub async fn lock_gather_fetch(
+    transport: &dyn Transport,
+    want: &DesiredState,
+    timeout: std::time::Duration,
+    lock_script: &str,
+    paths: &[&str],
+) -> Result<(bool, ActualState, BTreeMap<String, Vec<u8>>), GatherError> {
+    let mut script = format!("{lock_script}{}", gather_script(want, None));
+    if !paths.is_empty() {
+        script.push_str(&fetch_script(paths));
+    }
+    let out = transport
+        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
+        .await?;
+    let host = transport.host().as_str();
+    if !out.success() {
+        return Err(GatherError::Script {
+            host: host.to_string(),
+            code: out.code,
+            stderr: out.stderr_text().trim().to_string(),
+        });
+    }
+    const END: &[u8] = b"#foobar:end\n";
+    let split = out
+        .stdout
+        .windows(END.len())
+        .position(|w| w == END)
+        .map(|i| i + END.len())
+        .ok_or_else(|| GatherError::Parse {
+            host: host.to_string(),
+            detail: "the output ended early".into(),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout[..split]).into_owned();
+    let locked = text.starts_with(LOCKED_MARK);
+    let body = text.strip_prefix(LOCKED_MARK).unwrap_or(&text);
+    let state = parse_gather_output(host, body)?;
+    let bodies = parse_frames(host, &out.stdout[split..])?;
+    Ok((locked, state, bodies))
+}
+
+fn fetch_script(paths: &[&str]) -> String {
+    format!(
+        "for f in {}; do printf '%s\\t%s\\n' \"$f\" \"$(wc -c < \"$f\")\"; cat -- \"$f\"; done\n",
+        quote_all(paths.iter().copied())
+    )
+}
+
+/// `path<TAB>length<LF>` then that many bytes, for each file.
+fn parse_frames(host: &str, data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, GatherError> {
+    let mut out = BTreeMap::new();
     let mut i = 0;
     while i < data.len() {
         let nl = data[i..]
             .iter()
             .position(|b| *b == b'\n')
             .ok_or_else(|| GatherError::Parse {
-                host: transport.host().to_string(),
+                host: host.to_string(),
                 detail: "truncated file frame".into(),
             })?;
         let header = String::from_utf8_lossy(&data[i..i + nl]).into_owned();
         let (path, len) = header.rsplit_once('\t').ok_or_else(|| GatherError::Parse {
-            host: transport.host().to_string(),
+            host: host.to_string(),
             detail: format!("bad file frame header {header:?}"),
         })?;
         let len: usize = len.trim().parse().map_err(|_| GatherError::Parse {
-            host: transport.host().to_string(),
+            host: host.to_string(),
             detail: format!("bad length in {header:?}"),
         })?;
         let start = i + nl + 1;

@@ -118,6 +118,10 @@ pub struct HostPlan {
     /// Remote commands this host needed to make the plan.
     #[serde(default)]
     pub remote_commands: u64,
+    /// This run holds the host's lock and read the plan's facts under it (an apply without a
+    /// saved plan): the apply need not lock and re-read it again. Never saved.
+    #[serde(skip)]
+    pub locked: bool,
 }
 
 impl HostPlan {
@@ -369,6 +373,7 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
         handlers,
         locked_by: have.lock.clone(),
         remote_commands: 0,
+        locked: false,
     }
 }
 
