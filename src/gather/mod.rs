@@ -353,17 +353,7 @@ pub async fn gather(
     database: Option<&DatabaseProbe<'_>>,
     timeout: std::time::Duration,
 ) -> Result<ActualState, GatherError> {
-    let script = gather_script(want, database);
-    let out = transport
-        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
-        .await?;
-    if !out.success() {
-        return Err(GatherError::Script {
-            host: transport.host().to_string(),
-            code: out.code,
-            stderr: out.stderr_text().trim().to_string(),
-        });
-    }
+    let out = run_script(transport, &gather_script(want, database), timeout).await?;
     parse_gather_output(transport.host().as_str(), &out.stdout_text())
 }
 
@@ -377,16 +367,7 @@ pub async fn gather_locked(
     lock_script: &str,
 ) -> Result<(bool, ActualState), GatherError> {
     let script = format!("{lock_script}{}", gather_script(want, database));
-    let out = transport
-        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
-        .await?;
-    if !out.success() {
-        return Err(GatherError::Script {
-            host: transport.host().to_string(),
-            code: out.code,
-            stderr: out.stderr_text().trim().to_string(),
-        });
-    }
+    let out = run_script(transport, &script, timeout).await?;
     let text = out.stdout_text();
     let locked = text.starts_with(LOCKED_MARK);
     let body = text.strip_prefix(LOCKED_MARK).unwrap_or(&text);
@@ -408,18 +389,8 @@ pub async fn fetch_contents(
     if paths.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let script = fetch_script(paths);
-    let result = transport
-        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
-        .await?;
-    if !result.success() {
-        return Err(GatherError::Script {
-            host: transport.host().to_string(),
-            code: result.code,
-            stderr: result.stderr_text().trim().to_string(),
-        });
-    }
-    parse_frames(transport.host().as_str(), &result.stdout)
+    let out = run_script(transport, &fetch_script(paths), timeout).await?;
+    parse_frames(transport.host().as_str(), &out.stdout)
 }
 
 /// Take the lock, read the state again under it and the bodies of `paths`: the one command
@@ -435,17 +406,8 @@ pub async fn lock_gather_fetch(
     if !paths.is_empty() {
         script.push_str(&fetch_script(paths));
     }
-    let out = transport
-        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
-        .await?;
+    let out = run_script(transport, &script, timeout).await?;
     let host = transport.host().as_str();
-    if !out.success() {
-        return Err(GatherError::Script {
-            host: host.to_string(),
-            code: out.code,
-            stderr: out.stderr_text().trim().to_string(),
-        });
-    }
     const END: &[u8] = b"#foobar:end\n";
     let split = out
         .stdout
@@ -462,6 +424,25 @@ pub async fn lock_gather_fetch(
     let state = parse_gather_output(host, body)?;
     let bodies = parse_frames(host, &out.stdout[split..])?;
     Ok((locked, state, bodies))
+}
+
+/// Run a read-only script; a non-zero exit is the host's failure to be read.
+async fn run_script(
+    transport: &dyn Transport,
+    script: &str,
+    timeout: std::time::Duration,
+) -> Result<crate::transport::Output, GatherError> {
+    let out = transport
+        .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
+        .await?;
+    if !out.success() {
+        return Err(GatherError::Script {
+            host: transport.host().to_string(),
+            code: out.code,
+            stderr: out.stderr_text().trim().to_string(),
+        });
+    }
+    Ok(out)
 }
 
 fn fetch_script(paths: &[&str]) -> String {
