@@ -43,10 +43,14 @@ pub struct ApplyOptions {
 }
 
 impl ApplyOptions {
-    /// What the lock records: who, and which run (the run id lets the run release it).
     pub fn lock_holder(&self) -> String {
-        format!("{} run {}", self.holder, self.run_id)
+        lock_holder(&self.holder, &self.run_id)
     }
+}
+
+/// What a lock records: who, and which run (the run id lets the run release it).
+pub fn lock_holder(holder: &str, run_id: &str) -> String {
+    format!("{holder} run {run_id}")
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

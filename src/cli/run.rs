@@ -685,8 +685,9 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
                 run_id.split('-').next().unwrap_or("")
             );
             // Without a saved plan, hosts with changes are locked while they are planned.
-            let lock_script = (planfile.is_none() && !dry_run)
-                .then(|| apply::script::lock_script(&format!("{holder} run {run_id}"), break_lock));
+            let lock_script = (planfile.is_none() && !dry_run).then(|| {
+                apply::script::lock_script(&apply::lock_holder(&holder, &run_id), break_lock)
+            });
             let plan = match saved {
                 Some(s) => {
                     check_saved_plan(&s, &desired)?;

@@ -160,7 +160,9 @@ pub(crate) fn trace(
         return;
     }
     let epoch = *EPOCH.get_or_init(|| started);
+    // Only foobar's own scripts (`sh -s`) are asked for a label: other stdin is data.
     let label = stdin
+        .filter(|_| command.command_line == "sh -s")
         .and_then(|b| {
             // Only a first-line comment: foobar's scripts start with one, data never does.
             b.split(|c| *c == b'\n')
