@@ -353,7 +353,7 @@ fn lab_down_leaves_no_process_or_mount() {
         "web-01",
         "systemctl is-active -q mariadb || systemctl start mariadb",
     );
-    let state = std::env::var("FOOBAR_LAB_DIR").unwrap_or_else(|_| "/srv/foobar-lab".into());
+    let state = std::env::var("FOOBAR_LAB_DIR").unwrap_or_else(|_| "/foobar-lab".into());
     lab(&["down", "--stack-only"]);
     // Benchmark hosts (`up --sshd-only`, under <state>/bench/) are another set: not ours.
     let bench = format!("{state}/bench/");

@@ -16,8 +16,31 @@ pub const APP_DB_PASSWORD: &str = "Zq7-app-SECRET-e2e";
 /// The lab hosts are shared: end-to-end tests take turns.
 static LAB: Mutex<()> = Mutex::new(());
 
+/// The machine-wide lab lock file: held (flock) by a test binary from its first `lab_lock`
+/// until it exits, so two test binaries (or two checkouts) never use the hosts at once.
+/// `scripts/lab-lock CMD` takes the same lock for a command run by hand and sets
+/// `FOOBAR_LAB_LOCKED=1`, which tells the tests it is already held.
+pub const LAB_LOCK_FILE: &str = "/run/lock/foobar-lab.lock";
+
+static LAB_FILE: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
 pub fn lab_lock() -> MutexGuard<'static, ()> {
-    LAB.lock().unwrap_or_else(|e| e.into_inner())
+    let guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    if std::env::var_os("FOOBAR_LAB_LOCKED").is_none() {
+        LAB_FILE.get_or_init(|| {
+            std::fs::create_dir_all("/run/lock").expect("mkdir /run/lock");
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(LAB_LOCK_FILE)
+                .expect("open the lab lock file");
+            // Blocks while another test binary or `scripts/lab-lock` holds it.
+            f.lock().expect("lock the lab");
+            f
+        });
+    }
+    guard
 }
 
 pub fn repo() -> PathBuf {
