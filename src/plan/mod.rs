@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod planfile;
+
 use serde::{Deserialize, Serialize};
 use similar::TextDiff;
 

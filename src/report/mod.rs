@@ -3,6 +3,7 @@
 //! printed by [`human`] (stdout, readable without colour, `NO_COLOR` honoured) or as JSON.
 
 pub mod human;
+pub mod json;
 
 use std::io::IsTerminal;
 use std::sync::Mutex;

@@ -1,0 +1,284 @@
+//! `foobar apply [PLANFILE]`: make the hosts match the playbook (or exactly a saved plan).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::planning::{PlanInput, make_plan};
+use super::rotation::{balancer, mark_out_of_rotation};
+use super::session::{Session, colour, finish_all, has_rolling_play, render_all};
+use super::{CliError, Common};
+use crate::apply::{self, ApplyOptions, Target};
+use crate::error::ExitCategory;
+use crate::inventory::HostName;
+use crate::plan::{Plan, planfile};
+use crate::report::{Progress, Reporter, human, json};
+use crate::transport::Transport;
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// A plan saved by `foobar plan --out`: apply exactly that, or refuse if stale.
+    pub planfile: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Walk every step without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Show diffs of the changes being made.
+    #[arg(long)]
+    pub diff: bool,
+    /// Take over a host lock left by a run that died.
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Stop starting hosts once more than this percentage of hosts failed.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub max_fail_percentage: Option<u8>,
+    /// Hosts behind the load balancer changed at a time (drained first, checked, put
+    /// back); overrides each play's `serial:`. 0 changes them all at once.
+    #[arg(long)]
+    pub serial: Option<u32>,
+}
+
+pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
+    let ApplyArgs {
+        common,
+        planfile,
+        yes,
+        dry_run,
+        diff,
+        break_lock,
+        max_fail_percentage,
+        serial,
+    } = args;
+    let session = Session::load(&common)?;
+    let ctx = session.render_context()?;
+    let cancelled = watch_signals();
+    let saved: Option<Plan> = match &planfile {
+        Some(p) => Some(planfile::read(p)?),
+        None => None,
+    };
+    let hosts: Vec<HostName> = match &saved {
+        Some(s) => session
+            .hosts
+            .iter()
+            .filter(|h| s.hosts.contains_key(*h))
+            .cloned()
+            .collect(),
+        None => session.hosts.clone(),
+    };
+    let desired = render_all(&ctx, &hosts)?;
+    let reporter = Progress::new(common.verbose);
+    let conn = session.connect(&hosts, common.forks, &reporter).await;
+    let transports = &conn.transports;
+    let primary = session.connect_primary(transports).await;
+    let run_id = run_id();
+    let holder = format!(
+        "{}@{} pid {} since {}",
+        std::env::var("USER").unwrap_or_else(|_| "root".into()),
+        apply::machine_name(),
+        std::process::id(),
+        run_id.split('-').next().unwrap_or("")
+    );
+    // Without a saved plan, hosts with changes are locked while they are planned.
+    let lock_script = (planfile.is_none() && !dry_run)
+        .then(|| apply::script::lock_script(&apply::lock_holder(&holder, &run_id), break_lock));
+    let plan = match saved {
+        Some(mut s) => {
+            planfile::check_renders_same(&s, &desired)?;
+            s.hosts.retain(|h, _| transports.contains_key(h));
+            s.failed.extend(conn.failed.clone());
+            s
+        }
+        None => {
+            let input = PlanInput {
+                ctx: &ctx,
+                desired: &desired,
+                transports,
+                primary: primary.as_ref(),
+                failed: conn.failed.clone(),
+                forks: common.forks,
+                lock: lock_script.as_deref().map(|l| (l, run_id.as_str())),
+            };
+            make_plan(&session, input, &reporter).await
+        }
+    };
+    // Hosts this run locked while planning, to release if it goes no further.
+    let locked: Vec<Arc<dyn Transport>> = plan
+        .hosts
+        .iter()
+        .filter(|(_, hp)| hp.locked)
+        .filter_map(|(h, _)| transports.get(h).cloned())
+        .collect();
+    let balancer = if serial == Some(0) || !has_rolling_play(&desired) {
+        None
+    } else {
+        balancer(&session, transports).await
+    };
+    let mut plan = plan;
+    if planfile.is_none() {
+        mark_out_of_rotation(&mut plan, balancer.as_ref(), &desired).await;
+    }
+    reporter.finish();
+    let styles = human::Styles::new(colour());
+    if !common.json && (diff || planfile.is_none()) {
+        print!("{}", human::plan(&plan, &styles, false));
+    }
+    if !plan.has_changes() {
+        finish_all(transports).await;
+        if common.json {
+            print!("{}", json::document(&json::ApplyDocument::new(&plan, None)));
+        }
+        return Ok(if plan.failed.is_empty() {
+            ExitCategory::Ok
+        } else {
+            ExitCategory::HostFailed
+        });
+    }
+    let go = yes || dry_run || {
+        let answer = confirm();
+        if !matches!(answer, Ok(true)) {
+            for t in &locked {
+                apply::unlock(t.as_ref(), &run_id).await;
+            }
+            finish_all(transports).await;
+        }
+        answer?
+    };
+    if !go {
+        eprintln!("nothing applied");
+        return Ok(ExitCategory::Error);
+    }
+    let targets: BTreeMap<HostName, Target<'_>> = transports
+        .iter()
+        .filter(|(h, _)| plan.hosts.contains_key(*h))
+        .map(|(h, t)| {
+            (
+                h.clone(),
+                Target {
+                    transport: t.clone(),
+                    desired: &desired[h],
+                    database: session.database.clone(),
+                    primary: primary.clone(),
+                },
+            )
+        })
+        .collect();
+    let options = ApplyOptions {
+        dry_run,
+        forks: common.forks,
+        timeout: Duration::from_secs(session.inventory.ssh.command_timeout),
+        break_lock,
+        run_id,
+        holder,
+        max_fail_percentage,
+        serial,
+    };
+    let mut report = apply::apply(
+        &plan,
+        &targets,
+        &options,
+        balancer.as_ref(),
+        &reporter,
+        &ctx.redactor,
+        &cancelled,
+    )
+    .await;
+    reporter.finish();
+    finish_all(transports).await;
+    for (h, why) in &plan.failed {
+        report.hosts.insert(
+            h.clone(),
+            apply::HostReport {
+                status: apply::HostStatus::Failed {
+                    stage: "connect".into(),
+                    message: why.clone(),
+                },
+                ..apply::HostReport::new()
+            },
+        );
+    }
+    if common.json {
+        print!(
+            "{}",
+            json::document(&json::ApplyDocument::new(&plan, Some(&report)))
+        );
+    } else {
+        print!("{}", human::report(&report, &styles));
+    }
+    Ok(if report.failed_hosts().is_empty() && !report.interrupted {
+        ExitCategory::Ok
+    } else {
+        ExitCategory::HostFailed
+    })
+}
+
+/// `20261129T201500Z-1234`: when the run started (UTC) and its process id; the lock holder
+/// and the apply's temporary names carry it.
+fn run_id() -> String {
+    format!(
+        "{}-{}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    )
+}
+
+fn confirm() -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage {
+            message: "refusing to apply without confirmation: stdin is not a terminal".into(),
+            hint: "review the plan, then run again with --yes".into(),
+        });
+    }
+    eprint!("Apply these changes? Only 'yes' is accepted: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(anyhow::Error::from)?;
+    Ok(line.trim() == "yes")
+}
+
+/// Ctrl-C or SIGTERM: start no new step; running ones finish.
+fn watch_signals() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        eprintln!("foobar: interrupted; letting running steps finish, starting no new ones");
+        f.store(true, Ordering::SeqCst);
+    });
+    flag
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_id_is_a_utc_timestamp_and_the_pid() {
+        let id = super::run_id();
+        let (stamp, pid) = id.split_once('-').expect("stamp-pid");
+        assert_eq!(pid, std::process::id().to_string());
+        assert_eq!(stamp.len(), 16, "{stamp}");
+        assert!(
+            stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T',
+            "{stamp}"
+        );
+        assert!(stamp.starts_with("20"), "{stamp}");
+    }
+}

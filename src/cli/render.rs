@@ -1,0 +1,68 @@
+//! `foobar render`: every managed file rendered offline (no SSH), secrets masked.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::session::{Session, render_all};
+use super::{CliError, Common};
+use crate::apply::database;
+use crate::error::ExitCategory;
+use crate::inventory::{self, HostName};
+use crate::render::EntryKind;
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
+    let RenderArgs { common, out } = args;
+    let session = Session::load(&common)?;
+    let ctx = session.render_context()?;
+    let desired = render_all(&ctx, &session.hosts)?;
+    let mut written = 0;
+    for (host, state) in &desired {
+        for e in state.entries() {
+            if let EntryKind::File { content, .. } = &e.kind {
+                let text = ctx.redactor.redact(&String::from_utf8_lossy(content));
+                write_rendered(&out, host, &e.path, text.as_bytes())?;
+                written += 1;
+            }
+        }
+        if state
+            .plays
+            .iter()
+            .any(|p| p.database == Some(inventory::DatabaseRole::Replica))
+            && let Some(cfg) = &session.database
+        {
+            let sql = database::configured_replication_sql(cfg, &session.inventory.host_vars(host))
+                .map_err(|message| CliError::Usage {
+                    message,
+                    hint: "check `flavor` and `mysql_version` in the inventory".into(),
+                })?;
+            write_rendered(&out, host, "/foobar/replication.sql", sql.as_bytes())?;
+            written += 1;
+        }
+    }
+    eprintln!(
+        "rendered {written} files for {} hosts into {}",
+        desired.len(),
+        out.display()
+    );
+    Ok(ExitCategory::Ok)
+}
+
+fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Result<(), CliError> {
+    let dest = out.join(host.as_str()).join(path.trim_start_matches('/'));
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
+    }
+    std::fs::write(&dest, bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! `foobar verify`: replication first, then the load balancer, Nginx and the app.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::session::{Session, colour, finish_all, render_all};
+use super::{CliError, Common};
+use crate::error::ExitCategory;
+use crate::inventory::HostName;
+use crate::report::{Progress, Reporter, human, json};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Largest acceptable replication lag, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub max_lag: u64,
+    /// Seconds to wait for HAProxy's health checks to bring UP servers whose hosts are
+    /// healthy (just after an apply they need a few good checks in a row); 0: no wait.
+    #[arg(long, default_value_t = 15, value_name = "SECONDS")]
+    pub settle: u64,
+}
+
+pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
+    let VerifyArgs {
+        common,
+        max_lag,
+        settle,
+    } = args;
+    let session = Session::load(&common)?;
+    let ctx = session.render_context()?;
+    let desired = render_all(&ctx, &session.hosts)?;
+    let reporter = Progress::new(common.verbose);
+    let conn = session
+        .connect(&session.hosts, common.forks, &reporter)
+        .await;
+    let health = crate::verify::verify(&crate::verify::VerifyInput {
+        inventory: &session.inventory,
+        desired: &desired,
+        transports: &conn.transports,
+        unreachable: &conn.failed,
+        database: session.database.as_deref(),
+        max_lag,
+        timeout: Duration::from_secs(session.inventory.ssh.command_timeout.min(120)),
+        settle: Duration::from_secs(settle),
+    })
+    .await;
+    finish_all(&conn.transports).await;
+    reporter.finish();
+    if common.json {
+        print!("{}", json::document(&health));
+    } else {
+        let order = |h: &HostName| {
+            if session.inventory.in_group(h, "db_replica") {
+                0
+            } else if session.inventory.in_group(h, "db_primary") {
+                1
+            } else {
+                2
+            }
+        };
+        print!(
+            "{}",
+            human::health(&health, &human::Styles::new(colour()), order)
+        );
+    }
+    Ok(if health.healthy() {
+        ExitCategory::Ok
+    } else {
+        ExitCategory::HostFailed
+    })
+}
