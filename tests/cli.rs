@@ -83,6 +83,7 @@ fn foobar(args: &[&str], unset: &[&str]) -> Run {
         .env("NO_COLOR", "1")
         .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
         .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", "Zq7-mon-SECRET-e2e")
         .args(args)
         .timeout(std::time::Duration::from_secs(60));
     for var in unset {

@@ -452,6 +452,7 @@ fn ctrl_c_finishes_the_running_step_and_starts_no_new_one() {
         .current_dir(p.dir.path())
         .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
         .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", "Zq7-mon-SECRET-e2e")
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -211,6 +211,7 @@ fn loading_and_rendering_never_panic_or_hang() {
     unsafe {
         std::env::set_var("FOOBAR_REPLICATION_PASSWORD", "fuzz-repl");
         std::env::set_var("FOOBAR_APP_DB_PASSWORD", "fuzz-app");
+        std::env::set_var("FOOBAR_MYSQLD_EXPORTER_PASSWORD", "fuzz-mon");
     }
     let inventories = corpus("inventory");
     let playbooks = corpus("playbook");

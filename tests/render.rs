@@ -18,6 +18,7 @@ use tempfile::TempDir;
 
 const REPLICATION_PASSWORD: &str = "S3cret-Repl-7f3a";
 const APP_DB_PASSWORD: &str = "S3cret-App-91bc";
+const MONITORING_DB_PASSWORD: &str = "S3cret-Mon-5d2e";
 const MASK: &str = "********";
 
 const SERVER_PY: &str = "print('foobar test app')\n";
@@ -125,6 +126,7 @@ fn render(inv: Inv) -> Rendered {
         .current_dir(tree.path())
         .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
         .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", MONITORING_DB_PASSWORD)
         .env("NO_COLOR", "1")
         .arg("render")
         .arg("-i")
@@ -199,6 +201,31 @@ fn config_files(inv: Inv) -> Vec<(String, String)> {
         "web-02/foobar/replication.sql".to_string(),
         "web-02__replication.sql".to_string(),
     ));
+    for (path, label) in [
+        (
+            "lb-01/etc/prometheus/prometheus.yml",
+            "lb-01__prometheus.yml",
+        ),
+        (
+            "lb-01/etc/prometheus/foobar-alerts.yml",
+            "lb-01__foobar-alerts.yml",
+        ),
+        ("lb-01/etc/default/prometheus", "lb-01__default-prometheus"),
+        (
+            "lb-01/etc/default/prometheus-node-exporter",
+            "lb-01__default-node-exporter",
+        ),
+        (
+            "web-01/etc/default/prometheus-mysqld-exporter",
+            "web-01__default-mysqld-exporter",
+        ),
+        (
+            "web-01/etc/prometheus/mysqld-exporter.cnf",
+            "web-01__mysqld-exporter.cnf",
+        ),
+    ] {
+        v.push((path.to_string(), label.to_string()));
+    }
     v
 }
 
@@ -299,7 +326,11 @@ fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
 fn render_leaks_no_secret() {
     for inv in [Inv::Production, Inv::Lab] {
         let r = render(inv);
-        let secrets = [REPLICATION_PASSWORD, APP_DB_PASSWORD];
+        let secrets = [
+            REPLICATION_PASSWORD,
+            APP_DB_PASSWORD,
+            MONITORING_DB_PASSWORD,
+        ];
         assert_no_secret("stdout", &r.stdout, &secrets);
         assert_no_secret("stderr", &r.stderr, &secrets);
         assert!(!r.files.is_empty());
@@ -308,7 +339,10 @@ fn render_leaks_no_secret() {
         }
         // The secrets were rendered (and masked), not silently left out.
         let masked = r.files.values().filter(|t| t.contains(MASK)).count();
-        assert_eq!(masked, 3, "app.env on both web servers and replication.sql");
+        assert_eq!(
+            masked, 5,
+            "app.env on both web servers, replication.sql and the exporter's my.cnf on both database hosts"
+        );
     }
 }
 
@@ -324,6 +358,7 @@ fn render_masks_passwords_with_sql_special_characters() {
         .current_dir(tree.path())
         .env("FOOBAR_REPLICATION_PASSWORD", password)
         .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", MONITORING_DB_PASSWORD)
         .args([
             "render",
             "-i",
@@ -362,6 +397,77 @@ fn haproxy_accepts_rendered_config() {
             describe(&output)
         );
         println!("haproxy -c: {} haproxy.cfg OK", inv.name());
+    }
+}
+
+/// Prometheus's own checker: the rules file with `check rules`, the configuration with
+/// `check config --syntax-only` (as the playbook's `validate:` does; the rules file it names is
+/// checked on its own).
+#[test]
+fn promtool_accepts_rendered_monitoring_config() {
+    for inv in [Inv::Production, Inv::Lab] {
+        let r = render(inv);
+        let rules = r.path("lb-01/etc/prometheus/foobar-alerts.yml");
+        let output = run_tool(
+            "promtool",
+            &["check".as_ref(), "rules".as_ref(), rules.as_os_str()],
+        );
+        assert!(
+            output.status.success(),
+            "promtool check rules rejects the {} rules: {}",
+            inv.name(),
+            describe(&output)
+        );
+        let text = std::fs::read_to_string(&rules).unwrap();
+        for alert in [
+            "TargetDown",
+            "BackendServerDown",
+            "ReplicationIOThreadStopped",
+            "ReplicationSQLThreadStopped",
+            "ReplicationLagHigh",
+            "DiskAlmostFull",
+        ] {
+            assert!(
+                text.contains(&format!("- alert: {alert}\n")),
+                "{alert}:\n{text}"
+            );
+        }
+        assert!(
+            text.contains("mysql_slave_status_seconds_behind_master > 10\n"),
+            "the lag threshold is verify's: {text}"
+        );
+        let config = r.path("lb-01/etc/prometheus/prometheus.yml");
+        let output = run_tool(
+            "promtool",
+            &[
+                "check".as_ref(),
+                "config".as_ref(),
+                "--syntax-only".as_ref(),
+                config.as_os_str(),
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "promtool check config rejects the {} prometheus.yml: {}",
+            inv.name(),
+            describe(&output)
+        );
+        // Every host's node exporter, every database's exporter, the load balancer.
+        let config = std::fs::read_to_string(&config).unwrap();
+        for (host, ip) in inv.web() {
+            assert!(
+                config.contains(&format!(
+                    "- targets: [\"{ip}:9100\"]\n        labels: {{ host: \"{host}\" }}"
+                )),
+                "{config}"
+            );
+            assert!(
+                config.contains(&format!("- targets: [\"{ip}:9104\"]")),
+                "{config}"
+            );
+        }
+        assert_eq!(config.matches(":8405\"]").count(), 1, "{config}");
+        println!("promtool: {} rules and config OK", inv.name());
     }
 }
 

@@ -29,6 +29,10 @@ pub struct DatabaseConfig {
     pub replication: AccountDesired,
     pub app: AccountDesired,
     pub app_database: String,
+    /// The metrics exporter's account, when the inventory declares the secret
+    /// `mysqld_exporter_password` (user `mysqld_exporter_user`, default `exporter`, at
+    /// `mysqld_exporter_host_pattern`, default `localhost`: it connects over the socket).
+    pub monitoring: Option<AccountDesired>,
 }
 
 impl DatabaseConfig {
@@ -37,6 +41,10 @@ impl DatabaseConfig {
             replication_user: &self.replication.user,
             app_user: &self.app.user,
             app_database: &self.app_database,
+            monitoring: self
+                .monitoring
+                .as_ref()
+                .map(|m| (m.user.as_str(), m.host.as_str())),
         }
     }
 
@@ -49,6 +57,7 @@ impl DatabaseConfig {
             replication: self.replication.clone(),
             app: self.app.clone(),
             app_database: self.app_database.clone(),
+            monitoring: self.monitoring.clone(),
         }
     }
 
@@ -124,6 +133,13 @@ pub fn config(
             password: secret("app_db_password")?,
         },
         app_database: text("app_db_name")?,
+        monitoring: secrets
+            .get("mysqld_exporter_password")
+            .map(|password| AccountDesired {
+                user: text("mysqld_exporter_user").unwrap_or_else(|_| "exporter".into()),
+                host: text("mysqld_exporter_host_pattern").unwrap_or_else(|_| "localhost".into()),
+                password: password.clone(),
+            }),
     };
     mysql::facts_sql(&config.subject()).map_err(|e| InventoryError::Topology {
         location: group.location.clone(),

@@ -26,6 +26,26 @@ pub struct PrimaryDesired {
     /// Granted `ALL PRIVILEGES` on `app_database`.
     pub app: AccountDesired,
     pub app_database: String,
+    /// The metrics exporter's account, when monitoring is configured: granted what
+    /// mysqld_exporter's documentation asks for (`PROCESS, REPLICATION CLIENT` and `SELECT`
+    /// on `performance_schema`), plus `SLAVE MONITOR` on MariaDB, where `REPLICATION CLIENT`
+    /// no longer covers `SHOW SLAVE STATUS` (10.5.9+).
+    pub monitoring: Option<AccountDesired>,
+}
+
+/// The global privileges the exporter needs, as `GRANT` spells them and as
+/// information_schema reports them.
+fn monitoring_privileges(flavor: Flavor) -> (&'static str, &'static [&'static str]) {
+    match flavor {
+        Flavor::MariaDb => (
+            "PROCESS, REPLICATION CLIENT, SLAVE MONITOR",
+            &["PROCESS", "BINLOG MONITOR", "SLAVE MONITOR"],
+        ),
+        Flavor::MySql => (
+            "PROCESS, REPLICATION CLIENT",
+            &["PROCESS", "REPLICATION CLIENT"],
+        ),
+    }
 }
 
 /// One change: a line for the plan and the statements that make it.
@@ -118,6 +138,41 @@ pub fn primary_changes(
         },
         &mut plan,
     )?;
+    if let Some(monitoring) = &desired.monitoring {
+        let (grant, reported) = monitoring_privileges(version.flavor);
+        let has = |scope: &str, privilege: &str| {
+            facts
+                .monitoring_privileges
+                .iter()
+                .any(|(s, p)| s == scope && p == privilege)
+        };
+        let global_missing = !reported.iter().all(|p| has("*", p));
+        let schema_missing = !has("performance_schema", "SELECT");
+        let before = plan.changes.len();
+        account_change(
+            version,
+            facts,
+            monitoring,
+            "the monitoring password",
+            force_password,
+            global_missing || schema_missing,
+            &format!("{grant} and SELECT on performance_schema"),
+            |a| {
+                Statement::new()
+                    .text(&format!("GRANT {grant} ON *.* TO "))
+                    .account(&a.user, &a.host)
+            },
+            &mut plan,
+        )?;
+        if (global_missing || schema_missing) && plan.changes.len() > before {
+            let schema = Statement::new()
+                .text("GRANT SELECT ON performance_schema.* TO ")
+                .account(&monitoring.user, &monitoring.host)?;
+            if let Some(c) = plan.changes.last_mut() {
+                c.sql.push(schema);
+            }
+        }
+    }
     Ok(plan)
 }
 
@@ -806,7 +861,57 @@ mod tests {
                 password: Secret::new(app_pw),
             },
             app_database: "shop".into(),
+            monitoring: None,
         }
+    }
+
+    #[test]
+    fn the_monitoring_account_gets_minimal_grants_by_flavor() {
+        let facts = parse_facts(FACTS_EMPTY).unwrap();
+        let desired = PrimaryDesired {
+            monitoring: Some(AccountDesired {
+                user: "exporter".into(),
+                host: "localhost".into(),
+                password: Secret::new("mon-secret"),
+            }),
+            ..primary_desired("repl-secret", "shop-secret")
+        };
+        let plan = primary_changes(&desired, &facts, false).unwrap();
+        let last = plan.changes.last().unwrap();
+        assert_eq!(
+            last.summary,
+            "user 'exporter'@'localhost': create; grant PROCESS, REPLICATION CLIENT, SLAVE MONITOR and SELECT on performance_schema"
+        );
+        let sql = last.sql.masked();
+        assert!(
+            sql.contains(
+                "GRANT PROCESS, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO 'exporter'@'localhost';"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("GRANT SELECT ON performance_schema.* TO 'exporter'@'localhost';"),
+            "{sql}"
+        );
+        assert!(
+            !last.sql.to_stdin().contains("mon-secret"),
+            "MariaDB gets the hash"
+        );
+        // Every privilege present (as information_schema names them): no grant.
+        let mut granted = facts.clone();
+        granted.monitoring_privileges = ["PROCESS", "BINLOG MONITOR", "SLAVE MONITOR"]
+            .iter()
+            .map(|p| ("*".to_string(), p.to_string()))
+            .chain([("performance_schema".into(), "SELECT".into())])
+            .collect();
+        let plan = primary_changes(&desired, &granted, false).unwrap();
+        assert!(
+            plan.changes
+                .iter()
+                .all(|c| !c.summary.contains("grant PROCESS")),
+            "{:?}",
+            plan.changes.iter().map(|c| &c.summary).collect::<Vec<_>>()
+        );
     }
 
     #[test]

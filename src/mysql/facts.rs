@@ -64,6 +64,9 @@ pub struct FactsSubject<'a> {
     pub replication_user: &'a str,
     pub app_user: &'a str,
     pub app_database: &'a str,
+    /// The metrics exporter's account (`user`, `host`), when monitoring is configured: its
+    /// global and schema privileges are read too.
+    pub monitoring: Option<(&'a str, &'a str)>,
 }
 
 /// The facts batch, for the client's stdin (`mysql --batch`, with column names, no `--raw`).
@@ -79,11 +82,27 @@ pub struct FactsSubject<'a> {
 /// instead.
 pub fn facts_sql(subject: &FactsSubject<'_>) -> Result<String, SqlError> {
     // '' as well: anonymous accounts shadow named ones connecting from the same host.
-    let users = format!(
+    let mut users = format!(
         "{}, {}, ''",
         quote_string(subject.replication_user).map_err(|_| nul("the replication user name"))?,
         quote_string(subject.app_user).map_err(|_| nul("the app user name"))?
     );
+    // The exporter's privileges as information_schema names them (`'user'@'host'`): MariaDB
+    // reports `REPLICATION CLIENT` as `BINLOG MONITOR`, so compare names, not columns.
+    let privileges_sql = match subject.monitoring {
+        None => String::new(),
+        Some((user, host)) => {
+            let u = quote_string(user).map_err(|_| nul("the monitoring user name"))?;
+            let h = quote_string(host).map_err(|_| nul("the monitoring host pattern"))?;
+            users.push_str(&format!(", {u}"));
+            let grantee = format!("CONCAT('''', {u}, '''@''', {h}, '''')");
+            format!(
+                "SELECT 'privilege' AS foobar_key, '*' AS scope, PRIVILEGE_TYPE AS privilege \
+FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {grantee} UNION ALL \
+SELECT 'privilege', TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = {grantee};\n"
+            )
+        }
+    };
     let db = quote_string(subject.app_database).map_err(|_| nul("the app database name"))?;
     // mysql.db stores a name granted with its wildcards escaped (`app\_db`) or not.
     let db_escaped = quote_string(&subject.app_database.replace('_', "\\_").replace('%', "\\%"))
@@ -108,7 +127,7 @@ FROM mysql.user WHERE User IN ({users}) ORDER BY User, Host;
 SELECT 'database' AS foobar_key, SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {db};
 SELECT 'db_grant' AS foobar_key, User AS user, Host AS host, Db AS db, CONCAT({privileges}) AS privileges \
 FROM mysql.db WHERE User = {app_user} AND Db IN ({db}, {db_escaped}) ORDER BY Host, Db;
-SET @foobar_status = IF(VERSION() LIKE '%MariaDB%' OR INET_ATON(SUBSTRING_INDEX(VERSION(), '-', 1)) < INET_ATON('8.0.22'), 'SHOW SLAVE STATUS', 'SHOW REPLICA STATUS');
+{privileges_sql}SET @foobar_status = IF(VERSION() LIKE '%MariaDB%' OR INET_ATON(SUBSTRING_INDEX(VERSION(), '-', 1)) < INET_ATON('8.0.22'), 'SHOW SLAVE STATUS', 'SHOW REPLICA STATUS');
 PREPARE foobar_status FROM @foobar_status;
 EXECUTE foobar_status;
 DEALLOCATE PREPARE foobar_status;
@@ -142,6 +161,9 @@ pub struct DbFacts {
     pub app_database_exists: bool,
     /// `mysql.db` rows for the app user on the app database.
     pub app_grants: Vec<DbGrantFacts>,
+    /// The monitoring account's privileges as (scope, privilege): scope `*` for global ones,
+    /// else the schema, e.g. (`performance_schema`, `SELECT`).
+    pub monitoring_privileges: Vec<(String, String)>,
     /// The default channel's replica status; `None` when replication is not configured.
     pub replica: Option<ReplicaStatus>,
     /// Every variable read, by name.
@@ -249,6 +271,7 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
     let mut accounts = Vec::new();
     let mut app_database_exists = false;
     let mut app_grants = Vec::new();
+    let mut monitoring_privileges = Vec::new();
     let mut status_rows: Vec<Record> = Vec::new();
 
     for set in sets {
@@ -299,6 +322,9 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
                                 all_privileges: privileges.len() == DB_PRIVILEGE_COLUMNS.len()
                                     && privileges.chars().all(|c| c == 'Y'),
                             });
+                        }
+                        "privilege" => {
+                            monitoring_privileges.push((value("scope")?, value("privilege")?))
                         }
                         "end" => ended = true,
                         other => {
@@ -398,6 +424,7 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
         accounts,
         app_database_exists,
         app_grants,
+        monitoring_privileges,
         replica: pick_default_channel(status_rows)?,
         variables: variables.into_iter().map(|(k, (v, _))| (k, v)).collect(),
     })
@@ -422,6 +449,7 @@ mod tests {
             replication_user: "repl",
             app_user: "shop",
             app_database: "shop",
+            monitoring: None,
         }
     }
 
@@ -431,6 +459,7 @@ mod tests {
             replication_user: "re'pl",
             app_user: "app",
             app_database: "app_db",
+            monitoring: None,
         })
         .unwrap();
         assert!(sql.contains("WHERE User IN ('re''pl', 'app', '')"), "{sql}");

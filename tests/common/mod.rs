@@ -12,6 +12,7 @@ use std::time::Duration;
 
 pub const REPLICATION_PASSWORD: &str = "Zq7-repl-SECRET-e2e";
 pub const APP_DB_PASSWORD: &str = "Zq7-app-SECRET-e2e";
+pub const MONITORING_DB_PASSWORD: &str = "Zq7-mon-SECRET-e2e";
 
 /// The lab hosts are shared: end-to-end tests take turns.
 static LAB: Mutex<()> = Mutex::new(());
@@ -71,7 +72,11 @@ impl std::fmt::Debug for Run {
 
 /// Every output a test sees passes through here, so no test can miss a leaked secret.
 fn check_no_secret(run: &Run, what: &str) {
-    for s in [REPLICATION_PASSWORD, APP_DB_PASSWORD] {
+    for s in [
+        REPLICATION_PASSWORD,
+        APP_DB_PASSWORD,
+        MONITORING_DB_PASSWORD,
+    ] {
         assert!(
             !run.stdout.contains(s) && !run.stderr.contains(s),
             "secret leaked by {what}: {run:?}"
@@ -98,6 +103,7 @@ pub fn foobar_in(dir: &Path, args: &[&str]) -> Run {
         .current_dir(dir)
         .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
         .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", MONITORING_DB_PASSWORD)
         .env("NO_COLOR", "1")
         .output()
         .expect("run foobar");
