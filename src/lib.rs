@@ -14,6 +14,7 @@ pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod gather;
+pub mod graph;
 pub mod inventory;
 pub mod mysql;
 pub mod plan;

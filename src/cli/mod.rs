@@ -9,6 +9,7 @@
 mod apply;
 mod completions;
 mod error;
+mod graph;
 mod plan;
 mod planning;
 mod render;
@@ -72,6 +73,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Check that the stack works: replication first, then load balancer, Nginx, the app.
     Verify(verify::VerifyArgs),
+    /// Draw the stack from the inventory: load balancer(s), web hosts with Nginx and the app,
+    /// the database primary and replicas with replication arrows, the monitoring host.
+    Graph(graph::GraphArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }

@@ -21,6 +21,19 @@ pub struct VerifyArgs {
     /// healthy (just after an apply they need a few good checks in a row); 0: no wait.
     #[arg(long, default_value_t = 15, value_name = "SECONDS")]
     pub settle: u64,
+    /// Run the checks again every interval, printing only changes of state with a
+    /// timestamp (`--json`: one object per line) until interrupted; exit code of the last
+    /// round. Rounds do not wait to settle.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between rounds of `--watch`.
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        requires = "watch"
+    )]
+    pub interval: f64,
 }
 
 pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
@@ -28,7 +41,17 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
         common,
         max_lag,
         settle,
+        watch,
+        interval,
     } = args;
+    // Checked before anything connects.
+    let interval = Duration::try_from_secs_f64(interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| CliError::Usage {
+            message: format!("--interval {interval} is not a positive number of seconds"),
+            hint: "e.g. --interval 5".into(),
+        })?;
     let session = Session::load(&common)?;
     let ctx = session.render_context()?;
     let desired = render_all(&ctx, &session.hosts)?;
@@ -36,7 +59,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
     let conn = session
         .connect(&session.hosts, common.forks, &reporter)
         .await;
-    let health = crate::verify::verify(&crate::verify::VerifyInput {
+    let input = crate::verify::VerifyInput {
         inventory: &session.inventory,
         desired: &desired,
         transports: &conn.transports,
@@ -44,9 +67,19 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
         database: session.database.as_deref(),
         max_lag,
         timeout: Duration::from_secs(session.inventory.ssh.command_timeout.min(120)),
-        settle: Duration::from_secs(settle),
-    })
-    .await;
+        settle: Duration::from_secs(if watch { 0 } else { settle }),
+    };
+    if watch {
+        reporter.finish();
+        let last = crate::verify::watch::watch(&input, interval, common.json).await;
+        finish_all(&conn.transports).await;
+        return Ok(if last.is_some_and(|h| h.healthy()) {
+            ExitCategory::Ok
+        } else {
+            ExitCategory::HostFailed
+        });
+    }
+    let health = crate::verify::verify(&input).await;
     finish_all(&conn.transports).await;
     reporter.finish();
     if common.json {

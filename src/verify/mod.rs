@@ -7,6 +7,8 @@
 //! written on the primary and read back on every replica within the lag limit. Nothing is
 //! changed but that heartbeat row (in its own database, `foobar_meta`).
 
+pub mod watch;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
