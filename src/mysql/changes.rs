@@ -912,6 +912,31 @@ mod tests {
             "{:?}",
             plan.changes.iter().map(|c| &c.summary).collect::<Vec<_>>()
         );
+        // A real MariaDB 10.11 that holds the account as desired (password `x`): unchanged.
+        let live = parse_facts(FACTS_MONITORING).unwrap();
+        let x = PrimaryDesired {
+            monitoring: Some(AccountDesired {
+                password: Secret::new("x"),
+                ..desired.monitoring.clone().unwrap()
+            }),
+            ..desired.clone()
+        };
+        let plan = primary_changes(&x, &live, false).unwrap();
+        assert!(
+            plan.changes.iter().all(|c| !c.summary.contains("exporter")),
+            "{:?}",
+            plan.changes.iter().map(|c| &c.summary).collect::<Vec<_>>()
+        );
+        // Without SLAVE MONITOR (MariaDB's REPLICATION CLIENT alone), the grant is re-issued.
+        let mut partial = live.clone();
+        partial
+            .monitoring_privileges
+            .retain(|(_, p)| p != "SLAVE MONITOR");
+        let plan = primary_changes(&x, &partial, false).unwrap();
+        assert_eq!(
+            plan.changes.last().unwrap().summary,
+            "user 'exporter'@'localhost': grant PROCESS, REPLICATION CLIENT, SLAVE MONITOR and SELECT on performance_schema"
+        );
     }
 
     #[test]

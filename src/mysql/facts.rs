@@ -487,6 +487,36 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_monitoring_account_and_its_privileges() {
+        let sql = facts_sql(&FactsSubject {
+            monitoring: Some(("exp'orter", "localhost")),
+            ..subject()
+        })
+        .unwrap();
+        assert!(
+            sql.contains("WHERE User IN ('repl', 'shop', '', 'exp''orter')"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("GRANTEE = CONCAT('''', 'exp''orter', '''@''', 'localhost', '''')"),
+            "{sql}"
+        );
+        let f = parse_facts(FACTS_MONITORING).unwrap();
+        assert_eq!(
+            f.monitoring_privileges,
+            [
+                ("*", "PROCESS"),
+                ("*", "BINLOG MONITOR"),
+                ("*", "SLAVE MONITOR"),
+                ("performance_schema", "SELECT")
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let a = f.account("exporter", "localhost").unwrap();
+        assert_eq!(a.password_check(&Secret::new("x")), PasswordCheck::Matches);
+    }
+
+    #[test]
     fn reads_a_mariadb_primary() {
         let f = parse_facts(FACTS_PRIMARY).unwrap();
         assert_eq!(f.version.flavor, Flavor::MariaDb);

@@ -4,6 +4,8 @@ pub(crate) const FACTS_EMPTY: &str =
     include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-fresh.txt");
 pub(crate) const FACTS_MYSQL84: &str =
     include_str!("../../tests/fixtures/mysql/facts-mysql-8.4-replica.txt");
+pub(crate) const FACTS_MONITORING: &str =
+    include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-monitoring.txt");
 pub(crate) const FACTS_PRIMARY: &str =
     include_str!("../../tests/fixtures/mysql/facts-mariadb-10.11-primary.txt");
 pub(crate) const MARIADB_HEALTHY: &str =
