@@ -166,8 +166,9 @@ fn prometheus_sees_the_stack_alerts_fire_and_watch_and_graph_follow() {
     assert_eq!(again.code, 0, "{again:?}");
 
     // 2. verify --watch: a line when web-01's Nginx stops, another when it is back.
-    let interval = Duration::from_secs(2);
-    let mut watch = Watch::start("2");
+    // Acceptance: each change is printed within two intervals.
+    let interval = Duration::from_secs(3);
+    let mut watch = Watch::start("3");
     assert!(
         watch
             .wait_for(Duration::from_secs(60), |l| l.contains("watching"))
@@ -177,7 +178,7 @@ fn prometheus_sees_the_stack_alerts_fire_and_watch_and_graph_follow() {
     );
     ssh_ok("web-01", "systemctl stop nginx");
     let t = Instant::now();
-    let down = watch.wait_for(2 * interval + Duration::from_secs(5), |l| {
+    let down = watch.wait_for(2 * interval, |l| {
         l.contains("web-01  FAIL service  nginx is")
     });
     assert!(
@@ -192,7 +193,7 @@ fn prometheus_sees_the_stack_alerts_fire_and_watch_and_graph_follow() {
     );
     ssh_ok("web-01", "systemctl start nginx");
     let t = Instant::now();
-    let up = watch.wait_for(2 * interval + Duration::from_secs(5), |l| {
+    let up = watch.wait_for(2 * interval, |l| {
         l.contains("web-01  ok   service  nginx is active")
     });
     assert!(up.is_some(), "no line for nginx back: {:?}", watch.seen);
