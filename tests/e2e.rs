@@ -304,7 +304,18 @@ fn vagrant_inventory_works_as_a_sudo_user() {
             repo().join(".lab/ssh_config.deploy").to_str().unwrap(),
         )
         .replace("192.168.56.%", "127.%")
-        .replace("192.168.56.1", "127.0.1.");
+        .replace("192.168.56.1", "127.0.1.")
+        // Lab hosts share 127.0.0.1 (one network namespace): each web host's stub_status
+        // listens on its own address instead.
+        .replace("  nginx_status_address: 127.0.0.1\n", "")
+        .replace(
+            "      server_id: 1\n",
+            "      server_id: 1\n      nginx_status_address: 127.0.1.2\n",
+        )
+        .replace(
+            "      server_id: 2\n",
+            "      server_id: 2\n      nginx_status_address: 127.0.1.3\n",
+        );
     let inventory = dir.path().join("vagrant.yml");
     std::fs::write(&inventory, text).expect("write inventory");
     let inv = inventory.to_str().unwrap();
