@@ -473,7 +473,7 @@ pub fn dot(stack: &Stack, live: Option<&BTreeMap<String, Status>>) -> String {
                 ", style=dashed, constraint=false, color=\"#888888\", fontcolor=\"#888888\""
             }
             EdgeKind::Scrape => ", style=dashed, constraint=false",
-            EdgeKind::Replication => ", penwidth=2",
+            EdgeKind::Replication if !live_style.contains("penwidth") => ", penwidth=2",
             _ => "",
         };
         let _ = writeln!(
@@ -557,7 +557,9 @@ mod tests {
         assert_eq!(st["web_02_nginx"], Status::Ok);
         let d = dot(&s, Some(&st));
         assert!(
-            d.contains("web_01_db -> web_02_db [label=\"replication\", color=\"#c62828\""),
+            d.contains(
+                "web_01_db -> web_02_db [label=\"replication\", color=\"#c62828\", fillcolor=\"#ffebee\", fontcolor=\"#c62828\", penwidth=2, tooltip=\"web-02: io_thread — IO thread: No\"];"
+            ),
             "{d}"
         );
     }
