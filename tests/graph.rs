@@ -1,5 +1,6 @@
 //! `foobar graph` offline: the Mermaid drawing of the production inventory is pinned (insta),
-//! and the dot output is laid out by Graphviz's own `dot -Tsvg` without error.
+//! and the dot output is laid out by Graphviz's own `dot -Tsvg` without error. Also
+//! `verify --watch`'s options, which are checked before anything connects.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -81,4 +82,32 @@ fn svg_format_runs_dot_and_says_so_when_it_is_missing() {
             && stderr.contains("apt-get install graphviz"),
         "{stderr}"
     );
+}
+
+/// `verify --watch`'s options are checked before anything connects (the production inventory
+/// names hosts that do not exist here).
+#[test]
+fn watch_interval_must_be_positive_and_needs_watch() {
+    let run = |args: &[&str]| {
+        let output = cargo_bin_cmd!("foobar")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["verify", "--watch", "--interval", "0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--interval 0 is not a positive number of seconds")
+            && stderr.contains("e.g. --interval 5"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["verify", "--interval", "5"]);
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("--watch"), "{stderr}");
 }
