@@ -21,5 +21,6 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod secret;
+pub mod shell;
 pub mod transport;
 pub mod verify;

@@ -15,7 +15,7 @@ use crate::inventory::{DatabaseRole, HostName, Inventory, InventoryError, Secret
 use crate::mysql::{
     self, AccountDesired, DbFacts, FactsSubject, PrimaryDesired, ReplicaAction, ReplicaDesired, Sql,
 };
-use crate::plan::{Action, Change, ChangeKind};
+use crate::plan::{Action, Change, Step};
 use crate::secret::Redactor;
 use crate::transport::{RemoteCommand, Transport};
 
@@ -192,7 +192,7 @@ pub fn parse_probe(text: &str) -> Result<Option<DbFacts>, String> {
 }
 
 fn change(play: usize, target: String, action: Action, details: Vec<String>) -> Change {
-    Change::new(play, ChangeKind::Database, target, action, details)
+    Change::new(play, Step::Database { name: target }, action, details)
 }
 
 fn sql_details(sql: &Sql) -> Vec<String> {

@@ -9,6 +9,7 @@
 //! steps and reports what would happen without sending a single mutating command.
 
 pub mod database;
+pub mod outcome;
 pub mod rolling;
 pub mod script;
 
@@ -25,7 +26,9 @@ use crate::inventory::{DatabaseRole, HostName};
 use crate::plan::{Action, HostPlan, Plan};
 use crate::render::DesiredState;
 use crate::report::{Event, Reporter};
+use crate::shell;
 use crate::transport::{RemoteCommand, Transport};
+pub use outcome::Outcome;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -40,6 +43,8 @@ pub struct ApplyOptions {
     pub max_fail_percentage: Option<u8>,
     /// `--serial N`: overrides each play's `serial:`; 0 changes every host at once.
     pub serial: Option<u32>,
+    /// Runs whose backups each host keeps in `/var/backups/foobar` (`keep_backups:`).
+    pub keep_backups: u32,
 }
 
 impl ApplyOptions {
@@ -77,8 +82,9 @@ pub enum HostStatus {
 pub struct HostReport {
     #[serde(flatten)]
     pub status: HostStatus,
-    /// Every step that ran, in order: `file /etc/haproxy/haproxy.cfg`, `handler reload haproxy`.
-    pub done: Vec<String>,
+    /// Every step that ran, in order (shown as `file /etc/haproxy/haproxy.cfg`,
+    /// `handler reload haproxy`).
+    pub done: Vec<Outcome>,
     pub skipped: Vec<String>,
     pub remote_commands: u64,
     /// The host's last script released its lock itself.
@@ -161,21 +167,22 @@ pub fn lock_message(holder: &str) -> String {
     }
 }
 
+/// A new run's id: the UTC time (so backups sort by age) and 64 random bits (so nobody can
+/// predict a run's names or forge its lock), e.g. `20260101T120000Z-1f2e3d4c5b6a7980`.
+pub fn new_run_id() -> String {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("the system's random number generator");
+    format!(
+        "{}-{}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+        hex::encode(random)
+    )
+}
+
 pub fn machine_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
-}
-
-fn decode_err(line: &str) -> (String, String, String) {
-    let mut parts = line.splitn(4, '\t');
-    parts.next();
-    let stage = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("").to_string();
-    let output = String::from_utf8_lossy(&script::base64_decode(parts.next().unwrap_or("")))
-        .trim()
-        .to_string();
-    (stage, target, output)
 }
 
 /// Execute `plan` on `targets`. Hosts not in the plan or without changes are left alone.
@@ -450,10 +457,9 @@ impl<'r, 'a> Run<'r, 'a> {
         let is_primary_here = |h: &HostName| {
             self.plays_with_work(h, Some(plays)).iter().any(|&p| {
                 self.play_of(h, p).and_then(|p| p.database) == Some(DatabaseRole::Primary)
-                    && self.plan.hosts[h]
-                        .changes
-                        .iter()
-                        .any(|c| c.play == p && c.kind == crate::plan::ChangeKind::Database)
+                    && self.plan.hosts[h].changes.iter().any(|c| {
+                        c.play == p && matches!(c.step, crate::plan::Step::Database { .. })
+                    })
             })
         };
         let mut hosts: Vec<&HostName> = changing
@@ -762,23 +768,27 @@ impl Run<'_, '_> {
         });
         if options.dry_run {
             for c in &changes {
-                rep.done.push(
-                    format!("{:?} {} {}", c.action, kind_word(c.kind), c.target).to_lowercase(),
-                );
+                rep.done.push(Outcome::Planned {
+                    action: c.action,
+                    kind: c.kind,
+                    target: c.target.clone(),
+                });
             }
             for h in &handlers {
-                rep.done.push(format!("handler {}", h.name));
+                rep.done.push(Outcome::Handler {
+                    name: h.name.clone(),
+                });
             }
             return;
         }
         // Returning a host to rotation is the rollout's job (`roll_host`), not the script's.
         let changes: Vec<_> = changes
             .into_iter()
-            .filter(|c| c.kind != crate::plan::ChangeKind::Rotation)
+            .filter(|c| !matches!(c.step, crate::plan::Step::Rotation { .. }))
             .collect();
         let (db_changes, changes): (Vec<_>, Vec<_>) = changes
             .into_iter()
-            .partition(|c| c.kind == crate::plan::ChangeKind::Database);
+            .partition(|c| matches!(c.step, crate::plan::Step::Database { .. }));
         if !changes.is_empty() || !handlers.is_empty() {
             self.run_play_script(host, play, changes, handlers, target, unlock, rep)
                 .await;
@@ -817,7 +827,7 @@ impl Run<'_, '_> {
                             host: host.clone(),
                             step: d.clone(),
                         });
-                        rep.done.push(d);
+                        rep.done.push(Outcome::Database { what: d });
                     }
                 }
                 Err(message) => fail(reporter, host, rep, "database", redactor.redact(&message)),
@@ -846,10 +856,17 @@ impl Run<'_, '_> {
             changes,
             handlers,
             run_id: &options.run_id,
-            backup_dir: &format!("/var/backups/foobar/{}", options.run_id),
             unlock,
+            keep_backups: options.keep_backups,
         };
-        let text = script::build(&input);
+        let built = match script::build(&input).and_then(|b| Ok((b.script.to_stdin()?, b.steps))) {
+            Ok(b) => b,
+            Err(e) => {
+                fail(reporter, host, rep, play.name.clone(), e.to_string());
+                return;
+            }
+        };
+        let (text, steps) = built;
         let result = target
             .transport
             .run(
@@ -867,51 +884,64 @@ impl Run<'_, '_> {
         };
         let stdout = out.stdout_text();
         let mut done_marker = false;
-        for line in stdout.lines() {
-            let kind = line.split('\t').next().unwrap_or("");
-            match kind {
-                "OK" => {
-                    let mut p = line.splitn(3, '\t');
-                    p.next();
-                    let what = format!("{} {}", p.next().unwrap_or(""), p.next().unwrap_or(""));
+        let name_of = |n: usize| {
+            steps
+                .get(n)
+                .map(|o| o.to_string())
+                .unwrap_or_else(|| format!("step {n}"))
+        };
+        for reply in stdout.lines().filter_map(shell::parse_reply) {
+            match reply {
+                shell::Reply::Ok(n) => {
+                    let Some(what) = steps.get(n) else { continue };
                     reporter.event(Event::StepDone {
                         host: host.clone(),
-                        step: what.clone(),
+                        step: what.to_string(),
                     });
-                    rep.done.push(what);
+                    rep.done.push(what.clone());
                 }
-                "SKIP" => {
-                    let parts: Vec<&str> = line.split('\t').collect();
-                    rep.skipped.push(format!(
-                        "{} {}: {}",
-                        parts.get(1).unwrap_or(&""),
-                        parts.get(2).unwrap_or(&""),
-                        parts.get(3).unwrap_or(&"")
+                shell::Reply::Skip(n) => {
+                    // Only a service handler is skipped: its service was started by this run.
+                    let why = match steps.get(n) {
+                        Some(Outcome::Handler { name }) => input
+                            .handlers
+                            .iter()
+                            .find(|h| &h.name == name)
+                            .and_then(|h| match &h.command {
+                                crate::plan::HandlerCommand::Service { name, .. } => {
+                                    Some(format!("{name} was started by this run"))
+                                }
+                                _ => None,
+                            })
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    rep.skipped.push(format!("{}: {why}", name_of(n)));
+                }
+                shell::Reply::Err {
+                    step,
+                    stage,
+                    output,
+                } => {
+                    let message = redactor.redact(&format!(
+                        "{stage} {} failed:\n{output}",
+                        steps.get(step).map(Outcome::target).unwrap_or_default()
                     ));
-                }
-                "ERR" => {
-                    let (stage, target_path, output) = decode_err(line);
-                    let message =
-                        redactor.redact(&format!("{stage} {target_path} failed:\n{output}"));
                     reporter.event(Event::HostFailed {
                         host: host.clone(),
                         message: message.clone(),
                     });
                     rep.status = HostStatus::Failed { stage, message };
                 }
-                "ROLLBACK" => {
-                    let parts: Vec<&str> = line.split('\t').collect();
-                    let first = String::from_utf8_lossy(&script::base64_decode(
-                        parts.get(3).unwrap_or(&""),
-                    ))
-                    .trim()
-                    .to_string();
-                    let second = String::from_utf8_lossy(&script::base64_decode(
-                        parts.get(4).unwrap_or(&""),
-                    ))
-                    .trim()
-                    .to_string();
-                    let handler = parts.get(2).unwrap_or(&"").to_string();
+                shell::Reply::Rollback {
+                    step,
+                    first,
+                    second,
+                } => {
+                    let handler = match steps.get(step) {
+                        Some(Outcome::Handler { name }) => name.clone(),
+                        _ => name_of(step),
+                    };
                     reporter.event(Event::HostFailed {
                         host: host.clone(),
                         message: format!("handler {handler} failed; previous files restored"),
@@ -922,11 +952,10 @@ impl Run<'_, '_> {
                         after_restore: redactor.redact(&second),
                     };
                 }
-                "DONE" => {
+                shell::Reply::Done => {
                     done_marker = true;
                     rep.unlocked = unlock;
                 }
-                _ => {}
             }
         }
         if !done_marker && !rep.failed() && out.code == Some(124) {
@@ -961,8 +990,9 @@ impl Run<'_, '_> {
             fail(reporter, host, &mut rep, "drain", e);
             return (host.clone(), rep);
         }
-        rep.done
-            .push(format!("drained and put in maintenance on {}", b.host));
+        rep.done.push(Outcome::Rotation {
+            what: format!("drained and put in maintenance on {}", b.host),
+        });
         let first_step = rep.done.len();
         self.run_play(host, play_index, target, false, DbSync::default(), &mut rep)
             .await;
@@ -970,10 +1000,9 @@ impl Run<'_, '_> {
             // Nothing new went live (validation) or the script restored it (handler): the previous
             // version may serve again.
             if b.health_gate(host).await.is_ok() && b.put_back(host).await.is_ok() {
-                rep.done.push(format!(
-                    "back in rotation on {} with the previous version",
-                    b.host
-                ));
+                rep.done.push(Outcome::Rotation {
+                    what: format!("back in rotation on {} with the previous version", b.host),
+                });
             } else {
                 rep.skipped
                     .push(format!("left in maintenance on {}", b.host));
@@ -982,35 +1011,34 @@ impl Run<'_, '_> {
         }
         match b.health_gate(host).await {
             Ok(()) => match b.put_back(host).await {
-                Ok(()) => rep.done.push(format!(
-                    "health gate passed; back in rotation: {} reports it UP",
-                    b.host
-                )),
+                Ok(()) => rep.done.push(Outcome::Rotation {
+                    what: format!(
+                        "health gate passed; back in rotation: {} reports it UP",
+                        b.host
+                    ),
+                }),
                 Err(e) => fail(reporter, host, &mut rep, "rotation", e),
             },
             Err(e) => {
-                let paths: Vec<String> = rep.done[first_step..]
+                let ran = &rep.done[first_step..];
+                let paths: Vec<String> = ran
                     .iter()
-                    .filter_map(|d| {
-                        d.strip_prefix("file ")
-                            .or_else(|| d.strip_prefix("link "))
-                            .or_else(|| d.strip_prefix("delete "))
-                            .map(String::from)
-                    })
+                    .filter_map(|o| o.replaced_path().map(String::from))
                     .collect();
-                let play = target.desired.plays.iter().find(|p| p.index == play_index);
-                let handlers: Vec<String> = play
-                    .map(|p| {
-                        p.handlers
-                            .iter()
-                            .filter(|h| {
-                                rep.done[first_step..].contains(&format!("handler {}", h.name))
-                            })
-                            .map(|h| h.command())
-                            .collect()
+                // The play's handlers that ran, from the plan's typed commands.
+                let handlers: Vec<crate::shell::Script> = self.plan.hosts[host]
+                    .handlers
+                    .iter()
+                    .filter(|h| h.play == play_index)
+                    .filter(|h| {
+                        ran.iter()
+                            .any(|o| matches!(o, Outcome::Handler { name } if *name == h.name))
                     })
+                    .map(|h| h.command.script())
+                    .collect();
+                let script = shell::restore_script(&options.run_id, &paths, &handlers)
+                    .to_stdin()
                     .unwrap_or_default();
-                let script = rolling::restore_script(&options.run_id, &paths, &handlers);
                 let restored = target
                     .transport
                     .run(
@@ -1046,7 +1074,9 @@ impl Run<'_, '_> {
 /// Release the host's lock if this run holds it. Best effort: a lock left behind names its
 /// holder, and `--break-lock` takes it over.
 pub async fn unlock(transport: &dyn Transport, run_id: &str) {
-    let s = script::unlock_script(run_id);
+    let Ok(s) = script::unlock_script(run_id).to_stdin() else {
+        return;
+    };
     let _ = transport
         .run(
             &RemoteCommand::script(Duration::from_secs(30)),
@@ -1073,23 +1103,10 @@ fn fail(
     };
 }
 
-fn kind_word(k: crate::plan::ChangeKind) -> &'static str {
-    use crate::plan::ChangeKind::*;
-    match k {
-        Package => "package",
-        Directory => "directory",
-        File => "file",
-        Link => "link",
-        Service => "service",
-        Database => "database",
-        Rotation => "rotation",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Change, ChangeKind, HostPlan};
+    use crate::plan::{Change, HostPlan};
     use crate::render::DesiredPlay;
     use crate::transport::{Output, TransportError};
     use std::sync::Mutex;
@@ -1139,7 +1156,7 @@ mod tests {
             let stdout = if label == "# lock" {
                 format!("{}#foobar:end\n", gather::LOCKED_MARK)
             } else {
-                format!("OK\tscript\t{label}\nDONE\n")
+                "OK\t0\nDONE\n".to_string()
             };
             Ok(Output {
                 stdout: stdout.into_bytes(),
@@ -1197,8 +1214,9 @@ mod tests {
                         .map(|i| {
                             Change::new(
                                 i,
-                                ChangeKind::Package,
-                                format!("pkg{i}"),
+                                crate::plan::Step::Package {
+                                    name: format!("pkg{i}"),
+                                },
                                 Action::Install,
                                 vec![],
                             )
@@ -1250,6 +1268,7 @@ mod tests {
             holder: "test".into(),
             max_fail_percentage: None,
             serial: None,
+            keep_backups: 5,
         };
         let report = apply(
             &plan,
@@ -1269,6 +1288,20 @@ mod tests {
         log.iter()
             .find(|(h, l, _, _)| h == host && l.ends_with(play))
             .unwrap_or_else(|| panic!("{play} did not run on {host}: {log:?}"))
+    }
+
+    #[test]
+    fn run_ids_are_a_utc_timestamp_and_64_random_bits() {
+        let id = new_run_id();
+        let (stamp, random) = id.split_once('-').expect("stamp-random");
+        assert_eq!(stamp.len(), 16, "{stamp}");
+        assert!(
+            stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T',
+            "{stamp}"
+        );
+        assert_eq!(random.len(), 16, "{random}");
+        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(new_run_id(), id, "two runs share an id");
     }
 
     #[tokio::test]

@@ -3,16 +3,17 @@
 //! it directly, put it back and wait until HAProxy itself reports it UP. A host that fails its
 //! health gate has its files restored, stays out of rotation, and stops the rollout.
 //!
-//! The runtime API is HAProxy's admin socket on the load balancer, spoken over SSH by a tiny
-//! Python client (Debian's HAProxy packages do not pull in socat).
+//! The runtime API is HAProxy's admin socket on the load balancer, spoken over SSH by
+//! [`shell::haproxy_runtime`] (also used by `verify`); restoring a host is
+//! [`shell::restore_script`], the same routine an apply script's rollback uses.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::gather::sh_quote;
 use crate::inventory::HostName;
+use crate::shell;
 use crate::transport::{RemoteCommand, Transport};
 
 /// HAProxy on the load balancer, and where to check each backend host directly.
@@ -32,16 +33,14 @@ pub struct Balancer {
 impl Balancer {
     /// Send commands (`;`-separated, one connection) to the runtime API.
     pub async fn runtime(&self, commands: &str) -> Result<String, String> {
-        let script = format!(
-            "python3 -c 'import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(5)\ns.connect(sys.argv[1])\ns.sendall(sys.argv[2].encode()+b\"\\n\")\nb=b\"\"\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.write(b.decode())' {} {}\n",
-            sh_quote(&self.socket),
-            sh_quote(commands)
-        );
+        let script = shell::haproxy_runtime(&self.socket, commands)
+            .to_stdin()
+            .map_err(|e| e.to_string())?;
         let out = self
             .transport
             .run(
                 &RemoteCommand::script(Duration::from_secs(30)),
-                Some(script.as_bytes()),
+                Some(format!("{script}\n").as_bytes()),
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -192,47 +191,5 @@ async fn get(addr: &str, domain: &str) -> Result<(), String> {
         Some("200") => Ok(()),
         Some(code) => Err(format!("{addr} answered {code}")),
         None => Err(format!("{addr} sent no HTTP answer")),
-    }
-}
-
-/// Put back the files a play replaced on a host (from this run's backups; remove the ones it
-/// created) and run the play's handlers again, so the previous version runs.
-pub fn restore_script(run_id: &str, paths: &[String], handler_commands: &[String]) -> String {
-    let bk = format!("/var/backups/foobar/{run_id}");
-    let mut s = String::from("set -u\n");
-    for p in paths {
-        let q = sh_quote(p);
-        let b = sh_quote(&format!("{bk}{p}"));
-        s.push_str(&format!(
-            "if [ -e {b} ] || [ -L {b} ]; then cp -a -- {b} {q}.foobar-restore && mv -f -- {q}.foobar-restore {q}; else rm -f -- {q}; fi\n"
-        ));
-    }
-    if paths.iter().any(|p| p.starts_with("/etc/systemd/")) {
-        s.push_str("systemctl daemon-reload >/dev/null 2>&1\n");
-    }
-    for c in handler_commands {
-        s.push_str(&format!(
-            "( {c} ) >/dev/null 2>&1 </dev/null || echo \"handler failed: {}\" >&2\n",
-            c.replace('"', "'")
-        ));
-    }
-    s.push_str("echo RESTORED\n");
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restore_puts_back_backups_and_removes_created_files() {
-        let s = restore_script(
-            "r1",
-            &["/etc/a.conf".into()],
-            &["systemctl restart x".into()],
-        );
-        assert!(s.contains("/var/backups/foobar/r1/etc/a.conf"));
-        assert!(s.contains("rm -f -- /etc/a.conf"));
-        assert!(s.contains("( systemctl restart x )"));
     }
 }

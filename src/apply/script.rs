@@ -1,35 +1,58 @@
-//! The remote script that applies one play's changes on one host, in one round trip.
+//! The remote script that applies one play's steps on one host, in one round trip.
 //!
 //! Order, and why: packages (validators need their binaries) -> directories -> stage every
-//! changed file as a temp file beside its destination (written, chowned, chmodded, fsynced)
-//! -> run every `validate` on the temp files -> only if all pass: record pending handlers,
-//! back up and rename into place (atomic per file) -> links, removals, attribute fixes ->
-//! `daemon-reload` if a unit changed -> enable/start services -> handlers. A failing handler
-//! or service start restores every file this script replaced and runs the handler again.
-//! Output is one line per event: `OK`, `SKIP`, `ERR` and `ROLLBACK`, tab-separated, with
-//! command output base64-encoded so it cannot break the framing.
+//! changed file in a temp file created exclusively beside its destination (`mktemp`: mode
+//! 0600, never an existing path), written, chowned (`-h`), chmodded and fsynced -> run every
+//! `validate` on the temp files -> only if all pass: record pending handlers, back up and
+//! rename into place (atomic per file) -> links, removals -> `daemon-reload` if a unit changed
+//! -> enable/start services -> handlers. A failing handler or service start restores every
+//! file this script replaced and runs the handler again.
+//!
+//! Built with [`crate::shell::Script`]: every path, name and owner is a quoted word; only
+//! `validate` and handler `run:` commands are pasted as commands. The script starts with
+//! `umask 077`; what must be readable by others gets its mode explicitly (files, declared
+//! directories) or runs under `umask 022` (package installs, missing parent directories,
+//! validators, handlers). Rollback and cleanup are literal lines per file, guarded by
+//! per-file variables holding nothing but `1` or a temp path, never a word-split list.
+//! Output follows [`crate::shell::PROTOCOL`]: step numbers index [`Built::steps`].
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 
-use crate::gather::{LOCK_DIR, PENDING_FILE, sh_quote};
-use crate::inventory::ServiceAction;
-use crate::plan::{Action, Change, ChangeKind, HandlerRef};
-use crate::render::{DesiredPlay, EntryKind};
+use crate::apply::outcome::Outcome;
+use crate::gather::{LOCK_DIR, PENDING_FILE};
+use crate::plan::{Action, Change, HandlerCommand, HandlerRef, Step};
+use crate::render::{DesiredPlay, EntryKind, sha256_hex};
+use crate::shell::{self, Script, ShellError};
 
 pub struct ScriptInput<'a> {
     pub play: &'a DesiredPlay,
     pub changes: Vec<&'a Change>,
     pub handlers: Vec<&'a HandlerRef>,
     pub run_id: &'a str,
-    pub backup_dir: &'a str,
     /// Release the host's lock at the end (the host's last script of this run).
     pub unlock: bool,
+    /// Runs whose backups the host keeps.
+    pub keep_backups: u32,
 }
 
-fn temp_path(dest: &str, run_id: &str) -> String {
-    let (dir, base) = dest.rsplit_once('/').unwrap_or(("", dest));
-    // Keep the file's own name last so validators that look at the extension still work.
-    format!("{dir}/.foobar-{run_id}.{base}")
+/// A built script and what each step number in its output stands for.
+pub struct Built {
+    pub script: Script,
+    pub steps: Vec<Outcome>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScriptError {
+    #[error("the plan's {path} has digest {planned}, but today's render has {rendered}")]
+    Digest {
+        path: String,
+        planned: String,
+        rendered: String,
+    },
+    #[error("the plan names {0}, which this play does not render")]
+    NotRendered(String),
+    #[error(transparent)]
+    Shell(#[from] ShellError),
 }
 
 fn parent(path: &str) -> &str {
@@ -40,340 +63,470 @@ fn parent(path: &str) -> &str {
     }
 }
 
-const PRELUDE: &str = r#"set -u
-export LC_ALL=C DEBIAN_FRONTEND=noninteractive
-b64() { base64 -w0; echo; }
-err() { printf 'ERR\t%s\t%s\t' "$1" "$2"; printf '%s' "$3" | b64; }
-TMPS=""
-SWAPPED=""
-STARTED=" "
-cleanup_tmps() { for t in $TMPS; do rm -f -- "$t"; done; }
-rollback() {
-  for pair in $SWAPPED; do
-    dest=${pair%%|*}; bk=${pair#*|}
-    if [ "$bk" = "-" ]; then rm -rf -- "$dest"; else cp -a -- "$bk" "$dest.foobar-restore" && mv -f -- "$dest.foobar-restore" "$dest"; fi
-  done
-  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1
+fn base(path: &str) -> &str {
+    path.rsplit_once('/').map_or(path, |(_, b)| b)
+}
+
+const PRELUDE: &str = "set -u\numask 077\nexport LC_ALL=C DEBIAN_FRONTEND=noninteractive\nout=\n";
+
+/// Shell helpers for directory and attribute steps: refuse a symbolic link where a directory
+/// or a regular file is expected, and never follow one (`chown -h`).
+const STEP_FUNCTIONS: &str = r#"ensure_dir() {
+  if [ -L "$1" ]; then echo "a symbolic link is where a directory belongs"; return 1; fi
+  [ -d "$1" ] || { rm -f -- "$1" && (umask 022 && mkdir -p -- "$1"); } || return 1
+  chown -h -- "$2" "$1" && chmod -- "$3" "$1"
+}
+fix_attributes() {
+  if [ -L "$1" ] || [ ! -f "$1" ]; then echo "not a regular file"; return 1; fi
+  chown -h -- "$2" "$1" && chmod -- "$3" "$1"
 }
 "#;
 
-pub fn build(input: &ScriptInput<'_>) -> String {
-    let play_index = input.play.index;
-    let mut s = format!(
-        "# play {play_index} {}\n{PRELUDE}",
-        input.play.name.replace('\n', " ")
-    );
-    // Plays of one host may run side by side (`after:`): the pending-handler record is
-    // changed under a lock. This play's handlers are done (or their files were restored).
-    let dir = parent(PENDING_FILE);
-    let _ = writeln!(
-        s,
-        "with_pending() {{ mkdir -p {dir} && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>{PENDING_FILE}.lock; }}\n\
-clear_pending_now() {{ if [ -f {PENDING_FILE} ]; then grep -v '^{play_index}\t' {PENDING_FILE} > {PENDING_FILE}.new.$$; mv -f {PENDING_FILE}.new.$$ {PENDING_FILE}; fi; }}\n\
-clear_pending() {{ with_pending clear_pending_now; }}"
-    );
-    let entry = |path: &str| input.play.entries.iter().find(|e| e.path == path);
-    let changed = |kind: ChangeKind| {
+struct Staged<'a> {
+    /// Step number of the swap.
+    step: usize,
+    /// Index of its `T_<n>` variable.
+    var: usize,
+    path: &'a str,
+    validate: Option<&'a str>,
+    sensitive: bool,
+}
+
+/// `"$T_<n>"`.
+fn temp_var(s: &mut Script, n: usize) {
+    s.code("\"$T_").int(n as u64).code("\"");
+}
+
+pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
+    let play = input.play;
+    let mut steps: Vec<Outcome> = Vec::new();
+    let mut step = |o: Outcome| {
+        steps.push(o);
+        steps.len() - 1
+    };
+    let mut body = Script::new();
+    let changed = |pred: fn(&Step) -> bool| {
         input
             .changes
             .iter()
-            .filter(move |c| c.kind == kind && c.action != Action::Unchanged)
+            .filter(move |c| c.action != Action::Unchanged && pred(&c.step))
+    };
+    let content = |path: &str, digest: &str| -> Result<Arc<[u8]>, ScriptError> {
+        let e = play
+            .entries
+            .iter()
+            .find(|e| e.path == path)
+            .ok_or_else(|| ScriptError::NotRendered(path.to_string()))?;
+        match &e.kind {
+            EntryKind::File { content, .. } => {
+                let rendered = sha256_hex(content);
+                if rendered != digest {
+                    return Err(ScriptError::Digest {
+                        path: path.to_string(),
+                        planned: digest.to_string(),
+                        rendered,
+                    });
+                }
+                Ok(content.clone())
+            }
+            _ => Err(ScriptError::NotRendered(path.to_string())),
+        }
     };
 
-    // Packages.
-    let pkgs: Vec<&str> = changed(ChangeKind::Package)
-        .map(|c| c.target.as_str())
+    // Packages: one apt-get for all.
+    let pkgs: Vec<&str> = changed(|s| matches!(s, Step::Package { .. }))
+        .map(|c| c.step.target())
         .collect();
     if !pkgs.is_empty() {
-        let list = pkgs
-            .iter()
-            .map(|p| sh_quote(p))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let _ = writeln!(
-            s,
-            "if ! out=$(apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -- {list} 2>&1 </dev/null); then err package {q} \"$out\"; exit 1; fi\nprintf 'OK\\tpackage\\t%s\\n' {q}",
-            q = sh_quote(&pkgs.join(" "))
-        );
+        let n = step(Outcome::Packages {
+            names: pkgs.iter().map(|p| p.to_string()).collect(),
+        });
+        body.code("if ! out=$( (umask 022 && apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -- ")
+            .words(&pkgs)
+            .code(") 2>&1 </dev/null); then err ")
+            .int(n as u64)
+            .code(" package \"$out\"; exit 1; fi\nok ")
+            .int(n as u64)
+            .code("\n");
     }
 
     // Directories.
-    for c in changed(ChangeKind::Directory) {
-        let Some(e) = entry(&c.target) else { continue };
-        if let EntryKind::Directory { mode, owner, group } = &e.kind {
-            let p = sh_quote(&c.target);
-            let _ = writeln!(
-                s,
-                "if ! out=$( {{ [ -d {p} ] || {{ rm -f -- {p}; mkdir -p -- {p}; }}; }} && chown {o}:{g} {p} && chmod {mode:04o} {p} 2>&1); then err directory {p} \"$out\"; exit 1; fi\nprintf 'OK\\tdirectory\\t%s\\n' {p}",
-                o = sh_quote(owner),
-                g = sh_quote(group),
-            );
-        }
+    for c in changed(|s| matches!(s, Step::Directory { .. })) {
+        let Step::Directory {
+            path,
+            mode,
+            owner,
+            group,
+        } = &c.step
+        else {
+            continue;
+        };
+        let n = step(Outcome::Directory { path: path.clone() }) as u64;
+        body.code("if ! out=$(ensure_dir ")
+            .word(path)
+            .code(" ")
+            .word(format!("{owner}:{group}"))
+            .code(" ")
+            .octal(*mode)
+            .code(" 2>&1); then err ")
+            .int(n)
+            .code(" directory \"$out\"; exit 1; fi\nok ")
+            .int(n)
+            .code("\n");
     }
 
-    // Stage files whose content changes.
-    let mut staged: Vec<(String, String, Option<String>)> = Vec::new();
-    for c in changed(ChangeKind::File) {
-        let Some(e) = entry(&c.target) else { continue };
-        let EntryKind::File {
-            content,
+    // Files: fix attributes in place, or stage a new body.
+    let mut staged: Vec<Staged<'_>> = Vec::new();
+    for c in changed(|s| matches!(s, Step::File { .. })) {
+        let Step::File {
+            path,
+            digest,
             mode,
             owner,
             group,
             validate,
-            ..
-        } = &e.kind
+            sensitive,
+            write,
+        } = &c.step
         else {
             continue;
         };
-        let content_changes = c.content_changed;
-        let dest = sh_quote(&c.target);
-        if !content_changes {
-            // Only owner or mode differ: fix them in place.
-            let _ = writeln!(
-                s,
-                "if ! out=$(chown {o}:{g} {dest} && chmod {mode:04o} {dest} 2>&1); then err attributes {dest} \"$out\"; exit 1; fi\nprintf 'OK\\tattributes\\t%s\\n' {dest}",
-                o = sh_quote(owner),
-                g = sh_quote(group),
-            );
+        let owner_group = format!("{owner}:{group}");
+        if !write {
+            let n = step(Outcome::Attributes { path: path.clone() }) as u64;
+            body.code("if ! out=$(fix_attributes ")
+                .word(path)
+                .code(" ")
+                .word(&owner_group)
+                .code(" ")
+                .octal(*mode)
+                .code(" 2>&1); then err ")
+                .int(n)
+                .code(" attributes \"$out\"; cleanup; exit 1; fi\nok ")
+                .int(n)
+                .code("\n");
             continue;
         }
-        let tmp = temp_path(&c.target, input.run_id);
-        let qt = sh_quote(&tmp);
-        let encoded = base64_lines(content);
-        let _ = writeln!(
-            s,
-            "mkdir -p -- {par} || {{ err stage {dest} \"cannot create {par_text}\"; cleanup_tmps; exit 1; }}\nTMPS=\"$TMPS {qt}\"\nbase64 -d > {qt} <<'__FOOBAR_DATA__'\n{encoded}__FOOBAR_DATA__\nif ! out=$(chown {o}:{g} {qt} && chmod {mode:04o} {qt} && sync {qt} 2>&1); then err stage {dest} \"$out\"; cleanup_tmps; exit 1; fi",
-            par = sh_quote(parent(&c.target)),
-            par_text = parent(&c.target),
-            o = sh_quote(owner),
-            g = sh_quote(group),
-        );
-        staged.push((c.target.clone(), tmp, validate.clone()));
+        let bytes = content(path, digest)?;
+        let var = staged.len();
+        let n = step(Outcome::File { path: path.clone() });
+        let dir = parent(path);
+        // Keep the file's own name last so validators that look at the extension still work
+        // (within the length a file name may have).
+        let b = base(path);
+        body.code("if ! out=$( (umask 022 && mkdir -p -- ")
+            .word(dir)
+            .code(") 2>&1) || ! out=$(mktemp ");
+        if b.len() <= 200 {
+            body.word(format!("--suffix=.{b}")).code(" ");
+        }
+        body.code("-- ")
+            .word(format!("{}/.foobar-XXXXXXXXXX", dir.trim_end_matches('/')))
+            .code(" 2>&1); then err ")
+            .int(n as u64)
+            .code(" stage \"$out\"; cleanup; exit 1; fi\nT_")
+            .int(var as u64)
+            .code("=$out\nbase64 -d > ");
+        temp_var(&mut body, var);
+        body.code(" ").data(bytes);
+        body.code("[ $? -eq 0 ] || { err ")
+            .int(n as u64)
+            .code(" stage 'cannot write the new file'; cleanup; exit 1; }\nif [ -L ");
+        temp_var(&mut body, var);
+        body.code(" ] || ! out=$(chown -h -- ")
+            .word(&owner_group)
+            .code(" ");
+        temp_var(&mut body, var);
+        body.code(" && chmod -- ").octal(*mode).code(" ");
+        temp_var(&mut body, var);
+        body.code(" && sync -- ");
+        temp_var(&mut body, var);
+        body.code(" 2>&1); then err ")
+            .int(n as u64)
+            .code(" stage \"$out\"; cleanup; exit 1; fi\n");
+        staged.push(Staged {
+            step: n,
+            var,
+            path,
+            validate: validate.as_deref(),
+            sensitive: *sensitive,
+        });
     }
 
     // Validate every staged file before any is swapped in.
-    for (dest, tmp, validate) in &staged {
-        if let Some(cmd) = validate {
-            let cmd = cmd.replace("%s", &sh_quote(tmp));
-            let _ = writeln!(
-                s,
-                "if ! out=$( ( {cmd} ) 2>&1 </dev/null); then err validate {d} \"$out\"; cleanup_tmps; exit 1; fi\nprintf 'OK\\tvalidate\\t%s\\n' {d}",
-                d = sh_quote(dest)
-            );
+    for st in &staged {
+        let Some(cmd) = st.validate else { continue };
+        let n = step(Outcome::Validated {
+            path: st.path.to_string(),
+        }) as u64;
+        body.code("if ! out=$( (umask 022; ");
+        // `%s` is the staged file: the variable, never its text.
+        for (i, piece) in cmd.split("%s").enumerate() {
+            if i > 0 {
+                temp_var(&mut body, st.var);
+            }
+            body.trusted(piece);
         }
+        body.code(") 2>&1 </dev/null); then err ")
+            .int(n)
+            .code(" validate \"$out\"; cleanup; exit 1; fi\nok ")
+            .int(n)
+            .code("\n");
     }
 
     // From here on the host changes: remember which handlers must run even if we die.
     if !input.handlers.is_empty() {
-        s.push_str("add_pending() {\n{\n");
+        body.code("add_pending() {\n{\n");
         for h in &input.handlers {
-            let _ = writeln!(s, "printf '%s\\t%s\\n' {} {};", h.play, sh_quote(&h.name));
+            body.code("printf '%s\\t%s\\n' ")
+                .int(h.play as u64)
+                .code(" ")
+                .word(&h.name)
+                .code(";\n");
         }
-        let _ = writeln!(
-            s,
-            "}} >> {PENDING_FILE} && sync {PENDING_FILE}\n}}\nwith_pending add_pending"
-        );
+        body.code("} >> ")
+            .code(PENDING_FILE)
+            .code(" && sync -- ")
+            .code(PENDING_FILE)
+            .code("\n}\nwith_pending add_pending\n");
     }
 
-    let bk = sh_quote(input.backup_dir);
-    let backup = |s: &mut String, path: &str| {
-        let p = sh_quote(path);
-        let _ = writeln!(
-            s,
-            "if [ -e {p} ] || [ -L {p} ]; then mkdir -p -m 0700 {bk} && mkdir -p -- {bk}{par} && cp -a -- {p} {bk}{p} && SWAPPED=\"$SWAPPED {p}|{bk}{p}\"; else SWAPPED=\"$SWAPPED {p}|-\"; fi",
-            par = sh_quote(parent(path)),
-        );
+    // Swaps, links, removals: each backed up first, each with its own rollback line.
+    let mut swapped: Vec<(usize, &str)> = Vec::new();
+    let backup = |s: &mut Script, n: usize, path: &str, sensitive: bool| {
+        s.code("if ! out=$(backup_one ")
+            .word(path)
+            .code(" ")
+            .word(shell::backup_path(input.run_id, path))
+            .code(if sensitive { " 1" } else { " 0" })
+            .code(" 2>&1); then err ")
+            .int(n as u64)
+            .code(" backup \"$out\"; cleanup; rollback; exit 3; fi\n");
     };
-    for (dest, tmp, _) in &staged {
-        backup(&mut s, dest);
-        let _ = writeln!(
-            s,
-            "if ! out=$(mv -f -- {t} {d} 2>&1); then err swap {d} \"$out\"; cleanup_tmps; rollback; exit 3; fi\nprintf 'OK\\tfile\\t%s\\n' {d}",
-            t = sh_quote(tmp),
-            d = sh_quote(dest)
-        );
+    for st in &staged {
+        backup(&mut body, st.step, st.path, st.sensitive);
+        let k = swapped.len();
+        body.code("if ! out=$(mv -fT -- ");
+        temp_var(&mut body, st.var);
+        body.code(" ")
+            .word(st.path)
+            .code(" 2>&1); then err ")
+            .int(st.step as u64)
+            .code(" swap \"$out\"; cleanup; rollback; exit 3; fi\nT_")
+            .int(st.var as u64)
+            .code("=; S_")
+            .int(k as u64)
+            .code("=1\nok ")
+            .int(st.step as u64)
+            .code("\n");
+        swapped.push((k, st.path));
     }
-    for c in changed(ChangeKind::Link) {
-        let Some(e) = entry(&c.target) else { continue };
-        let EntryKind::Link { target } = &e.kind else {
+    for c in changed(|s| matches!(s, Step::Link { .. })) {
+        let Step::Link { path, target } = &c.step else {
             continue;
         };
-        backup(&mut s, &c.target);
-        let tmp = sh_quote(&temp_path(&c.target, input.run_id));
-        let _ = writeln!(
-            s,
-            "if ! out=$(mkdir -p -- {par} && rm -rf -- {tmp} && ln -s -- {t} {tmp} && mv -Tf -- {tmp} {l} 2>&1); then err link {l} \"$out\"; rollback; exit 3; fi\nprintf 'OK\\tlink\\t%s\\n' {l}",
-            par = sh_quote(parent(&c.target)),
-            t = sh_quote(target),
-            l = sh_quote(&c.target)
-        );
+        let n = step(Outcome::Link { path: path.clone() });
+        backup(&mut body, n, path, false);
+        let k = swapped.len();
+        let dir = parent(path);
+        // `ln -s` (no -f) fails on any existing name: the temp link is created exclusively.
+        body.code("if ! out=$( { (umask 022 && mkdir -p -- ")
+            .word(dir)
+            .code(") && L=$(mktemp -u -- ")
+            .word(format!("{}/.foobar-XXXXXXXXXX", dir.trim_end_matches('/')))
+            .code(") && ln -s -- ")
+            .word(target)
+            .code(" \"$L\" && { mv -fT -- \"$L\" ")
+            .word(path)
+            .code(" || { rm -f -- \"$L\"; false; }; }; } 2>&1); then err ")
+            .int(n as u64)
+            .code(" link \"$out\"; cleanup; rollback; exit 3; fi\nS_")
+            .int(k as u64)
+            .code("=1\nok ")
+            .int(n as u64)
+            .code("\n");
+        swapped.push((k, path));
     }
-    for c in changed(ChangeKind::File).filter(|c| c.action == Action::Delete) {
-        backup(&mut s, &c.target);
-        let p = sh_quote(&c.target);
-        let _ = writeln!(
-            s,
-            "if ! out=$(rm -f -- {p} 2>&1); then err delete {p} \"$out\"; rollback; exit 3; fi\nprintf 'OK\\tdelete\\t%s\\n' {p}"
-        );
+    for c in changed(|s| matches!(s, Step::Absent { .. })) {
+        let path = c.step.target();
+        let n = step(Outcome::Deleted {
+            path: path.to_string(),
+        });
+        backup(&mut body, n, path, false);
+        let k = swapped.len();
+        body.code("if ! out=$(rm -f -- ")
+            .word(path)
+            .code(" 2>&1); then err ")
+            .int(n as u64)
+            .code(" delete \"$out\"; cleanup; rollback; exit 3; fi\nS_")
+            .int(k as u64)
+            .code("=1\nok ")
+            .int(n as u64)
+            .code("\n");
+        swapped.push((k, path));
     }
 
-    let unit_changed = staged
-        .iter()
-        .any(|(d, _, _)| d.starts_with("/etc/systemd/") || d.starts_with("/lib/systemd/"));
-    if unit_changed {
-        s.push_str("systemctl daemon-reload >/dev/null 2>&1\n");
+    if staged.iter().any(|s| shell::is_unit(s.path)) {
+        body.code("systemctl daemon-reload >/dev/null 2>&1\n");
     }
 
     // Services: one `systemctl` call to enable and one to start them all, in declared order
     // (each call may be costly: a Python process on hosts without systemd).
-    let services: Vec<&&Change> = changed(ChangeKind::Service).collect();
-    let to_enable: Vec<&str> = services
-        .iter()
-        .filter(|c| c.action == Action::Enable || c.details.iter().any(|d| d == "and enable"))
-        .map(|c| c.target.as_str())
+    let services: Vec<(&str, bool, bool)> = changed(|s| matches!(s, Step::Service { .. }))
+        .filter_map(|c| match &c.step {
+            Step::Service {
+                name,
+                start,
+                enable,
+                ..
+            } => Some((name.as_str(), *start, *enable)),
+            _ => None,
+        })
         .collect();
-    let to_start: Vec<&str> = services
+    let service_steps: Vec<usize> = services
         .iter()
-        .filter(|c| c.action == Action::Start)
-        .map(|c| c.target.as_str())
+        .map(|(name, _, _)| {
+            step(Outcome::Service {
+                name: name.to_string(),
+            })
+        })
         .collect();
-    let quoted = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| sh_quote(n))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    if !to_enable.is_empty() {
-        let _ = writeln!(
-            s,
-            "if ! out=$(systemctl enable {list} 2>&1); then err service {names} \"enable failed: $out\"; rollback; exit 3; fi",
-            list = quoted(&to_enable),
-            names = sh_quote(&to_enable.join(" ")),
-        );
-    }
-    if !to_start.is_empty() {
-        let _ = writeln!(
-            s,
-            "if ! out=$(systemctl start {list} 2>&1 </dev/null); then err service {names} \"start failed: $out\"; rollback; exit 3; fi\nSTARTED=\"${{STARTED}}{plain} \"",
-            list = quoted(&to_start),
-            names = sh_quote(&to_start.join(" ")),
-            plain = to_start.join(" "),
-        );
-    }
-    for c in &services {
-        let _ = writeln!(s, "printf 'OK\\tservice\\t%s\\n' {}", sh_quote(&c.target));
+    let to_enable: Vec<&str> = services.iter().filter(|s| s.2).map(|s| s.0).collect();
+    let to_start: Vec<&str> = services.iter().filter(|s| s.1).map(|s| s.0).collect();
+    if let Some(&first) = service_steps.first() {
+        if !to_enable.is_empty() {
+            body.code("if ! out=$(systemctl enable -- ")
+                .words(&to_enable)
+                .code(" 2>&1); then err ")
+                .int(first as u64)
+                .code(" enable \"$out\"; rollback; exit 3; fi\n");
+        }
+        if !to_start.is_empty() {
+            body.code("if ! out=$(systemctl start -- ")
+                .words(&to_start)
+                .code(" 2>&1 </dev/null); then err ")
+                .int(first as u64)
+                .code(" start \"$out\"; rollback; exit 3; fi\n");
+        }
+        for n in &service_steps {
+            body.code("ok ").int(*n as u64).code("\n");
+        }
     }
 
     // Handlers, in declared order, once each.
     for h in &input.handlers {
-        let Some(spec) = input.play.handlers.iter().find(|x| x.name == h.name) else {
+        let n = step(Outcome::Handler {
+            name: h.name.clone(),
+        }) as u64;
+        // A service foobar just started already runs the new configuration.
+        if let HandlerCommand::Service { name, .. } = &h.command
+            && to_start.contains(&name.as_str())
+        {
+            body.code("skip ").int(n).code("\n");
             continue;
-        };
-        let name = sh_quote(&h.name);
-        let cmd = spec.command();
-        if let Some((svc, action)) = &spec.service {
-            // A service foobar just started already runs the new configuration.
-            let _ = writeln!(
-                s,
-                "case \"$STARTED\" in *' {svc} '*) printf 'SKIP\\thandler\\t%s\\t%s\\n' {name} {why};; *)",
-                why = sh_quote(&format!("{svc} was started by this run")),
-            );
-            let _ = action == &ServiceAction::Reload;
-        } else {
-            s.push_str("case x in *)\n");
         }
-        let _ = writeln!(
-            s,
-            "if out=$( ( {cmd} ) 2>&1 </dev/null); then printf 'OK\\thandler\\t%s\\n' {name}; else\n  first=\"$out\"; rollback\n  if out2=$( ( {cmd} ) 2>&1 </dev/null); then second=\"ok after restoring the previous files\"; clear_pending; else second=\"$out2\"; fi\n  printf 'ROLLBACK\\thandler\\t%s\\t' {name}; printf '%s' \"$first\" | base64 -w0; printf '\\t'; printf '%s' \"$second\" | b64\n  exit 3\nfi;;\nesac"
-        );
+        let cmd = h.command.script();
+        body.code("if out=$( (umask 022; ")
+            .append(&cmd)
+            .code(") 2>&1 </dev/null); then ok ")
+            .int(n)
+            .code("; else\n  first=$out; rollback\n  if out2=$( (umask 022; ")
+            .append(&cmd)
+            .code(") 2>&1 </dev/null); then second='ok after restoring the previous files'; clear_pending; else second=$out2; fi\n  rolled_back ")
+            .int(n)
+            .code(" \"$first\" \"$second\"\n  exit 3\nfi\n");
     }
 
     if !input.handlers.is_empty() {
-        s.push_str("clear_pending\n");
+        body.code("clear_pending\n");
+    }
+    if !swapped.is_empty() {
+        body.append(&shell::prune_backups(input.keep_backups));
     }
     if input.unlock {
-        s.push_str(&unlock_script(input.run_id));
+        body.append(&unlock_script(input.run_id));
     }
-    s.push_str("echo DONE\n");
-    s
+    body.code("echo DONE\n");
+
+    // The head: prelude, protocol, helpers, and this script's own cleanup and rollback.
+    let mut s = Script::new();
+    s.comment(&format!("play {} {}", play.index, play.name))
+        .code(PRELUDE)
+        .code(shell::PROTOCOL)
+        .code(shell::BACKUP_FUNCTIONS)
+        .code(STEP_FUNCTIONS);
+    // Plays of one host may run side by side (`after:`): the pending-handler record is
+    // changed under a lock. This play's handlers are done (or their files were restored).
+    s.code("with_pending() { mkdir -p -- ")
+        .code(parent(PENDING_FILE))
+        .code(" && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
+        .code(PENDING_FILE)
+        .code(".lock; }\nclear_pending_now() { if [ -f ")
+        .code(PENDING_FILE)
+        .code(" ]; then grep -v '^")
+        .int(play.index as u64)
+        .code("\t' ")
+        .code(PENDING_FILE)
+        .code(" > ")
+        .code(PENDING_FILE)
+        .code(".new.$$; mv -f -- ")
+        .code(PENDING_FILE)
+        .code(".new.$$ ")
+        .code(PENDING_FILE)
+        .code("; fi; }\nclear_pending() { with_pending clear_pending_now; }\ncleanup() {\n");
+    for st in &staged {
+        s.code("  [ -n \"${T_")
+            .int(st.var as u64)
+            .code("-}\" ] && rm -f -- ");
+        temp_var(&mut s, st.var);
+        s.code("\n");
+    }
+    s.code("  :\n}\nrollback() {\n");
+    for (k, path) in swapped.iter().rev() {
+        s.code("  [ -n \"${S_")
+            .int(*k as u64)
+            .code("-}\" ] && restore_one ")
+            .word(path)
+            .code(" ")
+            .word(shell::backup_path(input.run_id, path))
+            .code("\n");
+    }
+    s.code("  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1\n  :\n}\n");
+    s.append(&body);
+    Ok(Built { script: s, steps })
 }
 
 /// Remove the host's lock if this run holds it.
-pub fn unlock_script(run_id: &str) -> String {
-    format!(
-        "if grep -q -F {id} {LOCK_DIR}/holder 2>/dev/null; then rm -rf {LOCK_DIR}; fi\n",
-        id = sh_quote(&format!("run {run_id}"))
-    )
-}
-
-/// Take the host's lock (or report who holds it), then gather. `mkdir` is the atomic step;
-/// the holder is written right after (readers wait out that instant, see the gather).
-pub fn lock_script(holder: &str, break_lock: bool) -> String {
-    let mut s = String::from("# lock\n");
-    if break_lock {
-        let _ = writeln!(s, "rm -rf {LOCK_DIR}");
-    }
-    let _ = writeln!(
-        s,
-        "mkdir -p {dir} && if mkdir {LOCK_DIR} 2>/dev/null; then printf '%s\\n' {h} > {LOCK_DIR}/holder; echo '#foobar:locked'; fi",
-        dir = parent(LOCK_DIR),
-        h = sh_quote(holder)
-    );
+pub fn unlock_script(run_id: &str) -> Script {
+    let mut s = Script::new();
+    s.code("if grep -q -F -- ")
+        .word(format!("run {run_id}"))
+        .code(" ")
+        .code(LOCK_DIR)
+        .code("/holder 2>/dev/null; then rm -rf -- ")
+        .code(LOCK_DIR)
+        .code("; fi\n");
     s
 }
 
-fn base64_lines(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len() * 4 / 3 + data.len() / 57 + 4);
-    for line in data.chunks(57) {
-        for chunk in line.chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-            out.push(T[(n >> 18) as usize & 63] as char);
-            out.push(T[(n >> 12) as usize & 63] as char);
-            out.push(if chunk.len() > 1 {
-                T[(n >> 6) as usize & 63] as char
-            } else {
-                '='
-            });
-            out.push(if chunk.len() > 2 {
-                T[n as usize & 63] as char
-            } else {
-                '='
-            });
-        }
-        out.push('\n');
+/// Take the host's lock (or report who holds it), then gather. `mkdir` is the atomic step;
+/// the holder is written right after (readers wait out that instant, see the gather), 0600.
+pub fn lock_script(holder: &str, break_lock: bool) -> String {
+    let mut s = Script::new();
+    s.code("# lock\numask 077\n");
+    if break_lock {
+        s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
     }
-    out
-}
-
-pub fn base64_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => continue,
-        } as u32;
-        buf = buf << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
+    s.code("mkdir -p -- ")
+        .code(parent(LOCK_DIR))
+        .code(" && if mkdir -- ")
+        .code(LOCK_DIR)
+        .code(" 2>/dev/null; then printf '%s\\n' ")
+        .word(holder.replace('\0', ""))
+        .code(" > ")
+        .code(LOCK_DIR)
+        .code("/holder; echo '#foobar:locked'; fi\n");
+    s.to_stdin().expect("no NUL in the holder")
 }
 
 #[cfg(test)]
@@ -381,18 +534,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base64_round_trips() {
-        for data in [&b""[..], b"a", b"ab", b"abc", b"hello world\n\x00\xff"] {
-            assert_eq!(base64_decode(&base64_lines(data)), data);
-        }
-        assert_eq!(base64_lines(b"abc"), "YWJj\n");
-    }
-
-    #[test]
     fn temp_files_sit_beside_their_destination() {
         assert_eq!(
-            temp_path("/etc/systemd/system/a.service", "r1"),
-            "/etc/systemd/system/.foobar-r1.a.service"
+            parent("/etc/systemd/system/a.service"),
+            "/etc/systemd/system"
         );
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(base("/etc/x y.conf"), "x y.conf");
     }
 }

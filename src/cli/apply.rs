@@ -79,7 +79,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     let conn = session.connect(&hosts, common.forks, &reporter).await;
     let transports = &conn.transports;
     let primary = session.connect_primary(transports).await;
-    let run_id = run_id();
+    let run_id = apply::new_run_id();
     let holder = format!(
         "{}@{} pid {} since {}",
         std::env::var("USER").unwrap_or_else(|_| "root".into()),
@@ -180,6 +180,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
         holder,
         max_fail_percentage,
         serial,
+        keep_backups: session.playbook.keep_backups,
     };
     let mut report = apply::apply(
         &plan,
@@ -220,16 +221,6 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     })
 }
 
-/// `20261129T201500Z-1234`: when the run started (UTC) and its process id; the lock holder
-/// and the apply's temporary names carry it.
-fn run_id() -> String {
-    format!(
-        "{}-{}",
-        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    )
-}
-
 fn confirm() -> Result<bool, CliError> {
     if !std::io::stdin().is_terminal() {
         return Err(CliError::Usage {
@@ -265,20 +256,4 @@ fn watch_signals() -> Arc<AtomicBool> {
         f.store(true, Ordering::SeqCst);
     });
     flag
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn run_id_is_a_utc_timestamp_and_the_pid() {
-        let id = super::run_id();
-        let (stamp, pid) = id.split_once('-').expect("stamp-pid");
-        assert_eq!(pid, std::process::id().to_string());
-        assert_eq!(stamp.len(), 16, "{stamp}");
-        assert!(
-            stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T',
-            "{stamp}"
-        );
-        assert!(stamp.starts_with("20"), "{stamp}");
-    }
 }

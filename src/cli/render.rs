@@ -57,7 +57,10 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
 }
 
 fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Result<(), CliError> {
-    let dest = out.join(host.as_str()).join(path.trim_start_matches('/'));
+    let dest = crate::render::out_path(out, host, path).map_err(|message| CliError::Usage {
+        message,
+        hint: "paths on hosts must be absolute and normalized (no `..`)".into(),
+    })?;
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;

@@ -91,8 +91,9 @@ pub async fn mark_out_of_rotation(
         if let Some(hp) = plan.hosts.get_mut(&host) {
             hp.changes.push(plan::Change::new(
                 play.index,
-                plan::ChangeKind::Rotation,
-                format!("{}/{host} on {}", b.backend, b.host),
+                plan::Step::Rotation {
+                    name: format!("{}/{host} on {}", b.backend, b.host),
+                },
                 plan::Action::Start,
                 vec![
                     "in maintenance since an earlier rollout; back once its health gate passes"

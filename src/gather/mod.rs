@@ -77,16 +77,7 @@ pub enum GatherError {
     Parse { host: String, detail: String },
 }
 
-/// Quote for POSIX sh: 'it'\''s'.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%=,".contains(&b))
-    {
-        return s.to_string();
-    }
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
+pub use crate::shell::sh_quote;
 
 fn quote_all<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     items
@@ -114,7 +105,7 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
         let q = quote_all(paths.iter().copied());
         s.push_str("echo '#foobar:stat'\n");
         s.push_str(&format!(
-            "stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%N\\n' -- {q} 2>/dev/null\n"
+            "QUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\n' -- {q} 2>/dev/null\n"
         ));
         // Only regular files are hashed; sha256sum skips what it cannot read.
         let files: Vec<&str> = want
@@ -157,18 +148,20 @@ echo '#foobar:lock'\nn=0; while [ -d {LOCK_DIR} ] && [ ! -s {LOCK_DIR}/holder ] 
 }
 
 fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
-    let mut parts = line.splitn(6, '\t');
+    let mut parts = line.splitn(7, '\t');
     let kind = parts.next()?;
     let mode = u32::from_str_radix(parts.next()?, 8).ok()?;
     let owner = parts.next()?.to_string();
     let group = parts.next()?.to_string();
     let size = parts.next()?.parse().ok()?;
-    let name = parts.next()?;
-    // %N prints 'path' or 'path' -> 'target', quoted as the shell would.
-    let (path, target) = match name.split_once(" -> ") {
-        Some((p, t)) => (unquote(p), Some(unquote(t))),
-        None => (unquote(name), None),
-    };
+    // Paths hold no control characters (checked at load): `%n` is the path as it is, and
+    // `%N` (literal quoting) is `path -> target` for a link.
+    let path = parts.next()?.to_string();
+    let shown = parts.next()?;
+    let target = shown
+        .strip_prefix(path.as_str())
+        .and_then(|rest| rest.strip_prefix(" -> "))
+        .map(String::from);
     let kind = match kind {
         "regular file" | "regular empty file" => PathType::File,
         "directory" => PathType::Directory,
@@ -187,15 +180,6 @@ fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
             link_target: target,
         },
     ))
-}
-
-fn unquote(s: &str) -> String {
-    let s = s.trim();
-    if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
-        s[1..s.len() - 1].replace("'\\''", "'")
-    } else {
-        s.to_string()
-    }
 }
 
 /// Shell that runs `sql` through the local client as root over the unix socket (no password
@@ -254,8 +238,18 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
                 state.paths.insert(path, facts);
             }
             "sha256" => {
+                // sha256sum marks a name holding `\\` (or a newline) with a leading `\\` and
+                // escapes it.
+                let (escaped, line) = match line.strip_prefix('\\') {
+                    Some(rest) => (true, rest),
+                    None => (false, line),
+                };
                 if let Some((digest, path)) = line.split_once("  ")
-                    && let Some(p) = state.paths.get_mut(path)
+                    && let Some(p) = state.paths.get_mut(&if escaped {
+                        path.replace("\\n", "\n").replace("\\\\", "\\")
+                    } else {
+                        path.to_string()
+                    })
                     && p.kind == PathType::File
                 {
                     p.digest = Some(digest.to_string());
@@ -486,19 +480,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting() {
-        assert_eq!(sh_quote("/etc/x.cfg"), "/etc/x.cfg");
-        assert_eq!(sh_quote("a b"), "'a b'");
-        assert_eq!(sh_quote("it's"), "'it'\\''s'");
-        assert_eq!(sh_quote(""), "''");
-    }
-
-    #[test]
     fn parses_framed_output() {
         let text = "#foobar:stat\n\
-regular file\t644\troot\troot\t12\t'/etc/a.cfg'\n\
-symbolic link\t777\troot\troot\t20\t'/etc/l' -> '/etc/a.cfg'\n\
-directory\t2775\thaproxy\thaproxy\t40\t'/run/haproxy'\n\
+regular file\t644\troot\troot\t12\t/etc/a.cfg\t/etc/a.cfg\n\
+symbolic link\t777\troot\troot\t20\t/etc/l\t/etc/l -> /etc/a.cfg\n\
+directory\t2775\thaproxy\thaproxy\t40\t/run/haproxy\t/run/haproxy\n\
 #foobar:sha256\n\
 abc123  /etc/a.cfg\n\
 #foobar:packages\n\

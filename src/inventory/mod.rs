@@ -11,6 +11,7 @@
 
 mod load;
 mod playbook;
+pub mod rules;
 mod yaml;
 
 pub use load::load_inventory;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use super::load::read;
+use super::rules;
 use super::yaml::{location_of, parse};
 use super::{HostName, Inventory, InventoryError, relative_to};
 use crate::error::{Location, did_you_mean};
@@ -47,8 +48,8 @@ struct RawFile {
     dest: Spanned<String>,
     #[serde(default)]
     state: Option<FileState>,
-    owner: Option<String>,
-    group: Option<String>,
+    owner: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
     validate: Option<String>,
     link: Option<Spanned<String>>,
@@ -61,8 +62,8 @@ struct RawFile {
 struct RawSync {
     src: Spanned<String>,
     dest: Spanned<String>,
-    owner: Option<String>,
-    group: Option<String>,
+    owner: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
     #[serde(default)]
     notify: Vec<Spanned<String>>,
 }
@@ -71,15 +72,15 @@ struct RawSync {
 #[serde(deny_unknown_fields)]
 struct RawDirectory {
     path: Spanned<String>,
-    owner: Option<String>,
-    group: Option<String>,
+    owner: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
     mode: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawService {
-    name: String,
+    name: Spanned<String>,
     #[serde(default = "yes")]
     enabled: bool,
     #[serde(default = "started")]
@@ -97,7 +98,7 @@ fn started() -> ServiceState {
 #[serde(deny_unknown_fields)]
 struct RawHandler {
     name: Spanned<String>,
-    service: Option<String>,
+    service: Option<Spanned<String>>,
     action: Option<ServiceAction>,
     run: Option<String>,
 }
@@ -120,7 +121,7 @@ struct RawPlay {
     /// Earlier plays this one waits for on each host; absent: all of them.
     after: Option<Vec<Spanned<String>>>,
     #[serde(default)]
-    packages: Vec<String>,
+    packages: Vec<Spanned<String>>,
     #[serde(default)]
     directories: Vec<RawDirectory>,
     #[serde(default)]
@@ -137,6 +138,8 @@ struct RawPlay {
 #[serde(deny_unknown_fields)]
 struct RawPlaybook {
     templates_dir: Option<String>,
+    /// Runs whose backups each host keeps in /var/backups/foobar (default 5).
+    keep_backups: Option<Spanned<u32>>,
     plays: Vec<Spanned<RawPlay>>,
 }
 
@@ -233,8 +236,13 @@ pub struct Play {
 pub struct Playbook {
     pub path: PathBuf,
     pub templates_dir: PathBuf,
+    /// Runs whose backups each host keeps in /var/backups/foobar (`keep_backups:`).
+    pub keep_backups: u32,
     pub plays: Vec<Play>,
 }
+
+const SERVICE_HINT: &str =
+    "name a systemd unit as systemctl takes it, e.g. `nginx` or `foobar-app.service`";
 
 fn playbook_error(location: Location, message: String, hint: Option<String>) -> InventoryError {
     InventoryError::Playbook {
@@ -247,6 +255,15 @@ fn playbook_error(location: Location, message: String, hint: Option<String>) -> 
 /// Paths must be absolute; one that starts with a `{{ variable }}` is checked after rendering.
 fn absolute(path: &Path, s: &Spanned<String>, what: &str) -> Result<String, InventoryError> {
     if s.value.starts_with('/') || s.value.starts_with("{{") {
+        if !s.value.contains("{{")
+            && let Err(why) = rules::check_path(&s.value)
+        {
+            return Err(playbook_error(
+                location_of(path, &s.referenced),
+                format!("{what} `{}` {why}", s.value.escape_debug()),
+                Some("write paths on hosts absolute and normalized, e.g. `/etc/app/app.conf`, without `..`, `//` or control characters".into()),
+            ));
+        }
         Ok(s.value.clone())
     } else {
         Err(playbook_error(
@@ -257,6 +274,39 @@ fn absolute(path: &Path, s: &Spanned<String>, what: &str) -> Result<String, Inve
                 s.value.trim_start_matches("./")
             )),
         ))
+    }
+}
+
+/// A value checked by `rule` unless it is a template (checked once rendered).
+fn checked(
+    path: &Path,
+    s: &Spanned<String>,
+    what: &str,
+    rule: fn(&str) -> Result<(), String>,
+    hint: &str,
+) -> Result<String, InventoryError> {
+    if !s.value.contains("{{")
+        && let Err(why) = rule(&s.value)
+    {
+        return Err(playbook_error(
+            location_of(path, &s.referenced),
+            format!("{what} `{}` {why}", s.value.escape_debug()),
+            Some(hint.to_string()),
+        ));
+    }
+    Ok(s.value.clone())
+}
+
+fn account(path: &Path, s: Option<&Spanned<String>>, what: &str) -> Result<String, InventoryError> {
+    match s {
+        Some(s) => checked(
+            path,
+            s,
+            what,
+            rules::check_account,
+            "name an existing user or group, e.g. `root` or `www-data`",
+        ),
+        None => Ok("root".into()),
     }
 }
 
@@ -386,10 +436,20 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
 
         let mut handlers = Vec::new();
         for h in rp.handlers {
+            checked(
+                path,
+                &h.name,
+                "handler name",
+                rules::check_name,
+                "write the name on one line",
+            )?;
             let spec = match (h.service, h.action, h.run) {
                 (Some(s), Some(a), None) => HandlerSpec {
                     name: h.name.value.clone(),
-                    service: Some((s, a)),
+                    service: Some((
+                        checked(path, &s, "service", rules::check_service, SERVICE_HINT)?,
+                        a,
+                    )),
                     run: None,
                 },
                 (None, None, Some(cmd)) => HandlerSpec {
@@ -485,8 +545,8 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
                 content: rf.content,
                 dest,
                 state,
-                owner: rf.owner.unwrap_or_else(|| "root".into()),
-                group: rf.group.unwrap_or_else(|| "root".into()),
+                owner: account(path, rf.owner.as_ref(), "owner")?,
+                group: account(path, rf.group.as_ref(), "group")?,
                 mode,
                 validate: rf.validate,
                 link,
@@ -499,8 +559,8 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
         for d in rp.directories {
             directories.push(DirectorySpec {
                 path: absolute(path, &d.path, "path")?,
-                owner: d.owner.unwrap_or_else(|| "root".into()),
-                group: d.group.unwrap_or_else(|| "root".into()),
+                owner: account(path, d.owner.as_ref(), "owner")?,
+                group: account(path, d.group.as_ref(), "group")?,
                 mode: parse_mode(path, d.mode.as_ref(), 0o755)?,
                 location: at(&d.path.referenced),
             });
@@ -525,13 +585,31 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
             sync.push(SyncSpec {
                 src,
                 dest: absolute(path, &rs.dest, "dest")?,
-                owner: rs.owner.unwrap_or_else(|| "root".into()),
-                group: rs.group.unwrap_or_else(|| "root".into()),
+                owner: account(path, rs.owner.as_ref(), "owner")?,
+                group: account(path, rs.group.as_ref(), "group")?,
                 notify: check_notify(&rs.notify)?,
                 location,
             });
         }
 
+        let mut packages = Vec::new();
+        for p in &rp.packages {
+            packages.push(checked(
+                path,
+                p,
+                "package",
+                rules::check_package,
+                "name a Debian package as apt knows it, e.g. `nginx` or `python3-pymysql`",
+            )?);
+        }
+        let mut services = Vec::new();
+        for s in rp.services {
+            services.push(ServiceSpec {
+                name: checked(path, &s.name, "service", rules::check_service, SERVICE_HINT)?,
+                enabled: s.enabled,
+                state: s.state,
+            });
+        }
         plays.push(Play {
             index,
             name: rp.name,
@@ -540,26 +618,30 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
             serial: rp.serial,
             database: rp.database,
             after,
-            packages: rp.packages,
+            packages,
             directories,
             files,
             sync,
-            services: rp
-                .services
-                .into_iter()
-                .map(|s| ServiceSpec {
-                    name: s.name,
-                    enabled: s.enabled,
-                    state: s.state,
-                })
-                .collect(),
+            services,
             handlers,
             location: play_location,
         });
     }
+    let keep_backups = match raw.keep_backups {
+        Some(k) if k.value == 0 => {
+            return Err(playbook_error(
+                at(&k.referenced),
+                "`keep_backups: 0` would delete the backups a rollback needs".into(),
+                Some("keep at least 1 run's backups (default 5)".into()),
+            ));
+        }
+        Some(k) => k.value,
+        None => crate::shell::DEFAULT_KEEP_BACKUPS,
+    };
     Ok(Playbook {
         path: path.to_path_buf(),
         templates_dir,
+        keep_backups,
         plays,
     })
 }

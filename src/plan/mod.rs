@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use similar::TextDiff;
 
 use crate::gather::{ActualState, PathFacts, PathType};
-use crate::inventory::HostName;
-use crate::render::{DesiredState, EntryKind};
+use crate::inventory::ServiceSpec;
+use crate::inventory::{HandlerSpec, HostName, ServiceAction, ServiceState};
+use crate::render::{DesiredEntry, DesiredState, EntryKind};
 use crate::secret::Redactor;
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -33,6 +34,20 @@ pub enum Action {
     Unchanged,
 }
 
+impl Action {
+    pub fn word(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Install => "install",
+            Action::Start => "start",
+            Action::Enable => "enable",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
@@ -46,6 +61,124 @@ pub enum ChangeKind {
     Rotation,
 }
 
+impl ChangeKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            ChangeKind::Package => "package",
+            ChangeKind::Directory => "directory",
+            ChangeKind::File => "file",
+            ChangeKind::Link => "link",
+            ChangeKind::Service => "service",
+            ChangeKind::Database => "database",
+            ChangeKind::Rotation => "rotation",
+        }
+    }
+}
+
+/// What a step does, with everything it needs: the typed payload `apply` executes. Built
+/// from the desired state (and, for the flags saying what must happen, the live facts);
+/// never read back from display text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Step {
+    Package {
+        name: String,
+    },
+    Directory {
+        path: String,
+        mode: u32,
+        owner: String,
+        group: String,
+    },
+    File {
+        path: String,
+        /// SHA-256 of the desired body: apply writes only a body with this digest.
+        digest: String,
+        mode: u32,
+        owner: String,
+        group: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        validate: Option<String>,
+        /// The body holds a secret: never shown; its backup is 0600.
+        #[serde(default)]
+        sensitive: bool,
+        /// The body is written (not only owner or mode fixed in place).
+        #[serde(default)]
+        write: bool,
+    },
+    Link {
+        path: String,
+        target: String,
+    },
+    Absent {
+        path: String,
+    },
+    Service {
+        name: String,
+        state: ServiceState,
+        enabled: bool,
+        /// `systemctl start` is needed.
+        #[serde(default)]
+        start: bool,
+        /// `systemctl enable` is needed.
+        #[serde(default)]
+        enable: bool,
+    },
+    /// Database steps are decided again on live facts under the lock (`apply::database`).
+    Database {
+        name: String,
+    },
+    /// A load balancer server to bring back into rotation.
+    Rotation {
+        name: String,
+    },
+}
+
+impl Step {
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Step::Package { .. } => ChangeKind::Package,
+            Step::Directory { .. } => ChangeKind::Directory,
+            Step::File { .. } | Step::Absent { .. } => ChangeKind::File,
+            Step::Link { .. } => ChangeKind::Link,
+            Step::Service { .. } => ChangeKind::Service,
+            Step::Database { .. } => ChangeKind::Database,
+            Step::Rotation { .. } => ChangeKind::Rotation,
+        }
+    }
+
+    /// The path, package, service or name the step is about.
+    pub fn target(&self) -> &str {
+        match self {
+            Step::Package { name }
+            | Step::Service { name, .. }
+            | Step::Database { name }
+            | Step::Rotation { name } => name,
+            Step::Directory { path, .. }
+            | Step::File { path, .. }
+            | Step::Link { path, .. }
+            | Step::Absent { path } => path,
+        }
+    }
+
+    /// The step as the render alone defines it: the flags that depend on the live host
+    /// (write, start, enable) cleared. Two renders agree on a step iff these are equal.
+    pub fn desired(&self) -> Step {
+        let mut s = self.clone();
+        match &mut s {
+            Step::File { write, .. } => *write = false,
+            Step::Service { start, enable, .. } => {
+                *start = false;
+                *enable = false;
+            }
+            _ => {}
+        }
+        s
+    }
+}
+
+/// One step of a host's plan: what (`step`, typed) and how it is explained (`details`,
+/// `diff`). `kind` and `target` repeat the step's for readers of the JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub play: usize,
@@ -53,18 +186,13 @@ pub struct Change {
     /// A path, a package or a service name.
     pub target: String,
     pub action: Action,
-    /// Attribute changes and notes: "mode 0644 -> 0600", "binary, changed".
+    pub step: Step,
+    /// Attribute changes and notes, for humans only: "mode 0644 -> 0600", "binary, changed".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<String>,
     /// Unified diff, secrets masked. Filled in once live bodies have been fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
-    /// SHA-256 of the desired content, so `apply PLANFILE` can check it still renders the same.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub desired_digest: Option<String>,
-    /// The body changes (not only owner or mode).
-    #[serde(default)]
-    pub content_changed: bool,
     /// Content changes and needs the live body for a diff.
     #[serde(skip)]
     pub needs_diff: bool,
@@ -73,23 +201,16 @@ pub struct Change {
 }
 
 impl Change {
-    /// A change with no content, diff or notifications (packages, services, database steps).
-    pub fn new(
-        play: usize,
-        kind: ChangeKind,
-        target: String,
-        action: Action,
-        details: Vec<String>,
-    ) -> Self {
+    /// A change with no diff or notifications.
+    pub fn new(play: usize, step: Step, action: Action, details: Vec<String>) -> Self {
         Self {
             play,
-            kind,
-            target,
+            kind: step.kind(),
+            target: step.target().to_string(),
             action,
+            step,
             details,
             diff: None,
-            desired_digest: None,
-            content_changed: false,
             needs_diff: false,
             notify: vec![],
         }
@@ -104,9 +225,51 @@ impl Change {
 pub struct HandlerRef {
     pub play: usize,
     pub name: String,
+    /// What it runs, as the playbook declares it.
+    pub command: HandlerCommand,
     /// Left pending on the host by an earlier run that did not finish.
     #[serde(default)]
     pub pending: bool,
+}
+
+/// A handler's command, typed: a service action or the author's own command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HandlerCommand {
+    Service { name: String, action: ServiceAction },
+    Run { command: String },
+}
+
+impl HandlerCommand {
+    pub fn of(spec: &HandlerSpec) -> Self {
+        match (&spec.service, &spec.run) {
+            (Some((name, action)), _) => HandlerCommand::Service {
+                name: name.clone(),
+                action: *action,
+            },
+            (None, Some(cmd)) => HandlerCommand::Run {
+                command: cmd.clone(),
+            },
+            (None, None) => HandlerCommand::Run {
+                command: "true".into(),
+            },
+        }
+    }
+
+    /// As script text: service names quoted, a `run:` command as written.
+    pub fn script(&self) -> crate::shell::Script {
+        use crate::shell::{HandlerCommand as H, handler_command};
+        match self {
+            HandlerCommand::Service { name, action } => handler_command(&H::Service {
+                action: match action {
+                    ServiceAction::Reload => "reload",
+                    ServiceAction::Restart => "restart",
+                },
+                name,
+            }),
+            HandlerCommand::Run { command } => handler_command(&H::Run(command)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +336,70 @@ fn attribute_details(have: &PathFacts, mode: u32, owner: &str, group: &str) -> V
     d
 }
 
+/// The step an entry asks for, from the render alone (live-dependent flags cleared).
+fn entry_step(e: &DesiredEntry) -> Step {
+    match &e.kind {
+        EntryKind::Directory { mode, owner, group } => Step::Directory {
+            path: e.path.clone(),
+            mode: *mode,
+            owner: owner.clone(),
+            group: group.clone(),
+        },
+        EntryKind::File {
+            digest,
+            mode,
+            owner,
+            group,
+            validate,
+            sensitive,
+            ..
+        } => Step::File {
+            path: e.path.clone(),
+            digest: digest.clone(),
+            mode: *mode,
+            owner: owner.clone(),
+            group: group.clone(),
+            validate: validate.clone(),
+            sensitive: *sensitive,
+            write: false,
+        },
+        EntryKind::Link { target } => Step::Link {
+            path: e.path.clone(),
+            target: target.clone(),
+        },
+        EntryKind::Absent => Step::Absent {
+            path: e.path.clone(),
+        },
+    }
+}
+
+fn service_step(s: &ServiceSpec) -> Step {
+    Step::Service {
+        name: s.name.clone(),
+        state: s.state,
+        enabled: s.enabled,
+        start: false,
+        enable: false,
+    }
+}
+
+/// Every step `want` defines, in plan order, as the render alone defines it.
+pub fn desired_steps(want: &DesiredState) -> Vec<(usize, Step)> {
+    let mut out = Vec::new();
+    for play in &want.plays {
+        for p in &play.packages {
+            out.push((play.index, Step::Package { name: p.clone() }));
+        }
+        for e in &play.entries {
+            out.push((play.index, entry_step(e)));
+        }
+        for s in &play.services {
+            out.push((play.index, service_step(s)));
+        }
+    }
+    out
+}
+
 /// Compare what a host should have with what it has.
 pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
     let mut changes = Vec::new();
@@ -187,17 +414,15 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
             };
             changes.push(Change::new(
                 p,
-                ChangeKind::Package,
-                pkg.clone(),
+                Step::Package { name: pkg.clone() },
                 action,
                 vec![],
             ));
         }
         for e in &play.entries {
             let live = have.paths.get(&e.path);
-            let (kind, action, details, digest, needs_diff): (_, _, Vec<String>, _, _) = match &e
-                .kind
-            {
+            let mut step = entry_step(e);
+            let (action, details, needs_diff): (_, Vec<String>, _) = match &e.kind {
                 EntryKind::Directory { mode, owner, group } => match live {
                     Some(l) if l.kind == PathType::Directory => {
                         let d = attribute_details(l, *mode, owner, group);
@@ -206,16 +431,14 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                         } else {
                             Action::Update
                         };
-                        (ChangeKind::Directory, a, d, None, false)
+                        (a, d, false)
                     }
                     Some(l) => (
-                        ChangeKind::Directory,
                         Action::Update,
                         vec![format!("replaces a {:?}", l.kind).to_lowercase()],
-                        None,
                         false,
                     ),
-                    None => (ChangeKind::Directory, Action::Create, vec![], None, false),
+                    None => (Action::Create, vec![], false),
                 },
                 EntryKind::File {
                     content,
@@ -226,15 +449,13 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                     sensitive,
                     ..
                 } => {
-                    let want_digest = Some(digest.clone());
-                    match live {
-                        None => (ChangeKind::File, Action::Create, vec![], want_digest, false),
+                    let (action, details, needs_diff, write) = match live {
+                        None => (Action::Create, vec![], false, true),
                         Some(l) if l.kind != PathType::File => (
-                            ChangeKind::File,
                             Action::Update,
                             vec![format!("replaces a {:?}", l.kind).to_lowercase()],
-                            want_digest,
                             false,
+                            true,
                         ),
                         Some(l) => {
                             let mut d = attribute_details(l, *mode, owner, group);
@@ -261,89 +482,72 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                             } else {
                                 Action::Unchanged
                             };
-                            (ChangeKind::File, a, d, want_digest, needs_diff)
+                            (a, d, needs_diff, content_differs)
                         }
+                    };
+                    if let Step::File { write: w, .. } = &mut step {
+                        *w = write;
                     }
+                    (action, details, needs_diff)
                 }
                 EntryKind::Link { target } => match live {
                     Some(l)
                         if l.kind == PathType::Link && l.link_target.as_deref() == Some(target) =>
                     {
-                        (ChangeKind::Link, Action::Unchanged, vec![], None, false)
+                        (Action::Unchanged, vec![], false)
                     }
                     Some(l) => (
-                        ChangeKind::Link,
                         Action::Update,
                         vec![match &l.link_target {
                             Some(t) => format!("-> {t} becomes -> {target}"),
                             None => format!("replaces a {:?} with a link to {target}", l.kind)
                                 .to_lowercase(),
                         }],
-                        None,
                         false,
                     ),
-                    None => (
-                        ChangeKind::Link,
-                        Action::Create,
-                        vec![format!("-> {target}")],
-                        None,
-                        false,
-                    ),
+                    None => (Action::Create, vec![format!("-> {target}")], false),
                 },
                 EntryKind::Absent => match live {
-                    Some(_) => (ChangeKind::File, Action::Delete, vec![], None, false),
-                    None => (
-                        ChangeKind::File,
-                        Action::Unchanged,
-                        vec!["absent".into()],
-                        None,
-                        false,
-                    ),
+                    Some(_) => (Action::Delete, vec![], false),
+                    None => (Action::Unchanged, vec!["absent".into()], false),
                 },
             };
-            let content_changed = matches!(e.kind, EntryKind::File { .. })
-                && (action == Action::Create
-                    || needs_diff
-                    || details
-                        .iter()
-                        .any(|d| d.contains("changed") || d.starts_with("replaces")));
-            changes.push(Change {
-                play: p,
-                kind,
-                target: e.path.clone(),
-                action,
-                content_changed,
-                details,
-                diff: None,
-                desired_digest: digest,
-                needs_diff,
-                notify: if action == Action::Unchanged {
-                    vec![]
-                } else {
-                    e.notify.clone()
-                },
-            });
+            let mut c = Change::new(p, step, action, details);
+            c.needs_diff = needs_diff;
+            if action != Action::Unchanged {
+                c.notify = e.notify.clone();
+            }
+            changes.push(c);
         }
         for s in &play.services {
             let live = have.services.get(&s.name);
             let active = live.is_some_and(|l| l.active);
             let enabled = live.is_some_and(|l| l.enabled);
-            use crate::inventory::ServiceState;
-            let (action, details) = match (s.state, active, s.enabled, enabled) {
-                (ServiceState::Started, false, true, false) => {
-                    (Action::Start, vec!["and enable".to_string()])
-                }
-                (ServiceState::Started, false, _, _) => (Action::Start, vec![]),
-                (_, _, true, false) => (Action::Enable, vec![]),
-                _ => (Action::Unchanged, vec![]),
+            let start = s.state == ServiceState::Started && !active;
+            let enable = s.enabled && !enabled;
+            let action = if start {
+                Action::Start
+            } else if enable {
+                Action::Enable
+            } else {
+                Action::Unchanged
             };
-            changes.push(Change::new(
-                p,
-                ChangeKind::Service,
-                s.name.clone(),
-                action,
-                details,
-            ));
+            let details = if start && enable {
+                vec!["and enable".to_string()]
+            } else {
+                vec![]
+            };
+            let mut step = service_step(s);
+            if let Step::Service {
+                start: st,
+                enable: en,
+                ..
+            } = &mut step
+            {
+                *st = start;
+                *en = enable;
+            }
+            changes.push(Change::new(p, step, action, details));
         }
     }
 
@@ -363,6 +567,7 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                 handlers.push(HandlerRef {
                     play: play.index,
                     name: h.name.clone(),
+                    command: HandlerCommand::of(h),
                     pending: pending && !notified,
                 });
             }
@@ -377,6 +582,89 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
         remote_commands: 0,
         locked: false,
     }
+}
+
+/// Whether a saved host plan still describes what `want` renders today: every field of every
+/// step (packages, directories, files with digest, mode, owner, group, validate and
+/// sensitivity, links, deletions, services) and of every handler, in both directions. Steps
+/// decided on live facts alone (database, rotation) are left to the apply, which re-reads the
+/// facts under the lock. The error names the first difference.
+pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), String> {
+    let today = desired_steps(want);
+    let mut planned: Vec<(usize, Step)> = Vec::new();
+    let mut notified: Vec<&Change> = Vec::new();
+    for c in &saved.changes {
+        if matches!(c.step, Step::Database { .. } | Step::Rotation { .. }) {
+            continue;
+        }
+        if c.kind != c.step.kind() || c.target != c.step.target() {
+            return Err(format!(
+                "{} is recorded as {:?} {} but its step says otherwise",
+                c.target,
+                c.kind,
+                c.step.target()
+            ));
+        }
+        planned.push((c.play, c.step.desired()));
+        if c.is_change() {
+            notified.push(c);
+        }
+    }
+    for c in notified {
+        let now = want
+            .plays
+            .iter()
+            .filter(|p| p.index == c.play)
+            .flat_map(|p| p.entries.iter())
+            .find(|e| e.path == c.target)
+            .map(|e| e.notify.as_slice())
+            .unwrap_or_default();
+        let entry = matches!(
+            c.kind,
+            ChangeKind::File | ChangeKind::Link | ChangeKind::Directory
+        );
+        if entry && now != c.notify.as_slice() {
+            return Err(format!(
+                "{} renders differently now: it notifies other handlers",
+                c.target
+            ));
+        }
+    }
+    for (i, (play, step)) in today.iter().enumerate() {
+        match planned.get(i) {
+            Some(p) if p == &(*play, step.clone()) => {}
+            Some((_, p)) if p.target() == step.target() => {
+                return Err(format!("{} renders differently now", step.target()));
+            }
+            _ if planned.iter().any(|p| p.1.target() == step.target()) => {
+                return Err(format!("{} renders differently now", step.target()));
+            }
+            _ => {
+                return Err(format!(
+                    "{} renders differently now: it is not in the saved plan",
+                    step.target()
+                ));
+            }
+        }
+    }
+    if let Some((_, extra)) = planned.get(today.len()) {
+        return Err(format!(
+            "{} renders differently now: the saved plan has it, the playbook no longer does",
+            extra.target()
+        ));
+    }
+    for h in &saved.handlers {
+        let spec = want
+            .plays
+            .iter()
+            .find(|p| p.index == h.play)
+            .and_then(|p| p.handlers.iter().find(|s| s.name == h.name));
+        match spec {
+            Some(s) if HandlerCommand::of(s) == h.command => {}
+            _ => return Err(format!("handler `{}` renders differently now", h.name)),
+        }
+    }
+    Ok(())
 }
 
 /// A unified diff of a live file against its new content, with secrets masked.

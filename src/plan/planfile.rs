@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{FORMAT_VERSION, Plan};
 use crate::inventory::HostName;
-use crate::render::{DesiredState, EntryKind};
+use crate::render::DesiredState;
 
 /// Why a saved plan cannot be read, written or applied.
 #[derive(Debug, thiserror::Error)]
@@ -28,10 +28,8 @@ pub enum PlanFileError {
     },
     #[error("{} has plan format {found}, this foobar reads {FORMAT_VERSION}", path.display())]
     Version { path: PathBuf, found: u32 },
-    #[error(
-        "the saved plan no longer matches the templates or inventory: {target} on {host} renders differently now"
-    )]
-    Stale { host: HostName, target: String },
+    #[error("the saved plan no longer matches the templates or inventory on {host}: {why}")]
+    Stale { host: HostName, why: String },
 }
 
 impl PlanFileError {
@@ -77,7 +75,8 @@ pub fn write(path: &Path, plan: &Plan) -> Result<(), PlanFileError> {
     })
 }
 
-/// A saved plan applies only if the templates and inventory still render what it planned.
+/// A saved plan applies only if the templates and inventory still render what it planned:
+/// every field of every step and handler ([`super::check_saved`]).
 pub fn check_renders_same(
     plan: &Plan,
     desired: &BTreeMap<HostName, DesiredState>,
@@ -86,21 +85,10 @@ pub fn check_renders_same(
         let Some(want) = desired.get(host) else {
             continue;
         };
-        for c in hp.changes.iter().filter(|c| c.desired_digest.is_some()) {
-            let now = want
-                .entries()
-                .find(|e| e.path == c.target)
-                .and_then(|e| match &e.kind {
-                    EntryKind::File { digest, .. } => Some(digest.as_str()),
-                    _ => None,
-                });
-            if now != c.desired_digest.as_deref() {
-                return Err(PlanFileError::Stale {
-                    host: host.clone(),
-                    target: c.target.clone(),
-                });
-            }
-        }
+        super::check_saved(hp, want).map_err(|why| PlanFileError::Stale {
+            host: host.clone(),
+            why,
+        })?;
     }
     Ok(())
 }

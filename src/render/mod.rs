@@ -146,6 +146,112 @@ impl Diagnostic for RenderError {
     }
 }
 
+/// Where `render --out DIR` writes `path` of `host`: always inside `DIR/host`. A path that
+/// is not absolute and normalized (`/../../tmp/x`) is refused, never followed out of DIR.
+pub fn out_path(out: &Path, host: &HostName, path: &str) -> Result<PathBuf, String> {
+    crate::inventory::rules::check_path(path).map_err(|why| {
+        format!(
+            "{path} on {host} {why}: refusing to write it under {}",
+            out.display()
+        )
+    })?;
+    let host_dir = out.join(host.as_str());
+    let mut dest = host_dir.clone();
+    for part in Path::new(path).components() {
+        match part {
+            std::path::Component::Normal(p) => dest.push(p),
+            std::path::Component::RootDir => {}
+            _ => return Err(format!("{path} on {host} leaves {}", host_dir.display())),
+        }
+    }
+    Ok(dest)
+}
+
+/// Every value of a rendered host that reaches a host's scripts follows [`crate::inventory::rules`]:
+/// what a template or variable produced is checked as the playbook's literals were at load.
+fn check_rendered(state: &DesiredState, playbook: &Playbook) -> Result<(), RenderError> {
+    use crate::inventory::rules;
+    let invalid = |play: &DesiredPlay, message: String, hint: &str| {
+        let location = playbook
+            .plays
+            .iter()
+            .find(|p| p.index == play.index)
+            .map(|p| p.location.clone())
+            .unwrap_or_else(|| Location::file_only(&playbook.path));
+        RenderError::Invalid {
+            location,
+            host: state.host.clone(),
+            message,
+            hint: hint.to_string(),
+        }
+    };
+    for play in &state.plays {
+        for e in &play.entries {
+            rules::check_path(&e.path).map_err(|why| {
+                invalid(
+                    play,
+                    format!("path `{}` ({}) {why}", e.path.escape_debug(), e.origin),
+                    "paths on hosts must be absolute and normalized, without `..`, `//` or control characters",
+                )
+            })?;
+            let accounts = match &e.kind {
+                EntryKind::File { owner, group, .. }
+                | EntryKind::Directory { owner, group, .. } => {
+                    vec![owner, group]
+                }
+                EntryKind::Link { target } => {
+                    rules::check_path(target).map_err(|why| {
+                        invalid(
+                            play,
+                            format!("link target `{}` {why}", target.escape_debug()),
+                            "link to an absolute, normalized path",
+                        )
+                    })?;
+                    vec![]
+                }
+                EntryKind::Absent => vec![],
+            };
+            for a in accounts {
+                rules::check_account(a).map_err(|why| {
+                    invalid(
+                        play,
+                        format!("owner or group `{}` of {} {why}", a.escape_debug(), e.path),
+                        "name an existing user or group, e.g. `root` or `www-data`",
+                    )
+                })?;
+            }
+        }
+        for p in &play.packages {
+            rules::check_package(p).map_err(|why| {
+                invalid(
+                    play,
+                    format!("package `{}` {why}", p.escape_debug()),
+                    "name a Debian package as apt knows it",
+                )
+            })?;
+        }
+        let handler_services = play
+            .handlers
+            .iter()
+            .filter_map(|h| h.service.as_ref().map(|s| &s.0));
+        for name in play
+            .services
+            .iter()
+            .map(|s| &s.name)
+            .chain(handler_services)
+        {
+            rules::check_service(name).map_err(|why| {
+                invalid(
+                    play,
+                    format!("service `{}` {why}", name.escape_debug()),
+                    "name a systemd unit as systemctl takes it, e.g. `nginx`",
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -185,7 +291,18 @@ fn read_tree(root: &Path) -> Result<SyncTree, RenderError> {
             })?;
             let path = entry.path();
             let name = entry.file_name();
-            let name = name.to_string_lossy();
+            // A name a host path cannot carry faithfully is refused, never mangled.
+            let Some(name) = name.to_str().filter(|n| !n.chars().any(char::is_control)) else {
+                return Err(RenderError::Invalid {
+                    location: Location::file_only(&path),
+                    host: HostName::new("(all hosts)"),
+                    message: format!(
+                        "{} cannot be synced: its name is not UTF-8 or holds a control character",
+                        path.display()
+                    ),
+                    hint: "rename the file (spaces and quotes are fine; newlines and invalid UTF-8 are not)".into(),
+                });
+            };
             if name.starts_with('.') || name == "__pycache__" {
                 continue;
             }
@@ -507,10 +624,12 @@ impl<'a> RenderContext<'a> {
             });
         }
         check_duplicate_paths(host, &plays, &self.playbook.path)?;
-        Ok(DesiredState {
+        let state = DesiredState {
             host: host.clone(),
             plays,
-        })
+        };
+        check_rendered(&state, self.playbook)?;
+        Ok(state)
     }
 }
 

@@ -70,7 +70,7 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
             if c.action == Action::Unchanged {
                 let shown = show_unchanged
                     && matches!(c.kind, ChangeKind::File | ChangeKind::Link)
-                    && !c.details.contains(&"absent".to_string());
+                    && !matches!(c.step, crate::plan::Step::Absent { .. });
                 if !shown {
                     quiet_unchanged += 1;
                     continue;

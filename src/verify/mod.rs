@@ -80,10 +80,8 @@ fn host_script(
     }
     if let Some(sock) = haproxy_socket {
         s.push_str("echo '#foobar:haproxy'\n");
-        s.push_str(&format!(
-            "python3 -c 'import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(5)\ns.connect(sys.argv[1])\ns.sendall(b\"show servers state\\n\")\nb=b\"\"\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\nsys.stdout.write(b.decode())' {} 2>&1\n",
-            sh_quote(sock)
-        ));
+        s.push_str(&crate::shell::haproxy_runtime(sock, "show servers state").to_string());
+        s.push_str(" 2>&1\n");
     }
     if let Some(sql) = facts_sql {
         s.push_str("echo '#foobar:database'\n");

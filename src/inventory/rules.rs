@@ -1,0 +1,149 @@
+//! What a value must look like before it may reach a host: paths, service and package names,
+//! owners. Checked when the playbook is loaded (values without `{{`) and again on what a
+//! template renders, so a bad value stops at the file and line that wrote it, not on a host.
+//! Scripts quote every value anyway ([`crate::shell`]); these rules keep the values meaningful
+//! (`/etc/../tmp/x` is not what anyone meant) and out of option and framing syntax.
+
+/// The first control character (newline, CR, NUL, ...) in `s`, shown escaped.
+fn control(s: &str) -> Option<String> {
+    s.chars()
+        .find(|c| c.is_control())
+        .map(|c| c.escape_default().to_string())
+}
+
+/// An absolute, normalized path: starts with `/`, no `.` or `..` component, no empty component
+/// (`//`), no trailing `/` (but for `/` itself), no control character.
+pub fn check_path(p: &str) -> Result<(), String> {
+    if let Some(c) = control(p) {
+        return Err(format!("holds a control character ({c})"));
+    }
+    if !p.starts_with('/') {
+        return Err("is not absolute".into());
+    }
+    if p == "/" {
+        return Ok(());
+    }
+    for part in p[1..].split('/') {
+        match part {
+            "" => return Err("is not normalized (empty component or trailing /)".into()),
+            "." | ".." => return Err(format!("is not normalized (`{part}` component)")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A systemd unit name as `systemctl` takes it: ASCII letters, digits and `:-_.\@`, at most
+/// 255 characters, not starting with `-`.
+pub fn check_service(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":-_.\\@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "is not a systemd unit name (letters, digits and `:-_.\\@`, not starting with `-`)"
+                .into(),
+        )
+    }
+}
+
+/// A Debian package name as apt takes it: lowercase letters, digits and `+-.`, starting with a
+/// letter or digit, at least two characters; optionally `:arch`.
+pub fn check_package(name: &str) -> Result<(), String> {
+    let (pkg, arch) = match name.split_once(':') {
+        Some((p, a)) => (p, Some(a)),
+        None => (name, None),
+    };
+    let pkg_ok = pkg.len() >= 2
+        && pkg.as_bytes()[0].is_ascii_alphanumeric()
+        && pkg
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+    let arch_ok = arch.is_none_or(|a| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    if pkg_ok && arch_ok {
+        Ok(())
+    } else {
+        Err("is not a Debian package name (lowercase letters, digits and `+-.`, optionally `:arch`)".into())
+    }
+}
+
+/// A user or group as `chown` takes it: a name as `useradd` accepts it, or a number.
+pub fn check_account(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && (name.bytes().all(|b| b.is_ascii_digit())
+            || (name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+                && name
+                    .trim_end_matches('$')
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))));
+    if ok {
+        Ok(())
+    } else {
+        Err("is not a user or group name (lowercase letters, digits and `_-.`, or a number)".into())
+    }
+}
+
+/// A handler's name (it is recorded, line by line, on the host): no control character.
+pub fn check_name(name: &str) -> Result<(), String> {
+    match control(name) {
+        Some(c) => Err(format!("holds a control character ({c})")),
+        None if name.is_empty() => Err("is empty".into()),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_must_be_absolute_and_normalized() {
+        for good in ["/", "/etc/x.conf", "/opt/app/a b/it's $(x)"] {
+            assert!(check_path(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "etc/x",
+            "/../../tmp/x",
+            "/etc/./x",
+            "/etc//x",
+            "/etc/",
+            "/etc/a\nb",
+            "/etc/a\0b",
+            "/etc/a\rb",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_follow_systemd_and_apt() {
+        assert!(check_service("nginx").is_ok());
+        assert!(check_service("getty@tty1.service").is_ok());
+        for bad in ["nginx; id > ~/PWNED", "-x", "", "a b", "a\nb"] {
+            assert!(check_service(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_package("python3-pymysql").is_ok());
+        assert!(check_package("libc6:amd64").is_ok());
+        for bad in ["-y", "a b", "nginx;id", "X", "$(id)"] {
+            assert!(check_package(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_account("www-data").is_ok());
+        assert!(check_account("0").is_ok());
+        for bad in ["-R", "a:b", "root root", ""] {
+            assert!(check_account(bad).is_err(), "{bad:?}");
+        }
+    }
+}
