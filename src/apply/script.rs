@@ -233,7 +233,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .int(n as u64)
             .code(" stage 'cannot write the new file'; cleanup; exit 1; }\nif [ -L ");
         temp_var(&mut body, var);
-        body.code(" ] || ! out=$(chown -h -- ")
+        body.code(" ] || ! out=$( { chown -h -- ")
             .word(&owner_group)
             .code(" ");
         temp_var(&mut body, var);
@@ -241,7 +241,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         temp_var(&mut body, var);
         body.code(" && sync -- ");
         temp_var(&mut body, var);
-        body.code(" 2>&1); then err ")
+        body.code("; } 2>&1); then err ")
             .int(n as u64)
             .code(" stage \"$out\"; cleanup; exit 1; fi\n");
         staged.push(Staged {

@@ -48,7 +48,7 @@ impl Action {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Package,
@@ -610,6 +610,31 @@ pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), String> 
             notified.push(c);
         }
     }
+    let key = |play: usize, step: &'_ Step| -> (usize, ChangeKind, String) {
+        (play, step.kind(), step.target().to_string())
+    };
+    let planned_by_key: BTreeMap<_, &Step> = planned.iter().map(|(p, s)| (key(*p, s), s)).collect();
+    let today_by_key: BTreeMap<_, &Step> = today.iter().map(|(p, s)| (key(*p, s), s)).collect();
+    for (play, step) in &today {
+        match planned_by_key.get(&key(*play, step)) {
+            Some(p) if *p == step => {}
+            Some(_) => return Err(format!("{} renders differently now", step.target())),
+            None => {
+                return Err(format!(
+                    "{} renders differently now: it is not in the saved plan",
+                    step.target()
+                ));
+            }
+        }
+    }
+    for (play, step) in &planned {
+        if !today_by_key.contains_key(&key(*play, step)) {
+            return Err(format!(
+                "{} renders differently now: the saved plan has it, the playbook no longer does",
+                step.target()
+            ));
+        }
+    }
     for c in notified {
         let now = want
             .plays
@@ -629,29 +654,6 @@ pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), String> 
                 c.target
             ));
         }
-    }
-    for (i, (play, step)) in today.iter().enumerate() {
-        match planned.get(i) {
-            Some(p) if p == &(*play, step.clone()) => {}
-            Some((_, p)) if p.target() == step.target() => {
-                return Err(format!("{} renders differently now", step.target()));
-            }
-            _ if planned.iter().any(|p| p.1.target() == step.target()) => {
-                return Err(format!("{} renders differently now", step.target()));
-            }
-            _ => {
-                return Err(format!(
-                    "{} renders differently now: it is not in the saved plan",
-                    step.target()
-                ));
-            }
-        }
-    }
-    if let Some((_, extra)) = planned.get(today.len()) {
-        return Err(format!(
-            "{} renders differently now: the saved plan has it, the playbook no longer does",
-            extra.target()
-        ));
     }
     for h in &saved.handlers {
         let spec = want

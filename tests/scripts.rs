@@ -1,0 +1,734 @@
+//! The scripts foobar runs as root, checked as text and by running them.
+//!
+//! * Golden tests (insta, `tests/snapshots/scripts__*.snap`) of the apply script for a plan with
+//!   every step type, an attribute-only fix, a rollout's restore, and the lock scripts. File
+//!   bodies appear as size and digest (the script's display rendering).
+//! * Hostile names: scripts built from plans whose paths, names and targets hold spaces, quotes,
+//!   `$()`, backticks, newlines, `|`, `*` and leading `-` run under `sh` against a scratch
+//!   directory, in a private mount namespace whose `/var` is a fresh tmpfs (so backups and the
+//!   pending-handler record stay inside), with stub `systemctl` and `apt-get` that record their
+//!   arguments (stubs are right here: what is tested is the script text). Each finding of issue
+//!   #12 is a named case: exactly the declared paths are written or restored, nothing else in
+//!   the scratch directory changes, and no injected command runs.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use foobar::apply::script::{self, ScriptInput};
+use foobar::gather::{ActualState, PathFacts, PathType, ServiceFacts};
+use foobar::inventory::{HandlerSpec, HostName, ServiceAction, ServiceSpec, ServiceState};
+use foobar::plan::{self, Action, HostPlan};
+use foobar::render::{DesiredEntry, DesiredPlay, DesiredState, EntryKind, sha256_hex};
+use foobar::shell::{self, Reply};
+
+fn file(path: &str, body: &str, mode: u32, notify: &[&str]) -> DesiredEntry {
+    DesiredEntry {
+        path: path.into(),
+        kind: EntryKind::File {
+            content: Arc::from(body.as_bytes()),
+            digest: sha256_hex(body.as_bytes()),
+            mode,
+            owner: "root".into(),
+            group: "root".into(),
+            validate: None,
+            sensitive: false,
+        },
+        notify: notify.iter().map(|s| s.to_string()).collect(),
+        origin: "test".into(),
+    }
+}
+
+fn with_validate(mut e: DesiredEntry, cmd: &str, sensitive: bool) -> DesiredEntry {
+    if let EntryKind::File {
+        validate,
+        sensitive: s,
+        ..
+    } = &mut e.kind
+    {
+        *validate = Some(cmd.into());
+        *s = sensitive;
+    }
+    e
+}
+
+fn directory(path: &str) -> DesiredEntry {
+    DesiredEntry {
+        path: path.into(),
+        kind: EntryKind::Directory {
+            mode: 0o755,
+            owner: "root".into(),
+            group: "root".into(),
+        },
+        notify: vec![],
+        origin: "test".into(),
+    }
+}
+
+fn link(path: &str, target: &str, notify: &[&str]) -> DesiredEntry {
+    DesiredEntry {
+        path: path.into(),
+        kind: EntryKind::Link {
+            target: target.into(),
+        },
+        notify: notify.iter().map(|s| s.to_string()).collect(),
+        origin: "test".into(),
+    }
+}
+
+fn absent(path: &str, notify: &[&str]) -> DesiredEntry {
+    DesiredEntry {
+        path: path.into(),
+        kind: EntryKind::Absent,
+        notify: notify.iter().map(|s| s.to_string()).collect(),
+        origin: "test".into(),
+    }
+}
+
+fn service_handler(name: &str, service: &str) -> HandlerSpec {
+    HandlerSpec {
+        name: name.into(),
+        service: Some((service.into(), ServiceAction::Reload)),
+        run: None,
+    }
+}
+
+fn run_handler(name: &str, cmd: &str) -> HandlerSpec {
+    HandlerSpec {
+        name: name.into(),
+        service: None,
+        run: Some(cmd.into()),
+    }
+}
+
+struct PlayParts {
+    packages: Vec<&'static str>,
+    entries: Vec<DesiredEntry>,
+    services: Vec<&'static str>,
+    handlers: Vec<HandlerSpec>,
+}
+
+fn desired(name: &str, parts: PlayParts) -> DesiredState {
+    desired_with_services(
+        name,
+        parts.packages.iter().map(|p| p.to_string()).collect(),
+        parts.entries,
+        parts.services.iter().map(|s| s.to_string()).collect(),
+        parts.handlers,
+    )
+}
+
+fn desired_with_services(
+    name: &str,
+    packages: Vec<String>,
+    entries: Vec<DesiredEntry>,
+    services: Vec<String>,
+    handlers: Vec<HandlerSpec>,
+) -> DesiredState {
+    DesiredState {
+        host: HostName::new("h"),
+        plays: vec![DesiredPlay {
+            index: 0,
+            name: name.into(),
+            packages,
+            entries,
+            services: services
+                .into_iter()
+                .map(|name| ServiceSpec {
+                    name,
+                    enabled: true,
+                    state: ServiceState::Started,
+                })
+                .collect(),
+            handlers,
+            database: None,
+            serial: None,
+            after: Default::default(),
+        }],
+    }
+}
+
+fn build(want: &DesiredState, hp: &HostPlan, run_id: &str) -> script::Built {
+    let play = &want.plays[0];
+    script::build(&ScriptInput {
+        play,
+        changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
+        handlers: hp.handlers.iter().collect(),
+        run_id,
+        unlock: true,
+        keep_backups: 5,
+    })
+    .expect("script builds")
+}
+
+fn live_file(body: &str, mode: u32) -> PathFacts {
+    PathFacts {
+        kind: PathType::File,
+        mode,
+        owner: "root".into(),
+        group: "root".into(),
+        size: body.len() as u64,
+        digest: Some(sha256_hex(body.as_bytes())),
+        link_target: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Golden tests.
+
+#[test]
+fn golden_apply_script_with_every_step_type() {
+    let want = desired(
+        "web servers",
+        PlayParts {
+            packages: vec!["nginx", "python3-pymysql"],
+            entries: vec![
+                directory("/opt/app"),
+                file("/opt/app/app.py", "print('hi')\n", 0o644, &["restart app"]),
+                with_validate(
+                    file(
+                        "/etc/app/app.env",
+                        "DB_PASSWORD=s3cret\n",
+                        0o640,
+                        &["restart app"],
+                    ),
+                    "/usr/bin/check-env %s",
+                    true,
+                ),
+                file(
+                    "/etc/systemd/system/app.service",
+                    "[Unit]\n",
+                    0o644,
+                    &["restart app"],
+                ),
+                file(
+                    "/etc/nginx/sites-available/app",
+                    "server {}\n",
+                    0o644,
+                    &["reload nginx"],
+                ),
+                link(
+                    "/etc/nginx/sites-enabled/app",
+                    "/etc/nginx/sites-available/app",
+                    &["reload nginx"],
+                ),
+                absent("/etc/nginx/sites-enabled/default", &["reload nginx"]),
+            ],
+            services: vec!["nginx", "app"],
+            handlers: vec![
+                service_handler("reload nginx", "nginx"),
+                run_handler("restart app", "systemctl restart app && sleep 1"),
+            ],
+        },
+    );
+    let mut have = ActualState::default();
+    have.paths.insert(
+        "/etc/nginx/sites-enabled/default".into(),
+        live_file("x", 0o644),
+    );
+    have.services.insert(
+        "app".into(),
+        ServiceFacts {
+            active: true,
+            enabled: false,
+            exists: true,
+        },
+    );
+    let hp = plan::diff(&want, &have);
+    let built = build(&want, &hp, "20260101T000000Z-0123456789abcdef");
+    let text = built.script.to_string();
+    assert!(!text.contains("s3cret"), "a body leaked into the display");
+    insta::assert_snapshot!("apply_every_step_type", text);
+    let steps: Vec<String> = built.steps.iter().map(|s| s.to_string()).collect();
+    insta::assert_snapshot!("apply_every_step_type_steps", steps.join("\n"));
+}
+
+#[test]
+fn golden_attribute_only_fix() {
+    let want = desired(
+        "attributes",
+        PlayParts {
+            packages: vec![],
+            entries: vec![file("/etc/a.conf", "same\n", 0o600, &[])],
+            services: vec![],
+            handlers: vec![],
+        },
+    );
+    let mut have = ActualState::default();
+    have.paths
+        .insert("/etc/a.conf".into(), live_file("same\n", 0o644));
+    let hp = plan::diff(&want, &have);
+    let built = build(&want, &hp, "r1");
+    insta::assert_snapshot!("apply_attribute_only", built.script.to_string());
+}
+
+#[test]
+fn golden_rolling_restore_and_lock_scripts() {
+    let handlers = [
+        plan::HandlerCommand::Service {
+            name: "nginx".into(),
+            action: ServiceAction::Reload,
+        }
+        .script(),
+        plan::HandlerCommand::Run {
+            command: "systemctl restart foobar-app".into(),
+        }
+        .script(),
+    ];
+    let restore = shell::restore_script(
+        "r1",
+        &[
+            "/etc/systemd/system/foobar-app.service".into(),
+            "/opt/app/it's here.py".into(),
+        ],
+        &handlers,
+    );
+    insta::assert_snapshot!("rolling_restore", restore.to_string());
+    insta::assert_snapshot!(
+        "lock",
+        script::lock_script("alice@laptop pid 1 since 20260101T000000Z run r1", false)
+    );
+    insta::assert_snapshot!("unlock", script::unlock_script("r1").to_string());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile names, run under sh.
+
+/// A scratch directory: `root/` holds the files plans manage, `cwd/` is where scripts run
+/// (an injected `touch PWNED` would land there), `stubs/` the recording commands.
+struct Scratch {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+}
+
+const STUB: &str = "#!/bin/sh\n{ printf '%s' \"${0##*/}\"; for a in \"$@\"; do printf '\\037%s' \"$a\"; done; printf '\\036'; } >> \"$STUB_LOG\"\nexit 0\n";
+
+impl Scratch {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_path_buf();
+        for d in ["root", "cwd", "stubs"] {
+            std::fs::create_dir(base.join(d)).unwrap();
+        }
+        for stub in ["systemctl", "apt-get"] {
+            let p = base.join("stubs").join(stub);
+            std::fs::write(&p, STUB).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Self { _dir: dir, base }
+    }
+
+    fn root(&self) -> String {
+        self.base.join("root").to_str().unwrap().to_string()
+    }
+
+    /// Every path under root/ and cwd/ with its content (or `dir`/`-> target`) and mode.
+    fn tree(&self) -> BTreeMap<PathBuf, String> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![self.base.join("root"), self.base.join("cwd")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                let mode = meta.permissions().mode() & 0o7777;
+                let what = if meta.file_type().is_symlink() {
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display())
+                } else if meta.is_dir() {
+                    stack.push(p.clone());
+                    format!("dir {mode:o}")
+                } else {
+                    format!(
+                        "{mode:o} {}",
+                        String::from_utf8_lossy(&std::fs::read(&p).unwrap())
+                    )
+                };
+                out.insert(p, what);
+            }
+        }
+        out
+    }
+
+    /// Run `script` as root in a private mount namespace with a fresh /var; returns the
+    /// protocol replies and the stubs' calls (argv, program name first).
+    fn run(&self, script: &str) -> (Vec<Reply>, Vec<Vec<String>>, String) {
+        let log = self.base.join("stub.log");
+        let out = std::process::Command::new("unshare")
+            .args([
+                "-m",
+                "sh",
+                "-c",
+                "mount -t tmpfs tmpfs /var && PATH=\"$STUBS:$PATH\" exec sh -s",
+            ])
+            .env("STUBS", self.base.join("stubs"))
+            .env("STUB_LOG", &log)
+            .current_dir(self.base.join("cwd"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(script.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("unshare and sh run (tests run as root)");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let replies = stdout.lines().filter_map(shell::parse_reply).collect();
+        let calls = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .split('\u{1e}')
+            .filter(|c| !c.is_empty())
+            .map(|c| c.split('\u{1f}').map(String::from).collect())
+            .collect();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (replies, calls, format!("{stdout}\n--- stderr\n{stderr}"))
+    }
+}
+
+/// No file named PWNED anywhere in the scratch tree, and no injected command's trace.
+fn assert_nothing_injected(s: &Scratch, after: &BTreeMap<PathBuf, String>) {
+    for p in after.keys() {
+        assert!(
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("PWNED"),
+            "an injected command ran: {}",
+            p.display()
+        );
+    }
+    assert!(!s.base.join("cwd/PWNED").exists());
+}
+
+/// The paths whose entry differs between two trees.
+fn changed(before: &BTreeMap<PathBuf, String>, after: &BTreeMap<PathBuf, String>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = after
+        .iter()
+        .filter(|(p, v)| before.get(*p) != Some(*v))
+        .map(|(p, _)| p.clone())
+        .chain(before.keys().filter(|p| !after.contains_key(*p)).cloned())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Names that would run `touch PWNED…` if any of them reached the shell unquoted.
+fn hostile_names() -> Vec<&'static str> {
+    vec![
+        "sp ace.conf",
+        "it's \"quoted\".conf",
+        "$(touch PWNED1)",
+        "`touch PWNED2`",
+        "a;touch PWNED3",
+        "x\"; }; touch PWNED4; false && { :\"",
+        "pipe|touch PWNED5",
+        "star*",
+        "-leading-dash",
+        "new\nline",
+        "${IFS}touch${IFS}PWNED6",
+        "back\\slash",
+    ]
+}
+
+#[test]
+fn hostile_file_names_are_written_exactly_where_declared() {
+    let s = Scratch::new();
+    let root = s.root();
+    // Finding 1: a parent directory named to close the quote of an error message.
+    let mut entries = vec![directory(&format!("{root}/app"))];
+    let mut declared = vec![PathBuf::from(format!("{root}/app"))];
+    for (i, name) in hostile_names().iter().enumerate() {
+        let dir = format!("{root}/app/{name}");
+        let path = format!("{dir}/{name}");
+        entries.push(file(&path, &format!("body {i}\n"), 0o640, &[]));
+        declared.push(PathBuf::from(&dir));
+        declared.push(PathBuf::from(&path));
+    }
+    let want = desired_with_services("hostile files", vec![], entries, vec![], vec![]);
+    let hp = plan::diff(&want, &ActualState::default());
+    let built = build(&want, &hp, "20260101T000000Z-00000000000000aa");
+    let before = s.tree();
+    let (replies, _, out) = s.run(&built.script.to_stdin().unwrap());
+    assert!(replies.contains(&Reply::Done), "{out}");
+    let after = s.tree();
+    assert_nothing_injected(&s, &after);
+    declared.sort();
+    assert_eq!(changed(&before, &after), declared, "{out}");
+    for (i, name) in hostile_names().iter().enumerate() {
+        let p = format!("{root}/app/{name}/{name}");
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("body {i}\n"),
+            "{p:?}"
+        );
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640, "{p:?}");
+    }
+    // No temp file is left behind.
+    assert!(
+        !after
+            .keys()
+            .any(|p| p.to_string_lossy().contains(".foobar-"))
+    );
+}
+
+#[test]
+fn rollback_restores_exactly_the_swapped_paths() {
+    // Finding 2: a name with a newline and `|` made the rollback delete another directory;
+    // a space made it restore `/etc/my` instead of `/etc/my file.conf`.
+    let s = Scratch::new();
+    let root = s.root();
+    std::fs::create_dir_all(format!("{root}/etc")).unwrap();
+    std::fs::create_dir_all(format!("{root}/victim/dir")).unwrap();
+    std::fs::write(format!("{root}/victim/dir/keep"), "keep\n").unwrap();
+    std::fs::write(format!("{root}/etc/my"), "not mine\n").unwrap();
+    std::fs::write(format!("{root}/etc/my file.conf"), "old\n").unwrap();
+    std::fs::set_permissions(
+        format!("{root}/etc/my file.conf"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let newline_name = format!("{root}/etc/new\n{root}/victim/dir|-");
+    // Its parent directories exist: what is checked is the file and the rollback.
+    std::fs::create_dir_all(format!("{root}/etc/new\n{root}/victim")).unwrap();
+    let entries = vec![
+        file(
+            &format!("{root}/etc/my file.conf"),
+            "new\n",
+            0o600,
+            &["fail"],
+        ),
+        file(&newline_name, "created\n", 0o644, &["fail"]),
+        link(
+            &format!("{root}/etc/link $(touch PWNED7)"),
+            &format!("{root}/etc/my file.conf"),
+            &["fail"],
+        ),
+    ];
+    let want = desired_with_services(
+        "rollback",
+        vec![],
+        entries,
+        vec![],
+        vec![run_handler("fail", "false")],
+    );
+    let mut have = ActualState::default();
+    have.paths.insert(
+        format!("{root}/etc/my file.conf"),
+        live_file("old\n", 0o600),
+    );
+    let hp = plan::diff(&want, &have);
+    let built = build(&want, &hp, "20260101T000000Z-00000000000000bb");
+    let before = s.tree();
+    let (replies, _, out) = s.run(&built.script.to_stdin().unwrap());
+    assert!(
+        replies.iter().any(|r| matches!(r, Reply::Rollback { .. })),
+        "{out}"
+    );
+    let after = s.tree();
+    assert_nothing_injected(&s, &after);
+    assert_eq!(changed(&before, &after), Vec::<PathBuf>::new(), "{out}");
+}
+
+#[test]
+fn service_and_package_names_reach_their_programs_as_single_words() {
+    // Finding 3: service names pasted raw into `systemctl`, `case`, `STARTED=`, handlers.
+    // Finding 5: no `--` before data arguments.
+    let s = Scratch::new();
+    let evil_service = "nginx; touch PWNED8";
+    let evil_handler_service = "-x$(touch PWNED9)";
+    let evil_package = "--force-yes`touch PWNED10`";
+    let want = desired_with_services(
+        "services",
+        vec![evil_package.into()],
+        vec![file(
+            &format!("{}/f", s.root()),
+            "x\n",
+            0o644,
+            &["h1", "h2"],
+        )],
+        vec![evil_service.into()],
+        vec![
+            service_handler("h1", evil_handler_service),
+            service_handler("h2", evil_service),
+        ],
+    );
+    let hp = plan::diff(&want, &ActualState::default());
+    let built = build(&want, &hp, "20260101T000000Z-00000000000000cc");
+    let (replies, calls, out) = s.run(&built.script.to_stdin().unwrap());
+    assert!(replies.contains(&Reply::Done), "{out}");
+    assert_nothing_injected(&s, &s.tree());
+    let expect = |argv: &[&str]| {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.iter().map(String::as_str).eq(argv.iter().copied())),
+            "no call {argv:?} in {calls:?}"
+        )
+    };
+    expect(&[
+        "apt-get",
+        "-o",
+        "DPkg::Lock::Timeout=300",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "--",
+        evil_package,
+    ]);
+    expect(&["systemctl", "enable", "--", evil_service]);
+    expect(&["systemctl", "start", "--", evil_service]);
+    expect(&["systemctl", "reload", "--", evil_handler_service]);
+    // The service foobar started already runs the new configuration: its handler is skipped.
+    let h2 = built
+        .steps
+        .iter()
+        .position(|o| o.to_string() == "handler h2")
+        .unwrap();
+    assert!(replies.contains(&Reply::Skip(h2)), "{out}");
+}
+
+#[test]
+fn symlinks_are_never_followed_and_temp_files_are_private() {
+    // Finding 4: a planted symlink made root write a secret-bearing body into another file and
+    // hand it to another owner; the temp file existed with the remote umask.
+    let s = Scratch::new();
+    let root = s.root();
+    std::fs::write(format!("{root}/victim"), "victim\n").unwrap();
+    std::fs::set_permissions(
+        format!("{root}/victim"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(format!("{root}/victim"), format!("{root}/attrs")).unwrap();
+    std::os::unix::fs::symlink(format!("{root}/victim"), format!("{root}/body")).unwrap();
+    // Attribute-only fix on a path that is a symlink: refused.
+    let want = desired_with_services(
+        "attributes",
+        vec![],
+        vec![file(&format!("{root}/attrs"), "victim\n", 0o644, &[])],
+        vec![],
+        vec![],
+    );
+    let mut have = ActualState::default();
+    have.paths
+        .insert(format!("{root}/attrs"), live_file("victim\n", 0o600));
+    let hp = plan::diff(&want, &have);
+    let built = build(&want, &hp, "20260101T000000Z-00000000000000dd");
+    let before = s.tree();
+    let (replies, _, out) = s.run(&built.script.to_stdin().unwrap());
+    assert!(
+        replies
+            .iter()
+            .any(|r| matches!(r, Reply::Err { stage, .. } if stage == "attributes")),
+        "{out}"
+    );
+    assert_eq!(changed(&before, &s.tree()), Vec::<PathBuf>::new());
+
+    // A new body over a symlink replaces the link itself, never the file it points to.
+    let want = desired_with_services(
+        "body",
+        vec![],
+        vec![with_validate(
+            file(&format!("{root}/body"), "SECRET=1\n", 0o640, &[]),
+            "test \"$(stat -c %a %s)\" = 640",
+            true,
+        )],
+        vec![],
+        vec![],
+    );
+    let mut have = ActualState::default();
+    let mut l = live_file("", 0o777);
+    l.kind = PathType::Link;
+    have.paths.insert(format!("{root}/body"), l);
+    let hp = plan::diff(&want, &have);
+    assert_eq!(hp.changes[0].action, Action::Update);
+    let built = build(&want, &hp, "20260101T000000Z-00000000000000ee");
+    let (replies, _, out) = s.run(&built.script.to_stdin().unwrap());
+    // The validator ran on the staged file (`%s`), already at its final mode.
+    assert!(replies.contains(&Reply::Done), "{out}");
+    let body = std::fs::symlink_metadata(format!("{root}/body")).unwrap();
+    assert!(body.file_type().is_file(), "the link itself is replaced");
+    assert_eq!(body.permissions().mode() & 0o7777, 0o640);
+    assert_eq!(
+        std::fs::read_to_string(format!("{root}/victim")).unwrap(),
+        "victim\n"
+    );
+    let victim_mode = std::fs::metadata(format!("{root}/victim"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    assert_eq!(victim_mode, 0o600);
+}
+
+#[test]
+fn saved_plans_are_refused_on_any_difference_naming_it() {
+    let base = || {
+        desired(
+            "p",
+            PlayParts {
+                packages: vec!["nginx"],
+                entries: vec![
+                    file("/etc/a", "1\n", 0o644, &["h"]),
+                    absent("/etc/old", &[]),
+                ],
+                services: vec!["nginx"],
+                handlers: vec![run_handler("h", "true")],
+            },
+        )
+    };
+    let saved = plan::diff(&base(), &ActualState::default());
+    assert!(plan::check_saved(&saved, &base()).is_ok());
+    type Edit = fn(&mut DesiredPlay);
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        ("package", |p| p.packages[0] = "haproxy".into(), "haproxy"),
+        (
+            "mode",
+            |p| {
+                if let EntryKind::File { mode, .. } = &mut p.entries[0].kind {
+                    *mode = 0o600
+                }
+            },
+            "/etc/a",
+        ),
+        (
+            "owner",
+            |p| {
+                if let EntryKind::File { owner, .. } = &mut p.entries[0].kind {
+                    *owner = "www-data".into()
+                }
+            },
+            "/etc/a",
+        ),
+        (
+            "validate",
+            |p| {
+                if let EntryKind::File { validate, .. } = &mut p.entries[0].kind {
+                    *validate = Some("true %s".into())
+                }
+            },
+            "/etc/a",
+        ),
+        ("delete", |p| p.entries.truncate(1), "/etc/old"),
+        ("service", |p| p.services[0].enabled = false, "nginx"),
+        (
+            "handler",
+            |p| p.handlers[0].run = Some("false".into()),
+            "handler `h`",
+        ),
+        ("target", |p| p.entries[0].path = "/etc/b".into(), "/etc/b"),
+    ];
+    for (what, edit, named) in cases {
+        let mut today = base();
+        edit(&mut today.plays[0]);
+        let err = plan::check_saved(&saved, &today).expect_err(what);
+        assert!(
+            err.contains(named) && err.contains("renders differently now"),
+            "{what}: {err}"
+        );
+    }
+}
