@@ -310,6 +310,34 @@ const CASES: &[Case] = &[
         Is("each host needs its own server_id"),
     ),
     pb(
+        "dest climbs out with ..",
+        "playbooks/dotdot_dest.yml",
+        Is("dest `/etc/foobar/../../tmp/site.conf` is not normalized (`..` component)"),
+        Is("playbooks/dotdot_dest.yml:7:15"),
+        Is(
+            "write paths on hosts absolute and normalized, e.g. `/etc/app/app.conf`, without `..`, `//` or control characters",
+        ),
+    ),
+    pb(
+        "service name is a shell command",
+        "playbooks/hostile_service.yml",
+        Is(
+            "service `nginx; id > ~/PWNED` is not a systemd unit name (letters, digits and `:-_.\\@`, not starting with `-`)",
+        ),
+        Is("playbooks/hostile_service.yml:6:15"),
+        Is("name a systemd unit as systemctl takes it, e.g. `nginx` or `foobar-app.service`"),
+    ),
+    // A value made by a template is checked once rendered, at its play.
+    pb(
+        "handler service renders to a shell command",
+        "playbooks/hostile_rendered_service.yml",
+        Is(
+            "service `foobar-app; id > ~/PWNED` is not a systemd unit name (letters, digits and `:-_.\\@`, not starting with `-`)",
+        ),
+        Is("playbooks/hostile_rendered_service.yml:3:5"),
+        Is("name a systemd unit as systemctl takes it, e.g. `nginx`"),
+    ),
+    pb(
         "play names an unknown group",
         "playbooks/unknown_group.yml",
         Is("play `site` targets `webservers`, which is no group or host of the inventory"),

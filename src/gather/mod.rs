@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::render::{DesiredState, EntryKind};
+use crate::shell::Script;
 use crate::transport::{RemoteCommand, Transport, TransportError};
 
 pub const STATE_DIR: &str = "/var/lib/foobar";
@@ -79,14 +80,6 @@ pub enum GatherError {
 
 pub use crate::shell::sh_quote;
 
-fn quote_all<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    items
-        .into_iter()
-        .map(sh_quote)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The SQL that reads database facts, run over the local socket as root. Provided by the
 /// caller (the mysql module) so gather stays independent of the database flavour.
 pub struct DatabaseProbe<'a> {
@@ -100,13 +93,14 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
     paths.dedup();
     let packages = want.packages();
     let services = want.services();
-    let mut s = String::from("# gather\nexport LC_ALL=C\n");
+    let mut s = Script::new();
+    s.code("# gather\nexport LC_ALL=C\n");
     if !paths.is_empty() {
-        let q = quote_all(paths.iter().copied());
-        s.push_str("echo '#foobar:stat'\n");
-        s.push_str(&format!(
-            "QUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\n' -- {q} 2>/dev/null\n"
-        ));
+        // Paths hold no control characters (checked at load): `%n` is the path as it is, and
+        // `%N` with literal quoting is `path -> target` for a link.
+        s.code("echo '#foobar:stat'\nQUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\n' -- ")
+            .words(&paths)
+            .code(" 2>/dev/null\n");
         // Only regular files are hashed; sha256sum skips what it cannot read.
         let files: Vec<&str> = want
             .entries()
@@ -114,37 +108,48 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
             .map(|e| e.path.as_str())
             .collect();
         if !files.is_empty() {
-            s.push_str("echo '#foobar:sha256'\n");
             // One process for all files; digests of links and directories are ignored when
             // parsing (stat says what each path is).
-            s.push_str(&format!("sha256sum -- {} 2>/dev/null\n", quote_all(files)));
+            s.code("echo '#foobar:sha256'\nsha256sum -- ")
+                .words(&files)
+                .code(" 2>/dev/null\n");
         }
     }
     if !packages.is_empty() {
-        s.push_str("echo '#foobar:packages'\n");
-        s.push_str(&format!(
-            "dpkg-query -W -f='${{Package}}\\t${{db:Status-Abbrev}}\\n' -- {} 2>/dev/null\n",
-            quote_all(packages.iter().copied())
-        ));
+        s.code(
+            "echo '#foobar:packages'\ndpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\n' -- ",
+        )
+        .words(&packages)
+        .code(" 2>/dev/null\n");
     }
     if !services.is_empty() {
-        s.push_str("echo '#foobar:services'\n");
-        s.push_str(&format!(
-            "command -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,ActiveState,UnitFileState,LoadState -- {} 2>/dev/null\n",
-            quote_all(services.iter().copied())
-        ));
+        s.code("echo '#foobar:services'\ncommand -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,ActiveState,UnitFileState,LoadState -- ")
+            .words(&services)
+            .code(" 2>/dev/null\n");
     }
     // Shell builtins, not `cat`: every program started is a cost paid on every host.
-    s.push_str(&format!(
-        "echo '#foobar:pending'\n[ -f {PENDING_FILE} ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < {PENDING_FILE}\n\
-echo '#foobar:lock'\nn=0; while [ -d {LOCK_DIR} ] && [ ! -s {LOCK_DIR}/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f {LOCK_DIR}/holder ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < {LOCK_DIR}/holder\n"
-    ));
+    s.code("echo '#foobar:pending'\n[ -f ")
+        .code(PENDING_FILE)
+        .code(" ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ")
+        .code(PENDING_FILE)
+        .code("\necho '#foobar:lock'\nn=0; while [ -d ")
+        .code(LOCK_DIR)
+        .code(" ] && [ ! -s ")
+        .code(LOCK_DIR)
+        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f ")
+        .code(LOCK_DIR)
+        .code(
+            "/holder ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ",
+        )
+        .code(LOCK_DIR)
+        .code("/holder\n");
     if let Some(db) = database {
-        s.push_str("echo '#foobar:database'\n");
-        s.push_str(&database_probe(db.sql));
+        s.code("echo '#foobar:database'\n").append(&probe(db.sql));
     }
-    s.push_str("echo '#foobar:end'\n");
-    s
+    s.code("echo '#foobar:end'\n");
+    // Every value is a word: only a NUL could fail, and load refuses those.
+    s.to_stdin()
+        .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
 }
 
 fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
@@ -182,21 +187,24 @@ fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
     ))
 }
 
-/// Shell that runs `sql` through the local client as root over the unix socket (no password
-/// anywhere), or prints `#down` when no server is listening there.
-pub fn database_probe(sql: &str) -> String {
-    let mut s = String::from(
-        "# database facts\nif command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n\
-if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then $c ",
-    );
-    s.push_str(&crate::mysql::CLIENT_ARGS.join(" "));
-    s.push_str(" 2>&1 <<'__FOOBAR_SQL__'\n");
-    s.push_str(sql);
-    if !sql.ends_with('\n') {
-        s.push('\n');
-    }
-    s.push_str("__FOOBAR_SQL__\nelse echo '#down'; fi\n");
+fn probe(sql: &str) -> Script {
+    let mut s = Script::new();
+    s.code("# database facts\nif command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n\
+if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then { base64 -d ")
+        .data(std::sync::Arc::from(sql.as_bytes()))
+        .code("} | \"$c\" ")
+        .words(crate::mysql::CLIENT_ARGS)
+        .code(" 2>&1\nelse echo '#down'; fi\n");
     s
+}
+
+/// Shell that runs `sql` through the local client as root over the unix socket (no password
+/// anywhere), or prints `#down` when no server is listening there. The SQL travels as base64
+/// data: no line of it can end a here-document and run as shell.
+pub fn database_probe(sql: &str) -> String {
+    probe(sql)
+        .to_stdin()
+        .expect("a probe has no words that could hold a NUL")
 }
 
 /// Parse the framed output of [`gather_script`].
@@ -440,10 +448,12 @@ async fn run_script(
 }
 
 fn fetch_script(paths: &[&str]) -> String {
-    format!(
-        "for f in {}; do printf '%s\\t%s\\n' \"$f\" \"$(wc -c < \"$f\")\"; cat -- \"$f\"; done\n",
-        quote_all(paths.iter().copied())
-    )
+    let mut s = Script::new();
+    s.code("for f in ")
+        .words(paths)
+        .code("; do printf '%s\\t%s\\n' \"$f\" \"$(wc -c < \"$f\")\"; cat -- \"$f\"; done\n");
+    s.to_stdin()
+        .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
 }
 
 /// `path<TAB>length<LF>` then that many bytes, for each file.
@@ -518,5 +528,26 @@ alice@laptop pid 42\n\
     #[test]
     fn truncated_output_is_an_error() {
         assert!(parse_gather_output("h", "#foobar:stat\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod probe_tests {
+    #[test]
+    fn the_database_probe_sends_sql_as_data() {
+        // A line that would end a plain here-document and run as shell.
+        let sql = "SELECT 1;\n__FOOBAR_SQL__\ntouch PWNED\n__FOOBAR_DATA__\n";
+        let script = super::database_probe(sql)
+            .replace("[ -S /run/mysqld/mysqld.sock ]", "true")
+            .replace("} | \"$c\" ", "} | cat; : ");
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), sql);
+        assert!(!dir.path().join("PWNED").exists());
     }
 }

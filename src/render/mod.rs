@@ -736,6 +736,19 @@ mod tests {
     }
 
     #[test]
+    fn render_out_never_leaves_its_directory() {
+        let out = Path::new("/tmp/out");
+        let h = HostName::new("web-01");
+        assert_eq!(
+            out_path(out, &h, "/etc/a b.conf").unwrap(),
+            Path::new("/tmp/out/web-01/etc/a b.conf")
+        );
+        for bad in ["/../../../tmp/x", "/etc/../x", "relative", "/etc/a\nb"] {
+            assert!(out_path(out, &h, bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn sql_string_escapes_quotes_and_backslashes() {
         assert_eq!(sql_string("a'b\\c".into()), "a\\'b\\\\c");
     }
