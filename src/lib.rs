@@ -9,6 +9,8 @@
 //! ```
 //!
 //! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`].
+//! Every script they send is built with [`shell::Script`]: values enter only as quoted words;
+//! a file's `validate` and a handler's `run:` are the only commands taken from the playbook.
 
 pub mod apply;
 pub mod cli;
