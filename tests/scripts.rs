@@ -287,9 +287,12 @@ fn golden_rolling_restore_and_lock_scripts() {
     insta::assert_snapshot!("rolling_restore", restore.to_string());
     insta::assert_snapshot!(
         "lock",
-        script::lock_script("alice@laptop pid 1 since 20260101T000000Z run r1", false)
+        foobar::apply::lock::lock_script("alice@laptop pid 1 since 20260101T000000Z run r1", false)
     );
-    insta::assert_snapshot!("unlock", script::unlock_script("r1").to_string());
+    insta::assert_snapshot!(
+        "unlock",
+        foobar::apply::lock::unlock_script("r1").to_string()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,11 +1,15 @@
-//! What a step did on a host, typed: the report records these, and a rollout's restore reads
-//! the paths to put back from them (never from display text).
+//! What happened on each host, typed: the [`Outcome`] of every step (a rollout's restore reads
+//! the paths to put back from them, never from display text), each host's [`HostStatus`] and
+//! [`HostReport`], and the run's [`Report`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
 
+use crate::inventory::HostName;
 use crate::plan::{Action, ChangeKind};
+use crate::report::{Event, Reporter};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -104,4 +108,133 @@ impl fmt::Display for Outcome {
             } => write!(f, "{} {} {target}", action.word(), kind.word()),
         }
     }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum HostStatus {
+    Unchanged,
+    Changed,
+    WouldChange,
+    Failed {
+        stage: String,
+        message: String,
+    },
+    RolledBack {
+        handler: String,
+        error: String,
+        after_restore: String,
+    },
+    NotStarted {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostReport {
+    #[serde(flatten)]
+    pub status: HostStatus,
+    /// Every step that ran, in order (shown as `file /etc/haproxy/haproxy.cfg`,
+    /// `handler reload haproxy`).
+    pub done: Vec<Outcome>,
+    pub skipped: Vec<String>,
+    pub remote_commands: u64,
+    /// The host's last script released its lock itself.
+    #[serde(skip)]
+    pub unlocked: bool,
+}
+
+impl Default for HostReport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HostReport {
+    pub fn new() -> Self {
+        Self {
+            status: HostStatus::Unchanged,
+            done: vec![],
+            skipped: vec![],
+            remote_commands: 0,
+            unlocked: false,
+        }
+    }
+    pub fn failed(&self) -> bool {
+        matches!(
+            self.status,
+            HostStatus::Failed { .. }
+                | HostStatus::RolledBack { .. }
+                | HostStatus::NotStarted { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub format_version: u32,
+    pub dry_run: bool,
+    pub hosts: BTreeMap<HostName, HostReport>,
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn failed_hosts(&self) -> Vec<&HostName> {
+        self.hosts
+            .iter()
+            .filter(|(_, r)| r.failed())
+            .map(|(h, _)| h)
+            .collect()
+    }
+}
+
+/// Fold one play's report into its host's: steps in order of completion, the first failure
+/// kept as the status and any later one added to its message.
+pub(super) fn merge(rep: &mut HostReport, frag: HostReport) {
+    let failed = frag.failed();
+    rep.done.extend(frag.done);
+    rep.skipped.extend(frag.skipped);
+    rep.unlocked |= frag.unlocked;
+    if !failed {
+        return;
+    }
+    if !rep.failed() {
+        rep.status = frag.status;
+        return;
+    }
+    let also = match frag.status {
+        HostStatus::Failed { stage, message } => format!("{stage}: {message}"),
+        HostStatus::RolledBack { handler, error, .. } => {
+            format!("handler {handler} failed, files restored: {error}")
+        }
+        HostStatus::NotStarted { reason } => reason,
+        _ => return,
+    };
+    match &mut rep.status {
+        HostStatus::Failed { message, .. } => {
+            message.push_str(&format!("\nalso, in a play running beside it: {also}"))
+        }
+        HostStatus::RolledBack { after_restore, .. } => {
+            after_restore.push_str(&format!("\nalso, in a play running beside it: {also}"))
+        }
+        _ => {}
+    }
+}
+
+/// Mark a host failed and tell the reporter, in one place.
+pub(super) fn fail(
+    reporter: &dyn Reporter,
+    host: &HostName,
+    rep: &mut HostReport,
+    stage: impl Into<String>,
+    message: String,
+) {
+    reporter.event(Event::HostFailed {
+        host: host.clone(),
+        message: message.clone(),
+    });
+    rep.status = HostStatus::Failed {
+        stage: stage.into(),
+        message,
+    };
 }

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 
 use crate::apply::outcome::Outcome;
-use crate::gather::{LOCK_DIR, PENDING_FILE};
+use crate::gather::PENDING_FILE;
 use crate::plan::{Action, Change, HandlerCommand, HandlerRef, Step};
 use crate::render::{DesiredPlay, EntryKind, sha256_hex};
 use crate::shell::{self, Script, ShellError};
@@ -444,7 +444,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         body.append(&shell::prune_backups(input.keep_backups));
     }
     if input.unlock {
-        body.append(&unlock_script(input.run_id));
+        body.append(&super::lock::unlock_script(input.run_id));
     }
     body.code("echo DONE\n");
 
@@ -494,39 +494,6 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
     s.code("  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1\n  :\n}\n");
     s.append(&body);
     Ok(Built { script: s, steps })
-}
-
-/// Remove the host's lock if this run holds it.
-pub fn unlock_script(run_id: &str) -> Script {
-    let mut s = Script::new();
-    s.code("if grep -q -F -- ")
-        .word(format!("run {run_id}"))
-        .code(" ")
-        .code(LOCK_DIR)
-        .code("/holder 2>/dev/null; then rm -rf -- ")
-        .code(LOCK_DIR)
-        .code("; fi\n");
-    s
-}
-
-/// Take the host's lock (or report who holds it), then gather. `mkdir` is the atomic step;
-/// the holder is written right after (readers wait out that instant, see the gather), 0600.
-pub fn lock_script(holder: &str, break_lock: bool) -> String {
-    let mut s = Script::new();
-    s.code("# lock\numask 077\n");
-    if break_lock {
-        s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
-    }
-    s.code("mkdir -p -- ")
-        .code(parent(LOCK_DIR))
-        .code(" && if mkdir -- ")
-        .code(LOCK_DIR)
-        .code(" 2>/dev/null; then printf '%s\\n' ")
-        .word(holder.replace('\0', ""))
-        .code(" > ")
-        .code(LOCK_DIR)
-        .code("/holder; echo '#foobar:locked'; fi\n");
-    s.to_stdin().expect("no NUL in the holder")
 }
 
 #[cfg(test)]

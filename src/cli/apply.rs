@@ -89,7 +89,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     );
     // Without a saved plan, hosts with changes are locked while they are planned.
     let lock_script = (planfile.is_none() && !dry_run)
-        .then(|| apply::script::lock_script(&apply::lock_holder(&holder, &run_id), break_lock));
+        .then(|| apply::lock::lock_script(&apply::lock_holder(&holder, &run_id), break_lock));
     let plan = match saved {
         Some(mut s) => {
             planfile::check_renders_same(&s, &desired)?;

@@ -11,13 +11,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::apply::lock::{LOCK_DIR, LOCKED_MARK};
 use crate::render::{DesiredState, EntryKind};
 use crate::shell::Script;
 use crate::transport::{RemoteCommand, Transport, TransportError};
 
 pub const STATE_DIR: &str = "/var/lib/foobar";
 pub const PENDING_FILE: &str = "/var/lib/foobar/pending-handlers";
-pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -378,9 +378,6 @@ pub async fn gather_locked(
         parse_gather_output(transport.host().as_str(), body)?,
     ))
 }
-
-/// What a lock script prints first when it took the lock.
-pub const LOCKED_MARK: &str = "#foobar:locked\n";
 
 /// Read the bodies of the given files (for diffs), framed by length: one remote command.
 pub async fn fetch_contents(

@@ -1,0 +1,166 @@
+//! The host lock, in one place: its directory and holder file on the host, the scripts that
+//! take and release it, what the holder says (who, which run), the check an apply makes under
+//! it (facts unchanged since the plan), and run ids.
+//!
+//! `mkdir /var/lib/foobar/lock` is the atomic step; the holder (`user@machine pid N since T run
+//! ID`, mode 0600) is written right after. The gather reads it back (waiting out that instant)
+//! and a run releases only a lock whose holder names its own run id.
+
+use std::time::Duration;
+
+use super::{ApplyOptions, Target};
+use crate::gather;
+use crate::plan::HostPlan;
+use crate::shell::Script;
+use crate::transport::{RemoteCommand, Transport};
+
+/// The lock's directory on a host; the holder file is inside.
+pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
+/// What a lock script prints first when it took the lock.
+pub const LOCKED_MARK: &str = "#foobar:locked\n";
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/')
+        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })
+}
+
+/// What a lock records: who, and which run (the run id lets the run release it).
+pub fn lock_holder(holder: &str, run_id: &str) -> String {
+    format!("{holder} run {run_id}")
+}
+
+pub fn lock_message(holder: &str) -> String {
+    // A holder on this machine whose process is gone left the lock behind when it died.
+    let me = machine_name();
+    let dead = holder
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[0] == "pid")
+        .and_then(|w| w[1].parse::<u32>().ok())
+        .filter(|_| holder.contains(&format!("@{me} ")))
+        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    if dead {
+        format!(
+            "locked by a run that is no longer alive ({holder}); run again with --break-lock to take the lock over"
+        )
+    } else {
+        format!(
+            "locked by another run ({holder}); wait for it to finish, or if it died, run again with --break-lock"
+        )
+    }
+}
+
+/// A new run's id: the UTC time (so backups sort by age) and 64 random bits (so nobody can
+/// predict a run's names or forge its lock), e.g. `20260101T120000Z-1f2e3d4c5b6a7980`.
+pub fn new_run_id() -> String {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("the system's random number generator");
+    format!(
+        "{}-{}",
+        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+        hex::encode(random)
+    )
+}
+
+pub fn machine_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Remove the host's lock if this run holds it.
+pub fn unlock_script(run_id: &str) -> Script {
+    let mut s = Script::new();
+    s.code("if grep -q -F -- ")
+        .word(format!("run {run_id}"))
+        .code(" ")
+        .code(LOCK_DIR)
+        .code("/holder 2>/dev/null; then rm -rf -- ")
+        .code(LOCK_DIR)
+        .code("; fi\n");
+    s
+}
+
+/// Take the host's lock (or report who holds it), then gather. `mkdir` is the atomic step;
+/// the holder is written right after (readers wait out that instant, see the gather), 0600.
+pub fn lock_script(holder: &str, break_lock: bool) -> String {
+    let mut s = Script::new();
+    s.code("# lock\numask 077\n");
+    if break_lock {
+        s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
+    }
+    s.code("mkdir -p -- ")
+        .code(parent(LOCK_DIR))
+        .code(" && if mkdir -- ")
+        .code(LOCK_DIR)
+        .code(" 2>/dev/null; then printf '%s\\n' ")
+        .word(holder.replace('\0', ""))
+        .code(" > ")
+        .code(LOCK_DIR)
+        .code("/holder; echo '#foobar:locked'; fi\n");
+    s.to_stdin().expect("no NUL in the holder")
+}
+
+pub(super) async fn lock_and_check(
+    t: &Target<'_>,
+    hp: &HostPlan,
+    options: &ApplyOptions,
+) -> Result<(), String> {
+    let lock = lock_script(&options.lock_holder(), options.break_lock);
+    let (locked, state) = gather::gather_locked(
+        t.transport.as_ref(),
+        t.desired,
+        None,
+        options.timeout,
+        &lock,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if !locked {
+        return Err(lock_message(
+            state.lock.as_deref().unwrap_or("unknown holder"),
+        ));
+    }
+    if state.digest != hp.facts_digest {
+        unlock(t.transport.as_ref(), &options.run_id).await;
+        return Err(
+            "plan is stale: the host changed since the plan was made; run `foobar plan` again"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Release the host's lock if this run holds it. Best effort: a lock left behind names its
+/// holder, and `--break-lock` takes it over.
+pub async fn unlock(transport: &dyn Transport, run_id: &str) {
+    let Ok(s) = unlock_script(run_id).to_stdin() else {
+        return;
+    };
+    let _ = transport
+        .run(
+            &RemoteCommand::script(Duration::from_secs(30)),
+            Some(s.as_bytes()),
+        )
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_a_utc_timestamp_and_64_random_bits() {
+        let id = new_run_id();
+        let (stamp, random) = id.split_once('-').expect("stamp-random");
+        assert_eq!(stamp.len(), 16, "{stamp}");
+        assert!(
+            stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T',
+            "{stamp}"
+        );
+        assert_eq!(random.len(), 16, "{random}");
+        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(new_run_id(), id, "two runs share an id");
+    }
+}

@@ -1,0 +1,253 @@
+//! One play on one host: its script (built by [`super::script`], run in one round trip, its
+//! output read line by line through [`crate::shell::parse_reply`]), then its database step.
+
+use super::outcome::{HostReport, HostStatus, Outcome, fail};
+use super::schedule::{DbSync, Run, SignalOnDrop};
+use super::{Target, database, script};
+use crate::inventory::HostName;
+use crate::plan::Action;
+use crate::report::Event;
+use crate::shell;
+use crate::transport::RemoteCommand;
+
+impl Run<'_, '_> {
+    #[allow(clippy::too_many_arguments)]
+    /// One play on one host: its script, then its database step.
+    pub(super) async fn run_play(
+        &self,
+        host: &HostName,
+        play_index: usize,
+        target: &Target<'_>,
+        unlock: bool,
+        sync: DbSync<'_>,
+        rep: &mut HostReport,
+    ) {
+        let (plan, options, reporter, redactor) =
+            (self.plan, self.options, self.reporter, self.redactor);
+        let mut signal = SignalOnDrop(sync.signal);
+        let hp = &plan.hosts[host];
+        let Some(play) = target.desired.plays.iter().find(|p| p.index == play_index) else {
+            return;
+        };
+        let changes: Vec<_> = hp
+            .changes
+            .iter()
+            .filter(|c| c.play == play_index && c.action != Action::Unchanged)
+            .collect();
+        let handlers: Vec<_> = hp
+            .handlers
+            .iter()
+            .filter(|h| h.play == play_index)
+            .collect();
+        reporter.event(Event::PlayStarted {
+            host: host.clone(),
+            play: play.name.clone(),
+        });
+        if options.dry_run {
+            for c in &changes {
+                rep.done.push(Outcome::Planned {
+                    action: c.action,
+                    kind: c.kind,
+                    target: c.target.clone(),
+                });
+            }
+            for h in &handlers {
+                rep.done.push(Outcome::Handler {
+                    name: h.name.clone(),
+                });
+            }
+            return;
+        }
+        // Returning a host to rotation is the rollout's job (`roll_host`), not the script's.
+        let changes: Vec<_> = changes
+            .into_iter()
+            .filter(|c| !matches!(c.step, crate::plan::Step::Rotation { .. }))
+            .collect();
+        let (db_changes, changes): (Vec<_>, Vec<_>) = changes
+            .into_iter()
+            .partition(|c| matches!(c.step, crate::plan::Step::Database { .. }));
+        if !changes.is_empty() || !handlers.is_empty() {
+            self.run_play_script(host, play, changes, handlers, target, unlock, rep)
+                .await;
+            if rep.failed() {
+                return;
+            }
+        }
+        if let (false, Some(role), Some(cfg)) =
+            (db_changes.is_empty(), play.database, &target.database)
+        {
+            if let Some((primary_host, mut rx)) = sync.wait {
+                let finished = rx.wait_for(|v| v.is_some()).await.map(|v| *v == Some(true));
+                if !matches!(finished, Ok(true)) {
+                    let message = format!(
+                        "not configured: the primary {primary_host} did not finish its database step in this run"
+                    );
+                    fail(reporter, host, rep, "database", message);
+                    return;
+                }
+            }
+            let primary = target.primary.as_ref().unwrap_or(&target.transport);
+            let result = database::reconcile(
+                role,
+                target.transport.as_ref(),
+                primary.as_ref(),
+                cfg,
+                options.timeout,
+                redactor,
+            )
+            .await;
+            signal.send(result.is_ok());
+            match result {
+                Ok(done) => {
+                    for d in done {
+                        reporter.event(Event::StepDone {
+                            host: host.clone(),
+                            step: d.clone(),
+                        });
+                        rep.done.push(Outcome::Database { what: d });
+                    }
+                }
+                Err(message) => fail(reporter, host, rep, "database", redactor.redact(&message)),
+            }
+        }
+    }
+
+    /// The play's files, packages, services and handlers: one remote script.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_play_script(
+        &self,
+        host: &HostName,
+        play: &crate::render::DesiredPlay,
+        changes: Vec<&crate::plan::Change>,
+        handlers: Vec<&crate::plan::HandlerRef>,
+        target: &Target<'_>,
+        unlock: bool,
+        rep: &mut HostReport,
+    ) {
+        let (options, reporter, redactor) = (self.options, self.reporter, self.redactor);
+        // The host's last script releases the lock itself, saving a round trip, unless more
+        // work follows it (database steps, a rollout's health gate).
+        let unlock = unlock && play.database.is_none() && play.serial.is_none();
+        let input = script::ScriptInput {
+            play,
+            changes,
+            handlers,
+            run_id: &options.run_id,
+            unlock,
+            keep_backups: options.keep_backups,
+        };
+        let built = match script::build(&input).and_then(|b| Ok((b.script.to_stdin()?, b.steps))) {
+            Ok(b) => b,
+            Err(e) => {
+                fail(reporter, host, rep, play.name.clone(), e.to_string());
+                return;
+            }
+        };
+        let (text, steps) = built;
+        let result = target
+            .transport
+            .run(
+                &RemoteCommand::script(options.timeout),
+                Some(text.as_bytes()),
+            )
+            .await;
+        let out = match result {
+            Ok(o) => o,
+            Err(e) => {
+                let message = redactor.redact(&e.to_string());
+                fail(reporter, host, rep, play.name.clone(), message);
+                return;
+            }
+        };
+        let stdout = out.stdout_text();
+        let mut done_marker = false;
+        let name_of = |n: usize| {
+            steps
+                .get(n)
+                .map(|o| o.to_string())
+                .unwrap_or_else(|| format!("step {n}"))
+        };
+        for reply in stdout.lines().filter_map(shell::parse_reply) {
+            match reply {
+                shell::Reply::Ok(n) => {
+                    let Some(what) = steps.get(n) else { continue };
+                    reporter.event(Event::StepDone {
+                        host: host.clone(),
+                        step: what.to_string(),
+                    });
+                    rep.done.push(what.clone());
+                }
+                shell::Reply::Skip(n) => {
+                    // Only a service handler is skipped: its service was started by this run.
+                    let why = match steps.get(n) {
+                        Some(Outcome::Handler { name }) => input
+                            .handlers
+                            .iter()
+                            .find(|h| &h.name == name)
+                            .and_then(|h| match &h.command {
+                                crate::plan::HandlerCommand::Service { name, .. } => {
+                                    Some(format!("{name} was started by this run"))
+                                }
+                                _ => None,
+                            })
+                            .unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    rep.skipped.push(format!("{}: {why}", name_of(n)));
+                }
+                shell::Reply::Err {
+                    step,
+                    stage,
+                    output,
+                } => {
+                    let message = redactor.redact(&format!(
+                        "{stage} {} failed:\n{output}",
+                        steps.get(step).map(Outcome::target).unwrap_or_default()
+                    ));
+                    reporter.event(Event::HostFailed {
+                        host: host.clone(),
+                        message: message.clone(),
+                    });
+                    rep.status = HostStatus::Failed { stage, message };
+                }
+                shell::Reply::Rollback {
+                    step,
+                    first,
+                    second,
+                } => {
+                    let handler = match steps.get(step) {
+                        Some(Outcome::Handler { name }) => name.clone(),
+                        _ => name_of(step),
+                    };
+                    reporter.event(Event::HostFailed {
+                        host: host.clone(),
+                        message: format!("handler {handler} failed; previous files restored"),
+                    });
+                    rep.status = HostStatus::RolledBack {
+                        handler,
+                        error: redactor.redact(&first),
+                        after_restore: redactor.redact(&second),
+                    };
+                }
+                shell::Reply::Done => {
+                    done_marker = true;
+                    rep.unlocked = unlock;
+                }
+            }
+        }
+        if !done_marker && !rep.failed() && out.code == Some(124) {
+            let message = format!(
+                "timed out after {} s (the remote `timeout` stopped the apply script); raise `command_timeout` under `ssh:` if that is expected",
+                options.timeout.as_secs()
+            );
+            fail(reporter, host, rep, play.name.clone(), message);
+        } else if !done_marker && !rep.failed() {
+            let message = redactor.redact(&format!(
+                "the apply script stopped early (exit {:?}): {}",
+                out.code,
+                out.stderr_text().trim()
+            ));
+            fail(reporter, host, rep, play.name.clone(), message);
+        }
+    }
+}

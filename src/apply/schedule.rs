@@ -1,0 +1,533 @@
+//! Scheduling: which plays run when, on which hosts. Every host runs its own pipeline of
+//! plays (playbook order unless `after:` says otherwise); a database replica waits for its
+//! primary's database step in the same run; a rollout (`serial:` while the load balancer
+//! answers) is a barrier between the plays before and after it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use futures::StreamExt;
+
+use super::outcome::{HostReport, HostStatus, merge};
+use super::{ApplyOptions, Target, rolling};
+use crate::inventory::{DatabaseRole, HostName};
+use crate::plan::{Action, Plan};
+use crate::report::Reporter;
+
+/// A stretch of the run: plays that pipeline freely per host, or one rollout.
+pub(super) enum Phase<'b> {
+    Pipelined(BTreeSet<usize>),
+    Rollout {
+        play: usize,
+        batch: usize,
+        balancer: &'b rolling::Balancer,
+    },
+}
+
+/// Split the run's plays at rollouts. Whether a `serial:` play rolls is decided once, here:
+/// only while the load balancer answers (on a first apply nothing takes traffic through it).
+pub(super) async fn phases<'b>(
+    run: &Run<'_, '_>,
+    changing: &[&HostName],
+    balancer: Option<&'b rolling::Balancer>,
+) -> Vec<Phase<'b>> {
+    let plays: BTreeSet<usize> = changing
+        .iter()
+        .flat_map(|h| run.plays_with_work(h, None))
+        .collect();
+    let serial_of = |index: usize| {
+        run.options.serial.or_else(|| {
+            run.targets
+                .values()
+                .flat_map(|t| t.desired.plays.iter())
+                .find(|p| p.index == index)
+                .and_then(|p| p.serial)
+        })
+    };
+    let mut rollouts: BTreeMap<usize, usize> = BTreeMap::new();
+    if let Some(b) = balancer
+        && !run.options.dry_run
+    {
+        for &p in &plays {
+            if let Some(n) = serial_of(p).filter(|n| *n > 0) {
+                rollouts.insert(p, n as usize);
+            }
+        }
+        if !rollouts.is_empty() && b.server_state_all().await.is_err() {
+            rollouts.clear();
+        }
+    }
+    let mut out = Vec::new();
+    let mut current = BTreeSet::new();
+    for p in plays {
+        match (rollouts.get(&p), balancer) {
+            (Some(&batch), Some(balancer)) => {
+                if !current.is_empty() {
+                    out.push(Phase::Pipelined(std::mem::take(&mut current)));
+                }
+                out.push(Phase::Rollout {
+                    play: p,
+                    batch,
+                    balancer,
+                });
+            }
+            _ => {
+                current.insert(p);
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(Phase::Pipelined(current));
+    }
+    out
+}
+
+/// A database primary's step finished in this run: `Some(true)` done, `Some(false)` failed
+/// or never reached.
+pub(super) type PrimarySignal = tokio::sync::watch::Sender<Option<bool>>;
+
+/// Sends "failed" for a primary whose play ends without reaching its database step.
+pub(super) struct SignalOnDrop<'s>(pub(super) Option<&'s PrimarySignal>);
+
+impl SignalOnDrop<'_> {
+    pub(super) fn send(&mut self, ok: bool) {
+        if let Some(s) = self.0.take() {
+            s.send_replace(Some(ok));
+        }
+    }
+}
+
+impl Drop for SignalOnDrop<'_> {
+    fn drop(&mut self) {
+        self.send(false);
+    }
+}
+
+/// What a play needs from the other hosts' pipelines.
+#[derive(Default)]
+pub(super) struct DbSync<'s> {
+    /// This host is a primary other hosts wait for.
+    pub(super) signal: Option<&'s PrimarySignal>,
+    /// This host is a replica whose primary is being changed in the same run.
+    pub(super) wait: Option<(HostName, tokio::sync::watch::Receiver<Option<bool>>)>,
+}
+
+/// One apply run's shared, read-only context.
+pub(super) struct Run<'r, 'a> {
+    pub(super) plan: &'r Plan,
+    pub(super) targets: &'r BTreeMap<HostName, Target<'a>>,
+    pub(super) options: &'r ApplyOptions,
+    pub(super) reporter: &'r dyn Reporter,
+    pub(super) redactor: &'r crate::secret::Redactor,
+    pub(super) cancelled: &'r AtomicBool,
+    /// Hosts failed so far, and hosts in the run, for `--max-fail-percentage`.
+    pub(super) failed: AtomicUsize,
+    pub(super) total: usize,
+}
+
+impl<'r, 'a> Run<'r, 'a> {
+    /// The plays with something to do on `host` (changes or handlers), within `only`.
+    pub(super) fn plays_with_work(
+        &self,
+        host: &HostName,
+        only: Option<&BTreeSet<usize>>,
+    ) -> Vec<usize> {
+        let hp = &self.plan.hosts[host];
+        let plays: BTreeSet<usize> = hp
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::Unchanged)
+            .map(|c| c.play)
+            .chain(hp.handlers.iter().map(|x| x.play))
+            .filter(|p| only.is_none_or(|o| o.contains(p)))
+            .collect();
+        plays.into_iter().collect()
+    }
+
+    pub(super) fn over_max_fail(&self) -> Option<String> {
+        let max = self.options.max_fail_percentage?;
+        let total = self.total.max(1);
+        (self.failed.load(Ordering::SeqCst) * 100 > total * max as usize)
+            .then(|| format!("--max-fail-percentage {max} exceeded"))
+    }
+
+    pub(super) fn play_of(
+        &self,
+        host: &HostName,
+        index: usize,
+    ) -> Option<&'a crate::render::DesiredPlay> {
+        let t: &'r Target<'a> = self.targets.get(host)?;
+        t.desired.plays.iter().find(|p| p.index == index)
+    }
+
+    /// Every changing host runs its plays of `plays` as a pipeline; up to `forks` hosts at
+    /// once, database primaries first (a replica may wait for its primary, which must
+    /// therefore never wait for a free fork behind it).
+    pub(super) async fn pipelined(
+        &self,
+        plays: &BTreeSet<usize>,
+        changing: &[&HostName],
+        reports: &mut BTreeMap<HostName, HostReport>,
+    ) {
+        let is_primary_here = |h: &HostName| {
+            self.plays_with_work(h, Some(plays)).iter().any(|&p| {
+                self.play_of(h, p).and_then(|p| p.database) == Some(DatabaseRole::Primary)
+                    && self.plan.hosts[h].changes.iter().any(|c| {
+                        c.play == p && matches!(c.step, crate::plan::Step::Database { .. })
+                    })
+            })
+        };
+        let mut hosts: Vec<&HostName> = changing
+            .iter()
+            .copied()
+            .filter(|h| !reports[*h].failed())
+            .filter(|h| !self.plays_with_work(h, Some(plays)).is_empty())
+            .collect();
+        hosts.sort_by_key(|h| !is_primary_here(h));
+        let signals: BTreeMap<HostName, PrimarySignal> = hosts
+            .iter()
+            .filter(|h| is_primary_here(h))
+            .map(|h| ((*h).clone(), tokio::sync::watch::channel(None).0))
+            .collect();
+        let signals = &signals;
+        let results: Vec<(HostName, HostReport)> = futures::stream::iter(hosts)
+            .map(|host| {
+                let prior = reports.get(host).cloned().unwrap_or_else(HostReport::new);
+                async move {
+                    let rep = self.pipeline(host, plays, prior, signals).await;
+                    (host.clone(), rep)
+                }
+            })
+            .buffer_unordered(self.options.forks.max(1))
+            .collect()
+            .await;
+        reports.extend(results);
+    }
+
+    /// One host's plays of this phase, each as soon as the plays it comes `after` are done.
+    async fn pipeline(
+        &self,
+        host: &HostName,
+        phase: &BTreeSet<usize>,
+        prior: HostReport,
+        signals: &BTreeMap<HostName, PrimarySignal>,
+    ) -> HostReport {
+        let mut rep = prior;
+        let mine = self.plays_with_work(host, Some(phase));
+        let target = &self.targets[host];
+        let mut started: BTreeSet<usize> = BTreeSet::new();
+        let mut done: BTreeSet<usize> = BTreeSet::new();
+        let mut running = futures::stream::FuturesUnordered::new();
+        // The lock may go with the last script only when every other play comes before it.
+        let last = mine.last().copied();
+        let sequential_tail = last.is_some_and(|l| {
+            let after = self
+                .play_of(host, l)
+                .map(|p| p.after.clone())
+                .unwrap_or_default();
+            mine.iter().all(|p| *p == l || after.contains(p))
+        });
+        loop {
+            if !rep.failed() {
+                for &p in &mine {
+                    if started.contains(&p) {
+                        continue;
+                    }
+                    let Some(play) = self.play_of(host, p) else {
+                        started.insert(p);
+                        done.insert(p);
+                        continue;
+                    };
+                    if !play
+                        .after
+                        .iter()
+                        .all(|d| !mine.contains(d) || done.contains(d))
+                    {
+                        continue;
+                    }
+                    if self.cancelled.load(Ordering::SeqCst) {
+                        started.insert(p);
+                        rep.skipped
+                            .push(format!("play {p}: interrupted before it started"));
+                        continue;
+                    }
+                    if let Some(reason) = self.over_max_fail() {
+                        rep.status = HostStatus::NotStarted { reason };
+                        self.failed.fetch_add(1, Ordering::SeqCst);
+                        break;
+                    }
+                    started.insert(p);
+                    let sync = DbSync {
+                        signal: signals
+                            .get(host)
+                            .filter(|_| play.database == Some(DatabaseRole::Primary)),
+                        wait: match (&play.database, &target.primary) {
+                            (Some(DatabaseRole::Replica), Some(pt)) => signals
+                                .get(pt.host())
+                                .filter(|_| pt.host() != host)
+                                .map(|s| (pt.host().clone(), s.subscribe())),
+                            _ => None,
+                        },
+                    };
+                    let unlock = sequential_tail && Some(p) == last;
+                    running.push(async move {
+                        let mut frag = HostReport::new();
+                        self.run_play(host, p, target, unlock, sync, &mut frag)
+                            .await;
+                        (p, frag)
+                    });
+                }
+            }
+            let Some((p, frag)) = running.next().await else {
+                break;
+            };
+            done.insert(p);
+            let was_failed = rep.failed();
+            merge(&mut rep, frag);
+            if rep.failed() && !was_failed {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        rep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Report, apply, lock};
+    use super::*;
+    use crate::gather;
+    use crate::plan::{Change, HostPlan};
+    use crate::render::DesiredPlay;
+    use crate::render::DesiredState;
+    use crate::transport::{Output, TransportError};
+    use crate::transport::{RemoteCommand, Transport};
+    use std::sync::Arc;
+    use std::sync::Mutex;
+    use std::time::Duration;
+    use std::time::Instant;
+
+    /// (host, script label, start, end) of every play script.
+    type Log = Vec<(String, String, Instant, Instant)>;
+
+    /// A host that answers every script at once, or after 300 ms for a play named `slow…`,
+    /// and records when each play's script ran.
+    struct FakeHost {
+        host: HostName,
+        log: Arc<Mutex<Log>>,
+        commands: std::sync::atomic::AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl Transport for FakeHost {
+        fn host(&self) -> &HostName {
+            &self.host
+        }
+        async fn run(
+            &self,
+            _command: &RemoteCommand,
+            stdin: Option<&[u8]>,
+        ) -> Result<Output, TransportError> {
+            self.commands.fetch_add(1, Ordering::SeqCst);
+            let text = String::from_utf8_lossy(stdin.unwrap_or_default()).into_owned();
+            let label = text.lines().next().unwrap_or("").to_string();
+            let start = Instant::now();
+            // `slow` plays take 300 ms; `slow@b` only on host b.
+            let slow = label
+                .split_whitespace()
+                .any(|w| w == "slow" || w.strip_prefix("slow@") == Some(self.host.as_str()));
+            if label.starts_with("# play ") && slow {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            if label.starts_with("# play ") {
+                self.log.lock().unwrap().push((
+                    self.host.to_string(),
+                    label.clone(),
+                    start,
+                    Instant::now(),
+                ));
+            }
+            // The lock is free and the host is as planned (an empty gather).
+            let stdout = if label == "# lock" {
+                format!("{}#foobar:end\n", lock::LOCKED_MARK)
+            } else {
+                "OK\t0\nDONE\n".to_string()
+            };
+            Ok(Output {
+                stdout: stdout.into_bytes(),
+                stderr: vec![],
+                code: Some(0),
+            })
+        }
+        fn commands_run(&self) -> u64 {
+            self.commands.load(Ordering::SeqCst)
+        }
+    }
+
+    fn play(index: usize, name: &str, after: &[usize]) -> DesiredPlay {
+        DesiredPlay {
+            index,
+            name: name.into(),
+            packages: vec![],
+            entries: vec![],
+            services: vec![],
+            handlers: vec![],
+            database: None,
+            serial: None,
+            after: after.iter().copied().collect(),
+        }
+    }
+
+    /// Apply plays (name, after) on hosts; each play installs one package on each host.
+    async fn run(hosts: &[&str], plays: &[(&str, &[usize])], cancelled: bool) -> (Report, Log) {
+        let log = Arc::new(Mutex::new(vec![]));
+        let desired: BTreeMap<HostName, DesiredState> = hosts
+            .iter()
+            .map(|h| {
+                let plays = plays
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, after))| play(i, name, after))
+                    .collect();
+                (
+                    HostName::new(*h),
+                    DesiredState {
+                        host: HostName::new(*h),
+                        plays,
+                    },
+                )
+            })
+            .collect();
+        let plan = Plan {
+            format_version: crate::plan::FORMAT_VERSION,
+            inventory: String::new(),
+            playbook: String::new(),
+            hosts: hosts
+                .iter()
+                .map(|h| {
+                    let changes = (0..plays.len())
+                        .map(|i| {
+                            Change::new(
+                                i,
+                                crate::plan::Step::Package {
+                                    name: format!("pkg{i}"),
+                                },
+                                Action::Install,
+                                vec![],
+                            )
+                        })
+                        .collect();
+                    (
+                        HostName::new(*h),
+                        HostPlan {
+                            facts_digest: gather::parse_gather_output(h, "#foobar:end\n")
+                                .unwrap()
+                                .digest,
+                            changes,
+                            handlers: vec![],
+                            locked_by: None,
+                            remote_commands: 0,
+                            locked: false,
+                        },
+                    )
+                })
+                .collect(),
+            failed: BTreeMap::new(),
+            rollout: vec![],
+        };
+        let targets: BTreeMap<HostName, Target<'_>> = desired
+            .iter()
+            .map(|(h, d)| {
+                let transport: Arc<dyn Transport> = Arc::new(FakeHost {
+                    host: h.clone(),
+                    log: log.clone(),
+                    commands: Default::default(),
+                });
+                (
+                    h.clone(),
+                    Target {
+                        transport,
+                        desired: d,
+                        database: None,
+                        primary: None,
+                    },
+                )
+            })
+            .collect();
+        let options = ApplyOptions {
+            dry_run: false,
+            forks: 10,
+            timeout: Duration::from_secs(10),
+            break_lock: false,
+            run_id: "t".into(),
+            holder: "test".into(),
+            max_fail_percentage: None,
+            serial: None,
+            keep_backups: 5,
+        };
+        let report = apply(
+            &plan,
+            &targets,
+            &options,
+            None,
+            &crate::report::Silent,
+            &crate::secret::Redactor::new([]),
+            &AtomicBool::new(cancelled),
+        )
+        .await;
+        let log = log.lock().unwrap().clone();
+        (report, log)
+    }
+
+    fn span<'l>(log: &'l Log, host: &str, play: &str) -> &'l (String, String, Instant, Instant) {
+        log.iter()
+            .find(|(h, l, _, _)| h == host && l.ends_with(play))
+            .unwrap_or_else(|| panic!("{play} did not run on {host}: {log:?}"))
+    }
+
+    #[tokio::test]
+    async fn a_host_runs_its_plays_in_order_by_default() {
+        let (report, log) = run(&["a"], &[("slow db", &[]), ("app", &[0])], false).await;
+        assert_eq!(
+            report.hosts[&HostName::new("a")].status,
+            HostStatus::Changed
+        );
+        assert!(report.failed_hosts().is_empty(), "{report:?}");
+        let (db, app) = (span(&log, "a", "slow db"), span(&log, "a", "app"));
+        assert!(app.2 >= db.3, "app started before db finished");
+    }
+
+    #[tokio::test]
+    async fn a_play_with_after_empty_runs_beside_earlier_plays() {
+        let (report, log) = run(&["a"], &[("slow db", &[]), ("slow app", &[])], false).await;
+        assert!(report.failed_hosts().is_empty(), "{report:?}");
+        let (db, app) = (span(&log, "a", "slow db"), span(&log, "a", "slow app"));
+        assert!(app.2 < db.3 && db.2 < app.3, "the plays did not overlap");
+        assert_eq!(
+            report.hosts[&HostName::new("a")].status,
+            HostStatus::Changed
+        );
+    }
+
+    #[tokio::test]
+    async fn hosts_do_not_wait_for_each_other_between_plays() {
+        // Host b's first play is slow; host a's second play does not wait for it.
+        let (report, log) = run(&["a", "b"], &[("slow@b first", &[]), ("next", &[0])], false).await;
+        assert!(report.failed_hosts().is_empty(), "{report:?}");
+        let (a_next, b_first) = (span(&log, "a", "next"), span(&log, "b", "slow@b first"));
+        assert!(a_next.3 < b_first.3, "host a waited for host b: {log:?}");
+        let b_next = span(&log, "b", "next");
+        assert!(b_next.2 >= b_first.3);
+    }
+
+    #[tokio::test]
+    async fn no_play_starts_after_an_interrupt() {
+        let (report, log) = run(&["a"], &[("db", &[]), ("app", &[0])], true).await;
+        assert!(log.is_empty(), "{log:?}");
+        assert!(report.interrupted);
+        assert_eq!(
+            report.hosts[&HostName::new("a")].status,
+            HostStatus::Unchanged
+        );
+    }
+}
