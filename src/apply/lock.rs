@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use super::error::ApplyError;
 use super::{ApplyOptions, Target};
 use crate::gather;
 use crate::plan::HostPlan;
@@ -106,7 +107,7 @@ pub(super) async fn lock_and_check(
     t: &Target<'_>,
     hp: &HostPlan,
     options: &ApplyOptions,
-) -> Result<(), String> {
+) -> Result<(), ApplyError> {
     let lock = lock_script(&options.lock_holder(), options.break_lock);
     let (locked, state) = gather::gather_locked(
         t.transport.as_ref(),
@@ -115,19 +116,15 @@ pub(super) async fn lock_and_check(
         options.timeout,
         &lock,
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     if !locked {
-        return Err(lock_message(
-            state.lock.as_deref().unwrap_or("unknown holder"),
-        ));
+        return Err(ApplyError::Locked {
+            holder: state.lock.unwrap_or_else(|| "unknown holder".into()),
+        });
     }
     if state.digest != hp.facts_digest {
         unlock(t.transport.as_ref(), &options.run_id).await;
-        return Err(
-            "plan is stale: the host changed since the plan was made; run `foobar plan` again"
-                .into(),
-        );
+        return Err(ApplyError::Stale);
     }
     Ok(())
 }

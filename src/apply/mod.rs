@@ -13,6 +13,7 @@
 //! rollout), [`database`] (database steps), [`outcome`] (what happened, typed).
 
 pub mod database;
+pub mod error;
 pub mod lock;
 pub mod outcome;
 mod play;
@@ -33,6 +34,7 @@ use crate::plan::Plan;
 use crate::render::DesiredState;
 use crate::report::Reporter;
 use crate::transport::Transport;
+pub use error::{ApplyError, RolloutError, Stage};
 use lock::lock_and_check;
 pub use lock::{lock_holder, lock_message, machine_name, new_run_id, unlock};
 use outcome::fail;
@@ -119,19 +121,20 @@ pub async fn apply(
     // (Only hosts with changes are locked: locking in the plan's first gather would cost an
     // unlock round trip on every host with nothing to do, the common case of a converged fleet.)
     if !options.dry_run {
-        let results: Vec<(HostName, Result<(), String>)> = futures::stream::iter(changing.iter())
-            .filter(|h| std::future::ready(!plan.hosts[**h].locked))
-            .map(|host| async move {
-                let r = lock_and_check(&targets[*host], &plan.hosts[*host], options).await;
-                (HostName::clone(host), r)
-            })
-            .buffer_unordered(options.forks.max(1))
-            .collect()
-            .await;
+        let results: Vec<(HostName, Result<(), ApplyError>)> =
+            futures::stream::iter(changing.iter())
+                .filter(|h| std::future::ready(!plan.hosts[**h].locked))
+                .map(|host| async move {
+                    let r = lock_and_check(&targets[*host], &plan.hosts[*host], options).await;
+                    (HostName::clone(host), r)
+                })
+                .buffer_unordered(options.forks.max(1))
+                .collect()
+                .await;
         for (host, r) in results {
             if let Err(message) = r {
                 let rep = reports.get_mut(&host).expect("host in plan");
-                fail(reporter, &host, rep, "lock", message);
+                fail(reporter, &host, rep, message, redactor);
                 run.failed.fetch_add(1, Ordering::SeqCst);
             }
         }

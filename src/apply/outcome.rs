@@ -7,9 +7,12 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::error::{ApplyError, Stage};
+use crate::error::Diagnostic;
 use crate::inventory::HostName;
 use crate::plan::{Action, ChangeKind};
 use crate::report::{Event, Reporter};
+use crate::secret::Redactor;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -117,8 +120,11 @@ pub enum HostStatus {
     Changed,
     WouldChange,
     Failed {
-        stage: String,
+        stage: Stage,
         message: String,
+        /// What to do next.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
     },
     RolledBack {
         handler: String,
@@ -203,7 +209,7 @@ pub(super) fn merge(rep: &mut HostReport, frag: HostReport) {
         return;
     }
     let also = match frag.status {
-        HostStatus::Failed { stage, message } => format!("{stage}: {message}"),
+        HostStatus::Failed { stage, message, .. } => format!("{stage}: {message}"),
         HostStatus::RolledBack { handler, error, .. } => {
             format!("handler {handler} failed, files restored: {error}")
         }
@@ -226,15 +232,17 @@ pub(super) fn fail(
     reporter: &dyn Reporter,
     host: &HostName,
     rep: &mut HostReport,
-    stage: impl Into<String>,
-    message: String,
+    error: ApplyError,
+    redactor: &Redactor,
 ) {
+    let message = redactor.redact(&error.to_string());
     reporter.event(Event::HostFailed {
         host: host.clone(),
         message: message.clone(),
     });
     rep.status = HostStatus::Failed {
-        stage: stage.into(),
+        stage: error.stage(),
         message,
+        hint: error.hint().map(|h| redactor.redact(&h)),
     };
 }

@@ -1,6 +1,7 @@
 //! One play on one host: its script (built by [`super::script`], run in one round trip, its
 //! output read line by line through [`crate::shell::parse_reply`]), then its database step.
 
+use super::error::{ApplyError, Stage};
 use super::outcome::{HostReport, HostStatus, Outcome, fail};
 use super::schedule::{DbSync, Run, SignalOnDrop};
 use super::{Target, database, script};
@@ -79,10 +80,13 @@ impl Run<'_, '_> {
             if let Some((primary_host, mut rx)) = sync.wait {
                 let finished = rx.wait_for(|v| v.is_some()).await.map(|v| *v == Some(true));
                 if !matches!(finished, Ok(true)) {
-                    let message = format!(
-                        "not configured: the primary {primary_host} did not finish its database step in this run"
+                    fail(
+                        reporter,
+                        host,
+                        rep,
+                        ApplyError::PrimaryNotReady(primary_host),
+                        redactor,
                     );
-                    fail(reporter, host, rep, "database", message);
                     return;
                 }
             }
@@ -107,7 +111,7 @@ impl Run<'_, '_> {
                         rep.done.push(Outcome::Database { what: d });
                     }
                 }
-                Err(message) => fail(reporter, host, rep, "database", redactor.redact(&message)),
+                Err(message) => fail(reporter, host, rep, ApplyError::Database(message), redactor),
             }
         }
     }
@@ -139,7 +143,7 @@ impl Run<'_, '_> {
         let built = match script::build(&input).and_then(|b| Ok((b.script.to_stdin()?, b.steps))) {
             Ok(b) => b,
             Err(e) => {
-                fail(reporter, host, rep, play.name.clone(), e.to_string());
+                fail(reporter, host, rep, e.into(), redactor);
                 return;
             }
         };
@@ -154,8 +158,7 @@ impl Run<'_, '_> {
         let out = match result {
             Ok(o) => o,
             Err(e) => {
-                let message = redactor.redact(&e.to_string());
-                fail(reporter, host, rep, play.name.clone(), message);
+                fail(reporter, host, rep, e.into(), redactor);
                 return;
             }
         };
@@ -200,15 +203,12 @@ impl Run<'_, '_> {
                     stage,
                     output,
                 } => {
-                    let message = redactor.redact(&format!(
-                        "{stage} {} failed:\n{output}",
-                        steps.get(step).map(Outcome::target).unwrap_or_default()
-                    ));
-                    reporter.event(Event::HostFailed {
-                        host: host.clone(),
-                        message: message.clone(),
-                    });
-                    rep.status = HostStatus::Failed { stage, message };
+                    let error = ApplyError::Script {
+                        stage: Stage::from_script(&stage),
+                        target: steps.get(step).map(Outcome::target).unwrap_or_default(),
+                        output,
+                    };
+                    fail(reporter, host, rep, error, redactor);
                 }
                 shell::Reply::Rollback {
                     step,
@@ -236,18 +236,16 @@ impl Run<'_, '_> {
             }
         }
         if !done_marker && !rep.failed() && out.code == Some(124) {
-            let message = format!(
-                "timed out after {} s (the remote `timeout` stopped the apply script); raise `command_timeout` under `ssh:` if that is expected",
-                options.timeout.as_secs()
-            );
-            fail(reporter, host, rep, play.name.clone(), message);
+            let error = ApplyError::TimedOut {
+                seconds: options.timeout.as_secs(),
+            };
+            fail(reporter, host, rep, error, redactor);
         } else if !done_marker && !rep.failed() {
-            let message = redactor.redact(&format!(
-                "the apply script stopped early (exit {:?}): {}",
-                out.code,
-                out.stderr_text().trim()
-            ));
-            fail(reporter, host, rep, play.name.clone(), message);
+            let error = ApplyError::StoppedEarly {
+                code: out.code,
+                stderr: out.stderr_text().trim().to_string(),
+            };
+            fail(reporter, host, rep, error, redactor);
         }
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::error::RolloutError;
 use crate::inventory::HostName;
 use crate::shell;
 use crate::transport::{RemoteCommand, Transport};
@@ -32,10 +33,14 @@ pub struct Balancer {
 
 impl Balancer {
     /// Send commands (`;`-separated, one connection) to the runtime API.
-    pub async fn runtime(&self, commands: &str) -> Result<String, String> {
+    pub async fn runtime(&self, commands: &str) -> Result<String, RolloutError> {
+        let api = |detail: String| RolloutError::RuntimeApi {
+            balancer: self.host.clone(),
+            detail,
+        };
         let script = shell::haproxy_runtime(&self.socket, commands)
             .to_stdin()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| api(e.to_string()))?;
         let out = self
             .transport
             .run(
@@ -43,18 +48,14 @@ impl Balancer {
                 Some(format!("{script}\n").as_bytes()),
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| api(e.to_string()))?;
         if !out.success() {
-            return Err(format!(
-                "HAProxy's runtime API on {} did not answer: {}",
-                self.host,
-                out.stderr_text().trim()
-            ));
+            return Err(api(out.stderr_text().trim().to_string()));
         }
         Ok(out.stdout_text())
     }
 
-    async fn set_state(&self, server: &HostName, state: &str) -> Result<(), String> {
+    async fn set_state(&self, server: &HostName, state: &str) -> Result<(), RolloutError> {
         let answer = self
             .runtime(&format!(
                 "set server {}/{server} state {state}",
@@ -64,16 +65,15 @@ impl Balancer {
         if answer.trim().is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "HAProxy refused `set server {}/{server} state {state}`: {}",
-                self.backend,
-                answer.trim()
-            ))
+            Err(RolloutError::Refused {
+                command: format!("set server {}/{server} state {state}", self.backend),
+                answer: answer.trim().to_string(),
+            })
         }
     }
 
     /// Whether the runtime API answers with the backend's server states.
-    pub async fn server_state_all(&self) -> Result<String, String> {
+    pub async fn server_state_all(&self) -> Result<String, RolloutError> {
         let text = self
             .runtime(&format!("show servers state {}", self.backend))
             .await?;
@@ -83,17 +83,16 @@ impl Balancer {
         {
             Ok(text)
         } else {
-            Err(format!(
-                "backend {} has no servers on {}: {}",
-                self.backend,
-                self.host,
-                text.trim()
-            ))
+            Err(RolloutError::NoServers {
+                backend: self.backend.clone(),
+                balancer: self.host.clone(),
+                answer: text.trim().to_string(),
+            })
         }
     }
 
     /// `(operational state, admin state)` of a server, from `show servers state`.
-    pub async fn server_state(&self, server: &HostName) -> Result<(String, String), String> {
+    pub async fn server_state(&self, server: &HostName) -> Result<(String, String), RolloutError> {
         let text = self
             .runtime(&format!("show servers state {}", self.backend))
             .await?;
@@ -101,15 +100,14 @@ impl Balancer {
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
             .find(|f| f.len() > 6 && f[1] == self.backend && f[3] == server.as_str())
             .map(|f| (f[5].to_string(), f[6].to_string()))
-            .ok_or_else(|| {
-                format!(
-                    "{server} is not a server of backend {} on {}",
-                    self.backend, self.host
-                )
+            .ok_or_else(|| RolloutError::NotAServer {
+                server: server.clone(),
+                backend: self.backend.clone(),
+                balancer: self.host.clone(),
             })
     }
 
-    async fn current_sessions(&self, server: &HostName) -> Result<u64, String> {
+    async fn current_sessions(&self, server: &HostName) -> Result<u64, RolloutError> {
         let text = self.runtime("show stat").await?;
         // CSV: pxname,svname,qcur,qmax,scur,...
         Ok(text
@@ -121,7 +119,7 @@ impl Balancer {
     }
 
     /// Out of rotation: drain, wait for its sessions to end (bounded), then maintenance.
-    pub async fn take_out(&self, server: &HostName) -> Result<(), String> {
+    pub async fn take_out(&self, server: &HostName) -> Result<(), RolloutError> {
         self.set_state(server, "drain").await?;
         let deadline = Instant::now() + self.timeout;
         while self.current_sessions(server).await? > 0 && Instant::now() < deadline {
@@ -131,7 +129,7 @@ impl Balancer {
     }
 
     /// Back in rotation, once HAProxy's own check sees it UP (bounded).
-    pub async fn put_back(&self, server: &HostName) -> Result<(), String> {
+    pub async fn put_back(&self, server: &HostName) -> Result<(), RolloutError> {
         self.set_state(server, "ready").await?;
         let deadline = Instant::now() + self.timeout;
         loop {
@@ -141,19 +139,19 @@ impl Balancer {
             }
             if Instant::now() > deadline {
                 self.set_state(server, "maint").await?;
-                return Err(format!(
-                    "HAProxy did not report {server} UP within {} s; left in maintenance",
-                    self.timeout.as_secs()
-                ));
+                return Err(RolloutError::NotUp {
+                    server: server.clone(),
+                    seconds: self.timeout.as_secs(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
     /// Ask the host's Nginx (and through it the app) directly until it answers 200.
-    pub async fn health_gate(&self, server: &HostName) -> Result<(), String> {
+    pub async fn health_gate(&self, server: &HostName) -> Result<(), RolloutError> {
         let Some(addr) = self.direct.get(server) else {
-            return Err(format!("no address to check {server} directly"));
+            return Err(RolloutError::NoAddress(server.clone()));
         };
         let deadline = Instant::now() + self.timeout;
         let mut last = String::new();
@@ -164,13 +162,15 @@ impl Balancer {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        Err(format!(
-            "{server} failed its health check for {} s: {last}",
-            self.timeout.as_secs()
-        ))
+        Err(RolloutError::Unhealthy {
+            server: server.clone(),
+            seconds: self.timeout.as_secs(),
+            last,
+        })
     }
 }
 
+/// One request; the error is the reason, kept as the last one seen by the health gate.
 async fn get(addr: &str, domain: &str) -> Result<(), String> {
     let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
         .await

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 
+use super::error::{ApplyError, Stage};
 use super::outcome::{HostReport, HostStatus, Outcome, fail};
 use super::rolling;
 use super::schedule::{DbSync, Run};
@@ -123,7 +124,11 @@ impl Run<'_, '_> {
         let target = &self.targets[host];
         let mut rep = prior;
         if let Err(e) = b.take_out(host).await {
-            fail(reporter, host, &mut rep, "drain", e);
+            let error = ApplyError::Rollout {
+                stage: Stage::Drain,
+                source: e,
+            };
+            fail(reporter, host, &mut rep, error, redactor);
             return (host.clone(), rep);
         }
         rep.done.push(Outcome::Rotation {
@@ -153,7 +158,13 @@ impl Run<'_, '_> {
                         b.host
                     ),
                 }),
-                Err(e) => fail(reporter, host, &mut rep, "rotation", e),
+                Err(e) => {
+                    let error = ApplyError::Rollout {
+                        stage: Stage::Rotation,
+                        source: e,
+                    };
+                    fail(reporter, host, &mut rep, error, redactor)
+                }
             },
             Err(e) => {
                 let ran = &rep.done[first_step..];
@@ -190,17 +201,12 @@ impl Run<'_, '_> {
                     Ok(o) => format!("restoring the files failed: {}", o.stderr_text().trim()),
                     Err(e) => format!("restoring the files failed: {e}"),
                 };
-                let message = format!(
-                    "{e}; {how}; left in maintenance on {} (out of rotation)",
-                    b.host
-                );
-                fail(
-                    reporter,
-                    host,
-                    &mut rep,
-                    "health gate",
-                    redactor.redact(&message),
-                );
+                let error = ApplyError::HealthGate {
+                    source: e,
+                    restored: how,
+                    balancer: b.host.clone(),
+                };
+                fail(reporter, host, &mut rep, error, redactor);
             }
         }
         (host.clone(), rep)

@@ -199,8 +199,10 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
             h.clone(),
             apply::HostReport {
                 status: apply::HostStatus::Failed {
-                    stage: "connect".into(),
+                    stage: apply::Stage::Connect,
                     message: why.clone(),
+                    // The reason (unreachable, locked, unreadable) is in the message.
+                    hint: None,
                 },
                 ..apply::HostReport::new()
             },

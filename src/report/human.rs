@@ -206,13 +206,19 @@ pub fn report(r: &Report, st: &Styles) -> String {
             let _ = writeln!(out, "  skipped {s}");
         }
         match &h.status {
-            HostStatus::Failed { message, .. } => {
+            HostStatus::Failed {
+                message,
+                stage,
+                hint,
+            } => {
                 for l in message.lines() {
                     let _ = writeln!(out, "  | {l}");
                 }
-                if matches!(&h.status, HostStatus::Failed { stage, .. } if stage == "validate" || stage == "stage" || stage == "package" || stage == "lock")
-                {
+                if stage.nothing_replaced() {
                     let _ = writeln!(out, "  no live file on {host} was replaced by this step");
+                }
+                if let Some(hint) = hint {
+                    let _ = writeln!(out, "  hint: {hint}");
                 }
             }
             HostStatus::RolledBack {
