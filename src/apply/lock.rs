@@ -25,6 +25,17 @@ fn parent(path: &str) -> &str {
         .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })
 }
 
+/// Who this process is, for a lock it takes: `user@machine pid N since <run's start>`.
+pub fn holder(run_id: &str) -> String {
+    format!(
+        "{}@{} pid {} since {}",
+        std::env::var("USER").unwrap_or_else(|_| "root".into()),
+        machine_name(),
+        std::process::id(),
+        run_id.split('-').next().unwrap_or("")
+    )
+}
+
 /// What a lock records: who, and which run (the run id lets the run release it).
 pub fn lock_holder(holder: &str, run_id: &str) -> String {
     format!("{holder} run {run_id}")

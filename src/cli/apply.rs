@@ -80,13 +80,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     let transports = &conn.transports;
     let primary = session.connect_primary(transports).await;
     let run_id = apply::new_run_id();
-    let holder = format!(
-        "{}@{} pid {} since {}",
-        std::env::var("USER").unwrap_or_else(|_| "root".into()),
-        apply::machine_name(),
-        std::process::id(),
-        run_id.split('-').next().unwrap_or("")
-    );
+    let holder = apply::lock::holder(&run_id);
     // Without a saved plan, hosts with changes are locked while they are planned.
     let lock_script = (planfile.is_none() && !dry_run)
         .then(|| apply::lock::lock_script(&apply::lock_holder(&holder, &run_id), break_lock));
