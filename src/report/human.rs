@@ -28,18 +28,6 @@ impl Styles {
     }
 }
 
-fn verb(kind: ChangeKind, action: Action) -> &'static str {
-    match (kind, action) {
-        (_, Action::Install) => "install",
-        (_, Action::Start) => "start",
-        (_, Action::Enable) => "enable",
-        (_, Action::Create) => "create",
-        (_, Action::Update) => "update",
-        (_, Action::Delete) => "delete",
-        (_, Action::Unchanged) => "unchanged",
-    }
-}
-
 fn symbol(action: Action) -> char {
     match action {
         Action::Create | Action::Install | Action::Start | Action::Enable => '+',
@@ -76,20 +64,12 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
                     continue;
                 }
             }
-            let kind = match c.kind {
-                ChangeKind::Package => "package",
-                ChangeKind::Directory => "directory",
-                ChangeKind::File => "file",
-                ChangeKind::Link => "link",
-                ChangeKind::Service => "service",
-                ChangeKind::Database => "database",
-                ChangeKind::Rotation => "rotation",
-            };
+            let kind = c.kind.word();
             let inline = c.kind != ChangeKind::Database;
             let line = format!(
                 "  {} {} {kind} {}{}",
                 symbol(c.action),
-                verb(c.kind, c.action),
+                c.action.word(),
                 c.target,
                 if c.details.is_empty() || !inline {
                     String::new()
