@@ -728,7 +728,9 @@ fn saved_plans_are_refused_on_any_difference_naming_it() {
     for (what, edit, named) in cases {
         let mut today = base();
         edit(&mut today.plays[0]);
-        let err = plan::check_saved(&saved, &today).expect_err(what);
+        let err = plan::check_saved(&saved, &today)
+            .expect_err(what)
+            .to_string();
         assert!(
             err.contains(named) && err.contains("renders differently now"),
             "{what}: {err}"

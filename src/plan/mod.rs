@@ -584,12 +584,29 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
     }
 }
 
+/// How a saved plan differs from today's render.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("{0} renders differently now")]
+    Differs(String),
+    #[error("{0} renders differently now: it is not in the saved plan")]
+    New(String),
+    #[error("{0} renders differently now: the saved plan has it, the playbook no longer does")]
+    Gone(String),
+    #[error("{0} renders differently now: it notifies other handlers")]
+    Notifies(String),
+    #[error("handler `{0}` renders differently now")]
+    Handler(String),
+    #[error("{0}: the saved plan's step does not match its own kind and target (edited by hand?)")]
+    Inconsistent(String),
+}
+
 /// Whether a saved host plan still describes what `want` renders today: every field of every
 /// step (packages, directories, files with digest, mode, owner, group, validate and
 /// sensitivity, links, deletions, services) and of every handler, in both directions. Steps
 /// decided on live facts alone (database, rotation) are left to the apply, which re-reads the
 /// facts under the lock. The error names the first difference.
-pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), String> {
+pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), SavedPlanError> {
     let today = desired_steps(want);
     let mut planned: Vec<(usize, Step)> = Vec::new();
     let mut notified: Vec<&Change> = Vec::new();
@@ -598,12 +615,7 @@ pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), String> 
             continue;
         }
         if c.kind != c.step.kind() || c.target != c.step.target() {
-            return Err(format!(
-                "{} is recorded as {:?} {} but its step says otherwise",
-                c.target,
-                c.kind,
-                c.step.target()
-            ));
+            return Err(SavedPlanError::Inconsistent(c.target.clone()));
         }
         planned.push((c.play, c.step.desired()));
         if c.is_change() {
@@ -618,21 +630,13 @@ pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), String> 
     for (play, step) in &today {
         match planned_by_key.get(&key(*play, step)) {
             Some(p) if *p == step => {}
-            Some(_) => return Err(format!("{} renders differently now", step.target())),
-            None => {
-                return Err(format!(
-                    "{} renders differently now: it is not in the saved plan",
-                    step.target()
-                ));
-            }
+            Some(_) => return Err(SavedPlanError::Differs(step.target().to_string())),
+            None => return Err(SavedPlanError::New(step.target().to_string())),
         }
     }
     for (play, step) in &planned {
         if !today_by_key.contains_key(&key(*play, step)) {
-            return Err(format!(
-                "{} renders differently now: the saved plan has it, the playbook no longer does",
-                step.target()
-            ));
+            return Err(SavedPlanError::Gone(step.target().to_string()));
         }
     }
     for c in notified {
@@ -649,10 +653,7 @@ pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), String> 
             ChangeKind::File | ChangeKind::Link | ChangeKind::Directory
         );
         if entry && now != c.notify.as_slice() {
-            return Err(format!(
-                "{} renders differently now: it notifies other handlers",
-                c.target
-            ));
+            return Err(SavedPlanError::Notifies(c.target.clone()));
         }
     }
     for h in &saved.handlers {
@@ -663,7 +664,7 @@ pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), String> 
             .and_then(|p| p.handlers.iter().find(|s| s.name == h.name));
         match spec {
             Some(s) if HandlerCommand::of(s) == h.command => {}
-            _ => return Err(format!("handler `{}` renders differently now", h.name)),
+            _ => return Err(SavedPlanError::Handler(h.name.clone())),
         }
     }
     Ok(())

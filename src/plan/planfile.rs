@@ -29,7 +29,10 @@ pub enum PlanFileError {
     #[error("{} has plan format {found}, this foobar reads {FORMAT_VERSION}", path.display())]
     Version { path: PathBuf, found: u32 },
     #[error("the saved plan no longer matches the templates or inventory on {host}: {why}")]
-    Stale { host: HostName, why: String },
+    Stale {
+        host: HostName,
+        why: super::SavedPlanError,
+    },
 }
 
 impl PlanFileError {
