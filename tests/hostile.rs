@@ -109,7 +109,9 @@ fn hostile_file_names_are_data_applied_verified_and_rolled_back() {
             &format!("version 2 of file {i}\n"),
         );
     }
-    p.write("hostile/new $(touch /tmp/PWNED)", "new\n");
+    // A new file in an existing directory: created, then removed by the rollback. (Directories
+    // a play creates are not rolled back.)
+    p.write("hostile/new $(touch PWNED) `touch PWNED` ; x", "new\n");
     p.edit("playbooks/hostile.yml", "v1 password", "v2 password");
     ssh_ok(HOST, "touch /tmp/hostile-fail");
     let rolled = run(&["apply", "--yes"]);
