@@ -736,6 +736,29 @@ mod tests {
     }
 
     #[test]
+    fn synced_names_that_cannot_be_carried_are_refused_with_their_path() {
+        use std::os::unix::ffi::OsStrExt;
+        for bad in [&b"new\nline"[..], b"not utf8 \xff"] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("fine 'name' $(x)"), "ok").unwrap();
+            let name = std::ffi::OsStr::from_bytes(bad);
+            std::fs::write(dir.path().join(name), "x").unwrap();
+            let err = read_tree(dir.path()).unwrap_err();
+            let RenderError::Invalid {
+                location, message, ..
+            } = &err
+            else {
+                panic!("{err}");
+            };
+            assert_eq!(location.file, dir.path().join(name));
+            assert!(message.contains("cannot be synced"), "{message}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("fine 'name' $(x)"), "ok").unwrap();
+        assert_eq!(read_tree(dir.path()).unwrap()[0].0, "fine 'name' $(x)");
+    }
+
+    #[test]
     fn render_out_never_leaves_its_directory() {
         let out = Path::new("/tmp/out");
         let h = HostName::new("web-01");
