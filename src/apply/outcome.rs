@@ -91,6 +91,34 @@ impl Outcome {
     }
 }
 
+/// A step that did not run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum Skipped {
+    /// Ctrl-C came before the play started on this host.
+    Interrupted { play: usize },
+    /// A service handler whose service this run started: it already runs the new files.
+    StartedService { handler: String, service: String },
+    /// A rollout left the host out of the load balancer's rotation.
+    LeftInMaintenance { balancer: HostName },
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skipped::Interrupted { play } => {
+                write!(f, "play {play}: interrupted before it started")
+            }
+            Skipped::StartedService { handler, service } => {
+                write!(f, "handler {handler}: {service} was started by this run")
+            }
+            Skipped::LeftInMaintenance { balancer } => {
+                write!(f, "left in maintenance on {balancer}")
+            }
+        }
+    }
+}
+
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -143,7 +171,7 @@ pub struct HostReport {
     /// Every step that ran, in order (shown as `file /etc/haproxy/haproxy.cfg`,
     /// `handler reload haproxy`).
     pub done: Vec<Outcome>,
-    pub skipped: Vec<String>,
+    pub skipped: Vec<Skipped>,
     pub remote_commands: u64,
     /// The host's last script released its lock itself.
     #[serde(skip)]

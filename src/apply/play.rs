@@ -2,7 +2,7 @@
 //! output read line by line through [`crate::shell::parse_reply`]), then its database step.
 
 use super::error::{ApplyError, Stage};
-use super::outcome::{HostReport, HostStatus, Outcome, fail};
+use super::outcome::{HostReport, HostStatus, Outcome, Skipped, fail};
 use super::schedule::{DbSync, Run, SignalOnDrop};
 use super::{Target, database, script};
 use crate::inventory::HostName;
@@ -182,21 +182,23 @@ impl Run<'_, '_> {
                 }
                 shell::Reply::Skip(n) => {
                     // Only a service handler is skipped: its service was started by this run.
-                    let why = match steps.get(n) {
-                        Some(Outcome::Handler { name }) => input
-                            .handlers
-                            .iter()
-                            .find(|h| &h.name == name)
-                            .and_then(|h| match &h.command {
-                                crate::plan::HandlerCommand::Service { name, .. } => {
-                                    Some(format!("{name} was started by this run"))
-                                }
-                                _ => None,
-                            })
-                            .unwrap_or_default(),
-                        _ => String::new(),
+                    let Some(Outcome::Handler { name }) = steps.get(n) else {
+                        continue;
                     };
-                    rep.skipped.push(format!("{}: {why}", name_of(n)));
+                    let service = input
+                        .handlers
+                        .iter()
+                        .find(|h| &h.name == name)
+                        .and_then(|h| match &h.command {
+                            crate::plan::HandlerCommand::Service { name, .. } => Some(name),
+                            _ => None,
+                        });
+                    if let Some(service) = service {
+                        rep.skipped.push(Skipped::StartedService {
+                            handler: name.clone(),
+                            service: service.clone(),
+                        });
+                    }
                 }
                 shell::Reply::Err {
                     step,

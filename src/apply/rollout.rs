@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use futures::StreamExt;
 
 use super::error::{ApplyError, Stage};
-use super::outcome::{HostReport, HostStatus, Outcome, fail};
+use super::outcome::{HostReport, HostStatus, Outcome, Skipped, fail};
 use super::rolling;
 use super::schedule::{DbSync, Run};
 use crate::inventory::HostName;
@@ -49,8 +49,7 @@ impl Run<'_, '_> {
                 async move {
                     let mut rep = prior;
                     if self.cancelled.load(Ordering::SeqCst) {
-                        rep.skipped
-                            .push(format!("play {play_index}: interrupted before it started"));
+                        rep.skipped.push(Skipped::Interrupted { play: play_index });
                         return (host.clone(), rep);
                     }
                     self.run_play(
@@ -84,8 +83,7 @@ impl Run<'_, '_> {
                 stopped = Some("interrupted before its turn in the rollout".into());
                 for h in group {
                     let mut rep = reports.get(*h).cloned().unwrap_or_else(HostReport::new);
-                    rep.skipped
-                        .push(format!("play {play_index}: interrupted before it started"));
+                    rep.skipped.push(Skipped::Interrupted { play: play_index });
                     results.push(((*h).clone(), rep));
                 }
                 continue;
@@ -145,8 +143,9 @@ impl Run<'_, '_> {
                     what: format!("back in rotation on {} with the previous version", b.host),
                 });
             } else {
-                rep.skipped
-                    .push(format!("left in maintenance on {}", b.host));
+                rep.skipped.push(Skipped::LeftInMaintenance {
+                    balancer: b.host.clone(),
+                });
             }
             return (host.clone(), rep);
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use futures::StreamExt;
 
-use super::outcome::{HostReport, HostStatus, merge};
+use super::outcome::{HostReport, HostStatus, Skipped, merge};
 use super::{ApplyOptions, Target, rolling};
 use crate::inventory::{DatabaseRole, HostName};
 use crate::plan::{Action, Plan};
@@ -247,8 +247,7 @@ impl<'r, 'a> Run<'r, 'a> {
                     }
                     if self.cancelled.load(Ordering::SeqCst) {
                         started.insert(p);
-                        rep.skipped
-                            .push(format!("play {p}: interrupted before it started"));
+                        rep.skipped.push(Skipped::Interrupted { play: p });
                         continue;
                     }
                     if let Some(reason) = self.over_max_fail() {
