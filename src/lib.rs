@@ -13,6 +13,7 @@
 //! a file's `validate` and a handler's `run:` are the only commands taken from the playbook.
 
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod gather;

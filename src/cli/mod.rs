@@ -7,6 +7,7 @@
 //! (the load balancer for rolling plays).
 
 mod apply;
+mod audit;
 mod completions;
 mod error;
 mod graph;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Draw the stack from the inventory: load balancer(s), web hosts with Nginx and the app,
     /// the database primary and replicas with replication arrows, the monitoring host.
     Graph(graph::GraphArgs),
+    /// Report the stack's weaknesses (single points of failure, no TLS, no firewall, ...),
+    /// each with where, why and the fix. Exit 0: nothing at or above --fail-on; 2: some; 1: error.
+    Audit(audit::AuditArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }

@@ -1,0 +1,300 @@
+//! `foobar audit` on the shipped production inventory and on copies of it with the fixes
+//! applied: the findings (JSON, documented in README "foobar audit"), their fixes, and the exit
+//! codes (0 nothing at or above --fail-on, 2 something, 1 error). Offline: no host is
+//! contacted (the production addresses are documentation ranges; a fake `ssh` first on PATH
+//! would record a call, and none is made without --live).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use tempfile::TempDir;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// A copy of the project (templates, playbooks, app, inventories) to edit.
+fn project() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for d in ["templates", "playbooks", "app", "inventories"] {
+        let out = Command::new("cp")
+            .arg("-r")
+            .arg(repo().join(d))
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    dir
+}
+
+/// `foobar audit ARGS` in `dir` without any secret in the environment.
+fn audit(dir: &Path, args: &[&str]) -> Run {
+    let out = cargo_bin_cmd!("foobar")
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("FOOBAR_REPLICATION_PASSWORD")
+        .env_remove("FOOBAR_APP_DB_PASSWORD")
+        .arg("audit")
+        .args(args)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn findings(run: &Run) -> Vec<serde_json::Value> {
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("audit JSON: {e}\n{}\n{}", run.stdout, run.stderr));
+    assert_eq!(doc["format_version"], 1);
+    doc["findings"].as_array().unwrap().clone()
+}
+
+fn ids(f: &[serde_json::Value]) -> Vec<String> {
+    f.iter()
+        .map(|x| x["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn find<'a>(f: &'a [serde_json::Value], id: &str) -> Vec<&'a serde_json::Value> {
+    f.iter().filter(|x| x["id"] == id).collect()
+}
+
+/// A certificate for www.foobar.com valid for `days` days, and its key, in `dir`.
+fn certificate(dir: &Path, days: u32) -> (PathBuf, PathBuf) {
+    let (crt, key) = (dir.join("site.crt"), dir.join("site.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=www.foobar.com",
+        ])
+        .arg("-days")
+        .arg(days.to_string())
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (crt, key)
+}
+
+/// production.yml with every fix foobar can make enabled (TLS with a certificate of `days`
+/// days, failover path, replication over TLS, a firewall with admin networks, monitoring).
+fn secured_production(dir: &Path, days: u32) {
+    let (crt, key) = certificate(dir, days);
+    let path = dir.join("inventories/production.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replacen(
+            "vars:\n",
+            "vars:\n  https: true\n  db_failover: manual\n  replication_ssl: true\n  admin_networks: [192.0.2.0/24]\n",
+            1,
+        )
+        .replacen(
+            "secrets:\n",
+            &format!(
+                "secrets:\n  tls_certificate: {{ file: {} }}\n  tls_key: {{ file: {} }}\n",
+                crt.display(),
+                key.display()
+            ),
+            1,
+        )
+        .replacen(
+            "groups:\n",
+            "groups:\n  firewall:\n    hosts: [lb-01, web-01, web-02]\n  monitoring:\n    hosts: [lb-01]\n",
+            1,
+        );
+    std::fs::write(&path, text).unwrap();
+}
+
+#[test]
+fn production_inventory_shows_the_seeds_weaknesses_with_fixes() {
+    let dir = project();
+    let run = audit(dir.path(), &["--json"]);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let f = findings(&run);
+    let ids = ids(&f);
+    // The design's "Infrastructure issues": two single points of failure, no firewall and no
+    // HTTPS, no monitoring.
+    for id in [
+        "single_load_balancer",
+        "single_primary",
+        "no_tls",
+        "no_firewall",
+        "no_monitoring",
+    ] {
+        assert!(ids.contains(&id.to_string()), "{id} missing: {ids:?}");
+    }
+    assert_eq!(find(&f, "no_firewall").len(), 3, "one per host: {f:#?}");
+    for x in &f {
+        for key in ["severity", "where", "summary", "why", "fix"] {
+            assert!(
+                x[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key} empty in {x}"
+            );
+        }
+    }
+    let lb = find(&f, "single_load_balancer")[0];
+    assert_eq!(lb["where"], "inventories/production.yml:51", "{lb}");
+    assert!(
+        lb["fix"].as_str().unwrap().contains("second machine"),
+        "{lb}"
+    );
+    let tls = find(&f, "no_tls")[0];
+    assert_eq!(tls["severity"], "high");
+    assert!(
+        tls["fix"].as_str().unwrap().contains("https: true"),
+        "{tls}"
+    );
+    assert!(tls["fix"].as_str().unwrap().contains("certbot"), "{tls}");
+    let primary = find(&f, "single_primary")[0];
+    assert!(
+        primary["fix"].as_str().unwrap().contains("db_failover"),
+        "{primary}"
+    );
+    assert!(
+        find(&f, "no_firewall")[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("admin_networks")
+    );
+    assert!(
+        find(&f, "no_monitoring")[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("monitoring")
+    );
+    // MySQL and the app already bind the private address in the shipped templates.
+    assert!(!ids.contains(&"listens_everywhere".to_string()), "{ids:?}");
+    assert!(
+        !ids.contains(&"replica_not_read_only".to_string()),
+        "{ids:?}"
+    );
+    // Most severe first.
+    let sev: Vec<&str> = f.iter().map(|x| x["severity"].as_str().unwrap()).collect();
+    let rank = |s: &str| {
+        ["low", "medium", "high", "critical"]
+            .iter()
+            .position(|x| *x == s)
+            .unwrap()
+    };
+    assert!(sev.windows(2).all(|w| rank(w[0]) >= rank(w[1])), "{sev:?}");
+
+    // Human output: the same findings, with where/why/fix lines.
+    let human = audit(dir.path(), &[]);
+    assert_eq!(human.code, 2);
+    assert!(
+        human
+            .stdout
+            .contains("HIGH     no_tls: the public frontend serves plain HTTP only"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .contains("  where: inventories/production.yml:51"),
+        "{}",
+        human.stdout
+    );
+    assert!(human.stdout.contains("  fix:   "), "{}", human.stdout);
+}
+
+#[test]
+fn fail_on_sets_the_exit_code() {
+    let dir = project();
+    // The worst finding on the shipped inventory is high.
+    assert_eq!(audit(dir.path(), &["--fail-on", "critical"]).code, 0);
+    assert_eq!(audit(dir.path(), &["--fail-on", "high"]).code, 2);
+    assert_eq!(audit(dir.path(), &["--fail-on", "low"]).code, 2);
+    // An error is 1, with the usual diagnostic.
+    let bad = audit(dir.path(), &["-i", "inventories/missing.yml"]);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("error: cannot read inventories/missing.yml"),
+        "{}",
+        bad.stderr
+    );
+    let bad = audit(dir.path(), &["--fail-on", "severe"]);
+    assert_eq!(
+        bad.code, 2,
+        "clap rejects an unknown severity: {}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn with_the_fixes_enabled_only_the_single_load_balancer_remains() {
+    let dir = project();
+    secured_production(dir.path(), 365);
+    let run = audit(dir.path(), &["--json"]);
+    let f = findings(&run);
+    let mut ids = ids(&f);
+    ids.sort();
+    // `backups:` comes with helper "backup"'s inventory section; until it is merged the audit
+    // says so, and its fix names the setting.
+    if ids.contains(&"no_backups".to_string()) {
+        assert!(
+            find(&f, "no_backups")[0]["fix"]
+                .as_str()
+                .unwrap()
+                .contains("`backups:`")
+        );
+        ids.retain(|i| i != "no_backups");
+    }
+    assert_eq!(ids, ["single_load_balancer"], "{f:#?}");
+    let lb = find(&f, "single_load_balancer")[0];
+    assert_eq!(lb["severity"], "medium");
+    // Medium is below the default --fail-on high.
+    let code = audit(dir.path(), &["--fail-on", "critical"]).code;
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_certificate_expiring_within_30_days_is_reported() {
+    let dir = project();
+    secured_production(dir.path(), 10);
+    let run = audit(dir.path(), &["--json"]);
+    assert_eq!(run.code, 2);
+    let f = findings(&run);
+    let exp = find(&f, "tls_certificate_expiring");
+    assert_eq!(exp.len(), 1, "{f:#?}");
+    assert_eq!(exp[0]["severity"], "high");
+    let summary = exp[0]["summary"].as_str().unwrap();
+    assert!(
+        summary == "the certificate expires in 9 days"
+            || summary == "the certificate expires in 10 days",
+        "{summary}"
+    );
+    assert!(
+        exp[0]["where"]
+            .as_str()
+            .unwrap()
+            .starts_with("inventories/production.yml:")
+    );
+    // The certificate's contents never appear.
+    assert!(!run.stdout.contains("BEGIN"), "{}", run.stdout);
+}
