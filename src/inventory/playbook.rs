@@ -118,6 +118,8 @@ struct RawPlay {
     hosts: Spanned<OneOrMany>,
     serial: Option<u32>,
     database: Option<DatabaseRole>,
+    /// A template rendered per host; the play skips hosts where it renders false or empty.
+    when: Option<String>,
     /// Earlier plays this one waits for on each host; absent: all of them.
     after: Option<Vec<Spanned<String>>>,
     #[serde(default)]
@@ -220,6 +222,9 @@ pub struct Play {
     pub hosts: Vec<HostName>,
     pub serial: Option<u32>,
     pub database: Option<DatabaseRole>,
+    /// Rendered per host (e.g. `"{{ https | default(false) }}"`): the play skips a host where
+    /// it renders to an empty string, `false`, `no`, `0` or `none` (any case).
+    pub when: Option<String>,
     /// The earlier plays (indexes) that must finish on a host before this play starts there,
     /// closed over their own `after`: every earlier play unless the playbook says `after:`.
     pub after: BTreeSet<usize>,
@@ -617,6 +622,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
             hosts: hosts.into_iter().collect(),
             serial: rp.serial,
             database: rp.database,
+            when: rp.when,
             after,
             packages,
             directories,

@@ -493,6 +493,13 @@ impl<'a> RenderContext<'a> {
             .filter(|p| p.hosts.contains(host))
         {
             let at = &play.location;
+            if let Some(when) = &play.when {
+                let v = self.render_string(host, &ctx, when, at)?;
+                let v = v.trim().to_ascii_lowercase();
+                if matches!(v.as_str(), "" | "false" | "no" | "0" | "none" | "off") {
+                    continue;
+                }
+            }
             let mut entries = Vec::new();
             for d in &play.directories {
                 entries.push(DesiredEntry {

@@ -23,6 +23,8 @@ use crate::mysql::{self, Check, ClusterMember, DbFacts};
 use crate::render::DesiredState;
 use crate::transport::{Output, RemoteCommand, Transport, TransportError};
 
+pub mod tls;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct HostHealth {
     pub checks: Vec<Check>,
@@ -555,6 +557,23 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
             .get("domain")
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_else(|| "localhost".into());
+        let vars = inv.host_vars(lb);
+        if vars
+            .get("https")
+            .is_some_and(|v| v == &serde_json::Value::Bool(true))
+        {
+            let ca = vars
+                .get("tls_ca_file")
+                .and_then(|v| v.as_str())
+                .map(|p| crate::inventory::relative_to(&inv.path, p));
+            let checks = verify_https(&addr, &domain, ca.as_deref(), &web).await;
+            hosts
+                .entry(lb.clone())
+                .or_insert(HostHealth { checks: vec![] })
+                .checks
+                .extend(checks);
+            continue;
+        }
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut errors = Vec::new();
         for _ in 0..(2 * web.len().max(1) + 2) {
@@ -588,4 +607,78 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         format_version: crate::plan::FORMAT_VERSION,
         hosts,
     }
+}
+
+/// With `https: true`: plain HTTP redirects to HTTPS, HTTPS on port 443 of the same address
+/// reaches every web host, and the served certificate verifies and has days left.
+async fn verify_https(
+    http_addr: &str,
+    domain: &str,
+    ca: Option<&std::path::Path>,
+    web: &[HostName],
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let host = http_addr.rsplit_once(':').map_or(http_addr, |(h, _)| h);
+    let addr = format!("{host}:443");
+    match tls::http_status(http_addr, domain).await {
+        Ok((status, Some(loc))) if status.starts_with('3') && loc.starts_with("https://") => {
+            checks.push(Check::pass("http_redirect", format!("GET http://{domain}/ via {http_addr} answers {status} to {loc}")));
+        }
+        Ok((status, loc)) => checks.push(Check::fail(
+            "http_redirect",
+            format!("GET http://{domain}/ via {http_addr} answers {status}{}", loc.map(|l| format!(" to {l}")).unwrap_or_default()),
+            "plain HTTP should redirect to HTTPS: `foobar apply` renders the redirect into haproxy.cfg",
+        )),
+        Err(e) => checks.push(Check::fail("http_redirect", e, "is HAProxy running? `foobar apply --limit` the load balancer")),
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut certificate: Option<(Option<i64>, String)> = None;
+    for _ in 0..(2 * web.len().max(1) + 2) {
+        match tls::https_get(&addr, domain, ca).await {
+            Ok(a) => {
+                certificate.get_or_insert((a.days_left, a.protocol.clone()));
+                if a.status != "200" {
+                    errors.push(format!("{addr} answered {}", a.status));
+                    continue;
+                }
+                for w in web {
+                    if a.body.contains(&format!("served by {w}")) {
+                        *seen.entry(w.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match certificate {
+        Some((Some(days), protocol)) if days >= 0 => checks.push(Check::pass(
+            "tls_certificate",
+            format!(
+                "the certificate served on {addr} verifies for {domain} ({protocol}) and expires in {days} days{}",
+                if days < 30 { ": renew it now" } else { "" }
+            ),
+        )),
+        Some((days, _)) => checks.push(Check::fail(
+            "tls_certificate",
+            format!("the certificate served on {addr} has expired ({} days ago)", days.map(|d| -d).unwrap_or(0)),
+            "renew it and `foobar apply`: the certificate comes from the secrets tls_certificate and tls_key",
+        )),
+        None => checks.push(Check::fail(
+            "tls_certificate",
+            format!("no verified TLS connection to {addr}: {}", errors.first().cloned().unwrap_or_default()),
+            "check the certificate is for this domain and signed by a CA foobar trusts (`tls_ca_file` under vars for a private CA)",
+        )),
+    }
+    for w in web {
+        match seen.get(w.as_str()) {
+            Some(n) => checks.push(Check::pass("https_through_lb", format!("GET https://{domain}/ via {addr} reached {w} ({n} times)"))),
+            None => checks.push(Check::fail(
+                "https_through_lb",
+                format!("GET https://{domain}/ via {addr} never reached {w}{}", errors.first().map(|e| format!(" ({e})")).unwrap_or_default()),
+                format!("see the backend_server check for {w}; `foobar verify --limit {w}` checks the host itself"),
+            )),
+        }
+    }
+    checks
 }
