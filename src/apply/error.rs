@@ -34,6 +34,8 @@ pub enum Stage {
     Drain,
     Rotation,
     HealthGate,
+    /// Confirming a firewall change over a new connection (confirm-or-rollback).
+    Firewall,
 }
 
 impl Stage {
@@ -57,6 +59,7 @@ impl Stage {
             Stage::Drain => "drain",
             Stage::Rotation => "rotation",
             Stage::HealthGate => "health gate",
+            Stage::Firewall => "firewall",
         }
     }
 
@@ -129,6 +132,9 @@ impl Stage {
             }
             Stage::HealthGate => {
                 "the host runs its previous files and stays out of rotation; fix the cause, then apply again to bring it back"
+            }
+            Stage::Firewall => {
+                "the host restored its previous ruleset by itself; fix `admin_networks` (foobar must be able to reach port 22 through the new rules), then apply again"
             }
         }
     }

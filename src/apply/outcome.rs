@@ -55,6 +55,10 @@ pub enum Outcome {
     Rotation {
         what: String,
     },
+    /// A firewall change confirmed over a new connection.
+    Firewall {
+        what: String,
+    },
     /// A dry run: what the step would do.
     Planned {
         action: Action,
@@ -75,7 +79,9 @@ impl Outcome {
             | Outcome::Link { path }
             | Outcome::Deleted { path } => path.clone(),
             Outcome::Service { name } | Outcome::Handler { name } => name.clone(),
-            Outcome::Database { what } | Outcome::Rotation { what } => what.clone(),
+            Outcome::Database { what }
+            | Outcome::Rotation { what }
+            | Outcome::Firewall { what } => what.clone(),
             Outcome::Planned { target, .. } => target.clone(),
         }
     }
@@ -131,7 +137,9 @@ impl fmt::Display for Outcome {
             Outcome::Deleted { path } => write!(f, "delete {path}"),
             Outcome::Service { name } => write!(f, "service {name}"),
             Outcome::Handler { name } => write!(f, "handler {name}"),
-            Outcome::Database { what } | Outcome::Rotation { what } => f.write_str(what),
+            Outcome::Database { what }
+            | Outcome::Rotation { what }
+            | Outcome::Firewall { what } => f.write_str(what),
             Outcome::Planned {
                 action,
                 kind,

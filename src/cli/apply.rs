@@ -188,6 +188,8 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     .await;
     reporter.finish();
     finish_all(transports).await;
+    // Confirm-or-rollback, over new connections now that the apply's are closed.
+    apply::firewall::confirm_changed(&session.inventory, &desired, &mut report).await;
     for (h, why) in &plan.failed {
         report.hosts.insert(
             h.clone(),

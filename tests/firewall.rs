@@ -1,0 +1,334 @@
+//! End-to-end: the firewall play on fw-01, the lab's firewall test host (`scripts/lab up
+//! --fw-host`), which has a network namespace of its own: nothing here filters the machine.
+//! Every connection is made inside that namespace (nsenter -n, by the PID of its sshd), from
+//! addresses on its loopback: 127.0.9.2 is the operator (admin_networks), 127.0.9.3 the load
+//! balancer of inventories/lab-firewall.yml.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const FW_HOST: &str = "fw-01";
+
+fn fw_pid() -> String {
+    std::fs::read_to_string("/foobar-lab/fw/fw-01/pid")
+        .expect("fw-01's pid (scripts/lab up --fw-host)")
+        .trim()
+        .to_string()
+}
+
+fn fw_ssh_config() -> std::path::PathBuf {
+    repo().join(".lab/fw/ssh_config")
+}
+
+fn fw_ssh(command: &str) -> Run {
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(fw_ssh_config())
+        .args(["-o", "BatchMode=yes", FW_HOST, command])
+        .output()
+        .expect("run ssh");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn fw_ssh_ok(command: &str) -> String {
+    let r = fw_ssh(command);
+    assert_eq!(r.code, 0, "ssh fw-01 {command}: {r:?}");
+    r.stdout
+}
+
+/// A TCP server on 127.0.9.1:`port` inside fw-01's namespace answering "open".
+struct Listener(Child);
+
+impl Listener {
+    fn start(pid: &str, port: u16) -> Self {
+        let child = Command::new("nsenter")
+            .args(["-t", pid, "-n", "socat"])
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.9.1,reuseaddr,fork"))
+            .arg("SYSTEM:echo open")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start socat");
+        Listener(child)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Connect to 127.0.9.1:`port` from `from` inside fw-01's namespace: did "open" come back?
+fn reaches(pid: &str, from: &str, port: u16) -> bool {
+    let out = Command::new("nsenter")
+        .args(["-t", pid, "-n", "socat", "-T", "2", "-"])
+        .arg(format!(
+            "TCP:127.0.9.1:{port},bind={from},connect-timeout=2"
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run socat");
+    String::from_utf8_lossy(&out.stdout).contains("open")
+}
+
+fn project() -> Project {
+    let p = Project::new();
+    let inv = std::fs::read_to_string(repo().join("inventories/lab-firewall.yml"))
+        .unwrap()
+        .replace("../.lab/fw/ssh_config", fw_ssh_config().to_str().unwrap())
+        .replace(
+            "firewall_confirm_timeout: 30",
+            "firewall_confirm_timeout: 8",
+        );
+    p.write("inventories/lab-firewall.yml", &inv);
+    p
+}
+
+fn apply(p: &Project) -> Run {
+    foobar_in(
+        p.dir.path(),
+        &[
+            "apply",
+            "--yes",
+            "-p",
+            "playbooks/firewall.yml",
+            "-i",
+            "inventories/lab-firewall.yml",
+        ],
+    )
+}
+
+#[test]
+fn firewall_rules_apply_and_a_lockout_rolls_back() {
+    let _guard = lab_lock();
+    lab(&["up", "--fw-host"]);
+    let pid = fw_pid();
+    // The host really has a network namespace of its own.
+    let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let fw = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_ne!(
+        own, fw,
+        "fw-01 must not share the machine's network namespace"
+    );
+    // Start from no ruleset and no firewall state (a previous run may have left some).
+    fw_ssh_ok("nft flush ruleset; rm -rf /var/lib/foobar/firewall /etc/foobar/firewall.nft*");
+
+    // A host of the shared namespace refuses to load a ruleset, whatever asks it to.
+    let p = project();
+    let guard = ssh(
+        "web-01",
+        "cat /etc/foobar-lab-machine-netns && readlink /proc/self/ns/net",
+    );
+    let lines: Vec<&str> = guard.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{guard:?}");
+    assert_eq!(
+        lines[0], lines[1],
+        "web-01 records the machine's namespace: {guard:?}"
+    );
+    fw_ssh_ok("test \"$(cat /etc/foobar-lab-machine-netns)\" != \"$(readlink /proc/self/ns/net)\"");
+
+    // 1. The role's ruleset, confirmed over a new connection.
+    let first = apply(&p);
+    assert_eq!(first.code, 0, "{first:?}");
+    let json = foobar_in(
+        p.dir.path(),
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "-p",
+            "playbooks/firewall.yml",
+            "-i",
+            "inventories/lab-firewall.yml",
+        ],
+    );
+    assert_eq!(json.code, 0, "converged: {json:?}");
+    let live = fw_ssh_ok("nft list ruleset");
+    assert!(live.contains("table inet foobar"), "{live}");
+    assert!(live.contains("127.0.9.2"), "{live}");
+    assert_eq!(
+        fw_ssh_ok("/usr/local/sbin/foobar-firewall-load --status").trim(),
+        "none",
+        "the timer was stopped by the confirmation"
+    );
+
+    // Open ports answer, closed ones do not.
+    let _web = Listener::start(&pid, 80);
+    let _db = Listener::start(&pid, 3306);
+    let _other = Listener::start(&pid, 8080);
+    let lb = "127.0.9.3";
+    let admin = "127.0.9.2";
+    assert!(
+        eventually(5, || reaches(&pid, lb, 80).then_some(())).is_some(),
+        "port 80 from the load balancer must answer"
+    );
+    assert!(
+        !reaches(&pid, admin, 80),
+        "port 80 only from the load balancers"
+    );
+    assert!(
+        !reaches(&pid, lb, 3306),
+        "3306 only from database and app hosts"
+    );
+    assert!(!reaches(&pid, lb, 8080), "everything else is dropped");
+    // 3306 from the host's own private address (an app or database host) answers.
+    assert!(reaches(&pid, "127.0.9.1", 3306));
+
+    // 2. nft -c rejects a broken template before anything changes.
+    let broken = project();
+    broken.edit(
+        "templates/nftables/firewall.nft.j2",
+        "    chain forward {",
+        "    this is not nftables\n    chain forward {",
+    );
+    broken.edit(
+        "inventories/lab-firewall.yml",
+        "admin_networks: [127.0.9.2/32]",
+        "admin_networks: [127.0.9.2/32, 127.0.9.4/32]",
+    );
+    let before = fw_ssh_ok("nft list ruleset; sha256sum /etc/foobar/firewall.nft");
+    let bad = apply(&broken);
+    assert_ne!(bad.code, 0, "{bad:?}");
+    assert!(bad.all().contains("validate"), "{bad:?}");
+    assert_eq!(
+        fw_ssh_ok("nft list ruleset; sha256sum /etc/foobar/firewall.nft"),
+        before
+    );
+
+    // 3. A ruleset that shuts foobar out: the host restores the previous one by itself.
+    let lockout = project();
+    lockout.edit(
+        "inventories/lab-firewall.yml",
+        "admin_networks: [127.0.9.2/32]",
+        "admin_networks: [192.0.2.0/24]",
+    );
+    let t0 = Instant::now();
+    let out = apply(&lockout);
+    let took = t0.elapsed();
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.all()
+            .contains("firewall change rolled back: foobar could not reconnect"),
+        "{out:?}"
+    );
+    // Bounded: the 8 s timer, foobar's 5 s connect timeout and its margin.
+    assert!(took < Duration::from_secs(90), "{took:?}");
+    let live = fw_ssh_ok("nft list ruleset");
+    assert!(
+        live.contains("127.0.9.2"),
+        "the previous ruleset is back: {live}"
+    );
+    assert!(!live.contains("192.0.2.0/24"), "{live}");
+    assert_eq!(
+        fw_ssh_ok("/usr/local/sbin/foobar-firewall-load --status").trim(),
+        "rolled-back"
+    );
+    // The rejected file was moved aside: the next plan shows the change again.
+    let plan = foobar_in(
+        lockout.dir.path(),
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "-p",
+            "playbooks/firewall.yml",
+            "-i",
+            "inventories/lab-firewall.yml",
+        ],
+    );
+    assert_eq!(plan.code, 2, "{plan:?}");
+    // And the good ruleset applies again.
+    let again = apply(&p);
+    assert_eq!(again.code, 0, "{again:?}");
+    fw_ssh_ok("nft flush ruleset");
+}
+
+/// Offline: the production inventory with every host in group `firewall` renders one ruleset
+/// per role, and `nft -c` (run in a throwaway network namespace: -c never loads anything, and
+/// the namespace makes sure of it) accepts each; a broken one is rejected.
+#[test]
+fn every_roles_ruleset_passes_nft_check() {
+    let p = Project::new();
+    std::fs::copy(
+        repo().join("inventories/production.yml"),
+        p.path("inventories/production.yml"),
+    )
+    .unwrap();
+    p.edit(
+        "inventories/production.yml",
+        "vars:\n",
+        "vars:\n  admin_networks: [198.51.100.0/24, 203.0.113.200]\n",
+    );
+    p.edit(
+        "inventories/production.yml",
+        "groups:\n",
+        "groups:\n  firewall:\n    children: [loadbalancer, web]\n",
+    );
+    let out = p.path("out");
+    let r = foobar_in(
+        p.dir.path(),
+        &[
+            "render",
+            "-i",
+            "inventories/production.yml",
+            "-p",
+            "playbooks/firewall.yml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let check = |file: &std::path::Path| {
+        Command::new("unshare")
+            .args(["--net", "nft", "-c", "-f"])
+            .arg(file)
+            .output()
+            .expect("run unshare nft")
+    };
+    let ruleset =
+        |h: &str| std::fs::read_to_string(out.join(h).join("etc/foobar/firewall.nft")).unwrap();
+    let lb = ruleset("lb-01");
+    assert!(lb.contains("tcp dport { 80, 443 } accept"), "{lb}");
+    assert!(!lb.contains("3306"), "{lb}");
+    let web = ruleset("web-01");
+    assert!(
+        web.contains("ip saddr { 10.0.0.10 } tcp dport 80 accept"),
+        "{web}"
+    );
+    assert!(
+        web.contains("ip saddr { 10.0.0.11, 10.0.0.12 } tcp dport 3306 accept"),
+        "{web}"
+    );
+    assert!(!web.contains("443"), "{web}");
+    for f in [&lb, &web] {
+        assert!(
+            f.contains("ip saddr { 198.51.100.0/24, 203.0.113.200 } tcp dport 22 accept"),
+            "{f}"
+        );
+        assert!(f.contains("policy drop;"), "{f}");
+    }
+    for h in ["lb-01", "web-01", "web-02"] {
+        let file = out.join(h).join("etc/foobar/firewall.nft");
+        let o = check(&file);
+        assert!(
+            o.status.success(),
+            "nft -c rejects {h}'s ruleset: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let broken = out.join("broken.nft");
+    std::fs::write(&broken, lb.replace("policy drop;", "policy maybe;")).unwrap();
+    assert!(
+        !check(&broken).status.success(),
+        "nft -c must reject a broken ruleset"
+    );
+}
