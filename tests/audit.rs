@@ -101,7 +101,7 @@ fn certificate(dir: &Path, days: u32) -> (PathBuf, PathBuf) {
 }
 
 /// production.yml with every fix foobar can make enabled (TLS with a certificate of `days`
-/// days, failover path, replication over TLS, a firewall with admin networks, monitoring).
+/// days, failover path, a firewall with admin networks, monitoring).
 fn secured_production(dir: &Path, days: u32) {
     let (crt, key) = certificate(dir, days);
     let path = dir.join("inventories/production.yml");
@@ -109,7 +109,7 @@ fn secured_production(dir: &Path, days: u32) {
     let text = text
         .replacen(
             "vars:\n",
-            "vars:\n  https: true\n  db_failover: manual\n  replication_ssl: true\n  admin_networks: [192.0.2.0/24]\n",
+            "vars:\n  https: true\n  db_failover: manual\n  admin_networks: [192.0.2.0/24]\n",
             1,
         )
         .replacen(
@@ -157,7 +157,10 @@ fn production_inventory_shows_the_seeds_weaknesses_with_fixes() {
         }
     }
     let lb = find(&f, "single_load_balancer")[0];
-    assert_eq!(lb["where"], "inventories/production.yml:51", "{lb}");
+    let text = std::fs::read_to_string(dir.path().join("inventories/production.yml")).unwrap();
+    let line = text.lines().position(|l| l == "  loadbalancer:").unwrap() + 1;
+    let lb_where = format!("inventories/production.yml:{line}");
+    assert_eq!(lb["where"], lb_where.as_str(), "{lb}");
     assert!(
         lb["fix"].as_str().unwrap().contains("second machine"),
         "{lb}"
@@ -213,9 +216,7 @@ fn production_inventory_shows_the_seeds_weaknesses_with_fixes() {
         human.stdout
     );
     assert!(
-        human
-            .stdout
-            .contains("  where: inventories/production.yml:51"),
+        human.stdout.contains(&format!("  where: {lb_where}\n")),
         "{}",
         human.stdout
     );
@@ -265,6 +266,11 @@ fn with_the_fixes_enabled_only_the_single_load_balancer_remains() {
         );
         ids.retain(|i| i != "no_backups");
     }
+    // Replication over TLS is not automated yet: still reported, with the manual fix.
+    let repl = find(&f, "replication_without_ssl");
+    assert_eq!(repl.len(), 1, "{f:#?}");
+    assert!(repl[0]["fix"].as_str().unwrap().contains("MASTER_SSL=1"));
+    ids.retain(|i| i != "replication_without_ssl");
     assert_eq!(ids, ["single_load_balancer"], "{f:#?}");
     let lb = find(&f, "single_load_balancer")[0];
     assert_eq!(lb["severity"], "medium");

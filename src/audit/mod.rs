@@ -16,7 +16,8 @@
 //! - TLS at the load balancer: `https: true` with secrets `tls_certificate` and `tls_key`;
 //! - a firewall: the host is in group `firewall` (targeted by playbooks/firewall.yml) and
 //!   `admin_networks` is a non-empty list;
-//! - replication over TLS: `replication_ssl: true`;
+//! - replication over TLS: not automated by foobar yet, so always reported when there are
+//!   replicas;
 //! - monitoring: a non-empty group `monitoring`;
 //! - backups: a top-level `backups:` section in the inventory.
 
@@ -126,8 +127,8 @@ fn group_hosts<'a>(inv: &'a Inventory, name: &str) -> &'a [HostName] {
 }
 
 fn truthy(v: Option<&serde_json::Value>) -> bool {
+    // Exactly what the templates and `verify` treat as on: a YAML boolean true.
     matches!(v, Some(serde_json::Value::Bool(true)))
-        || matches!(v.and_then(|v| v.as_str()), Some("true" | "yes" | "on"))
 }
 
 /// A top-level key of the inventory YAML (`backups:`), whether or not this build models it.
@@ -341,14 +342,15 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
     }
 
     // --- replication
-    if !primaries.is_empty() && !replicas.is_empty() && !truthy(inv.vars.get("replication_ssl")) {
+    // foobar does not set up replication over TLS yet: the finding stays until it does.
+    if !primaries.is_empty() && !replicas.is_empty() {
         out.push(Finding {
             id: "replication_without_ssl",
             severity: Severity::Medium,
             location: locate(inv, text, "replication_user:"),
             summary: "replication between the database hosts is not encrypted".into(),
             why: "every row written, and the replication password, crosses the network in clear".into(),
-            fix: "set `replication_ssl: true` under vars (foobar sets up a CA and certificates for the database hosts and replicates with MASTER_SSL=1)".into(),
+            fix: "give the database servers a certificate (ssl_ca, ssl_cert, ssl_key in templates/mysql/*.cnf.j2, REQUIRE SSL on the replication account) and replicate with MASTER_SSL=1, MASTER_SSL_CA and MASTER_SSL_VERIFY_SERVER_CERT=1; foobar does not automate this yet".into(),
         });
     }
 
