@@ -14,7 +14,8 @@ use common::*;
 const FW_HOST: &str = "fw-01";
 
 fn fw_pid() -> String {
-    std::fs::read_to_string("/foobar-lab/fw/fw-01/pid")
+    let state = std::env::var("FOOBAR_LAB_DIR").unwrap_or_else(|_| "/foobar-lab".into());
+    std::fs::read_to_string(format!("{state}/fw/fw-01/pid"))
         .expect("fw-01's pid (scripts/lab up --fw-host)")
         .trim()
         .to_string()

@@ -31,8 +31,9 @@ pub enum Outcome {
     Confirmed,
     /// Nothing was pending (no ruleset change in this run).
     NothingPending,
-    /// foobar could not reconnect; the host restored the previous ruleset by itself.
-    RolledBack,
+    /// foobar could not reconnect (why, from the first attempt); the host restored the
+    /// previous ruleset by itself.
+    RolledBack(String),
     /// foobar could not reconnect and could not learn what the host did.
     Unknown(String),
 }
@@ -47,10 +48,11 @@ async fn run_fresh(
     arg: &str,
     timeout: Duration,
 ) -> Result<String, String> {
-    // A new transport is a new SSH master: a new TCP connection through the new rules.
-    let t = transport::connect(&inv.connection(host))
-        .await
-        .map_err(|e| e.to_string())?;
+    // A new SSH master, never a persisted one resumed (ControlPersist): a new TCP connection
+    // through the new rules.
+    let mut spec = inv.connection(host);
+    spec.control_persist = 0;
+    let t = transport::connect(&spec).await.map_err(|e| e.to_string())?;
     let script = format!("{LOADER} {arg}\n");
     let out = t
         .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
@@ -80,19 +82,21 @@ pub async fn confirm(inv: &Inventory, host: &HostName) -> Outcome {
     let started = Instant::now();
     let wait = Duration::from_secs(confirm_timeout(inv, host));
     let command_timeout = Duration::from_secs(30);
-    match run_fresh(inv, host, "--confirm", command_timeout).await {
+    let first = match run_fresh(inv, host, "--confirm", command_timeout).await {
         Ok(s) if s == "confirmed" => return Outcome::Confirmed,
-        Ok(s) if s == "rolled-back" => return Outcome::RolledBack,
+        Ok(s) if s == "rolled-back" => {
+            return Outcome::RolledBack("the host's timer ran out before foobar confirmed".into());
+        }
         Ok(_) => return Outcome::NothingPending,
-        Err(_) => {}
-    }
+        Err(e) => e,
+    };
     // Locked out (or the host is gone): the host's timer restores the previous rules.
     let deadline = started + wait + Duration::from_secs(5);
     tokio::time::sleep_until(deadline.into()).await;
     let mut last = String::new();
     for _ in 0..3 {
         match run_fresh(inv, host, "--status", command_timeout).await {
-            Ok(s) if s == "rolled-back" => return Outcome::RolledBack,
+            Ok(s) if s == "rolled-back" => return Outcome::RolledBack(first),
             Ok(s) => {
                 return Outcome::Unknown(format!(
                     "foobar could not reconnect to confirm, and the host says `{s}`"
@@ -146,7 +150,11 @@ pub async fn confirm_changed(
                 what: "firewall confirmed over a new connection".into(),
             }),
             Outcome::NothingPending => {}
-            Outcome::RolledBack => r.status = failed(ROLLED_BACK.into()),
+            // OpenSSH's words, never a secret (none goes into a connection), on one line.
+            Outcome::RolledBack(why) => {
+                let why = why.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+                r.status = failed(format!("{ROLLED_BACK} ({why})"));
+            }
             Outcome::Unknown(why) => r.status = failed(why),
         }
     }
