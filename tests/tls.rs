@@ -110,9 +110,11 @@ fn https_at_the_load_balancer_redirects_and_refuses_old_tls() {
     let again = project.foobar(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{again:?}");
 
-    // HTTPS answers 200 from both web hosts, with HSTS.
+    // HTTPS answers 200 from both web hosts (HAProxy's checks bring a fresh backend up after
+    // `rise` good checks: keep asking for a bounded time), with HSTS.
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..8 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while seen.len() < 2 && std::time::Instant::now() < deadline {
         let (body, ok) = curl(&["https://www.foobar.com/"]);
         assert!(ok, "{body}");
         for w in ["web-01", "web-02"] {
@@ -120,6 +122,7 @@ fn https_at_the_load_balancer_redirects_and_refuses_old_tls() {
                 seen.insert(w);
             }
         }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert_eq!(seen.len(), 2, "HTTPS reached {seen:?}");
     let (head, ok) = curl(&["-I", "https://www.foobar.com/"]);
