@@ -549,6 +549,35 @@ mod tests {
         assert!(r.fails(Severity::Medium));
     }
 
+    /// What `live_script` prints, as `ss` and `mysql` print it, read back into findings.
+    #[test]
+    fn live_output_becomes_findings() {
+        let text = "hosts:\n  web-01:\n    address: 10.0.0.11\n    private_ip: 10.0.0.11\n    vars: { server_id: 1 }\n  web-02:\n    address: 10.0.0.12\n    private_ip: 10.0.0.12\n    vars: { server_id: 2 }\ngroups:\n  db_primary:\n    hosts: [web-01]\n  db_replica:\n    hosts: [web-02]\n";
+        let dir = std::env::temp_dir().join(format!("foobar-audit-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inv.yml");
+        std::fs::write(&path, text).unwrap();
+        let inv = crate::inventory::load_inventory(&path).unwrap_or_else(|e| panic!("{e}"));
+        let host = HostName::new("web-02");
+        let out = "#foobar:listen\n0.0.0.0:3306\n10.0.0.12:80\n[::]:8000\n0.0.0.0:22\n#foobar:database\nread_only\t0\nanonymous\t2\n#foobar:end\n";
+        let f = audit_live(&inv, &host, out);
+        let ids: Vec<(&str, Severity)> = f.iter().map(|x| (x.id, x.severity)).collect();
+        assert_eq!(
+            ids,
+            [
+                ("listens_everywhere", Severity::High),
+                ("listens_everywhere", Severity::Medium),
+                ("replica_not_read_only", Severity::High),
+                ("anonymous_accounts", Severity::High),
+            ]
+        );
+        assert!(f[3].summary.starts_with("2 anonymous"));
+        // A healthy host: nothing.
+        let ok = "#foobar:listen\n10.0.0.12:3306\n#foobar:database\nread_only\t1\nanonymous\t0\n";
+        assert!(audit_live(&inv, &host, ok).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn certificate_garbage_is_an_error() {
         assert!(certificate_days_left(b"not a cert").is_err());
