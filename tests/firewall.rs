@@ -113,7 +113,8 @@ fn apply(p: &Project) -> Run {
 #[test]
 fn firewall_rules_apply_and_a_lockout_rolls_back() {
     let _guard = lab_lock();
-    lab(&["up", "--fw-host"]);
+    // Fresh stack hosts too: the guard check below logs into web-01.
+    lab(&["reset", "--fw-host"]);
     let pid = fw_pid();
     // The host really has a network namespace of its own.
     let own = std::fs::read_link("/proc/self/ns/net").unwrap();
