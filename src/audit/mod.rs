@@ -406,7 +406,8 @@ pub fn certificate_days(inv: &Inventory) -> Option<Result<i64, String>> {
 /// listening TCP sockets, and on database hosts `read_only` and the anonymous accounts.
 pub fn live_script(database: bool) -> String {
     let mut s = String::from(
-        "export LC_ALL=C\necho '#foobar:listen'\nss -Hltn 2>/dev/null | awk '{print $4}'\n",
+        "export LC_ALL=C\necho '#foobar:listen'\nss -Hltn 2>/dev/null | awk '{print $4}'\n\
+         echo '#foobar:firewall'\nnft list tables 2>/dev/null || true\n",
     );
     if database {
         s.push_str(
@@ -432,15 +433,20 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
     };
     let mysql_port = port_of("mysql_port").unwrap_or_else(|| "3306".into());
     let app_port = port_of("app_port").unwrap_or_else(|| "8000".into());
+    let mut tables = String::new();
     for line in output.lines() {
         if let Some(s) = line.strip_prefix("#foobar:") {
-            section = if s == "listen" {
-                "listen"
-            } else if s == "database" {
-                "database"
-            } else {
-                ""
+            section = match s {
+                "listen" => "listen",
+                "database" => "database",
+                "firewall" => "firewall",
+                _ => "",
             };
+            continue;
+        }
+        if section == "firewall" {
+            tables.push_str(line);
+            tables.push('\n');
             continue;
         }
         match section {
@@ -491,6 +497,17 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
             }
             _ => {}
         }
+    }
+    let firewalled = output.contains("#foobar:firewall") && inv.in_group(host, "firewall");
+    if firewalled && !tables.lines().any(|l| l.trim() == "table inet foobar") {
+        out.push(Finding {
+            id: "firewall_not_loaded",
+            severity: Severity::High,
+            location: format!("host {host}"),
+            summary: "the host is in group `firewall` but foobar's ruleset is not loaded".into(),
+            why: "the configuration says there is a firewall; the host has none (never applied, or flushed)".into(),
+            fix: "`foobar apply -p playbooks/firewall.yml` (it loads the ruleset with confirm-or-rollback)".into(),
+        });
     }
     out
 }
@@ -552,14 +569,14 @@ mod tests {
     /// What `live_script` prints, as `ss` and `mysql` print it, read back into findings.
     #[test]
     fn live_output_becomes_findings() {
-        let text = "hosts:\n  web-01:\n    address: 10.0.0.11\n    private_ip: 10.0.0.11\n    vars: { server_id: 1 }\n  web-02:\n    address: 10.0.0.12\n    private_ip: 10.0.0.12\n    vars: { server_id: 2 }\ngroups:\n  db_primary:\n    hosts: [web-01]\n  db_replica:\n    hosts: [web-02]\n";
+        let text = "hosts:\n  web-01:\n    address: 10.0.0.11\n    private_ip: 10.0.0.11\n    vars: { server_id: 1 }\n  web-02:\n    address: 10.0.0.12\n    private_ip: 10.0.0.12\n    vars: { server_id: 2 }\ngroups:\n  db_primary:\n    hosts: [web-01]\n  db_replica:\n    hosts: [web-02]\n  firewall:\n    hosts: [web-02]\n";
         let dir = std::env::temp_dir().join(format!("foobar-audit-live-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("inv.yml");
         std::fs::write(&path, text).unwrap();
         let inv = crate::inventory::load_inventory(&path).unwrap_or_else(|e| panic!("{e}"));
         let host = HostName::new("web-02");
-        let out = "#foobar:listen\n0.0.0.0:3306\n10.0.0.12:80\n[::]:8000\n0.0.0.0:22\n#foobar:database\nread_only\t0\nanonymous\t2\n#foobar:end\n";
+        let out = "#foobar:listen\n0.0.0.0:3306\n10.0.0.12:80\n[::]:8000\n0.0.0.0:22\n#foobar:firewall\n#foobar:database\nread_only\t0\nanonymous\t2\n#foobar:end\n";
         let f = audit_live(&inv, &host, out);
         let ids: Vec<(&str, Severity)> = f.iter().map(|x| (x.id, x.severity)).collect();
         assert_eq!(
@@ -569,11 +586,12 @@ mod tests {
                 ("listens_everywhere", Severity::Medium),
                 ("replica_not_read_only", Severity::High),
                 ("anonymous_accounts", Severity::High),
+                ("firewall_not_loaded", Severity::High),
             ]
         );
         assert!(f[3].summary.starts_with("2 anonymous"));
         // A healthy host: nothing.
-        let ok = "#foobar:listen\n10.0.0.12:3306\n#foobar:database\nread_only\t1\nanonymous\t0\n";
+        let ok = "#foobar:listen\n10.0.0.12:3306\n#foobar:firewall\ntable inet foobar\n#foobar:database\nread_only\t1\nanonymous\t0\n";
         assert!(audit_live(&inv, &host, ok).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
