@@ -101,7 +101,7 @@ fn certificate(dir: &Path, days: u32) -> (PathBuf, PathBuf) {
 }
 
 /// production.yml with every fix foobar can make enabled (TLS with a certificate of `days`
-/// days, failover path, a firewall with admin networks, monitoring).
+/// days, failover path, replication over TLS, a firewall with admin networks, monitoring).
 fn secured_production(dir: &Path, days: u32) {
     let (crt, key) = certificate(dir, days);
     let path = dir.join("inventories/production.yml");
@@ -109,15 +109,15 @@ fn secured_production(dir: &Path, days: u32) {
     let text = text
         .replacen(
             "vars:\n",
-            "vars:\n  https: true\n  db_failover: manual\n  admin_networks: [192.0.2.0/24]\n",
+            "vars:\n  https: true\n  db_failover: manual\n  replication_ssl: true\n  admin_networks: [192.0.2.0/24]\n",
             1,
         )
         .replacen(
             "secrets:\n",
             &format!(
-                "secrets:\n  tls_certificate: {{ file: {} }}\n  tls_key: {{ file: {} }}\n",
-                crt.display(),
-                key.display()
+                "secrets:\n  tls_certificate: {{ file: {c} }}\n  tls_key: {{ file: {k} }}\n  db_tls_ca: {{ file: {c} }}\n  db_tls_cert: {{ file: {c} }}\n  db_tls_key: {{ file: {k} }}\n",
+                c = crt.display(),
+                k = key.display()
             ),
             1,
         )
@@ -266,11 +266,6 @@ fn with_the_fixes_enabled_only_the_single_load_balancer_remains() {
         );
         ids.retain(|i| i != "no_backups");
     }
-    // Replication over TLS is not automated yet: still reported, with the manual fix.
-    let repl = find(&f, "replication_without_ssl");
-    assert_eq!(repl.len(), 1, "{f:#?}");
-    assert!(repl[0]["fix"].as_str().unwrap().contains("MASTER_SSL=1"));
-    ids.retain(|i| i != "replication_without_ssl");
     assert_eq!(ids, ["single_load_balancer"], "{f:#?}");
     let lb = find(&f, "single_load_balancer")[0];
     assert_eq!(lb["severity"], "medium");

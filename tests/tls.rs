@@ -181,3 +181,66 @@ fn https_at_the_load_balancer_redirects_and_refuses_old_tls() {
     // scripts/lab makes a 397-day certificate and keeps it: anywhere in (0, 397].
     assert!((1..=397).contains(&days), "{days} days: {detail}");
 }
+
+/// `replication_ssl: true`: the database hosts get the lab CA and the database certificate
+/// (.lab/tls/db.crt, naming 127.0.1.2 and .3), the servers use them, and the replica
+/// replicates with MASTER_SSL=1, verifying the primary's certificate; `verify`'s heartbeat
+/// row crosses that connection.
+#[test]
+fn replication_runs_over_tls() {
+    let _guard = lab_lock();
+    lab(&["reset"]);
+    let tls = tls_dir();
+    let project = Project::new();
+    project.edit(
+        "inventories/lab.yml",
+        "vars:\n",
+        "vars:\n  replication_ssl: true\n",
+    );
+    project.edit(
+        "inventories/lab.yml",
+        "secrets:\n",
+        &format!(
+            "secrets:\n  db_tls_ca: {{ file: {} }}\n  db_tls_cert: {{ file: {} }}\n  db_tls_key: {{ file: {} }}\n",
+            tls.join("ca.crt").display(),
+            tls.join("db.crt").display(),
+            tls.join("db.key").display()
+        ),
+    );
+    let apply = project.foobar(&["apply", "--yes", "--diff"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert!(!apply.all().contains("PRIVATE KEY"), "{apply:?}");
+    assert_eq!(
+        ssh_ok(
+            "web-01",
+            "stat -c '%a %U:%G' /etc/mysql/foobar-tls/server-key.pem"
+        )
+        .trim(),
+        "640 root:mysql"
+    );
+    let status = ssh_ok("web-02", "mariadb -e 'SHOW REPLICA STATUS\\G'");
+    for want in [
+        "Master_SSL_Allowed: Yes",
+        "Master_SSL_CA_File: /etc/mysql/foobar-tls/ca.pem",
+        "Master_SSL_Verify_Server_Cert: Yes",
+        "Slave_IO_Running: Yes",
+        "Slave_SQL_Running: Yes",
+    ] {
+        assert!(status.contains(want), "{want} missing:\n{status}");
+    }
+    // The primary accepted TLS connections (the replica's IO thread refuses anything else).
+    let accepts = ssh_ok(
+        "web-01",
+        "mariadb -N -B -e \"SHOW GLOBAL STATUS LIKE 'Ssl_finished_accepts'\"",
+    );
+    let n: u64 = accepts
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(n > 0, "no TLS handshake finished on the primary: {accepts}");
+    let verify = project.foobar(&["verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    let again = project.foobar(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "converged: {again:?}");
+}

@@ -33,7 +33,13 @@ pub struct DatabaseConfig {
     /// `mysqld_exporter_password` (user `mysqld_exporter_user`, default `exporter`, at
     /// `mysqld_exporter_host_pattern`, default `localhost`: it connects over the socket).
     pub monitoring: Option<AccountDesired>,
+    /// With `replication_ssl: true`: the CA file replicas verify the primary against
+    /// (installed by the `database certificates` play).
+    pub replication_ssl_ca: Option<String>,
 }
+
+/// Where the `database certificates` play puts the CA, with `replication_ssl: true`.
+pub const REPLICATION_CA_FILE: &str = "/etc/mysql/foobar-tls/ca.pem";
 
 impl DatabaseConfig {
     pub fn subject(&self) -> FactsSubject<'_> {
@@ -67,6 +73,7 @@ impl DatabaseConfig {
             source_port: self.port,
             user: self.replication.user.clone(),
             password: self.replication.password.clone(),
+            ssl_ca: self.replication_ssl_ca.clone(),
         }
     }
 }
@@ -140,6 +147,8 @@ pub fn config(
                 host: text("mysqld_exporter_host_pattern").unwrap_or_else(|_| "localhost".into()),
                 password: password.clone(),
             }),
+        replication_ssl_ca: (vars.get("replication_ssl") == Some(&serde_json::Value::Bool(true)))
+            .then(|| REPLICATION_CA_FILE.to_string()),
     };
     mysql::facts_sql(&config.subject()).map_err(|e| InventoryError::Topology {
         location: group.location.clone(),

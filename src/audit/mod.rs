@@ -16,8 +16,8 @@
 //! - TLS at the load balancer: `https: true` with secrets `tls_certificate` and `tls_key`;
 //! - a firewall: the host is in group `firewall` (targeted by playbooks/firewall.yml) and
 //!   `admin_networks` is a non-empty list;
-//! - replication over TLS: not automated by foobar yet, so always reported when there are
-//!   replicas;
+//! - replication over TLS: `replication_ssl: true` (with secrets `db_tls_ca`, `db_tls_cert`,
+//!   `db_tls_key`);
 //! - monitoring: a non-empty group `monitoring`;
 //! - backups: a top-level `backups:` section in the inventory.
 
@@ -268,7 +268,8 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
             let Some(body) = file_text(entry) else {
                 continue;
             };
-            let is_db_conf = entry.origin.starts_with("mysql/");
+            let is_db_conf =
+                entry.origin.starts_with("mysql/") && entry.origin.ends_with(".cnf.j2");
             if is_db_conf {
                 match setting(&body, "bind-address") {
                     Some((line, v)) if is_wildcard(v) => out.push(Finding {
@@ -342,15 +343,14 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
     }
 
     // --- replication
-    // foobar does not set up replication over TLS yet: the finding stays until it does.
-    if !primaries.is_empty() && !replicas.is_empty() {
+    if !primaries.is_empty() && !replicas.is_empty() && !truthy(inv.vars.get("replication_ssl")) {
         out.push(Finding {
             id: "replication_without_ssl",
             severity: Severity::Medium,
             location: locate(inv, text, "replication_user:"),
             summary: "replication between the database hosts is not encrypted".into(),
             why: "every row written, and the replication password, crosses the network in clear".into(),
-            fix: "give the database servers a certificate (ssl_ca, ssl_cert, ssl_key in templates/mysql/*.cnf.j2, REQUIRE SSL on the replication account) and replicate with MASTER_SSL=1, MASTER_SSL_CA and MASTER_SSL_VERIFY_SERVER_CERT=1; foobar does not automate this yet".into(),
+            fix: "set `replication_ssl: true` under vars with secrets `db_tls_ca`, `db_tls_cert`, `db_tls_key` (a certificate naming every database host's private_ip): foobar installs them, configures the servers and replicates with MASTER_SSL=1, verifying the primary's certificate".into(),
         });
     }
 

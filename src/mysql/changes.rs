@@ -280,6 +280,9 @@ pub struct ReplicaDesired {
     pub source_port: u16,
     pub user: String,
     pub password: Secret,
+    /// Replicate over TLS, verifying the source's certificate against this CA file (a path
+    /// on the replica): `MASTER_SSL=1` / `SOURCE_SSL=1`. `None`: as the server defaults.
+    pub ssl_ca: Option<String>,
 }
 
 /// What [`replica_changes`] decided.
@@ -348,6 +351,11 @@ pub fn replica_changes(desired: &ReplicaDesired, live: Option<&ReplicaStatus>) -
     }
     if live.get_source_public_key == Some(false) {
         reasons.push("GET_SOURCE_PUBLIC_KEY is off, want on".into());
+    }
+    if desired.ssl_ca.is_some()
+        && live.fields.get("source_ssl_allowed").map(String::as_str) != Some("Yes")
+    {
+        reasons.push("replication is not over TLS, want SSL=1".into());
     }
     if CREDENTIAL_ERRORS.contains(&live.last_io_errno) {
         reasons.push(format!(
@@ -470,6 +478,13 @@ fn change_source(version: &ServerVersion, desired: &ReplicaDesired) -> Result<St
         .string(&desired.user, "the replication user")?
         .text(&format!(", {k}_PASSWORD="))
         .secret(&desired.password, "the replication password")?;
+    let s = match &desired.ssl_ca {
+        Some(ca) => s
+            .text(&format!(", {k}_SSL=1, {k}_SSL_CA="))
+            .string(ca, "the replication CA file")?
+            .text(&format!(", {k}_SSL_VERIFY_SERVER_CERT=1")),
+        None => s,
+    };
     Ok(match dialect {
         Dialect::MariaDb => s.text(", MASTER_USE_GTID=slave_pos"),
         Dialect::MySqlModern => s.text(", SOURCE_AUTO_POSITION=1, GET_SOURCE_PUBLIC_KEY=1"),
@@ -627,6 +642,7 @@ mod tests {
             source_port: 3306,
             user: "repl".into(),
             password: Secret::new("repl-secret"),
+            ssl_ca: None,
         }
     }
 
@@ -805,6 +821,33 @@ mod tests {
             "STOP SLAVE;\nCHANGE MASTER TO MASTER_HOST='10.0.1.10', MASTER_PORT=3306, \
              MASTER_USER='repl', MASTER_PASSWORD='********', MASTER_AUTO_POSITION=1;\nSTART SLAVE;\n"
         );
+    }
+
+    #[test]
+    fn replication_over_tls() {
+        let d = ReplicaDesired {
+            ssl_ca: Some("/etc/mysql/foobar-tls/ca.pem".into()),
+            ..mariadb_desired()
+        };
+        // A healthy replica without TLS is reconfigured...
+        let action = replica_changes(&d, Some(&status(MARIADB_HEALTHY)));
+        assert!(
+            matches!(&action, ReplicaAction::Configure { reasons, .. } if reasons == &["replication is not over TLS, want SSL=1"]),
+            "{action:?}"
+        );
+        // ...with the TLS options in CHANGE MASTER / CHANGE REPLICATION SOURCE.
+        let stdin = action.sql(&v("10.11.6-MariaDB"), &d).unwrap().to_stdin();
+        assert!(
+            stdin.contains(", MASTER_SSL=1, MASTER_SSL_CA='/etc/mysql/foobar-tls/ca.pem', MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_USE_GTID=slave_pos"),
+            "{stdin}"
+        );
+        let stdin = action.sql(&v("8.4.0"), &d).unwrap().to_stdin();
+        assert!(stdin.contains(", SOURCE_SSL=1, SOURCE_SSL_CA='/etc/mysql/foobar-tls/ca.pem', SOURCE_SSL_VERIFY_SERVER_CERT=1"), "{stdin}");
+        // Without ssl_ca nothing about TLS is said or wanted.
+        let plain = replica_changes(&mariadb_desired(), Some(&status(MARIADB_HEALTHY)));
+        assert_eq!(plain, ReplicaAction::Unchanged);
+        let stdin = plain.sql(&v("10.11.6-MariaDB"), &mariadb_desired());
+        assert!(stdin.map(|s| !s.to_stdin().contains("SSL")).unwrap_or(true));
     }
 
     #[test]

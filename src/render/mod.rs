@@ -354,6 +354,9 @@ impl<'a> RenderContext<'a> {
                 .expect("static syntax config"),
         );
         env.add_filter("sql_string", sql_string);
+        // A file's fingerprint in another (a certificate's in the server config that loads it),
+        // so that a new certificate changes the config and its handler restarts the server.
+        env.add_filter("sha256", |value: String| sha256_hex(value.as_bytes()));
 
         let mut names: Vec<String> = playbook
             .plays
