@@ -311,6 +311,13 @@ fn every_roles_ruleset_passes_nft_check() {
         "{web}"
     );
     assert!(!web.contains("443"), "{web}");
+    // The monitoring host (lb-01 in production.yml) scrapes every host's exporters.
+    for f in [&lb, &web] {
+        assert!(
+            f.contains("ip saddr { 10.0.0.10 } tcp dport { 8405, 9104, 8080, 9100, 9090 } accept"),
+            "{f}"
+        );
+    }
     for f in [&lb, &web] {
         assert!(
             f.contains("ip saddr { 198.51.100.0/24, 203.0.113.200 } tcp dport 22 accept"),
