@@ -1,7 +1,10 @@
 use clap::Parser;
 use foobar::cli::{Cli, run};
+use foobar::warn;
 
 fn main() {
+    // A panic's message goes through the Redactor too.
+    std::panic::set_hook(Box::new(|info| warn!("foobar: internal error: {info}\n")));
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -9,20 +12,23 @@ fn main() {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            warn!("error: cannot start the async runtime: {e}\n");
             std::process::exit(1);
         }
     };
     let code = match runtime.block_on(run(cli)) {
         Ok(category) => category.code(),
         Err(e) => {
-            eprintln!("error: {e}");
+            // One write through the run's Redactor (`warn!`): an error may quote a secret
+            // (e.g. a template including a secret's value by name).
+            let mut text = format!("error: {e}\n");
             if let Some(l) = e.location() {
-                eprintln!("  --> {l}");
+                text.push_str(&format!("  --> {l}\n"));
             }
             if let Some(h) = e.hint() {
-                eprintln!("hint: {h}");
+                text.push_str(&format!("hint: {h}\n"));
             }
+            warn!("{text}");
             1
         }
     };

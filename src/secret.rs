@@ -34,7 +34,13 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Replaces every known secret value in a text with [`MASK`].
+/// What a template sees instead of a secret when secrets are not rendered (`foobar render`
+/// without `--with-secrets`): a readable marker naming the secret.
+pub fn placeholder(name: &str) -> String {
+    format!("<secret:{name}>")
+}
+
+/// Replaces every known secret value, in every form foobar sends it in, with [`MASK`].
 #[derive(Clone, Default)]
 pub struct Redactor {
     /// Longest first, so a secret that contains another is masked whole.
@@ -43,22 +49,75 @@ pub struct Redactor {
 
 impl fmt::Debug for Redactor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Redactor({} secrets)", self.values.len())
+        write!(f, "Redactor({} forms)", self.values.len())
     }
+}
+
+/// Shorter base64 fragments are too likely to occur by chance to be worth masking.
+const MIN_BASE64_FRAGMENT: usize = 8;
+
+/// The forms of one secret that foobar itself produces or sends: the value; its SQL string
+/// literal as sent (`\` and `''` doubled, what `src/mysql/sql.rs` writes), the older
+/// `\'` escaping (the `sql_string` filter) and the quotes-only doubling; the
+/// `mysql_native_password` hash MariaDB is sent for accounts; the percent-encoded form of
+/// the `urlencode` filter; and the base64 in apply scripts, at each of the three alignments
+/// a value can have inside a longer encoded body.
+fn forms(value: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut out = vec![
+        value.to_string(),
+        value.replace('\\', "\\\\").replace('\'', "''"),
+        value.replace('\\', "\\\\").replace('\'', "\\'"),
+        value.replace('\'', "''"),
+        crate::mysql::mysql_native_password_hash(value),
+        percent_encode(value),
+    ];
+    // Each of those as it appears inside a JSON string (`--json`, saved plans): `\\` and `"`
+    // escaped.
+    let json: Vec<String> = out
+        .iter()
+        .filter_map(|f| serde_json::to_string(f).ok())
+        .map(|q| q[1..q.len() - 1].to_string())
+        .collect();
+    out.extend(json);
+    let bytes = value.as_bytes();
+    for offset in 0..3usize {
+        // Encode the value preceded by `offset` bytes; keep only the characters that depend
+        // on the value alone (whole 3-byte groups of it).
+        let mut buf = vec![0u8; offset];
+        buf.extend_from_slice(bytes);
+        let whole = buf.len() / 3 * 3;
+        let encoded = engine.encode(&buf[..whole]);
+        let skip = [0, 2, 3][offset];
+        if encoded.len() >= skip + MIN_BASE64_FRAGMENT {
+            out.push(encoded[skip..].to_string());
+        }
+    }
+    out
+}
+
+/// minijinja's `urlencode`: everything but ASCII alphanumerics and `/._-` as `%XX`, space as
+/// `%20`.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl Redactor {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> Self {
-        // Also the forms a secret takes once escaped for a SQL string literal, so a rendered
-        // statement or a server's error quoting it is masked too.
         let mut values: Vec<String> = secrets
             .into_iter()
             .filter(|s| !s.0.is_empty())
-            .flat_map(|s| {
-                let sql = s.0.replace('\\', "\\\\").replace('\'', "\\'");
-                let doubled = s.0.replace('\'', "''");
-                [s.0.clone(), sql, doubled]
-            })
+            .flat_map(|s| forms(&s.0))
+            .filter(|v| !v.is_empty())
             .collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
@@ -80,6 +139,59 @@ impl Redactor {
             .iter()
             .any(|v| text.windows(v.len()).any(|w| w == v.as_bytes()))
     }
+}
+
+/// The run's redactor, known to every printing path once secrets are resolved.
+static GLOBAL: std::sync::RwLock<Option<Redactor>> = std::sync::RwLock::new(None);
+
+/// Makes `secrets` known to [`redact`] and so to everything printed with [`crate::say`] /
+/// [`crate::warn`] (and the edge's error printing). Called where secrets are resolved; each
+/// call adds to what is masked.
+pub fn register<'a>(secrets: impl IntoIterator<Item = &'a Secret>) {
+    let added = Redactor::new(secrets);
+    let mut guard = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+    let mut values = guard.take().map(|r| r.values).unwrap_or_default();
+    values.extend(added.values);
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.dedup();
+    *guard = Some(Redactor { values });
+}
+
+/// `text` with every registered secret masked: the one path from foobar to a terminal.
+pub fn redact(text: &str) -> String {
+    match GLOBAL.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        Some(r) => r.redact(text),
+        None => text.to_string(),
+    }
+}
+
+/// Writes `text` to stdout through [`redact`]. Use [`crate::say`].
+pub fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(redact(text).as_bytes());
+    let _ = out.flush();
+}
+
+/// Writes `text` to stderr through [`redact`]. Use [`crate::warn`].
+pub fn write_stderr(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(redact(text).as_bytes());
+    let _ = err.flush();
+}
+
+/// `print!` through the run's [`Redactor`]. Every byte foobar writes to stdout goes through
+/// here: a test refuses `print!`/`println!`/`eprint!`/`eprintln!` anywhere else in `src/`.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::secret::write_stdout(&format!($($arg)*)) };
+}
+
+/// `eprint!` through the run's [`Redactor`]; the stderr twin of [`say`].
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::secret::write_stderr(&format!($($arg)*)) };
 }
 
 #[cfg(test)]
@@ -107,5 +219,103 @@ mod tests {
         let s = Secret::new("a'b\\c");
         let r = Redactor::new([&s]);
         assert_eq!(r.redact("PASSWORD='a\\'b\\\\c'"), "PASSWORD='********'");
+        // What src/mysql/sql.rs sends: quotes and backslashes doubled.
+        assert_eq!(r.redact("PASSWORD='a''b\\\\c'"), "PASSWORD='********'");
+        assert_eq!(r.redact("PASSWORD='a''b\\c'"), "PASSWORD='********'");
+    }
+
+    #[test]
+    fn redactor_masks_forms_inside_json() {
+        let s = Secret::new("a\"b\\c'd");
+        let r = Redactor::new([&s]);
+        let doc = serde_json::json!({ "error": format!("bad password {}", s.expose()),
+            "sql": format!("'{}'", s.expose().replace('\\', "\\\\").replace('\'', "''")) });
+        let text = serde_json::to_string(&doc).unwrap();
+        let masked = r.redact(&text);
+        assert!(!masked.contains("b\\\\c"), "{masked}");
+        assert_eq!(masked.matches(MASK).count(), 2, "{masked}");
+    }
+
+    #[test]
+    fn redactor_masks_the_hash_and_urlencoded_forms() {
+        let s = Secret::new("p@ss w/rd");
+        let r = Redactor::new([&s]);
+        let hash = crate::mysql::mysql_native_password_hash("p@ss w/rd");
+        assert_eq!(
+            r.redact(&format!("IDENTIFIED BY PASSWORD '{hash}'")),
+            "IDENTIFIED BY PASSWORD '********'"
+        );
+        assert_eq!(r.redact("dsn=p%40ss%20w/rd"), "dsn=********");
+    }
+
+    #[test]
+    fn redactor_masks_base64_at_every_alignment() {
+        use base64::Engine as _;
+        let secret = "Zq7-distinctive-SECRET";
+        let r = Redactor::new([&Secret::new(secret)]);
+        for prefix in ["", "x", "xy", "PASSWORD=", "PASSWORD=\"", "k: "] {
+            let body = format!("{prefix}{secret}\ntrailing text\n");
+            let encoded = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
+            assert!(
+                r.contains_secret(encoded.as_bytes()),
+                "{prefix:?}: {encoded}"
+            );
+            assert!(r.redact(&encoded).contains(MASK));
+        }
+    }
+
+    #[test]
+    fn the_global_redactor_masks_what_was_registered() {
+        register([&Secret::new("Zq7-global-one")]);
+        register([&Secret::new("Zq7-global-two")]);
+        assert_eq!(
+            redact("a Zq7-global-one b Zq7-global-two"),
+            "a ******** b ********"
+        );
+    }
+
+    /// The choke point holds: no code in src/ prints except through `say!`/`warn!`.
+    #[test]
+    fn every_print_goes_through_the_redactor() {
+        fn walk(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).expect("read src") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.ends_with("secret.rs")
+                {
+                    let text = std::fs::read_to_string(&path).expect("read source");
+                    for (n, line) in text.lines().enumerate() {
+                        let code = line.split("//").next().unwrap_or("");
+                        for m in ["print!(", "println!(", "eprint!(", "eprintln!("] {
+                            if code.contains(m) {
+                                found.push(format!("{}:{}: {line}", path.display(), n + 1));
+                            }
+                        }
+                        // Writing to the handles directly bypasses it too (asking whether
+                        // they are terminals, flushing and clap's completions aside).
+                        let handle = code.contains("io::stdout()") || code.contains("io::stderr()");
+                        let harmless = code.contains("is_terminal")
+                            || code.contains(".flush()")
+                            || path.ends_with("completions.rs");
+                        if handle && !harmless {
+                            found.push(format!("{}:{}: {line}", path.display(), n + 1));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        found.dedup();
+        assert!(
+            found.is_empty(),
+            "print through foobar::say!/warn! (the Redactor) instead:\n{}",
+            found.join("\n")
+        );
     }
 }

@@ -489,7 +489,10 @@ fn render_output_contains_no_secret() {
             );
         }
     }
-    // The template does use the secret: it is there, masked.
+    // The template does use the secret: it is there, as its placeholder.
     let site = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(site.contains("password ********\n"), "{site}");
+    assert!(
+        site.contains("password <secret:app_db_password>\n"),
+        "{site}"
+    );
 }

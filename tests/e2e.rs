@@ -303,6 +303,10 @@ fn vagrant_inventory_works_as_a_sudo_user() {
             "../.vagrant/ssh_config",
             repo().join(".lab/ssh_config.deploy").to_str().unwrap(),
         )
+        .replace(
+            "../.vagrant/known_hosts",
+            repo().join(".lab/known_hosts").to_str().unwrap(),
+        )
         .replace("192.168.56.%", "127.%")
         .replace("192.168.56.1", "127.0.1.")
         // Lab hosts share 127.0.0.1 (one network namespace): each web host's stub_status

@@ -34,6 +34,7 @@ fn file(path: &str, body: &str, mode: u32, notify: &[&str]) -> DesiredEntry {
             group: "root".into(),
             validate: None,
             sensitive: false,
+            reads: vec![],
         },
         notify: notify.iter().map(|s| s.to_string()).collect(),
         origin: "test".into(),

@@ -123,12 +123,12 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     reporter.finish();
     let styles = human::Styles::new(colour());
     if !common.json && (diff || planfile.is_none()) {
-        print!("{}", human::plan(&plan, &styles, false));
+        crate::say!("{}", human::plan(&plan, &styles, false));
     }
     if !plan.has_changes() {
         finish_all(transports).await;
         if common.json {
-            print!("{}", json::document(&json::ApplyDocument::new(&plan, None)));
+            crate::say!("{}", json::document(&json::ApplyDocument::new(&plan, None)));
         }
         return Ok(if plan.failed.is_empty() {
             ExitCategory::Ok
@@ -147,7 +147,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
         answer?
     };
     if !go {
-        eprintln!("nothing applied");
+        crate::warn!("nothing applied\n");
         return Ok(ExitCategory::Error);
     }
     let targets: BTreeMap<HostName, Target<'_>> = transports
@@ -205,12 +205,12 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
         );
     }
     if common.json {
-        print!(
+        crate::say!(
             "{}",
             json::document(&json::ApplyDocument::new(&plan, Some(&report)))
         );
     } else {
-        print!("{}", human::report(&report, &styles));
+        crate::say!("{}", human::report(&report, &styles));
     }
     Ok(if report.failed_hosts().is_empty() && !report.interrupted {
         ExitCategory::Ok
@@ -226,7 +226,7 @@ fn confirm() -> Result<bool, CliError> {
             hint: "review the plan, then run again with --yes".into(),
         });
     }
-    eprint!("Apply these changes? Only 'yes' is accepted: ");
+    crate::warn!("Apply these changes? Only 'yes' is accepted: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()
@@ -250,7 +250,7 @@ fn watch_signals() -> Arc<AtomicBool> {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
         }
-        eprintln!("foobar: interrupted; letting running steps finish, starting no new ones");
+        crate::warn!("foobar: interrupted; letting running steps finish, starting no new ones\n");
         f.store(true, Ordering::SeqCst);
     });
     flag

@@ -93,12 +93,11 @@ pub async fn run(args: GraphArgs) -> Result<ExitCategory, CliError> {
                 message: format!("cannot write {}: {e}", path.display()),
                 hint: "check the directory exists and is writable".into(),
             })?;
-            eprintln!("graph written to {}", path.display());
+            crate::warn!("graph written to {}\n", path.display());
         }
         None => {
-            std::io::stdout()
-                .write_all(&bytes)
-                .map_err(anyhow::Error::from)?;
+            // Text (Mermaid, dot, SVG): through the Redactor like everything printed.
+            crate::say!("{}", String::from_utf8_lossy(&bytes));
         }
     }
     Ok(exit)

@@ -60,16 +60,16 @@ pub async fn run(args: PlanArgs) -> Result<ExitCategory, CliError> {
     reporter.finish();
     if let Some(path) = &out {
         planfile::write(path, &plan)?;
-        eprintln!(
-            "plan saved to {}; apply it with `foobar apply {}`",
+        crate::warn!(
+            "plan saved to {}; apply it with `foobar apply {}`\n",
             path.display(),
             path.display()
         );
     }
     if common.json {
-        print!("{}", json::document(&plan));
+        crate::say!("{}", json::document(&plan));
     } else {
-        print!(
+        crate::say!(
             "{}",
             human::plan(&plan, &human::Styles::new(colour()), show_unchanged)
         );

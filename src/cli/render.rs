@@ -1,4 +1,6 @@
-//! `foobar render`: every managed file rendered offline (no SSH), secrets masked.
+//! `foobar render`: every managed file rendered offline (no SSH), each secret as its
+//! placeholder `<secret:NAME>` (no secret needs to be set), or with `--with-secrets` the real
+//! values into a tree only the current user can read.
 
 use std::path::{Path, PathBuf};
 
@@ -17,19 +19,33 @@ pub struct RenderArgs {
     pub common: Common,
     #[arg(long)]
     pub out: PathBuf,
+    /// Render the real secret values (they must be set), into a tree only the current user
+    /// can read (directories 0700, files 0600). For debugging.
+    #[arg(long)]
+    pub with_secrets: bool,
 }
 
 pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
-    let RenderArgs { common, out } = args;
-    let session = Session::load(&common)?;
+    let RenderArgs {
+        common,
+        out,
+        with_secrets,
+    } = args;
+    let session = Session::load_with(&common, with_secrets)?;
     let ctx = session.render_context()?;
     let desired = render_all(&ctx, &session.hosts)?;
+    // Without --with-secrets the secrets are placeholders: the files hold none.
+    let write = if with_secrets {
+        create_private_dir(&out)?;
+        write_private
+    } else {
+        write_rendered
+    };
     let mut written = 0;
     for (host, state) in &desired {
         for e in state.entries() {
             if let EntryKind::File { content, .. } = &e.kind {
-                let text = ctx.redactor.redact(&String::from_utf8_lossy(content));
-                write_rendered(&out, host, &e.path, text.as_bytes())?;
+                write(&out, host, &e.path, content)?;
                 written += 1;
             }
         }
@@ -44,12 +60,12 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
                     message,
                     hint: "check `flavor` and `mysql_version` in the inventory".into(),
                 })?;
-            write_rendered(&out, host, "/foobar/replication.sql", sql.as_bytes())?;
+            write(&out, host, "/foobar/replication.sql", sql.as_bytes())?;
             written += 1;
         }
     }
-    eprintln!(
-        "rendered {written} files for {} hosts into {}",
+    crate::warn!(
+        "rendered {written} files for {} hosts into {}\n",
         desired.len(),
         out.display()
     );
@@ -67,5 +83,42 @@ fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Resu
     }
     std::fs::write(&dest, bytes)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()).into())
+}
+
+/// `render --with-secrets`: real values, readable by the current user only (directories
+/// 0700, files created 0600, never widened).
+fn write_private(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dest = out.join(host.as_str()).join(path.trim_start_matches('/'));
+    let mut dir = out.to_path_buf();
+    if let Some(parent) = dest.parent().and_then(|p| p.strip_prefix(out).ok()) {
+        for part in parent.components() {
+            dir.push(part);
+            create_private_dir(&dir)?;
+        }
+    }
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&dest)
+        .and_then(|mut f| {
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(bytes)
+        });
+    written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
     Ok(())
 }

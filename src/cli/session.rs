@@ -33,10 +33,30 @@ pub struct Connections {
 
 impl Session {
     pub fn load(common: &Common) -> Result<Self, CliError> {
+        Self::load_with(common, true)
+    }
+
+    /// `real_secrets: false` (`render` without `--with-secrets`): every secret is its
+    /// placeholder `<secret:NAME>` and none needs to be set.
+    pub fn load_with(common: &Common, real_secrets: bool) -> Result<Self, CliError> {
         let inventory = inventory::load_inventory(&common.inventory)?;
+        for w in &inventory.warnings {
+            crate::warn!("{w}\n");
+        }
         let playbook = inventory::load_playbook(&common.playbook, &inventory)?;
         let selected = inventory.limit(&common.limit)?;
-        let secrets = inventory::resolve_secrets(&inventory)?;
+        let secrets = if real_secrets {
+            inventory::resolve_secrets(&inventory)?
+        } else {
+            inventory
+                .secrets
+                .keys()
+                .map(|name| {
+                    let placeholder = crate::secret::placeholder(name);
+                    (name.clone(), crate::secret::Secret::new(placeholder))
+                })
+                .collect()
+        };
         let hosts = selected
             .into_iter()
             .filter(|h| playbook.plays.iter().any(|p| p.hosts.contains(h)))

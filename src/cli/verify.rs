@@ -83,7 +83,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
     finish_all(&conn.transports).await;
     reporter.finish();
     if common.json {
-        print!("{}", json::document(&health));
+        crate::say!("{}", json::document(&health));
     } else {
         let order = |h: &HostName| {
             if session.inventory.in_group(h, "db_replica") {
@@ -94,7 +94,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
                 2
             }
         };
-        print!(
+        crate::say!(
             "{}",
             human::health(&health, &human::Styles::new(colour()), order)
         );

@@ -21,12 +21,20 @@ struct RawSsh {
     identity_file: Option<String>,
     ssh_config: Option<String>,
     known_hosts_file: Option<String>,
-    strict_host_key_checking: Option<bool>,
+    strict_host_key_checking: Option<Spanned<RawHostKeyChecking>>,
     connect_timeout: Option<u64>,
     command_timeout: Option<u64>,
     control_persist: Option<u64>,
     #[serde(rename = "become")]
     become_root: Option<bool>,
+}
+
+/// `true`, `false` (read as `accept-new`, with a warning) or `"accept-new"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawHostKeyChecking {
+    Flag(bool),
+    Word(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,13 +110,46 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     let raw: RawInventory = parse(path, &text)?;
     let at = |l: &serde_saphyr::Location| location_of(path, l);
 
+    // OpenSSH's `StrictHostKeyChecking=no` would accept a changed host key (a man in the
+    // middle then receives file bodies and SQL): foobar never asks for it. `false` means
+    // `accept-new`, which trusts a host on first contact only, and says so.
+    let mut warnings = Vec::new();
+    let strict_host_key_checking = match &raw.ssh.strict_host_key_checking {
+        None => true,
+        Some(s) => match &s.value {
+            RawHostKeyChecking::Flag(true) => true,
+            RawHostKeyChecking::Word(w) if w == "yes" => true,
+            RawHostKeyChecking::Word(w) if w == "accept-new" => false,
+            RawHostKeyChecking::Flag(false) => {
+                warnings.push(format!(
+                    "warning: {}: `strict_host_key_checking: false` is read as `accept-new`: a host never seen before is trusted on first contact and its key recorded; a changed key is always refused. Write `strict_host_key_checking: accept-new` to say so.",
+                    at(&s.referenced)
+                ));
+                false
+            }
+            RawHostKeyChecking::Word(other) => {
+                return Err(InventoryError::Yaml {
+                    location: at(&s.referenced),
+                    message: format!(
+                        "strict_host_key_checking must be true or \"accept-new\", not {other:?}"
+                    ),
+                    key_path: "ssh.strict_host_key_checking".into(),
+                    hint: Some(
+                        "true checks every host against known_hosts; \"accept-new\" also trusts a host never seen before, once"
+                            .into(),
+                    ),
+                });
+            }
+        },
+    };
+
     let ssh = SshDefaults {
         user: raw.ssh.user,
         port: raw.ssh.port,
         identity_file: raw.ssh.identity_file.map(|p| relative_to(path, &p)),
         ssh_config: raw.ssh.ssh_config.map(|p| relative_to(path, &p)),
         known_hosts_file: raw.ssh.known_hosts_file.map(|p| relative_to(path, &p)),
-        strict_host_key_checking: raw.ssh.strict_host_key_checking.unwrap_or(true),
+        strict_host_key_checking,
         connect_timeout: raw.ssh.connect_timeout.unwrap_or(10),
         command_timeout: raw.ssh.command_timeout.unwrap_or(600),
         control_persist: raw.ssh.control_persist.unwrap_or(60),
@@ -182,6 +223,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         secrets,
         hosts,
         groups,
+        warnings,
     };
     check_database_topology(&inventory)?;
     Ok(inventory)

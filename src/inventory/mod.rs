@@ -16,8 +16,8 @@ mod yaml;
 
 pub use load::load_inventory;
 pub use playbook::{
-    DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Play, Playbook, ServiceAction,
-    ServiceSpec, ServiceState, SyncSpec, load_playbook,
+    DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Limits, Play, Playbook,
+    ServiceAction, ServiceSpec, ServiceState, SyncSpec, load_playbook,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +59,8 @@ pub struct SshDefaults {
     pub identity_file: Option<PathBuf>,
     pub ssh_config: Option<PathBuf>,
     pub known_hosts_file: Option<PathBuf>,
+    /// `true`: OpenSSH's `StrictHostKeyChecking=yes`; `false`: `accept-new` (a host never
+    /// seen is trusted once and recorded). Never `no`: a changed key is always refused.
     pub strict_host_key_checking: bool,
     pub connect_timeout: u64,
     pub command_timeout: u64,
@@ -114,6 +116,8 @@ pub struct Inventory {
     pub secrets: BTreeMap<String, SecretRef>,
     pub hosts: BTreeMap<HostName, Host>,
     pub groups: BTreeMap<String, Group>,
+    /// Said on stderr before anything connects, each naming its file and line.
+    pub warnings: Vec<String>,
 }
 
 /// Secret values by name, resolved at run time.
@@ -386,6 +390,8 @@ pub fn resolve_secrets(inventory: &Inventory) -> Result<Secrets, InventoryError>
         };
         out.insert(name.clone(), Secret::new(value));
     }
+    // From here on, nothing printed can carry them (see `crate::say!`).
+    crate::secret::register(out.values());
     Ok(out)
 }
 

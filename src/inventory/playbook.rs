@@ -55,6 +55,8 @@ struct RawFile {
     link: Option<Spanned<String>>,
     #[serde(default)]
     notify: Vec<Spanned<String>>,
+    #[serde(default)]
+    sensitive: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +68,8 @@ struct RawSync {
     group: Option<Spanned<String>>,
     #[serde(default)]
     notify: Vec<Spanned<String>>,
+    #[serde(default)]
+    sensitive: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +146,8 @@ struct RawPlaybook {
     templates_dir: Option<String>,
     /// Runs whose backups each host keeps in /var/backups/foobar (default 5).
     keep_backups: Option<Spanned<u32>>,
+    #[serde(default)]
+    limits: Limits,
     plays: Vec<Spanned<RawPlay>>,
 }
 
@@ -162,6 +168,8 @@ pub struct FileSpec {
     /// A symlink pointing at `dest` (e.g. sites-enabled).
     pub link: Option<String>,
     pub notify: Vec<String>,
+    /// Never shown in a diff and backed up 0600, whatever it reads (`sensitive: true`).
+    pub sensitive: bool,
     pub location: Location,
 }
 
@@ -183,6 +191,8 @@ pub struct SyncSpec {
     pub owner: String,
     pub group: String,
     pub notify: Vec<String>,
+    /// Every file of the tree is sensitive (`sensitive: true`).
+    pub sensitive: bool,
     pub location: Location,
 }
 
@@ -244,6 +254,37 @@ pub struct Playbook {
     /// Runs whose backups each host keeps in /var/backups/foobar (`keep_backups:`).
     pub keep_backups: u32,
     pub plays: Vec<Play>,
+    pub limits: Limits,
+}
+
+/// Bounds on what rendering may cost (`limits:` in the playbook).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest managed file, templated or synced, in bytes (default 64 MiB).
+    #[serde(default = "default_max_file_size")]
+    pub max_file_size: u64,
+    /// Work one template render may do, in minijinja fuel (about one unit per instruction
+    /// and per 64 bytes created), so an endless loop fails instead of hanging.
+    #[serde(default = "default_template_fuel")]
+    pub template_fuel: u64,
+}
+
+fn default_max_file_size() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_template_fuel() -> u64 {
+    5_000_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_size: default_max_file_size(),
+            template_fuel: default_template_fuel(),
+        }
+    }
 }
 
 const SERVICE_HINT: &str =
@@ -556,6 +597,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
                 validate: rf.validate,
                 link,
                 notify: check_notify(&rf.notify)?,
+                sensitive: rf.sensitive,
                 location,
             });
         }
@@ -593,6 +635,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
                 owner: account(path, rs.owner.as_ref(), "owner")?,
                 group: account(path, rs.group.as_ref(), "group")?,
                 notify: check_notify(&rs.notify)?,
+                sensitive: rs.sensitive,
                 location,
             });
         }
@@ -649,6 +692,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
         templates_dir,
         keep_backups,
         plays,
+        limits: raw.limits,
     })
 }
 

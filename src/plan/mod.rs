@@ -447,6 +447,7 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                     owner,
                     group,
                     sensitive,
+                    reads,
                     ..
                 } => {
                     let (action, details, needs_diff, write) = match live {
@@ -464,7 +465,7 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
                             if content_differs {
                                 let text = std::str::from_utf8(content).is_ok();
                                 if *sensitive {
-                                    d.insert(0, "content changed (hidden: holds a secret)".into());
+                                    d.insert(0, sensitive_note(reads));
                                 } else if !text
                                     || content.len() as u64 > DIFF_LIMIT
                                     || l.size > DIFF_LIMIT
@@ -670,6 +671,17 @@ pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), SavedPla
     Ok(())
 }
 
+/// What a plan says instead of a sensitive file's diff: which secrets it reads, never a byte
+/// of its content.
+pub fn sensitive_note(reads: &[String]) -> String {
+    if reads.is_empty() {
+        "content changed (sensitive: marked `sensitive: true`)".into()
+    } else {
+        let names: Vec<String> = reads.iter().map(|r| format!("`{r}`")).collect();
+        format!("content changed (sensitive: reads {})", names.join(", "))
+    }
+}
+
 /// A unified diff of a live file against its new content, with secrets masked.
 pub fn unified_diff(path: &str, old: &[u8], new: &[u8], redactor: &Redactor) -> String {
     let old = redactor.redact(&String::from_utf8_lossy(old));
@@ -692,7 +704,15 @@ pub fn attach_diffs(
         let Some(entry) = want.entries().find(|e| e.path == c.target) else {
             continue;
         };
-        let (EntryKind::File { content, .. }, Some(old)) = (&entry.kind, live.get(&c.target))
+        // A sensitive body is never diffed, whatever asked for it.
+        let (
+            EntryKind::File {
+                content,
+                sensitive: false,
+                ..
+            },
+            Some(old),
+        ) = (&entry.kind, live.get(&c.target))
         else {
             continue;
         };
@@ -719,6 +739,7 @@ mod tests {
                 group: "root".into(),
                 validate: None,
                 sensitive: false,
+                reads: vec![],
             },
             notify: notify.iter().map(|s| s.to_string()).collect(),
             origin: "t".into(),

@@ -72,7 +72,8 @@ pub fn read(path: &Path) -> Result<Plan, PlanFileError> {
 
 pub fn write(path: &Path, plan: &Plan) -> Result<(), PlanFileError> {
     let text = serde_json::to_string_pretty(plan).expect("a plan always serialises");
-    std::fs::write(path, text).map_err(|source| PlanFileError::Write {
+    // Through the run's Redactor, like everything printed.
+    std::fs::write(path, crate::secret::redact(&text)).map_err(|source| PlanFileError::Write {
         path: path.to_owned(),
         source,
     })

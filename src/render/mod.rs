@@ -6,11 +6,20 @@
 //! `packages`, `owner`, service names) are templates too. Everything that is the same for all
 //! hosts (template parsing, synced directories read from disk, `hostvars`) is done once in
 //! [`RenderContext::new`]; per host only the variables differ.
+//!
+//! Secrets are tainting: every render sees its variables through a `Scope` that records
+//! which secrets it read, so a file is sensitive when its rendering read a secret, whatever
+//! filters the value went through (`upper`, `replace`, `urlencode`, `~`). A sensitive file's
+//! body is never shown; a render that fails after reading a secret is reported from a second
+//! render with placeholders (the error may quote the value); and strings outside file bodies
+//! (`dest`, owners, packages, services) may not read secrets at all. Every render runs on a
+//! fuel budget (`limits.template_fuel`) and every file is bounded (`limits.max_file_size`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use sha2::{Digest, Sha256};
 
@@ -32,6 +41,9 @@ pub enum EntryKind {
         validate: Option<String>,
         /// The content holds a secret: never shown, backed up with mode 0600.
         sensitive: bool,
+        /// The secrets its rendering read, by name (empty for a file marked `sensitive:
+        /// true` that reads none).
+        reads: Vec<String>,
     },
     Directory {
         mode: u32,
@@ -123,14 +135,21 @@ pub enum RenderError {
         message: String,
         hint: String,
     },
+    #[error("{path} is {size} bytes, over the limit of {limit} bytes for a managed file")]
+    TooLarge {
+        path: String,
+        size: u64,
+        limit: u64,
+        location: Location,
+    },
 }
 
 impl Diagnostic for RenderError {
     fn location(&self) -> Option<&Location> {
         match self {
-            RenderError::Template { location, .. } | RenderError::Invalid { location, .. } => {
-                Some(location)
-            }
+            RenderError::Template { location, .. }
+            | RenderError::Invalid { location, .. }
+            | RenderError::TooLarge { location, .. } => Some(location),
             RenderError::Read { .. } => None,
         }
     }
@@ -141,6 +160,10 @@ impl Diagnostic for RenderError {
                 None => format!("while rendering for host {host}"),
             }),
             RenderError::Invalid { hint, .. } => Some(hint.clone()),
+            RenderError::TooLarge { .. } => Some(
+                "leave the file out, or raise `limits: { max_file_size: BYTES }` in the playbook"
+                    .into(),
+            ),
             RenderError::Read { .. } => Some("check the file exists and is readable".into()),
         }
     }
@@ -256,6 +279,75 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The variables of one host, with the secrets kept apart.
+#[derive(Debug)]
+struct HostScope {
+    vars: BTreeMap<String, Value>,
+    /// (real value, placeholder) by name.
+    secrets: BTreeMap<String, (Value, Value)>,
+}
+
+/// What one render sees as its variables: every lookup of a secret is recorded, so the
+/// render's taint is known whatever the template did with the value afterwards.
+#[derive(Debug)]
+struct Scope {
+    host: Arc<HostScope>,
+    placeholders: bool,
+    read: Mutex<BTreeSet<String>>,
+}
+
+impl Scope {
+    fn new(host: &Arc<HostScope>, placeholders: bool) -> Arc<Self> {
+        Arc::new(Self {
+            host: host.clone(),
+            placeholders,
+            read: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    fn read(&self) -> Vec<String> {
+        self.read
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+impl Object for Scope {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        if let Some((real, placeholder)) = self.host.secrets.get(name) {
+            self.read
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_string());
+            return Some(if self.placeholders {
+                placeholder.clone()
+            } else {
+                real.clone()
+            });
+        }
+        self.host.vars.get(name).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let keys: Vec<Value> = self
+            .host
+            .vars
+            .keys()
+            .chain(self.host.secrets.keys())
+            .map(|k| Value::from(k.as_str()))
+            .collect();
+        Enumerator::Values(keys)
+    }
+}
+
 /// A synced directory, read once: (relative path, content, digest, executable).
 type SyncTree = Vec<(String, Arc<[u8]>, String, bool)>;
 
@@ -276,7 +368,7 @@ fn sql_string(value: String) -> String {
     value.replace('\\', "\\\\").replace('\'', "\\'")
 }
 
-fn read_tree(root: &Path) -> Result<SyncTree, RenderError> {
+fn read_tree(root: &Path, limit: u64, location: &Location) -> Result<SyncTree, RenderError> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -313,6 +405,14 @@ fn read_tree(root: &Path) -> Result<SyncTree, RenderError> {
             if meta.is_dir() {
                 stack.push(path);
             } else if meta.is_file() {
+                if meta.len() > limit {
+                    return Err(RenderError::TooLarge {
+                        path: path.display().to_string(),
+                        size: meta.len(),
+                        limit,
+                        location: location.clone(),
+                    });
+                }
                 let content: Arc<[u8]> = std::fs::read(&path)
                     .map_err(|source| RenderError::Read {
                         path: path.clone(),
@@ -357,6 +457,7 @@ impl<'a> RenderContext<'a> {
         // A file's fingerprint in another (a certificate's in the server config that loads it),
         // so that a new certificate changes the config and its handler restarts the server.
         env.add_filter("sha256", |value: String| sha256_hex(value.as_bytes()));
+        env.set_fuel(Some(playbook.limits.template_fuel));
 
         let mut names: Vec<String> = playbook
             .plays
@@ -379,6 +480,7 @@ impl<'a> RenderContext<'a> {
                     &sources,
                     e,
                     &HostName::new("(all hosts)"),
+                    playbook.limits.template_fuel,
                 ));
             }
         }
@@ -397,7 +499,8 @@ impl<'a> RenderContext<'a> {
         for play in &playbook.plays {
             for s in &play.sync {
                 if !sync_trees.contains_key(&s.src) {
-                    sync_trees.insert(s.src.clone(), read_tree(&s.src)?);
+                    let tree = read_tree(&s.src, playbook.limits.max_file_size, &s.location)?;
+                    sync_trees.insert(s.src.clone(), tree);
                 }
             }
         }
@@ -415,49 +518,114 @@ impl<'a> RenderContext<'a> {
         })
     }
 
-    /// The variables a template sees on `host`.
-    pub fn context(&self, host: &HostName, extra: &Vars) -> Value {
+    /// The variables a template sees on `host`: its variables, foobar's, and the secrets.
+    fn host_scope(&self, host: &HostName, extra: &Vars) -> Arc<HostScope> {
         let mut vars: BTreeMap<String, Value> = self
             .inventory
             .host_vars(host)
             .into_iter()
             .map(|(k, v)| (k, Value::from(minijinja::value::Serde(&v))))
             .collect();
-        for (name, secret) in self.secrets {
-            vars.insert(name.clone(), Value::from(secret.expose()));
-        }
         for (k, v) in extra {
             vars.insert(k.clone(), Value::from(minijinja::value::Serde(v)));
         }
         vars.insert("groups".into(), self.groups.clone());
         vars.insert("hostvars".into(), self.hostvars.clone());
-        Value::from(vars)
+        let secrets = self
+            .secrets
+            .iter()
+            .map(|(name, secret)| {
+                vars.remove(name);
+                (
+                    name.clone(),
+                    (
+                        Value::from(secret.expose()),
+                        Value::from(crate::secret::placeholder(name)),
+                    ),
+                )
+            })
+            .collect();
+        Arc::new(HostScope { vars, secrets })
     }
 
+    /// Renders `text` (a template's source or a playbook string), recording the secrets it
+    /// reads. A failure after reading a secret is reported from a render with placeholders,
+    /// since minijinja's message may quote the value.
+    fn render_tracked(
+        &self,
+        scope: &Arc<HostScope>,
+        render: impl Fn(Value) -> Result<String, minijinja::Error>,
+    ) -> Result<(String, Vec<String>), minijinja::Error> {
+        let tracked = Scope::new(scope, false);
+        match render(Value::from_dyn_object(tracked.clone())) {
+            Ok(text) => Ok((text, tracked.read())),
+            Err(e) if tracked.read().is_empty() => Err(e),
+            Err(e) => {
+                let kind = e.kind();
+                match render(Value::from_dyn_object(Scope::new(scope, true))) {
+                    Err(shown) => Err(shown),
+                    // Only the real value fails: say where, not what minijinja said.
+                    Ok(_) => Err(minijinja::Error::new(
+                        kind,
+                        "the failing value derives from a secret and is not shown",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// A playbook string (`dest`, owner, package, service): may not read a secret, since it
+    /// is shown in every plan.
     fn render_string(
         &self,
         host: &HostName,
-        ctx: &Value,
+        scope: &Arc<HostScope>,
         text: &str,
         location: &Location,
     ) -> Result<String, RenderError> {
-        if !text.contains("{{") && !text.contains("{%") {
-            return Ok(text.to_string());
-        }
-        self.env
-            .render_str(text, ctx)
-            .map_err(|e| RenderError::Template {
+        let (out, reads) = self.render_text(host, scope, text, location)?;
+        if let Some(name) = reads.first() {
+            return Err(RenderError::Invalid {
                 location: location.clone(),
                 host: host.clone(),
+                message: format!(
+                    "`{text}` reads the secret `{name}`, but paths, owners, packages and service names are shown in every plan"
+                ),
+                hint: "use secrets only in file contents (templates or `content:`)".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Inline `content:` or a playbook string, with the secrets it read.
+    fn render_text(
+        &self,
+        host: &HostName,
+        scope: &Arc<HostScope>,
+        text: &str,
+        location: &Location,
+    ) -> Result<(String, Vec<String>), RenderError> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok((text.to_string(), vec![]));
+        }
+        self.render_tracked(scope, |ctx| self.env.render_str(text, ctx))
+            .map_err(|e| RenderError::Template {
+                location: match e.line() {
+                    Some(line) if e.kind() == ErrorKind::OutOfFuel => {
+                        Location::new(&location.file, location.line + line as u32 - 1, 0)
+                    }
+                    _ => location.clone(),
+                },
+                host: host.clone(),
                 message: describe(&e, Some(text)),
-                hint: hint_for(&e, host),
+                hint: hint_for(&e, host, self.playbook.limits.template_fuel),
             })
     }
 
     fn absolute_path(
         &self,
         host: &HostName,
-        ctx: &Value,
+        ctx: &Arc<HostScope>,
         text: &str,
         location: &Location,
     ) -> Result<String, RenderError> {
@@ -473,21 +641,38 @@ impl<'a> RenderContext<'a> {
         Ok(path)
     }
 
-    pub fn render_template(
+    /// A template's output and the secrets its rendering read.
+    fn render_template(
         &self,
         host: &HostName,
         name: &str,
-        ctx: &Value,
-    ) -> Result<String, RenderError> {
-        self.env
-            .get_template(name)
-            .and_then(|t| t.render(ctx))
-            .map_err(|e| template_error(&self.playbook.templates_dir, &self.sources, e, host))
+        scope: &Arc<HostScope>,
+    ) -> Result<(String, Vec<String>), RenderError> {
+        let template = self.env.get_template(name).map_err(|e| {
+            template_error(
+                &self.playbook.templates_dir,
+                &self.sources,
+                e,
+                host,
+                self.playbook.limits.template_fuel,
+            )
+        })?;
+        self.render_tracked(scope, |ctx| template.render(ctx))
+            .map_err(|e| {
+                template_error(
+                    &self.playbook.templates_dir,
+                    &self.sources,
+                    e,
+                    host,
+                    self.playbook.limits.template_fuel,
+                )
+            })
     }
 
     /// Render everything the playbook wants on one host.
     pub fn render_host(&self, host: &HostName) -> Result<DesiredState, RenderError> {
-        let ctx = self.context(host, &Vars::new());
+        let ctx = self.host_scope(host, &Vars::new());
+        let limit = self.playbook.limits.max_file_size;
         let mut plays = Vec::new();
         for play in self
             .playbook
@@ -527,20 +712,33 @@ impl<'a> RenderContext<'a> {
                     });
                     continue;
                 }
-                let (text, origin) = match (&f.template, &f.content) {
+                let ((text, reads), origin) = match (&f.template, &f.content) {
                     (Some(t), _) => (self.render_template(host, t, &ctx)?, t.clone()),
                     (None, Some(c)) => (
-                        self.render_string(host, &ctx, c, &f.location)?,
+                        self.render_text(host, &ctx, c, &f.location)?,
                         "content".to_string(),
                     ),
                     (None, None) => unreachable!("checked when the playbook was loaded"),
                 };
+                if text.len() as u64 > limit {
+                    return Err(RenderError::TooLarge {
+                        path: format!("{dest} (rendered from {origin} for {host})"),
+                        size: text.len() as u64,
+                        limit,
+                        location: f.location.clone(),
+                    });
+                }
                 let content: Arc<[u8]> = text.into_bytes().into();
                 entries.push(DesiredEntry {
                     path: dest.clone(),
                     kind: EntryKind::File {
                         digest: sha256_hex(&content),
-                        sensitive: self.redactor.contains_secret(&content),
+                        // Taint, not text matching; the text check stays as a backstop for
+                        // a value that reached the output without a lookup being seen.
+                        sensitive: f.sensitive
+                            || !reads.is_empty()
+                            || self.redactor.contains_secret(&content),
+                        reads,
                         content,
                         mode: f.mode,
                         owner: self.render_string(host, &ctx, &f.owner, &f.location)?,
@@ -595,7 +793,8 @@ impl<'a> RenderContext<'a> {
                             owner: owner.clone(),
                             group: group.clone(),
                             validate: None,
-                            sensitive: false,
+                            sensitive: s.sensitive,
+                            reads: vec![],
                         },
                         notify: s.notify.clone(),
                         origin: s.src.join(rel).display().to_string(),
@@ -691,6 +890,10 @@ fn describe(e: &minijinja::Error, source: Option<&str>) -> String {
     match (e.kind(), snippet) {
         (ErrorKind::UndefinedError, Some(s)) => format!("undefined variable '{s}'"),
         (ErrorKind::UndefinedError, None) => "undefined variable".to_string(),
+        (ErrorKind::OutOfFuel, _) => match e.name() {
+            Some(name) => format!("template `{name}` ran out of fuel"),
+            None => "rendering ran out of fuel".to_string(),
+        },
         (ErrorKind::SyntaxError, _) => format!(
             "template syntax error: {}",
             e.detail().unwrap_or("invalid syntax")
@@ -702,8 +905,12 @@ fn describe(e: &minijinja::Error, source: Option<&str>) -> String {
     }
 }
 
-fn hint_for(e: &minijinja::Error, host: &HostName) -> Option<String> {
+fn hint_for(e: &minijinja::Error, host: &HostName, fuel: u64) -> Option<String> {
     match e.kind() {
+        ErrorKind::OutOfFuel => Some(format!(
+            "the template did more than {fuel} steps of work (an endless or very long loop?); \
+             if it is meant to, raise `limits: {{ template_fuel: N }}` in the playbook"
+        )),
         ErrorKind::UndefinedError => Some(format!(
             "define it under `vars:` in the inventory: for all hosts, for a group {host} belongs to, or for {host} itself"
         )),
@@ -719,6 +926,7 @@ fn template_error(
     sources: &BTreeMap<String, String>,
     e: minijinja::Error,
     host: &HostName,
+    fuel: u64,
 ) -> RenderError {
     let name = e.name().unwrap_or("?").to_string();
     let source = sources.get(&name).map(String::as_str);
@@ -730,7 +938,7 @@ fn template_error(
         location: Location::new(templates_dir.join(&name), line, column),
         host: host.clone(),
         message: describe(&e, source),
-        hint: hint_for(&e, host),
+        hint: hint_for(&e, host, fuel),
     }
 }
 
@@ -753,7 +961,8 @@ mod tests {
             std::fs::write(dir.path().join("fine 'name' $(x)"), "ok").unwrap();
             let name = std::ffi::OsStr::from_bytes(bad);
             std::fs::write(dir.path().join(name), "x").unwrap();
-            let err = read_tree(dir.path()).unwrap_err();
+            let err =
+                read_tree(dir.path(), u64::MAX, &Location::file_only("site.yml")).unwrap_err();
             let RenderError::Invalid {
                 location, message, ..
             } = &err
@@ -765,7 +974,8 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("fine 'name' $(x)"), "ok").unwrap();
-        assert_eq!(read_tree(dir.path()).unwrap()[0].0, "fine 'name' $(x)");
+        let tree = read_tree(dir.path(), u64::MAX, &Location::file_only("site.yml")).unwrap();
+        assert_eq!(tree[0].0, "fine 'name' $(x)");
     }
 
     #[test]

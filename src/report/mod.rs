@@ -79,10 +79,12 @@ impl Reporter for Progress {
                 format!("FAILED: {}", message.lines().next().unwrap_or("")),
             ),
         };
+        // The bars write to stderr themselves: redact here.
+        let msg = crate::secret::redact(&msg);
         if let Some(b) = self.bar(host) {
             b.set_message(msg);
         } else if self.verbose || matches!(e, Event::HostFailed { .. }) {
-            eprintln!("{host}: {msg}");
+            crate::warn!("{host}: {msg}\n");
         }
     }
 

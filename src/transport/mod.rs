@@ -182,8 +182,8 @@ pub(crate) fn trace(
         Ok(o) => (format!("{:?}", o.code), o.stdout.len()),
         Err(_) => ("error".to_string(), 0),
     };
-    eprintln!(
-        "trace {host} start={}ms took={}ms in={}B out={out}B exit={code} {label}",
+    crate::warn!(
+        "trace {host} start={}ms took={}ms in={}B out={out}B exit={code} {label}\n",
         started.saturating_duration_since(epoch).as_millis(),
         started.elapsed().as_millis(),
         stdin.map_or(0, |b| b.len()),

@@ -354,10 +354,11 @@ fn session_builder(spec: &ConnectionSpec, control_dir: &Path) -> SessionBuilder 
     if let Some(key) = &spec.identity_file {
         b.keyfile(key); // also sets IdentitiesOnly=yes
     }
+    // Never `KnownHosts::Accept` (`StrictHostKeyChecking=no`): it lets a changed key through.
     b.known_hosts_check(if spec.strict_host_key_checking {
         KnownHosts::Strict
     } else {
-        KnownHosts::Accept
+        KnownHosts::Add
     });
     if let Some(known_hosts) = &spec.known_hosts_file {
         b.user_known_hosts_file(known_hosts);
@@ -398,14 +399,19 @@ async fn open_master(
         Ok(Ok(session)) => Ok(session),
         Ok(Err(e)) => {
             let mut reason = connect_failure_reason(&e);
-            if reason.is_empty() {
+            if reason.is_empty() || reason.contains("Host key verification failed") {
                 // `LogLevel QUIET/FATAL` in the ssh config (vagrant ssh-config writes FATAL)
                 // silences most reasons, e.g. `Connection refused`; ask ssh once more, louder.
-                reason = probe_failure_reason(spec, limit).await.unwrap_or_else(|| {
-                    "ssh failed without saying why (a `LogLevel` of QUIET or FATAL in the ssh config hides the reason)".to_string()
-                });
+                // A failed host key check is asked again too, for the file and line at fault.
+                if let Some(louder) = probe_failure_reason(spec, limit).await {
+                    reason = louder;
+                } else if reason.is_empty() {
+                    reason = "ssh failed without saying why (a `LogLevel` of QUIET or FATAL in the ssh config hides the reason)".to_string();
+                }
             }
-            Err(unreachable(reason))
+            Err(unreachable(
+                host_key_reason(&reason, spec).unwrap_or(reason),
+            ))
         }
         Err(_) => Err(unreachable(format!(
             "ssh did not finish connecting within {} s",
@@ -441,7 +447,7 @@ async fn probe_failure_reason(spec: &ConnectionSpec, limit: Duration) -> Option<
         .arg(if spec.strict_host_key_checking {
             "StrictHostKeyChecking=yes"
         } else {
-            "StrictHostKeyChecking=no"
+            "StrictHostKeyChecking=accept-new"
         })
         .arg("-o")
         .arg(format!(
@@ -473,6 +479,60 @@ async fn probe_failure_reason(spec: &ConnectionSpec, limit: Duration) -> Option<
     let text = String::from_utf8_lossy(&output.stderr);
     let reason = clean_ssh_log(text.trim_start_matches("ssh: "));
     (!reason.is_empty()).then_some(reason)
+}
+
+/// A failed host key check, said plainly with the file at fault and the fix; `None` for any
+/// other failure. `log` is ssh's log, joined by [`clean_ssh_log`].
+pub(crate) fn host_key_reason(log: &str, spec: &ConnectionSpec) -> Option<String> {
+    let lines: Vec<&str> = log.split("; ").map(str::trim).collect();
+    // "Offending ED25519 key in /path/known_hosts:2"
+    let offending = lines
+        .iter()
+        .filter(|l| l.starts_with("Offending "))
+        .find_map(|l| {
+            l.split_once(" key in ")
+                .map(|(_, rest)| rest.trim().to_string())
+        });
+    let configured = spec
+        .known_hosts_file
+        .as_ref()
+        .map(|p| p.display().to_string());
+    let changed = log.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || log.contains("has changed and you have requested strict checking");
+    if changed {
+        let at = offending.or(configured.clone());
+        let file = at
+            .as_deref()
+            .map(|a| a.rsplit_once(':').map_or(a, |(f, _)| f).to_string())
+            .unwrap_or_else(|| "~/.ssh/known_hosts".to_string());
+        let fingerprint = lines
+            .iter()
+            .position(|l| l.starts_with("The fingerprint for the"))
+            .and_then(|i| lines.get(i + 1))
+            .filter(|l| l.starts_with("SHA256:"))
+            .map(|f| format!(" It now presents {}.", f.trim_end_matches('.')))
+            .unwrap_or_default();
+        return Some(format!(
+            "the host key of {} changed since it was recorded in {}: refused (a reinstalled host, or a man in the middle).{fingerprint} \
+             Check the new key's fingerprint on the host itself (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`), \
+             then remove the old key with `ssh-keygen -f '{file}' -R '{}'` and run again",
+            spec.host,
+            at.as_deref().unwrap_or(&file),
+            spec.destination,
+        ));
+    }
+    if log.contains("host key is known for") && log.contains("requested strict checking") {
+        let file = configured.unwrap_or_else(|| {
+            "the known_hosts file of your ssh config (UserKnownHostsFile)".to_string()
+        });
+        return Some(format!(
+            "no host key is known for {} in {file} and `strict_host_key_checking` is true: refused. \
+             Add its key after checking the fingerprint (`ssh-keyscan {} >> {file}`), \
+             or set `strict_host_key_checking: accept-new` to trust it on first contact",
+            spec.host, spec.destination,
+        ));
+    }
+    None
 }
 
 /// ssh's log lines, trimmed, without the noise of accepting a new host key, one line.
@@ -537,7 +597,7 @@ pub(crate) fn persist_key(spec: &ConnectionSpec) -> String {
     let strict: &[u8] = if spec.strict_host_key_checking {
         b"yes"
     } else {
-        b"no"
+        b"accept-new"
     };
     field(&mut h, "strict_host_key_checking", Some(strict));
     hex::encode(h.finalize())
@@ -748,6 +808,51 @@ fn fresh_private_dir(uid: u32) -> io::Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+
+    /// What OpenSSH 9.2 logs (at `LogLevel=ERROR`) for a key that changed, joined by
+    /// `clean_ssh_log`.
+    #[test]
+    fn a_changed_host_key_is_said_plainly_with_the_fix() {
+        let log = clean_ssh_log(
+            "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+             @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n\
+             @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+             IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n\
+             Someone could be eavesdropping on you right now (man-in-the-middle attack)!\n\
+             It is also possible that a host key has just been changed.\n\
+             The fingerprint for the ED25519 key sent by the remote host is\n\
+             SHA256:abcDEF123.\n\
+             Please contact your system administrator.\n\
+             Add correct host key in /tmp/k/known_hosts to get rid of this message.\n\
+             Offending ED25519 key in /tmp/k/known_hosts:2\n\
+             \x20 remove with:\n\
+             \x20 ssh-keygen -f \"/tmp/k/known_hosts\" -R \"web-01\"\n\
+             Host key for web-01 has changed and you have requested strict checking.\n\
+             Host key verification failed.\n",
+        );
+        let spec = spec();
+        let why = host_key_reason(&log, &spec).expect("recognised");
+        assert!(
+            why.starts_with("the host key of web-01 changed since it was recorded in /tmp/k/known_hosts:2: refused"),
+            "{why}"
+        );
+        assert!(why.contains("It now presents SHA256:abcDEF123."), "{why}");
+        assert!(
+            why.contains(&format!(
+                "`ssh-keygen -f '/tmp/k/known_hosts' -R '{}'`",
+                spec.destination
+            )),
+            "{why}"
+        );
+        assert!(host_key_reason("Connection refused", &spec).is_none());
+        let unknown = host_key_reason(
+            "No ED25519 host key is known for web-01 and you have requested strict checking.; Host key verification failed.",
+            &spec,
+        )
+        .expect("recognised");
+        assert!(unknown.contains("accept-new"), "{unknown}");
+    }
+
     use super::*;
 
     fn spec() -> ConnectionSpec {

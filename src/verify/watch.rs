@@ -8,7 +8,6 @@
 //! service): its state is pass/fail, so a changing detail (heartbeat seconds) is no change.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -132,21 +131,22 @@ pub async fn watch(input: &VerifyInput<'_>, interval: Duration, json: bool) -> O
         };
         round += 1;
         let found = changes(last.as_ref(), &health, &now_rfc3339());
-        let mut out = std::io::stdout().lock();
+        // One write through the Redactor (`say!`), like everything foobar prints.
+        let mut out = String::new();
         for c in &found {
             let line = if json {
                 serde_json::to_string(c).unwrap_or_default()
             } else {
                 human_line(c)
             };
-            let _ = writeln!(out, "{line}");
+            out.push_str(&line);
+            out.push('\n');
         }
-        let _ = out.flush();
-        drop(out);
+        crate::say!("{out}");
         if round == 1 {
             let checks: usize = health.hosts.values().map(|h| h.checks.len()).sum();
-            eprintln!(
-                "watching {checks} checks on {} hosts every {} s ({}); Ctrl-C to stop",
+            crate::warn!(
+                "watching {checks} checks on {} hosts every {} s ({}); Ctrl-C to stop\n",
                 health.hosts.len(),
                 interval.as_secs_f64(),
                 if health.healthy() {
