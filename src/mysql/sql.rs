@@ -11,6 +11,14 @@ use crate::secret::{MASK, Secret};
 pub(crate) const PRELUDE: &str = "SET SESSION sql_mode = TRIM(BOTH ',' FROM REPLACE(CONCAT(',', @@SESSION.sql_mode, ','), ',NO_BACKSLASH_ESCAPES,', ','));\n\
                        SET NAMES utf8mb4;\n";
 
+/// Sent after the prelude by a script that carries a secret (a password for `CHANGE MASTER …
+/// MASTER_PASSWORD=`, which must be the plain password, or an account's hash): its statements
+/// stay out of the general query log (`sql_log_off`; root over the socket has the privilege)
+/// and out of the slow log (a session `long_query_time` of a year, the most either server
+/// takes: MySQL has no session `slow_query_log`, MariaDB and MySQL both have this).
+pub(crate) const UNLOGGED: &str =
+    "SET SESSION sql_log_off = 1, SESSION long_query_time = 31536000;\n";
+
 /// A list of SQL statements, some of whose parts are secrets.
 ///
 /// [`Sql::to_stdin`] is the real script (prelude included) for the client's stdin;
@@ -51,6 +59,9 @@ impl Sql {
     /// each ended by `;`. Contains secrets: never log it.
     pub fn to_stdin(&self) -> String {
         let mut out = String::from(PRELUDE);
+        if self.secrets().next().is_some() {
+            out.push_str(UNLOGGED);
+        }
         for s in &self.statements {
             out.push_str(&s.render(true));
             out.push_str(";\n");
@@ -297,7 +308,7 @@ mod tests {
                 .unwrap(),
         );
         let stdin = sql.to_stdin();
-        assert!(stdin.starts_with(PRELUDE));
+        assert!(stdin.starts_with(&format!("{PRELUDE}{UNLOGGED}")));
         assert!(stdin.ends_with(
             "STOP REPLICA;\nCHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='s3''cr\\\\et';\n"
         ));
@@ -310,6 +321,14 @@ mod tests {
         assert!(!format!("{sql:?}").contains("s3"));
         assert_eq!(sql.secrets().count(), 1);
         assert_eq!(sql.len(), 2);
+    }
+
+    #[test]
+    fn only_scripts_with_secrets_leave_the_logs() {
+        let mut plain = Sql::new();
+        plain.push_text("START REPLICA");
+        assert_eq!(plain.to_stdin(), format!("{PRELUDE}START REPLICA;\n"));
+        assert!(!plain.masked().contains("sql_log_off"));
     }
 
     #[test]
