@@ -119,7 +119,7 @@ impl Redactor {
             .flat_map(|s| forms(&s.0))
             .filter(|v| !v.is_empty())
             .collect();
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         values.dedup();
         Self { values }
     }
@@ -152,7 +152,7 @@ pub fn register<'a>(secrets: impl IntoIterator<Item = &'a Secret>) {
     let mut guard = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
     let mut values = guard.take().map(|r| r.values).unwrap_or_default();
     values.extend(added.values);
-    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     values.dedup();
     *guard = Some(Redactor { values });
 }
