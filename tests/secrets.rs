@@ -55,6 +55,7 @@ fn foobar_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .current_dir(dir)
         .env_remove("FOOBAR_REPLICATION_PASSWORD")
         .env_remove("FOOBAR_APP_DB_PASSWORD")
+        .env_remove("FOOBAR_MYSQLD_EXPORTER_PASSWORD")
         .env_remove("FOOBAR_TRACE")
         .env("NO_COLOR", "1");
     for (k, v) in env {
@@ -73,6 +74,7 @@ fn foobar_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 const SECRETS: &[(&str, &str)] = &[
     ("FOOBAR_APP_DB_PASSWORD", SECRET),
     ("FOOBAR_REPLICATION_PASSWORD", "Zq7-repl-other"),
+    ("FOOBAR_MYSQLD_EXPORTER_PASSWORD", "Zq7-exporter-other"),
 ];
 
 const LEAK_TEMPLATE: &str = r#"# every way a template may pass the secret on
