@@ -102,7 +102,7 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
                 Ok(o) => findings.extend(audit::audit_live(&inv, &h, &o.stdout_text())),
                 Err(e) => {
                     unreachable = true;
-                    eprintln!("error: {h}: {}", ctx.redactor.redact(&e));
+                    crate::warn!("error: {h}: {}\n", ctx.redactor.redact(&e));
                 }
             }
         }
@@ -117,9 +117,9 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
     let report = AuditReport::new(findings, live);
     if common.json {
         let text = serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?;
-        println!("{text}");
+        crate::say!("{text}\n");
     } else {
-        print!("{}", human(&report));
+        crate::say!("{}", human(&report));
     }
     Ok(if report.fails(fail_on) {
         ExitCategory::ChangesPresent
