@@ -274,14 +274,15 @@ fn replication_is_reconciled_verified_broken_and_repaired() {
     );
     let plan = foobar(&["plan", "--limit", "web-02"]);
     assert!(
-        plan.stdout.contains("seed `foobar` from web-01 first"),
+        plan.stdout
+            .contains("seed `foobar`, `foobar_meta` from web-01 first"),
         "{plan:?}"
     );
     let seed = foobar(&["apply", "--yes", "--limit", "web-02"]);
     assert_eq!(seed.code, 0, "{seed:?}");
     assert!(
         seed.stdout
-            .contains("done database seeded `foobar` from web-01"),
+            .contains("done database seeded `foobar`, `foobar_meta` from web-01"),
         "{seed:?}"
     );
     let rows = |h: &str| sql(h, "SELECT id, body FROM foobar.notes ORDER BY id");

@@ -200,6 +200,15 @@ pub fn parse_probe(text: &str) -> Result<Option<DbFacts>, String> {
         .map_err(|e| format!("cannot read the database facts: {e}"))
 }
 
+/// `` `a`, `b` `` for a plan line.
+pub(crate) fn quoted_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn change(play: usize, target: String, action: Action, details: Vec<String>) -> Change {
     Change::new(play, Step::Database { name: target }, action, details)
 }
@@ -281,9 +290,13 @@ pub fn plan_changes(
                 ReplicaAction::Start { reasons } | ReplicaAction::Configure { reasons, .. } => {
                     let mut details = reasons.clone();
                     if needs_seed(&action, facts, primary_facts, cfg) {
+                        let names = primary_facts
+                            .map(|p| p.databases.clone())
+                            .unwrap_or_default();
                         details.push(format!(
-                            "seed `{}` from {} first (a consistent dump streamed through foobar)",
-                            cfg.app_database, cfg.primary
+                            "seed {} from {} first (one consistent dump of every non-system database, streamed through foobar)",
+                            quoted_list(&names),
+                            cfg.primary
                         ));
                     }
                     let sql = action
@@ -445,19 +458,11 @@ pub async fn reconcile(
                 .await?
                 .ok_or_else(|| not_running(primary.host()))?;
             if needs_seed(&action, &facts, Some(&primary_facts), cfg) {
-                seed(
-                    host,
-                    primary,
-                    &facts,
-                    &primary_facts,
-                    cfg,
-                    timeout,
-                    redactor,
-                )
-                .await?;
+                let databases =
+                    seed(host, primary, &facts, &primary_facts, timeout, redactor).await?;
                 done.push(format!(
-                    "database seeded `{}` from {}",
-                    cfg.app_database,
+                    "database seeded {} from {}",
+                    quoted_list(&databases),
                     primary.host()
                 ));
                 facts = read_facts(host, cfg, timeout)
@@ -512,21 +517,25 @@ pub async fn reconcile(
     Ok(done)
 }
 
-/// Stream a consistent dump of the app database from the primary into the replica.
+/// Stream one consistent dump of every non-system database of the primary (the app's and
+/// foobar's own `foobar_meta` alike) into the replica: primary → foobar → replica through a
+/// bounded in-memory pipe, never the whole dump at once.
 async fn seed(
     replica: &dyn Transport,
     primary: &dyn Transport,
     replica_facts: &DbFacts,
     primary_facts: &DbFacts,
-    cfg: &DatabaseConfig,
     timeout: Duration,
     redactor: &Redactor,
-) -> Result<(), String> {
-    let plan = mysql::seed_plan(
-        &primary_facts.version,
-        &replica_facts.version,
-        &cfg.app_database,
-    );
+) -> Result<Vec<String>, String> {
+    let databases = primary_facts.databases.clone();
+    if let Some(odd) = databases.iter().find(|d| d.starts_with('-')) {
+        return Err(format!(
+            "cannot seed from {}: the database name `{odd}` would be read as an option by the dump tool; rename it",
+            primary.host()
+        ));
+    }
+    let plan = mysql::seed_plan(&primary_facts.version, &replica_facts.version, &databases);
     if !plan.prepare.is_empty() {
         run_sql(
             replica,
@@ -538,37 +547,38 @@ async fn seed(
         )
         .await?;
     }
-    let dump = primary
-        .run(
-            &RemoteCommand {
-                command_line: shell_line(&plan.dump_argv),
-                timeout,
-            },
-            None,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    if !dump.success() {
-        return Err(redactor.redact(&format!(
-            "dumping `{}` on {} failed: {}",
-            cfg.app_database,
-            primary.host(),
-            dump.stderr_text().trim()
-        )));
-    }
     let mut line = vec![replica_facts.version.flavor.client_binary().to_string()];
     line.extend(mysql::CLIENT_ARGS.iter().map(|s| s.to_string()));
     line.extend(plan.load_client_args.iter().cloned());
-    let load = replica
-        .run(
-            &RemoteCommand {
-                command_line: shell_line(&line),
-                timeout,
-            },
-            Some(&dump.stdout),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let dump_command = RemoteCommand {
+        command_line: shell_line(&plan.dump_argv),
+        timeout,
+    };
+    let load_command = RemoteCommand {
+        command_line: shell_line(&line),
+        timeout,
+    };
+    // The pipe's capacity bounds what foobar holds of the dump at any time.
+    let (mut into_pipe, mut from_pipe) = tokio::io::duplex(SEED_PIPE_BYTES);
+    let dump = async move {
+        // Dropping the writing end when the dump ends is the load's end of input.
+        primary
+            .run_streaming(&dump_command, None, &mut into_pipe)
+            .await
+    };
+    let load = async move {
+        let mut printed = Vec::new();
+        let out = replica
+            .run_streaming(&load_command, Some(&mut from_pipe), &mut printed)
+            .await;
+        out.map(|mut o| {
+            o.stdout = printed;
+            o
+        })
+    };
+    let (dump, load) = tokio::join!(dump, load);
+    // The load's verdict first: a load that stopped early also breaks the dump's pipe.
+    let load = load.map_err(|e| e.to_string())?;
     if !load.success() {
         return Err(redactor.redact(&format!(
             "loading the dump into {} failed: {} {}",
@@ -577,5 +587,17 @@ async fn seed(
             load.stdout_text().trim()
         )));
     }
-    Ok(())
+    let dump = dump.map_err(|e| e.to_string())?;
+    if !dump.success() {
+        return Err(redactor.redact(&format!(
+            "dumping {} on {} failed: {}",
+            databases.join(", "),
+            primary.host(),
+            dump.stderr_text().trim()
+        )));
+    }
+    Ok(databases)
 }
+
+/// How much of a dump is in flight between the primary and the replica at most.
+const SEED_PIPE_BYTES: usize = 256 * 1024;

@@ -190,7 +190,10 @@ fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
 fn probe(sql: &str) -> Script {
     let mut s = Script::new();
     s.code("# database facts\nif command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n\
-if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then { base64 -d ")
+if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then\n\
+d=$(my_print_defaults mysqld 2>/dev/null | sed -n 's/^--datadir=//p' | tail -n 1); d=${d:-/var/lib/mysql}\n\
+p=$(sed -n 6p \"$d/master.info\" 2>/dev/null | tr -d '\\n' | od -An -v -tx1 | tr -d ' \\n')\n\
+{ printf \"SET @foobar_stored_source_password = UNHEX('%s');\\n\" \"$p\"; base64 -d ")
         .data(std::sync::Arc::from(sql.as_bytes()))
         .code("} | \"$c\" ")
         .words(crate::mysql::CLIENT_ARGS)
@@ -201,6 +204,11 @@ if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then { base64 -d ")
 /// Shell that runs `sql` through the local client as root over the unix socket (no password
 /// anywhere), or prints `#down` when no server is listening there. The SQL travels as base64
 /// data: no line of it can end a here-document and run as shell.
+///
+/// Before `sql`, it sets `@foobar_stored_source_password` to the source password a MariaDB
+/// replica keeps in `<datadir>/master.info` (line 6), hex-encoded by `od` so no quoting is
+/// involved; the facts query prints only a digest of it (see [`crate::mysql::facts_sql`]).
+/// It travels on the client's stdin, never on a command line.
 pub fn database_probe(sql: &str) -> String {
     probe(sql)
         .to_stdin()
@@ -544,7 +552,11 @@ mod probe_tests {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), sql);
+        // The first line sets the stored source password (empty here); then the SQL, as is.
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("SET @foobar_stored_source_password = UNHEX('');\n{sql}")
+        );
         assert!(!dir.path().join("PWNED").exists());
     }
 }

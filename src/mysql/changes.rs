@@ -364,6 +364,16 @@ pub fn replica_changes(desired: &ReplicaDesired, live: Option<&ReplicaStatus>) -
             one_line(&live.last_io_error)
         ));
     }
+    if !CREDENTIAL_ERRORS.contains(&live.last_io_errno)
+        && live.stored_password(&desired.password) == PasswordCheck::Differs
+    {
+        // The running IO thread logged in before a rotation; it would fail at its next
+        // reconnect. Re-pointing now makes the next login use the new password.
+        reasons.push(
+            "the stored replication password is not the inventory's (rotated): re-pointing with the new one"
+                .into(),
+        );
+    }
     if !reasons.is_empty() {
         return ReplicaAction::Configure {
             reasons,
@@ -545,9 +555,14 @@ pub struct SeedPlan {
     pub prepare: Sql,
 }
 
-/// The seeding steps for the app database. `primary` decides the dump tool's options,
+/// The seeding steps for `databases` (every non-system database of the primary, in one
+/// consistent dump: `--single-transaction` over all of them). `primary` decides the dump tool's options,
 /// `replica` the preparation statements.
-pub fn seed_plan(primary: &ServerVersion, replica: &ServerVersion, database: &str) -> SeedPlan {
+pub fn seed_plan(
+    primary: &ServerVersion,
+    replica: &ServerVersion,
+    databases: &[String],
+) -> SeedPlan {
     let mut argv: Vec<String> = match primary.flavor {
         // --master-data=1 --gtid: the dump sets MASTER_USE_GTID=slave_pos and gtid_slave_pos.
         Flavor::MariaDb => [
@@ -581,11 +596,12 @@ pub fn seed_plan(primary: &ServerVersion, replica: &ServerVersion, database: &st
             "--routines",
             "--triggers",
             "--events",
+            "--add-drop-database",
             "--databases",
-            database,
         ]
         .map(String::from),
     );
+    argv.extend(databases.iter().cloned());
 
     let dialect = replica.dialect();
     let mut prepare = Sql::new();
@@ -726,6 +742,46 @@ mod tests {
             reasons[0]
         );
         assert!(reasons[0].ends_with("re-setting the replication password"));
+    }
+
+    #[test]
+    fn a_rotated_password_re_points_the_running_replica() {
+        use sha2::{Digest, Sha256};
+        let digest =
+            |pw: &str| hex::encode(Sha256::digest(mysql_native_password_hash(pw).as_bytes()));
+        let mut live = status(MARIADB_HEALTHY);
+        // Unknown (not readable): left alone, as before.
+        assert_eq!(
+            replica_changes(&mariadb_desired(), Some(&live)),
+            ReplicaAction::Unchanged
+        );
+        live.stored_password_check = digest("repl-secret");
+        assert_eq!(
+            replica_changes(&mariadb_desired(), Some(&live)),
+            ReplicaAction::Unchanged
+        );
+        live.stored_password_check = digest("the-old-one");
+        let action = replica_changes(&mariadb_desired(), Some(&live));
+        let ReplicaAction::Configure {
+            reasons,
+            stop_first: true,
+        } = &action
+        else {
+            panic!("{action:?}");
+        };
+        assert_eq!(
+            reasons,
+            &[
+                "the stored replication password is not the inventory's (rotated): re-pointing with the new one"
+            ]
+        );
+        assert!(
+            action
+                .sql(&v("10.11.6-MariaDB"), &mariadb_desired())
+                .unwrap()
+                .to_stdin()
+                .contains("MASTER_PASSWORD='repl-secret'")
+        );
     }
 
     #[test]
@@ -1136,26 +1192,30 @@ mod tests {
 
     #[test]
     fn seed_plans_per_flavor() {
-        let p = seed_plan(&v("10.11.6-MariaDB"), &v("10.11.6-MariaDB"), "shop");
+        let p = seed_plan(
+            &v("10.11.6-MariaDB"),
+            &v("10.11.6-MariaDB"),
+            &["foobar_meta".to_string(), "shop".to_string()],
+        );
         assert_eq!(
             p.dump_argv.join(" "),
-            "mariadb-dump --single-transaction --master-data=1 --gtid --routines --triggers --events --databases shop"
+            "mariadb-dump --single-transaction --master-data=1 --gtid --routines --triggers --events --add-drop-database --databases foobar_meta shop"
         );
         assert_eq!(p.prepare.masked(), "STOP REPLICA;\n");
         assert_eq!(
             p.load_client_args,
             ["--init-command=SET SESSION sql_log_bin=0"]
         );
-        let p = seed_plan(&v("8.4.2"), &v("8.4.2"), "shop");
+        let p = seed_plan(&v("8.4.2"), &v("8.4.2"), &["shop".to_string()]);
         assert_eq!(
             p.dump_argv.join(" "),
-            "mysqldump --single-transaction --source-data=2 --set-gtid-purged=ON --routines --triggers --events --databases shop"
+            "mysqldump --single-transaction --source-data=2 --set-gtid-purged=ON --routines --triggers --events --add-drop-database --databases shop"
         );
         assert_eq!(
             p.prepare.masked(),
             "STOP REPLICA;\nSET GLOBAL super_read_only = OFF;\nRESET BINARY LOGS AND GTIDS;\n"
         );
-        let p = seed_plan(&v("8.0.22"), &v("5.7.44-log"), "shop");
+        let p = seed_plan(&v("8.0.22"), &v("5.7.44-log"), &["shop".to_string()]);
         assert!(p.dump_argv.contains(&"--master-data=2".to_string()));
         assert_eq!(
             p.prepare.masked(),

@@ -58,6 +58,10 @@ const DB_PRIVILEGE_COLUMNS: &[&str] = &[
     "Trigger_priv",
 ];
 
+/// The server's own schemas: never dumped, dropped or seeded. Every other database is the
+/// user's (and foobar's own `foobar_meta`), and replication touches it.
+pub const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
+
 /// The names the facts query asks about. None of them is secret.
 #[derive(Debug, Clone, Copy)]
 pub struct FactsSubject<'a> {
@@ -79,7 +83,10 @@ pub struct FactsSubject<'a> {
 /// cut short is an error rather than missing facts.
 ///
 /// Stored password hashes are never printed: see [`super::password`] for the digest printed
-/// instead.
+/// instead. The replica's stored source password is read on MariaDB from the user variable
+/// `@foobar_stored_source_password`, which [`crate::gather::database_probe`] sets from
+/// `master.info` (MariaDB's `secure_file_priv` usually forbids `LOAD_FILE`); on MySQL from
+/// `mysql.slave_master_info`.
 pub fn facts_sql(subject: &FactsSubject<'_>) -> Result<String, SqlError> {
     // '' as well: anonymous accounts shadow named ones connecting from the same host.
     let mut users = format!(
@@ -114,6 +121,11 @@ SELECT 'privilege', TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_
         .collect::<Vec<_>>()
         .join(", ");
     let privileges = DB_PRIVILEGE_COLUMNS.join(", ");
+    let system = SYSTEM_SCHEMAS
+        .iter()
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     Ok(format!(
         "{PRELUDE}\
 SELECT 'format' AS foobar_key, '{FORMAT}' AS foobar_value UNION ALL SELECT 'version', VERSION();
@@ -125,6 +137,13 @@ WHEN 'caching_sha2_password' THEN CONCAT(HEX(LEFT(authentication_string, 27)), '
 ELSE '' END AS auth_check \
 FROM mysql.user WHERE User IN ({users}) ORDER BY User, Host;
 SELECT 'database' AS foobar_key, SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {db};
+SELECT 'schema' AS foobar_key, SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({system}) ORDER BY SCHEMA_NAME;
+SET @foobar_source_password = IF(VERSION() LIKE '%MariaDB%', \
+'SELECT ''source_password'' AS foobar_key, IF(IFNULL(@foobar_stored_source_password, '''') = '''', '''', SHA2(CONCAT(''*'', UPPER(SHA1(UNHEX(SHA1(@foobar_stored_source_password))))), 256)) AS foobar_value', \
+'SELECT ''source_password'' AS foobar_key, IFNULL((SELECT SHA2(CONCAT(''*'', UPPER(SHA1(UNHEX(SHA1(User_password))))), 256) FROM mysql.slave_master_info WHERE Channel_name = '''' LIMIT 1), '''') AS foobar_value');
+PREPARE foobar_source_password FROM @foobar_source_password;
+EXECUTE foobar_source_password;
+DEALLOCATE PREPARE foobar_source_password;
 SELECT 'db_grant' AS foobar_key, User AS user, Host AS host, Db AS db, CONCAT({privileges}) AS privileges \
 FROM mysql.db WHERE User = {app_user} AND Db IN ({db}, {db_escaped}) ORDER BY Host, Db;
 {privileges_sql}SET @foobar_status = IF(VERSION() LIKE '%MariaDB%' OR INET_ATON(SUBSTRING_INDEX(VERSION(), '-', 1)) < INET_ATON('8.0.22'), 'SHOW SLAVE STATUS', 'SHOW REPLICA STATUS');
@@ -159,6 +178,8 @@ pub struct DbFacts {
     /// accounts (user `''`).
     pub accounts: Vec<AccountFacts>,
     pub app_database_exists: bool,
+    /// Every database but [`SYSTEM_SCHEMAS`], by name.
+    pub databases: Vec<String>,
     /// `mysql.db` rows for the app user on the app database.
     pub app_grants: Vec<DbGrantFacts>,
     /// The monitoring account's privileges as (scope, privilege): scope `*` for global ones,
@@ -270,6 +291,8 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
     let mut variables: BTreeMap<String, (String, usize)> = BTreeMap::new();
     let mut accounts = Vec::new();
     let mut app_database_exists = false;
+    let mut databases = Vec::new();
+    let mut source_password = String::new();
     let mut app_grants = Vec::new();
     let mut monitoring_privileges = Vec::new();
     let mut status_rows: Vec<Record> = Vec::new();
@@ -313,6 +336,8 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
                             auth_check: value("auth_check")?,
                         }),
                         "database" => app_database_exists = true,
+                        "schema" => databases.push(value("name")?),
+                        "source_password" => source_password = value("foobar_value")?,
                         "db_grant" => {
                             let privileges = value("privileges")?;
                             app_grants.push(DbGrantFacts {
@@ -425,7 +450,11 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
         app_database_exists,
         app_grants,
         monitoring_privileges,
-        replica: pick_default_channel(status_rows)?,
+        databases,
+        replica: pick_default_channel(status_rows)?.map(|mut r| {
+            r.stored_password_check = source_password;
+            r
+        }),
         variables: variables.into_iter().map(|(k, (v, _))| (k, v)).collect(),
     })
 }

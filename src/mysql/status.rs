@@ -108,6 +108,22 @@ pub struct ReplicaStatus {
     pub get_source_public_key: Option<bool>,
     /// Every column by normalised name, for display.
     pub fields: BTreeMap<String, String>,
+    /// A digest of the source password the replica has stored (read by the facts query from
+    /// MariaDB's `master.info` or MySQL's `mysql.slave_master_info`, hashed like a
+    /// `mysql_native_password` account's: see [`super::password`]); empty when unknown.
+    #[serde(skip)]
+    pub stored_password_check: String,
+}
+
+impl ReplicaStatus {
+    /// Whether the password the replica logs in with is `password`.
+    pub fn stored_password(&self, password: &crate::secret::Secret) -> super::PasswordCheck {
+        super::password::check_password(
+            "mysql_native_password",
+            &self.stored_password_check,
+            password,
+        )
+    }
 }
 
 /// Reads `SHOW REPLICA STATUS\G` (or `SHOW SLAVE STATUS\G`) output. Empty output means
@@ -327,6 +343,7 @@ impl ReplicaStatus {
             source_server_id: optional("source_server_id").and_then(|s| s.trim().parse().ok()),
             get_source_public_key: optional("get_source_public_key").map(|s| s.trim() == "1"),
             fields: fields.into_iter().map(|(k, f)| (k, f.value)).collect(),
+            stored_password_check: String::new(),
         })
     }
 

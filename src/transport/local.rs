@@ -58,6 +58,27 @@ where
     }
 }
 
+/// [`feed_stdin`] for a stream: copy `source` into a child's stdin as the child reads it,
+/// then close it.
+pub(crate) async fn feed_stream<W>(
+    mut writer: W,
+    source: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
+) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let result = async {
+        tokio::io::copy(source, &mut writer).await?;
+        writer.shutdown().await
+    }
+    .await;
+    drop(writer);
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 #[async_trait::async_trait]
 impl Transport for LocalTransport {
     fn host(&self) -> &HostName {
@@ -75,6 +96,71 @@ impl Transport for LocalTransport {
             .await;
         super::trace(&self.spec.host, command, stdin, started, &result);
         result
+    }
+
+    async fn run_streaming(
+        &self,
+        command: &RemoteCommand,
+        source: Option<&mut (dyn tokio::io::AsyncRead + Send + Unpin)>,
+        sink: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<Output, TransportError> {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        let line = wrap_command_line(command, self.spec.become_root);
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .stdin(if source.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| self.local_error(command, e))?;
+        let writer = child.stdin.take();
+        let mut stdout = child.stdout.take();
+        let mut stderr = child.stderr.take();
+        let work = async {
+            let write = async {
+                match (writer, source) {
+                    (Some(w), Some(s)) => feed_stream(w, s).await,
+                    _ => Ok(()),
+                }
+            };
+            let read = async {
+                match stdout.as_mut() {
+                    Some(o) => tokio::io::copy(o, sink).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            };
+            let errors = async {
+                let mut buf = Vec::new();
+                if let Some(e) = stderr.as_mut() {
+                    tokio::io::AsyncReadExt::read_to_end(e, &mut buf).await?;
+                }
+                Ok::<_, std::io::Error>(buf)
+            };
+            let (written, read, errors) = tokio::join!(write, read, errors);
+            let status = child.wait().await?;
+            written?;
+            read?;
+            Ok::<_, std::io::Error>(Output {
+                stdout: Vec::new(),
+                stderr: errors?,
+                code: status.code(),
+            })
+        };
+        match tokio::time::timeout(command.timeout + LOCAL_GRACE, work).await {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(self.local_error(command, e)),
+            Err(_elapsed) => Err(TransportError::CommandTimedOut {
+                host: self.spec.host.clone(),
+                command: command.command_line.clone(),
+                seconds: (command.timeout + LOCAL_GRACE).as_secs(),
+            }),
+        }
     }
 
     fn commands_run(&self) -> u64 {

@@ -126,6 +126,42 @@ pub trait Transport: Send + Sync {
         command: &RemoteCommand,
         stdin: Option<&[u8]>,
     ) -> Result<Output, TransportError>;
+    /// Like [`Transport::run`], but stdin is read from `source` as the command consumes it
+    /// and stdout is copied into `sink` as it arrives, so neither is ever held whole (a
+    /// database dump streamed from one host into another). The returned [`Output`] has an
+    /// empty `stdout`. The default buffers both: for transports that only ever move small
+    /// data (test fakes).
+    async fn run_streaming(
+        &self,
+        command: &RemoteCommand,
+        source: Option<&mut (dyn tokio::io::AsyncRead + Send + Unpin)>,
+        sink: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<Output, TransportError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut input = Vec::new();
+        if let Some(source) = source {
+            source
+                .read_to_end(&mut input)
+                .await
+                .map_err(|e| TransportError::ConnectionLost {
+                    host: self.host().clone(),
+                    command: command.command_line.clone(),
+                    reason: format!("reading the command's input: {e}"),
+                })?;
+        }
+        let mut out = self
+            .run(command, (!input.is_empty()).then_some(&input[..]))
+            .await?;
+        let stdout = std::mem::take(&mut out.stdout);
+        sink.write_all(&stdout)
+            .await
+            .map_err(|e| TransportError::ConnectionLost {
+                host: self.host().clone(),
+                command: command.command_line.clone(),
+                reason: format!("passing the command's output on: {e}"),
+            })?;
+        Ok(out)
+    }
     /// How many commands this transport has run since it was opened.
     fn commands_run(&self) -> u64;
     /// Release the connection: keep a persistent master for the next run, or close it.

@@ -39,7 +39,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
-use super::local::feed_stdin;
+use super::local::feed_stream;
 use super::{ConnectionSpec, Output, RemoteCommand, Transport, TransportError, wrap_command_line};
 use crate::inventory::HostName;
 
@@ -167,7 +167,8 @@ impl SshTransport {
         &self,
         command: &RemoteCommand,
         line: &str,
-        stdin: Option<&[u8]>,
+        stdin: Option<&mut (dyn tokio::io::AsyncRead + Send + Unpin)>,
+        sink: Option<&mut (dyn tokio::io::AsyncWrite + Send + Unpin)>,
     ) -> Result<Output, TransportError> {
         let mut session = self
             .current()
@@ -210,12 +211,20 @@ impl SshTransport {
         let stderr = child.stderr().take();
         let write = async {
             match (writer, stdin) {
-                (Some(w), Some(data)) => feed_stdin(w, data).await,
+                (Some(w), Some(source)) => feed_stream(w, source).await,
                 _ => Ok(()),
             }
         };
+        let out = async {
+            match (sink, stdout) {
+                (Some(sink), Some(mut o)) => {
+                    tokio::io::copy(&mut o, sink).await.map(|_| Vec::new())
+                }
+                (_, o) => read_all(o).await,
+            }
+        };
         // Write stdin while draining stdout and stderr: no pipe can fill up and stall.
-        let (written, out, err) = tokio::join!(write, read_all(stdout), read_all(stderr));
+        let (written, out, err) = tokio::join!(write, out, read_all(stderr));
         // Output first, then the exit status (the crate's own `wait_with_output` order: the
         // status arrives once the channel is closed, after the master wrote all the data).
         let status = child.wait().await;
@@ -292,7 +301,11 @@ impl Transport for SshTransport {
             .map_err(|_| finished(&self.spec, command))?;
         let limit = command.timeout + LOCAL_GRACE;
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(limit, self.execute(command, &line, stdin)).await;
+        let mut data = stdin;
+        let source = data
+            .as_mut()
+            .map(|d| d as &mut (dyn tokio::io::AsyncRead + Send + Unpin));
+        let result = tokio::time::timeout(limit, self.execute(command, &line, source, None)).await;
         let result = match result {
             Ok(result) => result,
             // Dropping the child closes our end of the channel; the remote process is bounded
@@ -304,6 +317,37 @@ impl Transport for SshTransport {
             }),
         };
         super::trace(&self.spec.host, command, stdin, started, &result);
+        result
+    }
+
+    async fn run_streaming(
+        &self,
+        command: &RemoteCommand,
+        source: Option<&mut (dyn tokio::io::AsyncRead + Send + Unpin)>,
+        sink: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<Output, TransportError> {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        let line = wrap_command_line(command, self.spec.become_root);
+        if line.contains('\0') {
+            return Err(self.lost(command, "the command line contains a NUL byte"));
+        }
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| finished(&self.spec, command))?;
+        let limit = command.timeout + LOCAL_GRACE;
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(limit, self.execute(command, &line, source, Some(sink)))
+            .await
+            .unwrap_or_else(|_elapsed| {
+                Err(TransportError::CommandTimedOut {
+                    host: self.spec.host.clone(),
+                    command: command.command_line.clone(),
+                    seconds: limit.as_secs(),
+                })
+            });
+        super::trace(&self.spec.host, command, None, started, &result);
         result
     }
 
