@@ -130,8 +130,9 @@ impl Load {
 /// Acceptance 1: the replica's host is destroyed and comes back bare (same name and address).
 /// One apply rebuilds and seeds it with every non-system database (foobar's own
 /// `foobar_meta` included, so the heartbeat replicates), and verify is green three times.
+/// Then acceptance 2: a replica stopped on an applier error is rebuilt by `foobar reseed`.
 #[test]
-fn a_replica_replaced_by_a_bare_host_is_rebuilt_and_stays_green() {
+fn a_replaced_replica_is_rebuilt_and_a_broken_one_reseeded() {
     let _guard = lab_lock();
     fresh_stack();
     let (status, body) = http("127.0.1.1:80", "POST", "/notes", "before the crash").expect("POST");
@@ -168,6 +169,49 @@ fn a_replica_replaced_by_a_bare_host_is_rebuilt_and_stays_green() {
     );
     let again = foobar(&["plan", "--detailed-exitcode"]);
     assert_eq!(again.code, 0, "{again:?}");
+
+    // Acceptance 2 on the same stack: the replica's SQL thread stops on an error (a table
+    // it lacks), plan names `foobar reseed`, and reseed brings it back.
+    sql(
+        "web-02",
+        "SET SESSION sql_log_bin=0; DROP TABLE foobar_meta.heartbeat",
+    );
+    let broken = foobar(&["verify", "--max-lag", "2"]);
+    assert_eq!(broken.code, 3, "{broken:?}");
+    let stopped = eventually(10, || {
+        let s = ssh_ok("web-02", "mariadb -e 'SHOW REPLICA STATUS\\G'");
+        s.contains("Slave_SQL_Running: No").then_some(s)
+    });
+    assert!(stopped.is_some(), "the SQL thread did not stop");
+    let plan = foobar(&["plan"]);
+    assert!(
+        plan.all().contains("foobar reseed web-02"),
+        "plan names the command: {plan:?}"
+    );
+    let not_a_replica = foobar(&["reseed", "web-01", "--yes"]);
+    assert_eq!(not_a_replica.code, 1, "{not_a_replica:?}");
+    assert!(
+        not_a_replica.stderr.contains("web-01 is not a replica"),
+        "{not_a_replica:?}"
+    );
+    let dry = foobar(&["reseed", "web-02", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("drop on web-02: `foobar`, `foobar_meta`"),
+        "the plan names what is dropped: {dry:?}"
+    );
+    assert!(
+        ssh_ok("web-02", "mariadb -e 'SHOW REPLICA STATUS\\G'").contains("Slave_SQL_Running: No"),
+        "a dry run changes nothing"
+    );
+    let reseed = foobar(&["reseed", "web-02", "--yes"]);
+    assert_eq!(reseed.code, 0, "{reseed:?}");
+    let verify = foobar(&["verify"]);
+    assert_eq!(verify.code, 0, "after the reseed: {verify:?}");
+    assert!(eventually(10, || (rows("web-02") == rows("web-01")).then_some(())).is_some());
+    let converged = foobar(&["plan", "--detailed-exitcode"]);
+    assert_eq!(converged.code, 0, "{converged:?}");
 }
 
 /// Acceptance 5: the replication password changes; one apply under load changes the account

@@ -217,8 +217,17 @@ fn sql_details(sql: &Sql) -> Vec<String> {
     sql.masked_statements()
 }
 
+/// The error for a replica foobar will not repair on its own, naming the command that does.
+fn needs_operator(problems: &[String], host: &HostName) -> String {
+    format!(
+        "replication needs an operator: {}; foobar will not paper over it: rebuild the replica from the primary with `foobar reseed {host}` (it shows what it drops first), then run apply",
+        problems.join("; ")
+    )
+}
+
 /// What the plan shows for one database host, from facts read at plan time.
 pub fn plan_changes(
+    host: &HostName,
     role: DatabaseRole,
     play: usize,
     cfg: &DatabaseConfig,
@@ -282,10 +291,7 @@ pub fn plan_changes(
                     out.push(change(play, target, Action::Unchanged, vec![]))
                 }
                 ReplicaAction::NeedsOperator { problems } => {
-                    return Err(format!(
-                        "replication needs an operator: {}; foobar will not paper over it (reseed the replica, then run apply)",
-                        problems.join("; ")
-                    ));
+                    return Err(needs_operator(problems, host));
                 }
                 ReplicaAction::Start { reasons } | ReplicaAction::Configure { reasons, .. } => {
                     let mut details = reasons.clone();
@@ -355,7 +361,7 @@ fn needs_seed(
         && primary.is_some_and(|p| p.app_database_exists)
 }
 
-async fn read_facts(
+pub async fn read_facts(
     t: &dyn Transport,
     cfg: &DatabaseConfig,
     timeout: Duration,
@@ -449,10 +455,7 @@ pub async fn reconcile(
             let mut facts = facts;
             let action = mysql::replica_changes(&desired, facts.replica.as_ref());
             if let ReplicaAction::NeedsOperator { problems } = &action {
-                return Err(format!(
-                    "replication needs an operator: {}",
-                    problems.join("; ")
-                ));
+                return Err(needs_operator(problems, host.host()));
             }
             let primary_facts = read_facts(primary, cfg, timeout)
                 .await?
@@ -601,3 +604,116 @@ async fn seed(
 
 /// How much of a dump is in flight between the primary and the replica at most.
 const SEED_PIPE_BYTES: usize = 256 * 1024;
+
+/// What `foobar reseed` will do to a replica, read from both servers' facts: shown before
+/// anything changes.
+#[derive(Debug, Clone)]
+pub struct ReseedPlan {
+    /// The replica's non-system databases, dropped first (kept out of its binary log).
+    pub drop: Vec<String>,
+    /// The primary's non-system databases, copied in one consistent dump.
+    pub seed: Vec<String>,
+    /// Stop replication, forget it, drop, clear the replica's own GTID history.
+    pub prepare: Sql,
+}
+
+impl ReseedPlan {
+    /// The plan as lines for a human.
+    pub fn lines(&self, replica: &HostName, primary: &HostName) -> Vec<String> {
+        let mut out = vec![format!(
+            "~ reseed {replica} from {primary} (replication stops until it is done)"
+        )];
+        out.push(if self.drop.is_empty() {
+            format!("  - drop: nothing (no non-system database on {replica})")
+        } else {
+            format!(
+                "  - drop on {replica}: {} (every row in them is lost on {replica}; not logged, not replicated)",
+                quoted_list(&self.drop)
+            )
+        });
+        out.extend(
+            self.prepare
+                .masked_statements()
+                .iter()
+                .map(|s| format!("      {s}")),
+        );
+        out.push(format!(
+            "  + seed from {primary}: {} (one consistent dump with its GTID position, streamed through foobar)",
+            quoted_list(&self.seed)
+        ));
+        out.push(format!(
+            "  + point {replica} at {primary}, start replication, read_only ON, the app's accounts"
+        ));
+        out
+    }
+}
+
+/// Decide a reseed from facts read now.
+pub fn reseed_plan(replica: &DbFacts, primary: &DbFacts) -> Result<ReseedPlan, String> {
+    Ok(ReseedPlan {
+        drop: replica.databases.clone(),
+        seed: primary.databases.clone(),
+        prepare: mysql::reseed_prepare(&replica.version, &replica.databases)
+            .map_err(|e| e.to_string())?,
+    })
+}
+
+/// Rebuild `replica` from `primary`: what [`reseed_plan`] shows, then the usual replica
+/// reconciliation (point at the primary, start, read-only, accounts).
+pub async fn reseed(
+    replica: &dyn Transport,
+    primary: &dyn Transport,
+    cfg: &DatabaseConfig,
+    timeout: Duration,
+    redactor: &Redactor,
+) -> Result<Vec<String>, String> {
+    let not_running = |h: &HostName| {
+        format!("the database server on {h} is not running; check its service and log")
+    };
+    let facts = read_facts(replica, cfg, timeout)
+        .await?
+        .ok_or_else(|| not_running(replica.host()))?;
+    let primary_facts = read_facts(primary, cfg, timeout)
+        .await?
+        .ok_or_else(|| not_running(primary.host()))?;
+    let plan = reseed_plan(&facts, &primary_facts)?;
+    let no_binlog = ["--init-command=SET SESSION sql_log_bin=0".to_string()];
+    run_sql(
+        replica,
+        &facts,
+        &plan.prepare,
+        &no_binlog,
+        timeout,
+        redactor,
+    )
+    .await?;
+    let mut done = vec![format!(
+        "dropped {} and the replication settings",
+        if plan.drop.is_empty() {
+            "nothing".to_string()
+        } else {
+            quoted_list(&plan.drop)
+        }
+    )];
+    let facts = read_facts(replica, cfg, timeout)
+        .await?
+        .ok_or_else(|| not_running(replica.host()))?;
+    let seeded = seed(replica, primary, &facts, &primary_facts, timeout, redactor).await?;
+    done.push(format!(
+        "seeded {} from {}",
+        quoted_list(&seeded),
+        primary.host()
+    ));
+    done.extend(
+        reconcile(
+            DatabaseRole::Replica,
+            replica,
+            primary,
+            cfg,
+            timeout,
+            redactor,
+        )
+        .await?,
+    );
+    Ok(done)
+}

@@ -9,11 +9,13 @@
 mod apply;
 mod audit;
 mod completions;
+mod dbtier;
 mod error;
 mod graph;
 mod plan;
 mod planning;
 mod render;
+mod reseed;
 mod rotation;
 mod run;
 mod session;
@@ -80,6 +82,9 @@ pub enum Command {
     /// Report the stack's weaknesses (single points of failure, no TLS, no firewall, ...),
     /// each with where, why and the fix. Exit 0: nothing at or above --fail-on; 2: some; 1: error.
     Audit(audit::AuditArgs),
+    /// Rebuild one database replica from the primary: stop replication, drop its
+    /// non-system databases, seed them from one consistent dump, point it at the primary.
+    Reseed(reseed::ReseedArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }

@@ -163,7 +163,7 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
                     }
                     None => None,
                 };
-                match database::plan_changes(role, play.index, cfg, facts, primary_facts) {
+                match database::plan_changes(h, role, play.index, cfg, facts, primary_facts) {
                     Ok(changes) => hp.changes.extend(changes),
                     Err(e) => {
                         failed.insert(h.clone(), ctx.redactor.redact(&e));

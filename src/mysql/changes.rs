@@ -625,6 +625,41 @@ pub fn seed_plan(
     }
 }
 
+/// Before reseeding a replica: forget its replication configuration, drop `databases` (its
+/// every non-system database) and its own GTID history, all kept out of its binary log
+/// (callers run it with `sql_log_bin=0`). The seed that follows brings the primary's data
+/// and GTID position.
+pub fn reseed_prepare(replica: &ServerVersion, databases: &[String]) -> Result<Sql, SqlError> {
+    let dialect = replica.dialect();
+    let mut sql = Sql::new();
+    sql.push_text(stop(dialect));
+    sql.push_text(match dialect {
+        Dialect::MySqlLegacy => "RESET SLAVE ALL",
+        Dialect::MySqlModern | Dialect::MariaDb => "RESET REPLICA ALL",
+    });
+    if replica.flavor == Flavor::MySql {
+        sql.push_text("SET GLOBAL super_read_only = OFF");
+    }
+    for d in databases {
+        sql.push(
+            Statement::new()
+                .text("DROP DATABASE IF EXISTS ")
+                .identifier(d, "a database name")?,
+        );
+    }
+    sql.push_text(
+        if replica.flavor == Flavor::MySql && replica.at_least(8, 4, 0) {
+            "RESET BINARY LOGS AND GTIDS"
+        } else {
+            "RESET MASTER"
+        },
+    );
+    if replica.flavor == Flavor::MariaDb {
+        sql.push_text("SET GLOBAL gtid_slave_pos = ''");
+    }
+    Ok(sql)
+}
+
 fn show(value: &str) -> String {
     if value.is_empty() {
         "empty".into()
@@ -1187,6 +1222,23 @@ mod tests {
         assert_eq!(
             c.sql.masked(),
             "SET GLOBAL read_only = ON;\nSET GLOBAL super_read_only = ON;\n"
+        );
+    }
+
+    #[test]
+    fn reseeding_drops_every_given_database_and_the_history() {
+        let dbs = ["foobar".to_string(), "foobar_meta".to_string()];
+        assert_eq!(
+            reseed_prepare(&v("10.11.6-MariaDB"), &dbs)
+                .unwrap()
+                .masked(),
+            "STOP REPLICA;\nRESET REPLICA ALL;\nDROP DATABASE IF EXISTS `foobar`;\n\
+             DROP DATABASE IF EXISTS `foobar_meta`;\nRESET MASTER;\nSET GLOBAL gtid_slave_pos = '';\n"
+        );
+        assert_eq!(
+            reseed_prepare(&v("8.4.2"), &dbs[..1]).unwrap().masked(),
+            "STOP REPLICA;\nRESET REPLICA ALL;\nSET GLOBAL super_read_only = OFF;\n\
+             DROP DATABASE IF EXISTS `foobar`;\nRESET BINARY LOGS AND GTIDS;\n"
         );
     }
 

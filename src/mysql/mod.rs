@@ -36,10 +36,11 @@ mod version;
 
 pub use changes::{
     AccountDesired, Change, PrimaryDesired, PrimaryPlan, ReplicaAction, ReplicaDesired, SeedPlan,
-    primary_changes, read_only_changes, replica_changes, seed_plan,
+    primary_changes, read_only_changes, replica_changes, reseed_prepare, seed_plan,
 };
 pub use facts::{
-    AccountFacts, DbFacts, DbGrantFacts, FactsSubject, GtidFacts, facts_sql, parse_facts,
+    AccountFacts, DbFacts, DbGrantFacts, FactsSubject, GtidFacts, SYSTEM_SCHEMAS, facts_sql,
+    parse_facts,
 };
 pub use health::{Check, ClusterMember, evaluate_cluster, evaluate_replica};
 pub use output::ParseError;
