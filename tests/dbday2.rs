@@ -264,3 +264,212 @@ fn a_rotated_replication_password_survives_a_forced_reconnect() {
     );
     assert_eq!(converged.code, 0, "{converged:?}");
 }
+
+/// POSTs through lb-01 from one thread until stopped (bounded in count and time), keeping
+/// the body and time of every acknowledged one; GETs from another, counting failures.
+struct Writes {
+    stop: Arc<AtomicBool>,
+    writer: std::thread::JoinHandle<(Vec<(Instant, String)>, u64)>,
+    reader: std::thread::JoinHandle<(u64, u64)>,
+}
+
+impl Writes {
+    fn start(tag: &'static str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let writer = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let (mut acked, mut attempts) = (Vec::new(), 0u64);
+            while !s.load(Ordering::SeqCst) && Instant::now() < deadline && attempts < LOAD_LIMIT {
+                attempts += 1;
+                let body = format!("{tag} {attempts}");
+                if let Some((201, _)) = http("127.0.1.1:80", "POST", "/notes", &body) {
+                    acked.push((Instant::now(), body));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (acked, attempts)
+        });
+        let s = stop.clone();
+        let reader = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let (mut n, mut failed) = (0u64, 0u64);
+            while !s.load(Ordering::SeqCst) && Instant::now() < deadline && n < LOAD_LIMIT {
+                n += 1;
+                if !matches!(http("127.0.1.1:80", "GET", "/notes", ""), Some((200, _))) {
+                    failed += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (n, failed)
+        });
+        Self {
+            stop,
+            writer,
+            reader,
+        }
+    }
+
+    /// (acknowledged writes with their times, attempted writes, reads, failed reads)
+    fn finish(self) -> (Vec<(Instant, String)>, u64, u64, u64) {
+        self.stop.store(true, Ordering::SeqCst);
+        let (acked, attempts) = self.writer.join().expect("writer");
+        let (reads, failed) = self.reader.join().expect("reader");
+        (acked, attempts, reads, failed)
+    }
+}
+
+/// Acknowledged writes missing on `host`.
+fn lost_on(host: &str, acked: &[(Instant, String)]) -> usize {
+    let have = sql(host, "SELECT body FROM foobar.notes");
+    let have: std::collections::HashSet<&str> = have.lines().collect();
+    acked
+        .iter()
+        .filter(|(_, b)| !have.contains(b.as_str()))
+        .count()
+}
+
+/// Acceptance 3, 4 and 6: bad input changes nothing; the primary's host is killed under load
+/// and `failover --to web-02` brings writes back; the old primary, booted again on its data
+/// dir, is rejoined by apply; a planned switchover back loses nothing and fails no read.
+#[test]
+fn failover_unplanned_then_rejoin_then_planned_back() {
+    let _guard = lab_lock();
+    fresh_stack();
+    let project = Project::new();
+    let inventory_before = project.read("inventories/lab.yml");
+
+    // Bad input: one clear error, exit 1, nothing changed.
+    for (args, says) in [
+        (
+            vec!["failover", "--to", "lb-01", "--yes"],
+            "lb-01 is not a replica",
+        ),
+        (
+            vec!["failover", "--to", "web-01", "--yes"],
+            "web-01 is not a replica",
+        ),
+        (
+            vec!["failover", "--to", "web-09", "--yes"],
+            "web-09 is not a host",
+        ),
+    ] {
+        let r = project.foobar(&args);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains(says), "{r:?}");
+    }
+    ssh_ok(
+        "web-02",
+        "mkdir -p /var/lib/foobar/lock && echo 'alice@elsewhere pid 1 since 0 run other' > /var/lib/foobar/lock/holder",
+    );
+    let locked = project.foobar(&["failover", "--to", "web-02", "--yes"]);
+    assert_eq!(locked.code, 1, "{locked:?}");
+    assert!(
+        locked.stderr.contains("locked by another run"),
+        "{locked:?}"
+    );
+    ssh_ok("web-02", "rm -rf /var/lib/foobar/lock");
+    assert_eq!(project.read("inventories/lab.yml"), inventory_before);
+    assert!(
+        ssh_ok("web-02", "mariadb -e 'SHOW REPLICA STATUS\\G'").contains("Slave_IO_Running: Yes")
+    );
+
+    // Unplanned: web-01 (the primary) dies with everything on it, mid-load.
+    let load = Writes::start("unplanned");
+    std::thread::sleep(Duration::from_secs(2));
+    lab(&["kill", "web-01"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let failover = project.foobar(&["failover", "--to", "web-02", "--yes"]);
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let (acked, attempts, reads, failed_reads) = load.finish();
+    assert_eq!(failover.code, 0, "{failover:?}");
+    assert!(
+        failover.stdout.contains("unplanned failover"),
+        "{failover:?}"
+    );
+    assert!(
+        failover.stdout.contains("+    hosts: [web-02]"),
+        "the inventory diff: {failover:?}"
+    );
+    let back = acked
+        .iter()
+        .find(|(t, _)| *t > started)
+        .map(|(t, _)| t.duration_since(started));
+    let lost = lost_on("web-02", &acked);
+    eprintln!(
+        "unplanned failover (semi_sync off): command took {:.1} s; first acknowledged write {:?} after its start; {} of {} acknowledged writes lost ({} attempted); {} of {} reads failed",
+        took.as_secs_f64(),
+        back,
+        lost,
+        acked.len(),
+        attempts,
+        failed_reads,
+        reads
+    );
+    let back = back.expect("no write succeeded after the failover");
+    assert!(
+        back < Duration::from_secs(10),
+        "writes came back after {back:?}"
+    );
+    // plan on the edited inventory keeps web-02 the primary (web-01 is still down).
+    let plan = project.foobar(&["plan", "--limit", "web-02,lb-01"]);
+    assert!(!plan.stdout.contains("127.0.1.2:3306"), "{plan:?}");
+
+    // web-01 boots again on its data dir: read-only (fenced), then rejoined by apply.
+    lab(&["start", "web-01"]);
+    let apply = project.foobar(&["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let verify = eventually(20, || {
+        let v = project.foobar(&["verify"]);
+        (v.code == 0).then_some(v)
+    });
+    let verify = match verify {
+        Some(v) => v,
+        None => {
+            // Its history diverged (it committed writes web-02 never received): the primary
+            // refused it; plan names reseed, which rebuilds it.
+            let plan = project.foobar(&["plan"]);
+            assert!(plan.all().contains("foobar reseed web-01"), "{plan:?}");
+            eprintln!("web-01 diverged: reseeded");
+            let r = project.foobar(&["reseed", "web-01", "--yes"]);
+            assert_eq!(r.code, 0, "{r:?}");
+            let v = project.foobar(&["verify"]);
+            assert_eq!(v.code, 0, "{v:?}");
+            v
+        }
+    };
+    assert!(
+        verify.stdout.contains("replicating from 127.0.1.3:3306"),
+        "{verify:?}"
+    );
+
+    // Planned switchover back to web-01, both up, under load.
+    let load = Writes::start("planned");
+    std::thread::sleep(Duration::from_secs(2));
+    let switch = project.foobar(&["failover", "--to", "web-01", "--yes"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let (acked, attempts, reads, failed_reads) = load.finish();
+    assert_eq!(switch.code, 0, "{switch:?}");
+    assert!(switch.stdout.contains("planned switchover"), "{switch:?}");
+    let lost = eventually(10, || {
+        let l = lost_on("web-01", &acked);
+        (l == 0).then_some(l)
+    })
+    .unwrap_or_else(|| lost_on("web-01", &acked));
+    eprintln!(
+        "planned switchover: {lost} of {} acknowledged writes lost ({attempts} attempted); {failed_reads} of {reads} reads failed",
+        acked.len()
+    );
+    assert_eq!(lost, 0);
+    assert_eq!(failed_reads, 0);
+    let verify = project.foobar(&["verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(
+        verify.stdout.contains("replicating from 127.0.1.2:3306"),
+        "{verify:?}"
+    );
+    let converged = project.foobar(&["plan", "--detailed-exitcode"]);
+    assert_eq!(converged.code, 0, "{converged:?}");
+}

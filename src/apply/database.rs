@@ -67,7 +67,7 @@ impl DatabaseConfig {
         }
     }
 
-    fn replica_desired(&self) -> ReplicaDesired {
+    pub fn replica_desired(&self) -> ReplicaDesired {
         ReplicaDesired {
             source_host: self.source_host.clone(),
             source_port: self.port,
@@ -305,9 +305,10 @@ pub fn plan_changes(
                             cfg.primary
                         ));
                     }
-                    let sql = action
-                        .sql(&facts.version, &desired)
-                        .map_err(|e| e.to_string())?;
+                    if adopts_own_history(&action, facts) {
+                        details.push("this server wrote transactions of its own (a former primary): it resumes after its own last one; if the primary's history lacks them (diverged), the primary refuses it and plan names `foobar reseed`".into());
+                    }
+                    let sql = replica_sql(&action, facts, &desired)?;
                     details.extend(sql_details(&sql));
                     out.push(change(play, target, Action::Update, details));
                 }
@@ -341,6 +342,59 @@ pub fn plan_changes(
         }
     }
     Ok(out)
+}
+
+/// A MariaDB server whose own binary log is ahead of its replication position wrote
+/// transactions of its own: a former primary rejoining. Pointing it at the new primary with
+/// `MASTER_USE_GTID=slave_pos` would replay history from its stale replication position, so it
+/// first takes its own last position as where to resume. Whether that position is part of
+/// the new primary's history is checked by the primary itself (strict mode: error 1236
+/// otherwise, never a replication from a diverged position).
+fn adopts_own_history(action: &ReplicaAction, facts: &DbFacts) -> bool {
+    let mysql::GtidFacts::MariaDb {
+        slave_pos,
+        binlog_pos,
+        ..
+    } = &facts.gtid
+    else {
+        return false;
+    };
+    matches!(action, ReplicaAction::Configure { .. })
+        && match (
+            mysql::GtidPosition::parse(slave_pos),
+            mysql::GtidPosition::parse(binlog_pos),
+        ) {
+            (Some(slave), Some(binlog)) => slave.behind(&binlog) > 0,
+            _ => false,
+        }
+}
+
+/// The replica's statements, with a former primary's resume position first.
+fn replica_sql(
+    action: &ReplicaAction,
+    facts: &DbFacts,
+    desired: &mysql::ReplicaDesired,
+) -> Result<Sql, String> {
+    if !adopts_own_history(action, facts) {
+        return action
+            .sql(&facts.version, desired)
+            .map_err(|e| e.to_string());
+    }
+    let ReplicaAction::Configure { reasons, .. } = action else {
+        unreachable!("adopts_own_history is only true for Configure")
+    };
+    let mut sql = Sql::new();
+    sql.push_text("STOP REPLICA");
+    sql.push_text("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos");
+    sql.extend(
+        ReplicaAction::Configure {
+            reasons: reasons.clone(),
+            stop_first: false,
+        }
+        .sql(&facts.version, desired)
+        .map_err(|e| e.to_string())?,
+    );
+    Ok(sql)
 }
 
 /// A replica never configured, whose primary already holds the app database it lacks.
@@ -388,7 +442,7 @@ fn shell_line(argv: &[String]) -> String {
 }
 
 /// Run SQL through the host's client, on stdin.
-async fn run_sql(
+pub(crate) async fn run_sql(
     t: &dyn Transport,
     facts: &DbFacts,
     sql: &Sql,
@@ -473,9 +527,7 @@ pub async fn reconcile(
                     .ok_or_else(|| not_running(host.host()))?;
             }
             let action = mysql::replica_changes(&desired, facts.replica.as_ref());
-            let mut sql = action
-                .sql(&facts.version, &desired)
-                .map_err(|e| e.to_string())?;
+            let mut sql = replica_sql(&action, &facts, &desired)?;
             let mut names = Vec::new();
             match &action {
                 ReplicaAction::Configure { .. } => {

@@ -14,6 +14,7 @@
 
 pub mod database;
 pub mod error;
+pub mod failover;
 pub mod firewall;
 pub mod lock;
 pub mod outcome;

@@ -11,6 +11,7 @@ mod audit;
 mod completions;
 mod dbtier;
 mod error;
+mod failover;
 mod graph;
 mod plan;
 mod planning;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Rebuild one database replica from the primary: stop replication, drop its
     /// non-system databases, seed them from one consistent dump, point it at the primary.
     Reseed(reseed::ReseedArgs),
+    /// Promote a database replica to primary (planned or unplanned), then point the other
+    /// replicas and the app at it.
+    Failover(failover::FailoverArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }

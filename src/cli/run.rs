@@ -2,7 +2,8 @@
 //! [`Session`](super::session::Session).
 
 use super::{
-    Cli, CliError, Command, apply, audit, completions, graph, plan, render, reseed, verify,
+    Cli, CliError, Command, apply, audit, completions, failover, graph, plan, render, reseed,
+    verify,
 };
 use crate::error::ExitCategory;
 
@@ -16,5 +17,6 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
         Command::Graph(args) => graph::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Reseed(args) => reseed::run(args).await,
+        Command::Failover(args) => failover::run(args).await,
     }
 }

@@ -9,6 +9,7 @@
 //! groups nested in them, then by name) < host `vars` < facts foobar sets (`inventory_hostname`,
 //! `private_ip`, `group_names`, `groups`, `hostvars`).
 
+pub mod failover_edit;
 mod load;
 mod playbook;
 pub mod rules;

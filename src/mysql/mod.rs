@@ -27,6 +27,7 @@ mod changes;
 mod facts;
 #[cfg(test)]
 mod fixtures;
+mod gtid;
 mod health;
 mod output;
 mod password;
@@ -42,6 +43,7 @@ pub use facts::{
     AccountFacts, DbFacts, DbGrantFacts, FactsSubject, GtidFacts, SYSTEM_SCHEMAS, facts_sql,
     parse_facts,
 };
+pub use gtid::{GtidPosition, further_ahead};
 pub use health::{Check, ClusterMember, evaluate_cluster, evaluate_replica};
 pub use output::ParseError;
 pub use password::{PasswordCheck, mysql_native_password_hash};

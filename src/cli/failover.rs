@@ -1,0 +1,244 @@
+//! `foobar failover --to HOST`: promote a database replica to primary, planned (the old
+//! primary answers: nothing acknowledged is lost) or unplanned (it does not). Then the
+//! inventory is edited to say so (shown as a diff) and the usual apply re-points the other
+//! replicas and the app's write host, rolling behind HAProxy.
+//!
+//! Bad input changes nothing and exits 1: a host that is not a replica, an unreachable one,
+//! a server that is not running, a lock held by another run.
+
+use std::path::Path;
+
+use super::dbtier::{self, Tier};
+use super::{CliError, Common};
+use crate::apply::{database, failover};
+use crate::error::ExitCategory;
+use crate::inventory::failover_edit;
+
+#[derive(Debug, clap::Args)]
+pub struct FailoverArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The replica to promote.
+    #[arg(long = "to", value_name = "HOST")]
+    pub to: String,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Show the plan only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Promote even when another replica holds more transactions (they are lost).
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
+    let FailoverArgs {
+        common,
+        to,
+        yes,
+        dry_run,
+        force,
+    } = args;
+    let tier: Tier = dbtier::load(&common, "failover")?;
+    let target = tier.host(&to)?;
+    let old = tier.cfg.primary.clone();
+    if target == old || !tier.replicas().contains(&target) {
+        return Err(CliError::Usage {
+            message: format!(
+                "{target} is not a replica (group db_replica in {}); only a replica can be promoted",
+                tier.inventory.path.display()
+            ),
+            hint: format!(
+                "nothing was changed; the primary is {old}; name one of: {}",
+                tier.replicas()
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    let target_address = tier.inventory.hosts[&target]
+        .private_ip
+        .clone()
+        .ok_or_else(|| CliError::Usage {
+            message: format!("{target} has no private_ip"),
+            hint: format!(
+                "set private_ip for {target} in {}",
+                tier.inventory.path.display()
+            ),
+        })?;
+    let target_t = tier.connect(&target).await?;
+    // The old primary may be gone: that is what an unplanned failover is for.
+    let old_t = match tier.connect(&old).await {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("{old} does not answer ({e}): unplanned failover");
+            None
+        }
+    };
+    let mut others = Vec::new();
+    for r in tier.replicas().into_iter().filter(|r| *r != target) {
+        if let Ok(t) = tier.connect(&r).await {
+            others.push(t);
+        }
+    }
+    tier.lock(target_t.as_ref()).await?;
+    let mut locked = vec![target_t.clone()];
+    let outcome = async {
+        if let Some(o) = &old_t {
+            tier.lock(o.as_ref()).await?;
+            locked.push(o.clone());
+        }
+        let usage = |message: String| CliError::Usage {
+            message,
+            hint: "nothing was changed".into(),
+        };
+        let target_facts = database::read_facts(target_t.as_ref(), &tier.cfg, tier.timeout)
+            .await
+            .map_err(usage)?
+            .ok_or_else(|| usage(format!("the database server on {target} is not running; start it with `foobar apply --limit {target}` first")))?;
+        if target_facts.replica.is_none() {
+            return Err(usage(format!("{target} is not replicating from anything; it cannot be promoted in place of {old}")));
+        }
+        let old_facts = match &old_t {
+            Some(o) => database::read_facts(o.as_ref(), &tier.cfg, tier.timeout)
+                .await
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        println!("failover {old} -> {target}:");
+        for line in failover::plan_lines(&old, &target, old_facts.as_ref(), &target_facts) {
+            println!("  {line}");
+        }
+        println!("  ~ the inventory: {target} in db_primary, {old} in db_replica (shown as a diff)");
+        println!("  ~ then apply: the other replicas follow {target}; the app writes to {target} (rolling restart behind HAProxy)");
+        if dry_run {
+            eprintln!("dry run: nothing was changed");
+            return Ok(None);
+        }
+        if !yes && !dbtier::confirm(&format!("Promote {target}?"))? {
+            eprintln!("not confirmed: nothing was changed");
+            return Ok(None);
+        }
+        let done = match (&old_t, &old_facts) {
+            (Some(o), Some(_)) => {
+                failover::switchover(
+                    o.as_ref(),
+                    target_t.as_ref(),
+                    &tier.cfg,
+                    &target_address,
+                    tier.timeout,
+                    &tier.redactor,
+                )
+                .await
+            }
+            _ => {
+                let others: Vec<&dyn crate::transport::Transport> =
+                    others.iter().map(|t| t.as_ref()).collect();
+                failover::promote_unplanned(
+                    target_t.as_ref(),
+                    &others,
+                    &tier.cfg,
+                    force,
+                    tier.timeout,
+                    &tier.redactor,
+                )
+                .await
+            }
+        }
+        .map_err(|e| CliError::Usage {
+            message: format!("failover to {target} failed: {}", tier.redactor.redact(&e)),
+            hint: format!("{old} is still the primary in the inventory; see the message for what to fix"),
+        })?;
+        for d in &done {
+            println!("  done {d}");
+        }
+        Ok(Some(old_facts.is_some()))
+    }
+    .await;
+    for t in &locked {
+        tier.unlock(t.as_ref()).await;
+    }
+    let planned = match outcome? {
+        None => return Ok(ExitCategory::Ok),
+        Some(p) => p,
+    };
+    edit_inventory(&tier, &old, &target)?;
+    // Everything that follows the primary, by the usual apply on the edited inventory.
+    let mut limit: Vec<String> = tier
+        .inventory
+        .hosts
+        .keys()
+        .filter(|h| planned || **h != old)
+        .map(|h| h.to_string())
+        .collect();
+    if !common.limit.is_empty() {
+        limit.retain(|h| common.limit.contains(h));
+    }
+    let apply = super::apply::ApplyArgs {
+        common: Common { limit, ..common },
+        planfile: None,
+        yes: true,
+        dry_run: false,
+        diff: false,
+        break_lock: false,
+        max_fail_percentage: None,
+        serial: None,
+    };
+    let code = super::apply::run(apply).await?;
+    if !planned {
+        println!(
+            "{old} is out: when it comes back it starts read-only, and `foobar apply` rejoins it as a replica of {target}"
+        );
+    }
+    Ok(code)
+}
+
+/// Swap the primary in the inventory file, print the diff.
+fn edit_inventory(
+    tier: &Tier,
+    old: &crate::inventory::HostName,
+    new: &crate::inventory::HostName,
+) -> Result<(), CliError> {
+    let path: &Path = &tier.inventory.path;
+    let text = std::fs::read_to_string(path).map_err(anyhow::Error::from)?;
+    let line = |g: &str| {
+        tier.inventory
+            .groups
+            .get(g)
+            .map_or(0, |g| g.location.line as usize)
+    };
+    let edited = failover_edit::swap_primary(
+        &text,
+        path,
+        line("db_primary"),
+        line("db_replica"),
+        old.as_str(),
+        new.as_str(),
+    )
+    .map_err(|e| CliError::Usage {
+        message: format!(
+            "{new} is the primary now, but the inventory still says {old}: {}",
+            e.message
+        ),
+        hint: format!(
+            "edit {} (db_primary: [{new}], db_replica: [{old}, ...]) before the next plan or apply, which would otherwise point everything back at {old}",
+            e.location
+        ),
+    })?;
+    let diff = similar::TextDiff::from_lines(&text, &edited);
+    print!(
+        "{}",
+        diff.unified_diff().context_radius(2).header(
+            &path.display().to_string(),
+            &format!("{} (edited)", path.display())
+        )
+    );
+    let tmp = path.with_extension("yml.foobar-tmp");
+    std::fs::write(&tmp, &edited).map_err(anyhow::Error::from)?;
+    std::fs::rename(&tmp, path).map_err(anyhow::Error::from)?;
+    Ok(())
+}
