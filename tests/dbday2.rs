@@ -214,16 +214,19 @@ fn a_replaced_replica_is_rebuilt_and_a_broken_one_reseeded() {
     assert_eq!(converged.code, 0, "{converged:?}");
 }
 
-/// Acceptance 5: the replication password changes; one apply under load changes the account
-/// on the primary and re-points the replica with the new password, so a forced reconnect
-/// (`STOP REPLICA; START REPLICA`) finds the IO thread running; no request fails.
+/// Acceptance 5: the replication and app passwords change; one apply under load changes the
+/// accounts on the primary (the app's keeping the previous password beside the new one),
+/// re-points the replica with the new replication password and restarts the apps rolling,
+/// so a forced reconnect (`STOP REPLICA; START REPLICA`) finds the IO thread running and no
+/// request fails. The next apply retires the app's previous password.
 #[test]
 fn a_rotated_replication_password_survives_a_forced_reconnect() {
     let _guard = lab_lock();
     fresh_stack();
     const NEW_REPLICATION: &str = "Zq7-repl-ROTATED-e2e";
+    const NEW_APP: &str = "Zq7-app-ROTATED-e2e";
 
-    let plan = foobar_with(&["plan"], NEW_REPLICATION, APP_DB_PASSWORD);
+    let plan = foobar_with(&["plan"], NEW_REPLICATION, NEW_APP);
     assert!(
         plan.stdout
             .contains("user 'repl'@'127.%': set the password (it differs)"),
@@ -231,7 +234,7 @@ fn a_rotated_replication_password_survives_a_forced_reconnect() {
     );
     let load = Load::start();
     std::thread::sleep(Duration::from_millis(500));
-    let apply = foobar_with(&["apply", "--yes"], NEW_REPLICATION, APP_DB_PASSWORD);
+    let apply = foobar_with(&["apply", "--yes"], NEW_REPLICATION, NEW_APP);
     std::thread::sleep(Duration::from_millis(500));
     let result = load.finish();
     assert_eq!(apply.code, 0, "{apply:?}");
@@ -241,8 +244,14 @@ fn a_rotated_replication_password_survives_a_forced_reconnect() {
             .contains("done database replication configured from web-01"),
         "one apply re-points the replica: {apply:?}"
     );
+    assert!(
+        apply
+            .stdout
+            .contains("keeping the previous one until the next apply"),
+        "{apply:?}"
+    );
     eprintln!(
-        "replication password rotation under load: {} of {} POSTs and {} of {} GETs failed",
+        "replication and app password rotation under load: {} of {} POSTs and {} of {} GETs failed",
         result.failed_posts, result.posts, result.failed_gets, result.gets
     );
     assert!(result.posts > 0 && result.gets > 0);
@@ -255,13 +264,29 @@ fn a_rotated_replication_password_survives_a_forced_reconnect() {
         (s.contains("Slave_IO_Running: Yes") && s.contains("Last_IO_Errno: 0")).then_some(())
     });
     assert!(running.is_some(), "the IO thread did not reconnect");
-    let verify = foobar_with(&["verify"], NEW_REPLICATION, APP_DB_PASSWORD);
+    let verify = foobar_with(&["verify"], NEW_REPLICATION, NEW_APP);
     assert_eq!(verify.code, 0, "{verify:?}");
-    let converged = foobar_with(
-        &["plan", "--detailed-exitcode"],
-        NEW_REPLICATION,
-        APP_DB_PASSWORD,
+    // The next apply retires the app's previous password; then nothing is left to do.
+    let plan = foobar_with(&["plan"], NEW_REPLICATION, NEW_APP);
+    assert!(
+        plan.stdout.contains("retire the previous password"),
+        "{plan:?}"
     );
+    let load = Load::start();
+    let retire = foobar_with(&["apply", "--yes"], NEW_REPLICATION, NEW_APP);
+    let result = load.finish();
+    assert_eq!(retire.code, 0, "{retire:?}");
+    eprintln!(
+        "retiring the previous app password under load: {} of {} POSTs and {} of {} GETs failed",
+        result.failed_posts, result.posts, result.failed_gets, result.gets
+    );
+    assert_eq!(result.failed_posts + result.failed_gets, 0);
+    let old_login = ssh(
+        "web-01",
+        &format!("mariadb -h 127.0.1.2 -u foobar -p{APP_DB_PASSWORD} -e 'SELECT 1'"),
+    );
+    assert_ne!(old_login.code, 0, "the previous app password still works");
+    let converged = foobar_with(&["plan", "--detailed-exitcode"], NEW_REPLICATION, NEW_APP);
     assert_eq!(converged.code, 0, "{converged:?}");
 }
 
@@ -375,44 +400,8 @@ fn failover_unplanned_then_rejoin_then_planned_back() {
     );
 
     // Unplanned: web-01 (the primary) dies with everything on it, mid-load.
-    let load = Writes::start("unplanned");
-    std::thread::sleep(Duration::from_secs(2));
-    lab(&["kill", "web-01"]);
-    std::thread::sleep(Duration::from_secs(1));
-    let started = Instant::now();
-    let failover = project.foobar(&["failover", "--to", "web-02", "--yes"]);
-    let took = started.elapsed();
-    std::thread::sleep(Duration::from_secs(2));
-    let (acked, attempts, reads, failed_reads) = load.finish();
-    assert_eq!(failover.code, 0, "{failover:?}");
-    assert!(
-        failover.stdout.contains("unplanned failover"),
-        "{failover:?}"
-    );
-    assert!(
-        failover.stdout.contains("+    hosts: [web-02]"),
-        "the inventory diff: {failover:?}"
-    );
-    let back = acked
-        .iter()
-        .find(|(t, _)| *t > started)
-        .map(|(t, _)| t.duration_since(started));
-    let lost = lost_on("web-02", &acked);
-    eprintln!(
-        "unplanned failover (semi_sync off): command took {:.1} s; first acknowledged write {:?} after its start; {} of {} acknowledged writes lost ({} attempted); {} of {} reads failed",
-        took.as_secs_f64(),
-        back,
-        lost,
-        acked.len(),
-        attempts,
-        failed_reads,
-        reads
-    );
-    let back = back.expect("no write succeeded after the failover");
-    assert!(
-        back < Duration::from_secs(10),
-        "writes came back after {back:?}"
-    );
+    // Measured and printed; without semi-sync, 0 lost is not a guarantee.
+    kill_primary_and_fail_over(&project, "semi_sync off");
     // plan on the edited inventory keeps web-02 the primary (web-01 is still down).
     let plan = project.foobar(&["plan", "--limit", "web-02,lb-01"]);
     assert!(!plan.stdout.contains("127.0.1.2:3306"), "{plan:?}");
@@ -472,4 +461,84 @@ fn failover_unplanned_then_rejoin_then_planned_back() {
     );
     let converged = project.foobar(&["plan", "--detailed-exitcode"]);
     assert_eq!(converged.code, 0, "{converged:?}");
+}
+
+/// Under load, SIGKILL web-01's namespace (the primary) and run `failover --to web-02 --yes`.
+/// Asserts a write is acknowledged again within 10 s of the command's start. Returns the
+/// acknowledged writes missing on web-02 and how many were acknowledged.
+fn kill_primary_and_fail_over(project: &Project, label: &'static str) -> (usize, usize) {
+    let load = Writes::start(label);
+    std::thread::sleep(Duration::from_secs(2));
+    lab(&["kill", "web-01"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let failover = project.foobar(&["failover", "--to", "web-02", "--yes"]);
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let (acked, attempts, reads, failed_reads) = load.finish();
+    assert_eq!(failover.code, 0, "{failover:?}");
+    assert!(
+        failover.stdout.contains("unplanned failover"),
+        "{failover:?}"
+    );
+    assert!(
+        failover.stdout.contains("+    hosts: [web-02]"),
+        "the inventory diff: {failover:?}"
+    );
+    let back = acked
+        .iter()
+        .find(|(t, _)| *t > started)
+        .map(|(t, _)| t.duration_since(started));
+    let lost = lost_on("web-02", &acked);
+    eprintln!(
+        "unplanned failover ({label}): command took {:.1} s; first acknowledged write {:?} after its start; {} of {} acknowledged writes lost ({} attempted); {} of {} reads failed",
+        took.as_secs_f64(),
+        back,
+        lost,
+        acked.len(),
+        attempts,
+        failed_reads,
+        reads
+    );
+    let back = back.expect("no write succeeded after the failover");
+    assert!(
+        back < Duration::from_secs(10),
+        "writes came back after {back:?}"
+    );
+    (lost, acked.len())
+}
+
+/// Acceptance 3 with `semi_sync: true`: no write the app was told succeeded is lost when the
+/// primary's host is killed and a replica promoted.
+#[test]
+fn unplanned_failover_with_semi_sync_loses_no_acknowledged_write() {
+    let _guard = lab_lock();
+    fresh_stack();
+    let project = Project::new();
+    project.edit(
+        "inventories/lab.yml",
+        "  mysql_port: 3306\n",
+        "  mysql_port: 3306\n  semi_sync: true\n",
+    );
+    let apply = project.foobar(&["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let on = sql(
+        "web-01",
+        "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'",
+    );
+    let on = eventually(15, || {
+        let s = sql(
+            "web-01",
+            "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'",
+        );
+        s.trim().ends_with('1').then_some(s)
+    })
+    .unwrap_or(on);
+    assert!(
+        on.trim().ends_with('1') || on.contains("ON"),
+        "semi-sync is not on: {on}"
+    );
+    let (lost, acked) = kill_primary_and_fail_over(&project, "semi_sync on");
+    assert!(acked > 0);
+    assert_eq!(lost, 0, "acknowledged writes lost with semi-sync");
 }
