@@ -118,6 +118,7 @@ pub fn primary_changes(
             .is_some_and(|a| a.replication_slave),
         "REPLICATION SLAVE",
         |a| grant_replication(Statement::new()).account(&a.user, &a.host),
+        false,
         &mut plan,
     )?;
     let database = &desired.app_database;
@@ -136,6 +137,7 @@ pub fn primary_changes(
                 .text(".* TO ")
                 .account(&a.user, &a.host)
         },
+        true,
         &mut plan,
     )?;
     if let Some(monitoring) = &desired.monitoring {
@@ -186,8 +188,14 @@ fn account_change(
     grant_missing: bool,
     grant_name: &str,
     grant: impl Fn(&AccountDesired) -> Result<Statement, SqlError>,
+    keep_previous: bool,
     plan: &mut PrimaryPlan,
 ) -> Result<(), SqlError> {
+    // MariaDB accepts several passwords per account (`IDENTIFIED VIA … OR …`): a changed app
+    // password is added in front of the previous one, so apps still running with the old
+    // one keep connecting until their rolling restart; the next apply retires it.
+    let keep_previous = keep_previous && version.flavor == Flavor::MariaDb;
+    let mut two_passwords = false;
     let who = format!("'{}'@'{}'", desired.user, desired.host);
     let plugin = version.auth_plugin();
     let mut what: Vec<String> = Vec::new();
@@ -202,9 +210,20 @@ fn account_change(
             alter = true;
         }
         Some(live) => match live.password_check(&desired.password) {
-            PasswordCheck::Matches => {}
+            PasswordCheck::Matches if live.alternatives == 0 => {}
+            PasswordCheck::Differs if keep_previous => {
+                what.push(
+                    "set the password (it differs), keeping the previous one until the next apply (apps restart with the new one first)"
+                        .into(),
+                );
+                two_passwords = true;
+            }
             PasswordCheck::Differs => {
                 what.push("set the password (it differs)".into());
+                alter = true;
+            }
+            PasswordCheck::Matches => {
+                what.push("retire the previous password (kept through the last rotation)".into());
                 alter = true;
             }
             PasswordCheck::Unknown { reason } if force_password => {
@@ -236,6 +255,31 @@ fn account_change(
             desired,
             password_name,
         )?);
+    }
+    if two_passwords {
+        // The previous hash is copied on the server: foobar never reads it.
+        let hash = Secret::new(mysql_native_password_hash(desired.password.expose()));
+        sql.push(
+            Statement::new()
+                .text("SET @foobar_previous = (SELECT authentication_string FROM mysql.user WHERE User = ")
+                .string(&desired.user, "the user name")?
+                .text(" AND Host = ")
+                .string(&desired.host, "the host pattern")?
+                .text(")"),
+        );
+        sql.push(
+            Statement::new()
+                .text("SET @foobar_alter = CONCAT('ALTER USER ', QUOTE(")
+                .string(&desired.user, "the user name")?
+                .text("), '@', QUOTE(")
+                .string(&desired.host, "the host pattern")?
+                .text("), ' IDENTIFIED VIA mysql_native_password USING ', QUOTE(")
+                .secret(&hash, password_name)?
+                .text("), ' OR mysql_native_password USING ', QUOTE(@foobar_previous))"),
+        );
+        sql.push_text("PREPARE foobar_alter FROM @foobar_alter");
+        sql.push_text("EXECUTE foobar_alter");
+        sql.push_text("DEALLOCATE PREPARE foobar_alter");
     }
     if grant_missing {
         sql.push(grant(desired)?);
@@ -1137,6 +1181,50 @@ mod tests {
             plan.changes[0].sql.masked(),
             "CREATE USER IF NOT EXISTS 'repl'@'127.%' IDENTIFIED BY PASSWORD '********';\n\
              ALTER USER 'repl'@'127.%' IDENTIFIED BY PASSWORD '********';\n"
+        );
+    }
+
+    #[test]
+    fn a_rotated_app_password_keeps_the_previous_one_until_the_next_apply() {
+        let facts = parse_facts(FACTS_PRIMARY).unwrap();
+        let plan =
+            primary_changes(&primary_desired("repl-secret", "shop-new"), &facts, false).unwrap();
+        assert_eq!(plan.changes.len(), 1, "{:?}", plan.changes);
+        assert_eq!(
+            plan.changes[0].summary,
+            "user 'shop'@'127.%': set the password (it differs), keeping the previous one until the next apply (apps restart with the new one first)"
+        );
+        let masked = plan.changes[0].sql.masked();
+        assert!(
+            masked.contains(
+                "SET @foobar_alter = CONCAT('ALTER USER ', QUOTE('shop'), '@', QUOTE('127.%'), ' IDENTIFIED VIA mysql_native_password USING ', QUOTE('********'), ' OR mysql_native_password USING ', QUOTE(@foobar_previous));"
+            ),
+            "{masked}"
+        );
+        assert!(!masked.contains("ALTER USER 'shop'"), "{masked}");
+        let stdin = plan.changes[0].sql.to_stdin();
+        assert!(stdin.contains(&mysql_native_password_hash("shop-new")));
+        assert!(!stdin.contains("shop-new"));
+        // Next apply: the new password is the first; the previous one is retired.
+        let mut facts = facts;
+        for a in facts.accounts.iter_mut().filter(|a| a.user == "shop") {
+            a.alternatives = 1;
+        }
+        let plan = primary_changes(
+            &primary_desired("repl-secret", "shop-secret"),
+            &facts,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            plan.changes[0].summary,
+            "user 'shop'@'127.%': retire the previous password (kept through the last rotation)"
+        );
+        assert!(
+            plan.changes[0]
+                .sql
+                .masked()
+                .contains("ALTER USER 'shop'@'127.%' IDENTIFIED BY PASSWORD '********';")
         );
     }
 

@@ -144,6 +144,12 @@ SET @foobar_source_password = IF(VERSION() LIKE '%MariaDB%', \
 PREPARE foobar_source_password FROM @foobar_source_password;
 EXECUTE foobar_source_password;
 DEALLOCATE PREPARE foobar_source_password;
+SET @foobar_auth_or = IF(VERSION() LIKE '%MariaDB%', \
+CONCAT('SELECT ''auth_or'' AS foobar_key, User AS user, Host AS host, IFNULL(JSON_LENGTH(Priv, ''$.auth_or''), 0) AS foobar_value FROM mysql.global_priv WHERE User = ', QUOTE({app_user})), \
+'SELECT ''auth_or'' AS foobar_key, '''' AS user, '''' AS host, 0 AS foobar_value FROM DUAL WHERE FALSE');
+PREPARE foobar_auth_or FROM @foobar_auth_or;
+EXECUTE foobar_auth_or;
+DEALLOCATE PREPARE foobar_auth_or;
 SELECT 'db_grant' AS foobar_key, User AS user, Host AS host, Db AS db, CONCAT({privileges}) AS privileges \
 FROM mysql.db WHERE User = {app_user} AND Db IN ({db}, {db_escaped}) ORDER BY Host, Db;
 {privileges_sql}SET @foobar_status = IF(VERSION() LIKE '%MariaDB%' OR INET_ATON(SUBSTRING_INDEX(VERSION(), '-', 1)) < INET_ATON('8.0.22'), 'SHOW SLAVE STATUS', 'SHOW REPLICA STATUS');
@@ -221,6 +227,9 @@ pub struct AccountFacts {
     /// A digest of the stored hash; see [`super::password`].
     #[serde(skip)]
     auth_check: String,
+    /// MariaDB: how many authentication methods the account accepts besides the first
+    /// (`IDENTIFIED VIA … OR …`): a rotation in progress keeps the previous password here.
+    pub alternatives: u32,
 }
 
 impl std::fmt::Debug for AccountFacts {
@@ -293,6 +302,7 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
     let mut app_database_exists = false;
     let mut databases = Vec::new();
     let mut source_password = String::new();
+    let mut auth_or: Vec<(String, String, u32)> = Vec::new();
     let mut app_grants = Vec::new();
     let mut monitoring_privileges = Vec::new();
     let mut status_rows: Vec<Record> = Vec::new();
@@ -334,7 +344,13 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
                             plugin: value("plugin")?,
                             replication_slave: value("repl_slave_priv")? == "Y",
                             auth_check: value("auth_check")?,
+                            alternatives: 0,
                         }),
+                        "auth_or" => {
+                            let (user, host) = (value("user")?, value("host")?);
+                            let n: u32 = value("foobar_value")?.parse().unwrap_or(0);
+                            auth_or.push((user, host, n.saturating_sub(1)));
+                        }
                         "database" => app_database_exists = true,
                         "schema" => databases.push(value("name")?),
                         "source_password" => source_password = value("foobar_value")?,
@@ -436,6 +452,14 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
         },
     };
 
+    for (user, host, n) in auth_or {
+        if let Some(a) = accounts
+            .iter_mut()
+            .find(|a: &&mut AccountFacts| a.user == user && a.host == host)
+        {
+            a.alternatives = n;
+        }
+    }
     Ok(DbFacts {
         version,
         version_string,
