@@ -27,6 +27,7 @@ fn foobar_with(args: &[&str], replication: &str, app: &str) -> Run {
         .current_dir(repo())
         .env("FOOBAR_REPLICATION_PASSWORD", replication)
         .env("FOOBAR_APP_DB_PASSWORD", app)
+        .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", MONITORING_DB_PASSWORD)
         .env("NO_COLOR", "1")
         .output()
         .expect("run foobar");
@@ -35,7 +36,13 @@ fn foobar_with(args: &[&str], replication: &str, app: &str) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    for s in [replication, app, REPLICATION_PASSWORD, APP_DB_PASSWORD] {
+    for s in [
+        replication,
+        app,
+        REPLICATION_PASSWORD,
+        APP_DB_PASSWORD,
+        MONITORING_DB_PASSWORD,
+    ] {
         assert!(!run.all().contains(s), "secret leaked by {args:?}: {run:?}");
     }
     run

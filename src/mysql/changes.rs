@@ -164,6 +164,7 @@ pub fn primary_changes(
                     .text(&format!("GRANT {grant} ON *.* TO "))
                     .account(&a.user, &a.host)
             },
+            false,
             &mut plan,
         )?;
         if (global_missing || schema_missing) && plan.changes.len() > before {
