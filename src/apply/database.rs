@@ -326,11 +326,7 @@ pub fn plan_changes(
             if !needs_seed(&action, facts, primary_facts, cfg) {
                 let p = mysql::primary_changes(&cfg.primary_desired(), facts, false)
                     .map_err(|e| e.to_string())?;
-                for c in p
-                    .changes
-                    .iter()
-                    .filter(|c| !c.summary.starts_with("create database"))
-                {
+                for c in p.changes.iter().filter(|c| replica_local(&c.summary)) {
                     out.push(change(
                         play,
                         format!("{} (on the replica, not logged)", c.summary),
@@ -395,6 +391,15 @@ fn replica_sql(
         .map_err(|e| e.to_string())?,
     );
     Ok(sql)
+}
+
+/// Which of the primary's account changes a replica makes locally (unlogged): not the
+/// database (replicated), and never retiring a previous password — that comes from the
+/// primary, after the apps restarted; done here it would run in the same apply as the
+/// rotation (the replica sees the primary's change arrive) and lock out apps not yet
+/// restarted.
+fn replica_local(summary: &str) -> bool {
+    !summary.starts_with("create database") && !summary.contains("retire the previous password")
 }
 
 /// A replica never configured, whose primary already holds the app database it lacks.
@@ -552,7 +557,7 @@ pub async fn reconcile(
             let local: Vec<_> = accounts
                 .changes
                 .iter()
-                .filter(|c| !c.summary.starts_with("create database"))
+                .filter(|c| replica_local(&c.summary))
                 .collect();
             if !local.is_empty() {
                 let mut sql = Sql::new();

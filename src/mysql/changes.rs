@@ -268,15 +268,19 @@ fn account_change(
                 .string(&desired.host, "the host pattern")?
                 .text(")"),
         );
+        // Already done (on a replica, the primary's change may have arrived first): keep
+        // it, or the previous password would be lost.
         sql.push(
             Statement::new()
-                .text("SET @foobar_alter = CONCAT('ALTER USER ', QUOTE(")
+                .text("SET @foobar_alter = IF(@foobar_previous = ")
+                .secret(&hash, password_name)?
+                .text(", 'DO 0', CONCAT('ALTER USER ', QUOTE(")
                 .string(&desired.user, "the user name")?
                 .text("), '@', QUOTE(")
                 .string(&desired.host, "the host pattern")?
                 .text("), ' IDENTIFIED VIA mysql_native_password USING ', QUOTE(")
                 .secret(&hash, password_name)?
-                .text("), ' OR mysql_native_password USING ', QUOTE(@foobar_previous))"),
+                .text("), ' OR mysql_native_password USING ', QUOTE(@foobar_previous)))"),
         );
         sql.push_text("PREPARE foobar_alter FROM @foobar_alter");
         sql.push_text("EXECUTE foobar_alter");
@@ -1198,7 +1202,7 @@ mod tests {
         let masked = plan.changes[0].sql.masked();
         assert!(
             masked.contains(
-                "SET @foobar_alter = CONCAT('ALTER USER ', QUOTE('shop'), '@', QUOTE('127.%'), ' IDENTIFIED VIA mysql_native_password USING ', QUOTE('********'), ' OR mysql_native_password USING ', QUOTE(@foobar_previous));"
+                "SET @foobar_alter = IF(@foobar_previous = '********', 'DO 0', CONCAT('ALTER USER ', QUOTE('shop'), '@', QUOTE('127.%'), ' IDENTIFIED VIA mysql_native_password USING ', QUOTE('********'), ' OR mysql_native_password USING ', QUOTE(@foobar_previous)));"
             ),
             "{masked}"
         );
