@@ -14,6 +14,15 @@ use crate::inventory::{self, HostName, Inventory, Secrets};
 use crate::secret::Redactor;
 use crate::transport::{self, RemoteCommand, Transport};
 
+/// `println!` and `eprintln!` through the redacting choke point (`say!`/`warn!`).
+macro_rules! sayln {
+    ($($arg:tt)*) => { $crate::say!("{}\n", format!($($arg)*)) };
+}
+macro_rules! warnln {
+    ($($arg:tt)*) => { $crate::warn!("{}\n", format!($($arg)*)) };
+}
+pub(super) use {sayln, warnln};
+
 pub(super) struct Tier {
     pub inventory: Inventory,
     pub cfg: database::DatabaseConfig,
@@ -134,7 +143,7 @@ pub(super) fn confirm(question: &str) -> Result<bool, CliError> {
             hint: "review the plan above, then run again with --yes".into(),
         });
     }
-    eprint!("{question} Only 'yes' is accepted: ");
+    crate::warn!("{question} Only 'yes' is accepted: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()

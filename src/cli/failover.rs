@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::dbtier::{self, Tier};
+use super::dbtier::{self, Tier, sayln, warnln};
 use super::{CliError, Common};
 use crate::apply::{database, failover};
 use crate::error::ExitCategory;
@@ -74,7 +74,7 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
     let old_t = match tier.connect(&old).await {
         Ok(t) => Some(t),
         Err(e) => {
-            eprintln!("{old} does not answer ({e}): unplanned failover");
+            warnln!("{old} does not answer ({e}): unplanned failover");
             None
         }
     };
@@ -109,18 +109,18 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
                 .flatten(),
             None => None,
         };
-        println!("failover {old} -> {target}:");
+        sayln!("failover {old} -> {target}:");
         for line in failover::plan_lines(&old, &target, old_facts.as_ref(), &target_facts) {
-            println!("  {line}");
+            sayln!("  {line}");
         }
-        println!("  ~ the inventory: {target} in db_primary, {old} in db_replica (shown as a diff)");
-        println!("  ~ then apply: the other replicas follow {target}; the app writes to {target} (rolling restart behind HAProxy)");
+        sayln!("  ~ the inventory: {target} in db_primary, {old} in db_replica (shown as a diff)");
+        sayln!("  ~ then apply: the other replicas follow {target}; the app writes to {target} (rolling restart behind HAProxy)");
         if dry_run {
-            eprintln!("dry run: nothing was changed");
+            warnln!("dry run: nothing was changed");
             return Ok(None);
         }
         if !yes && !dbtier::confirm(&format!("Promote {target}?"))? {
-            eprintln!("not confirmed: nothing was changed");
+            warnln!("not confirmed: nothing was changed");
             return Ok(None);
         }
         let done = match (&old_t, &old_facts) {
@@ -154,7 +154,7 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
             hint: format!("{old} is still the primary in the inventory; see the message for what to fix"),
         })?;
         for d in &done {
-            println!("  done {d}");
+            sayln!("  done {d}");
         }
         Ok(Some(old_facts.is_some()))
     }
@@ -190,7 +190,7 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
     };
     let code = super::apply::run(apply).await?;
     if !planned {
-        println!(
+        sayln!(
             "{old} is out: when it comes back it starts read-only, and `foobar apply` rejoins it as a replica of {target}"
         );
     }
@@ -230,7 +230,7 @@ fn edit_inventory(
         ),
     })?;
     let diff = similar::TextDiff::from_lines(&text, &edited);
-    print!(
+    crate::say!(
         "{}",
         diff.unified_diff().context_radius(2).header(
             &path.display().to_string(),

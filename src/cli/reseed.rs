@@ -1,7 +1,7 @@
 //! `foobar reseed HOST`: rebuild one replica from the primary. Shown first as a plan naming
 //! what is dropped; `--dry-run` stops there, `--yes` goes on without asking.
 
-use super::dbtier::{self, Tier};
+use super::dbtier::{self, Tier, sayln, warnln};
 use super::{CliError, Common};
 use crate::apply::database;
 use crate::error::ExitCategory;
@@ -57,16 +57,16 @@ pub async fn run(args: ReseedArgs) -> Result<ExitCategory, CliError> {
             .map_err(usage)?
             .ok_or_else(|| usage(format!("the database server on the primary {primary} is not running")))?;
         let plan = database::reseed_plan(&facts, &primary_facts).map_err(usage)?;
-        println!("{replica}:");
+        sayln!("{replica}:");
         for line in plan.lines(&replica, &primary) {
-            println!("  {line}");
+            sayln!("  {line}");
         }
         if dry_run {
-            eprintln!("dry run: nothing was changed");
+            warnln!("dry run: nothing was changed");
             return Ok(ExitCategory::Ok);
         }
         if !yes && !dbtier::confirm(&format!("Reseed {replica}, dropping what is listed?"))? {
-            eprintln!("not confirmed: nothing was changed");
+            warnln!("not confirmed: nothing was changed");
             return Ok(ExitCategory::Error);
         }
         match database::reseed(
@@ -80,13 +80,13 @@ pub async fn run(args: ReseedArgs) -> Result<ExitCategory, CliError> {
         {
             Ok(done) => {
                 for d in done {
-                    println!("  done {d}");
+                    sayln!("  done {d}");
                 }
-                println!("{replica}: reseeded from {primary}; check it with `foobar verify`");
+                sayln!("{replica}: reseeded from {primary}; check it with `foobar verify`");
                 Ok(ExitCategory::Ok)
             }
             Err(e) => {
-                eprintln!(
+                warnln!(
                     "error: reseeding {replica} failed: {}\nhint: fix the cause and run `foobar reseed {replica}` again",
                     tier.redactor.redact(&e)
                 );
