@@ -1,8 +1,10 @@
-use clap::Parser;
-use foobar::cli::{Cli, run};
+use foobar::cli;
 
 fn main() {
-    let cli = Cli::parse();
+    let (cli, json) = match cli::parse() {
+        Ok(parsed) => parsed,
+        Err(code) => std::process::exit(code),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -13,16 +15,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(cli::run(cli)) {
         Ok(category) => category.code(),
         Err(e) => {
-            eprintln!("error: {e}");
-            if let Some(l) = e.location() {
-                eprintln!("  --> {l}");
-            }
-            if let Some(h) = e.hint() {
-                eprintln!("hint: {h}");
-            }
+            cli::print_error(&e, json);
             1
         }
     };

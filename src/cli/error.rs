@@ -38,3 +38,18 @@ impl CliError {
         }
     }
 }
+
+/// The error on stderr (`error:`, `  -->`, `hint:`), or as a JSON document on stdout.
+pub fn print_error(e: &CliError, json: bool) {
+    let location = e.location().map(ToString::to_string);
+    let hint = e.hint().filter(|h| !h.trim().is_empty());
+    if json {
+        let doc = crate::report::json::ErrorDocument::new(e.to_string(), location, hint);
+        print!("{}", crate::report::json::document(&doc));
+    } else {
+        eprint!(
+            "{}",
+            crate::report::human::error(&e.to_string(), location.as_deref(), hint.as_deref())
+        );
+    }
+}

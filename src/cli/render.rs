@@ -10,6 +10,7 @@ use crate::apply::database;
 use crate::error::ExitCategory;
 use crate::inventory::{self, HostName};
 use crate::render::EntryKind;
+use crate::report::human;
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -48,11 +49,14 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
             written += 1;
         }
     }
-    eprintln!(
-        "rendered {written} files for {} hosts into {}",
-        desired.len(),
-        out.display()
-    );
+    if !common.quiet {
+        eprintln!(
+            "rendered {} for {} into {}",
+            human::count(written, "file"),
+            human::count(desired.len(), "host"),
+            out.display()
+        );
+    }
     Ok(ExitCategory::Ok)
 }
 

@@ -2,29 +2,22 @@
 //! earlier rollout left in maintenance.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::session::Session;
+use super::session::{Connections, Session};
 use crate::apply::rolling::Balancer;
 use crate::inventory::HostName;
 use crate::plan::{self, Plan};
 use crate::render::DesiredState;
-use crate::transport::{self, Transport};
 
 /// HAProxy on the first host of group `loadbalancer`, for rolling plays: its transport (the
-/// run's own, or a new one when `--limit` left it out), admin socket, and each `web` host's
-/// Nginx address for the health gate.
-pub async fn balancer(
-    loaded: &Session,
-    transports: &BTreeMap<HostName, Arc<dyn Transport>>,
-) -> Option<Balancer> {
+/// run's own, or the support connection when `--limit` left it out; none when it could not be
+/// reached: it is not tried again), admin socket, and each `web` host's Nginx address for the
+/// health gate.
+pub fn balancer(loaded: &Session, conn: &Connections) -> Option<Balancer> {
     let inv = &loaded.inventory;
-    let lb = inv.groups.get("loadbalancer")?.hosts.first()?.clone();
-    let transport = match transports.get(&lb) {
-        Some(t) => t.clone(),
-        None => Arc::from(transport::connect(&inv.connection(&lb)).await.ok()?),
-    };
+    let lb = loaded.balancer_host()?;
+    let transport = conn.get(&lb)?.clone();
     let vars = inv.host_vars(&lb);
     let text = |name: &str, default: &str| {
         vars.get(name)

@@ -261,47 +261,74 @@ impl Inventory {
         vars
     }
 
-    /// Resolve `--limit` patterns (host or group names, `*` and `?` globs) to hosts.
+    /// Resolve `--limit` patterns to hosts, as Ansible does: comma-separated host or group
+    /// names and `*`/`?` globs (`all` is every host); `!pattern` excludes, `&pattern`
+    /// intersects. Unions come first, then intersections, then exclusions; with only
+    /// exclusions or intersections, they apply to every host. Each pattern must match a host.
     pub fn limit(&self, patterns: &[String]) -> Result<BTreeSet<HostName>, InventoryError> {
-        if patterns.is_empty() {
-            return Ok(self.hosts.keys().cloned().collect());
-        }
-        let mut out = BTreeSet::new();
-        for pattern in patterns.iter().flat_map(|p| p.split(',')).map(str::trim) {
+        let mut union: Option<BTreeSet<HostName>> = None;
+        let mut intersect = Vec::new();
+        let mut exclude = Vec::new();
+        for raw in patterns.iter().flat_map(|p| p.split(',')).map(str::trim) {
+            let (kind, pattern) = match raw.chars().next() {
+                Some('!') => ('!', raw[1..].trim()),
+                Some('&') => ('&', raw[1..].trim()),
+                _ => (' ', raw),
+            };
             if pattern.is_empty() {
                 continue;
             }
             let matched = self.match_pattern(pattern);
             if matched.is_empty() {
-                let names = self
-                    .hosts
-                    .keys()
-                    .map(|h| h.as_str())
-                    .chain(self.groups.keys().map(String::as_str));
-                let hint = match crate::error::did_you_mean(pattern, names) {
-                    Some(c) => format!("did you mean `{c}`?"),
-                    None => format!(
-                        "hosts: {}; groups: {}",
-                        self.hosts
-                            .keys()
-                            .map(|h| h.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        self.groups.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                };
-                return Err(InventoryError::LimitMatchesNothing {
-                    pattern: pattern.to_string(),
-                    hint,
-                });
+                return Err(self.limit_error(raw, pattern));
             }
-            out.extend(matched);
+            match kind {
+                '!' => exclude.push(matched),
+                '&' => intersect.push(matched),
+                _ => union.get_or_insert_with(BTreeSet::new).extend(matched),
+            }
+        }
+        let mut out = union.unwrap_or_else(|| self.hosts.keys().cloned().collect());
+        for set in intersect {
+            out.retain(|h| set.contains(h));
+        }
+        for set in exclude {
+            out.retain(|h| !set.contains(h));
         }
         Ok(out)
     }
 
-    /// Hosts named by one pattern: a host name, a group name, or a glob over either.
+    fn limit_error(&self, raw: &str, pattern: &str) -> InventoryError {
+        let names = self
+            .hosts
+            .keys()
+            .map(|h| h.as_str())
+            .chain(self.groups.keys().map(String::as_str))
+            .chain(["all"]);
+        let hint = match crate::error::did_you_mean(pattern, names) {
+            Some(c) => format!("did you mean `{}{c}`?", &raw[..raw.len() - pattern.len()]),
+            None => format!(
+                "hosts: {}; groups: all, {}",
+                self.hosts
+                    .keys()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        };
+        InventoryError::LimitMatchesNothing {
+            pattern: raw.to_string(),
+            hint,
+        }
+    }
+
+    /// Hosts named by one pattern: a host name, a group name (`all`: every host, unless the
+    /// inventory defines a group of that name), or a glob over either.
     pub fn match_pattern(&self, pattern: &str) -> BTreeSet<HostName> {
+        if pattern == "all" && !self.groups.contains_key("all") {
+            return self.hosts.keys().cloned().collect();
+        }
         let glob = glob::Pattern::new(pattern).ok();
         let matches = |name: &str| match &glob {
             Some(g) => g.matches(name),

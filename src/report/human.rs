@@ -28,6 +28,15 @@ impl Styles {
     }
 }
 
+/// `1 host`, `2 hosts`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn symbol(action: Action) -> char {
     match action {
         Action::Create | Action::Install | Action::Start | Action::Enable => '+',
@@ -106,7 +115,7 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
                 }
             }
         }
-        if quiet_unchanged > 0 {
+        if quiet_unchanged > 0 && hp.has_changes() {
             let _ = writeln!(
                 out,
                 "  {}",
@@ -127,7 +136,11 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
             );
         }
         if !hp.has_changes() {
-            let _ = writeln!(out, "  no changes");
+            if quiet_unchanged > 0 {
+                let _ = writeln!(out, "  no changes ({quiet_unchanged} unchanged)");
+            } else {
+                let _ = writeln!(out, "  no changes");
+            }
         }
     }
     for (host, why) in &plan.failed {
@@ -145,12 +158,12 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
     }
     let handlers: usize = plan.hosts.values().map(|h| h.handlers.len()).sum();
     if handlers > 0 {
-        let _ = write!(summary, ", {handlers} handlers to run");
+        let _ = write!(summary, ", {} to run", count(handlers, "handler"));
     }
     let _ = write!(
         summary,
-        " on {} hosts",
-        plan.hosts.len() + plan.failed.len()
+        " on {}",
+        count(plan.hosts.len() + plan.failed.len(), "host")
     );
     if !plan.failed.is_empty() {
         let _ = write!(summary, " ({} could not be planned)", plan.failed.len());
@@ -180,7 +193,16 @@ pub fn report(r: &Report, st: &Styles) -> String {
         };
         let _ = writeln!(out, "{} {status}", st.bold.apply_to(format!("{host}:")));
         for d in &h.done {
-            let _ = writeln!(out, "  {} {d}", if r.dry_run { "would" } else { "done" });
+            if r.dry_run {
+                // "handler reload nginx" reads "would run handler reload nginx".
+                let d = match d {
+                    crate::apply::Outcome::Handler { name } => format!("run handler {name}"),
+                    other => other.to_string(),
+                };
+                let _ = writeln!(out, "  would {d}");
+            } else {
+                let _ = writeln!(out, "  done {d}");
+            }
         }
         for s in &h.skipped {
             let _ = writeln!(out, "  skipped {s}");
@@ -229,12 +251,14 @@ pub fn report(r: &Report, st: &Styles) -> String {
     let failed = r.failed_hosts();
     let mut summary = if r.dry_run {
         format!(
-            "Dry run: {changed} hosts would change, {} unchanged",
+            "Dry run: {} would change, {} unchanged",
+            count(changed, "host"),
             r.hosts.len() - changed - failed.len()
         )
     } else {
         format!(
-            "{changed} hosts changed, {} unchanged",
+            "{} changed, {} unchanged",
+            count(changed, "host"),
             r.hosts.len() - changed - failed.len()
         )
     };
@@ -294,6 +318,19 @@ pub fn health(
             st.bold
                 .apply_to(format!("Unhealthy: {}.", failed.join("; ")))
         );
+    }
+    out
+}
+
+/// An error as three lines: `error: …`, `  --> file:line:col`, `hint: …` (the last two when
+/// known).
+pub fn error(message: &str, location: Option<&str>, hint: Option<&str>) -> String {
+    let mut out = format!("error: {message}\n");
+    if let Some(l) = location {
+        let _ = writeln!(out, "  --> {l}");
+    }
+    if let Some(h) = hint {
+        let _ = writeln!(out, "hint: {h}");
     }
     out
 }

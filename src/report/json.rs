@@ -31,3 +31,31 @@ pub fn document<T: Serialize>(value: &T) -> String {
     text.push('\n');
     text
 }
+
+/// Any command's `--json` output when it ends with an error (exit code 1).
+#[derive(Debug, Serialize)]
+pub struct ErrorDocument {
+    pub format_version: u32,
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    pub message: String,
+    /// `file:line:column`, when the error is in a file.
+    pub location: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl ErrorDocument {
+    pub fn new(message: String, location: Option<String>, hint: Option<String>) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            error: ErrorBody {
+                message,
+                location,
+                hint,
+            },
+        }
+    }
+}
