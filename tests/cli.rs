@@ -67,6 +67,7 @@ exit 255
     }
 }
 
+#[derive(Debug)]
 struct Run {
     code: Option<i32>,
     stdout: String,
@@ -175,7 +176,7 @@ const CASES: &[Case] = &[
     inv(
         "wrong type",
         "inventories/wrong_type.yml",
-        Is("invalid u16"),
+        Is("expected a whole number from 0 to 65535"),
         Is("inventories/wrong_type.yml:24:11"),
         Is("the value at `hosts.web-02.port` does not have the expected type"),
     ),
@@ -492,4 +493,434 @@ fn render_output_contains_no_secret() {
     // The template does use the secret: it is there, masked.
     let site = std::fs::read_to_string(&files[0]).unwrap();
     assert!(site.contains("password ********\n"), "{site}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The automation contract (issue #11): exit codes, JSON errors, saved plans, --limit
+// patterns, group_vars/host_vars, fail-fast connecting.
+
+/// `foobar <args>` in `dir`, real `ssh`, no secrets needed by the fixtures used here.
+fn foobar_in(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = cargo_bin_cmd!("foobar");
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("FOOBAR_INVENTORY")
+        .env_remove("FOOBAR_PLAYBOOK")
+        .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
+        .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .args(args)
+        .timeout(std::time::Duration::from_secs(60));
+    let output = cmd.output().unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        ssh_calls: None,
+    }
+}
+
+#[test]
+fn usage_errors_exit_1_help_and_version_exit_0() {
+    let typo = foobar(&["plan", "--detailed-exitcod"], &[]);
+    assert_eq!(typo.code, Some(1), "{}", typo.stderr);
+    assert!(
+        typo.stderr
+            .contains("a similar argument exists: '--detailed-exitcode'"),
+        "{}",
+        typo.stderr
+    );
+    assert_eq!(foobar(&["--version"], &[]).code, Some(0));
+    assert_eq!(foobar(&["apply", "--help"], &[]).code, Some(0));
+    assert_eq!(foobar(&[], &[]).code, Some(1));
+}
+
+#[test]
+fn json_errors_are_a_document_on_stdout() {
+    let run = foobar(
+        &[
+            "plan", "-i", GOOD_INV, "-p", GOOD_PB, "--json", "-l", "web-99",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    insta::assert_snapshot!("json_error_limit", run.stdout);
+    let located = foobar(
+        &[
+            "plan",
+            "-i",
+            "inventories/wrong_type.yml",
+            "-p",
+            GOOD_PB,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(located.code, Some(1));
+    insta::assert_snapshot!("json_error_located", located.stdout);
+    let usage = foobar(&["plan", "--json", "--detailed-exitcod"], &[]);
+    assert_eq!(usage.code, Some(1));
+    insta::assert_snapshot!("json_error_usage", usage.stdout);
+}
+
+/// Which hosts a `--limit` selects, seen through `render --json` (no connection).
+const LIMITS: &[(&str, &[&str])] = &[
+    ("all", &["web-01", "web-02"]),
+    ("*", &["web-01", "web-02"]),
+    ("all,!web-02", &["web-01"]),
+    ("!web-01", &["web-02"]),
+    ("web,&db_replica", &["web-02"]),
+    ("&databases,!db_primary", &["web-02"]),
+    ("web-01,web-02,!databases", &[]),
+];
+
+#[test]
+fn limit_patterns_select_as_in_ansible() {
+    let mut report = String::new();
+    for (limit, want) in LIMITS {
+        let out = tempfile::tempdir().unwrap();
+        let run = foobar(
+            &[
+                "render",
+                "-i",
+                GOOD_INV,
+                "-p",
+                GOOD_PB,
+                "--json",
+                "--out",
+                out.path().to_str().unwrap(),
+                "--limit",
+                limit,
+            ],
+            &[],
+        );
+        let doc: serde_json::Value = match serde_json::from_str(&run.stdout) {
+            Ok(d) => d,
+            Err(e) => {
+                report.push_str(&format!("\n{limit}: {e}: {} {}", run.stdout, run.stderr));
+                continue;
+            }
+        };
+        let got: Vec<&str> = doc["hosts"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        if got != *want {
+            report.push_str(&format!("\n--limit {limit}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(report.is_empty(), "{report}");
+}
+
+#[test]
+fn limit_exclusion_of_an_unknown_name_says_did_you_mean() {
+    let run = foobar(
+        &[
+            "plan",
+            "-i",
+            GOOD_INV,
+            "-p",
+            GOOD_PB,
+            "--limit",
+            "all,!web-3",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(1));
+    insta::assert_snapshot!("limit_unknown_exclusion", run.stderr);
+}
+
+/// A project directory for tests that need files of their own.
+struct Project {
+    dir: TempDir,
+}
+
+impl Project {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text.replace("@DIR@", dir.path().to_str().unwrap())).unwrap();
+        }
+        Project { dir }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        foobar_in(self.path(), args)
+    }
+}
+
+const VARS_INVENTORY: &str = "\
+vars:
+  greeting: inline-global
+  colour: inline-global
+hosts:
+  web-01:
+    connection: local
+    vars:
+      size: inline-host
+  web-02:
+    connection: local
+groups:
+  web:
+    hosts: [web-01, web-02]
+    vars:
+      colour: inline-group
+";
+const VARS_PLAYBOOK: &str = "\
+plays:
+  - name: site
+    hosts: all
+    files:
+      - template: vars.j2
+        dest: /etc/foobar/vars.conf
+";
+
+#[test]
+fn group_vars_and_host_vars_files_beside_the_inventory() {
+    let p = Project::new(&[
+        ("inventories/site.yml", VARS_INVENTORY),
+        ("inventories/group_vars/all.yml", "greeting: file-all\n"),
+        (
+            "inventories/group_vars/web.yml",
+            "colour: file-web\nsize: file-web\n",
+        ),
+        ("inventories/host_vars/web-02.yml", "size: file-host\n"),
+        ("playbooks/site.yml", VARS_PLAYBOOK),
+        (
+            "templates/vars.j2",
+            "{{ greeting }} {{ colour }} {{ size }}\n",
+        ),
+    ]);
+    let run = p.run(&[
+        "render",
+        "--json",
+        "--out",
+        "out",
+        "-i",
+        "inventories/site.yml",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let content = |h: &str| doc["hosts"][h][0]["content"].as_str().unwrap().to_string();
+    // A file adds to (and wins over) the inline vars of its level; levels keep their order.
+    assert_eq!(content("web-01"), "file-all file-web inline-host\n");
+    assert_eq!(content("web-02"), "file-all file-web file-host\n");
+}
+
+#[test]
+fn var_files_errors_name_their_own_file() {
+    let p = Project::new(&[
+        ("inventories/site.yml", VARS_INVENTORY),
+        ("inventories/group_vars/webs.yml", "colour: x\n"),
+        ("playbooks/site.yml", VARS_PLAYBOOK),
+        ("templates/vars.j2", "{{ colour }}\n"),
+    ]);
+    let run = p.run(&["plan", "-i", "inventories/site.yml"]);
+    assert_eq!(run.code, Some(1));
+    insta::assert_snapshot!("group_vars_unknown_group", run.stderr);
+
+    let p = Project::new(&[
+        ("inventories/site.yml", VARS_INVENTORY),
+        ("inventories/host_vars/web-01.yml", "size: 1\nsize: 2\n"),
+        ("playbooks/site.yml", VARS_PLAYBOOK),
+        ("templates/vars.j2", "{{ colour }}\n"),
+    ]);
+    let run = p.run(&["plan", "-i", "inventories/site.yml"]);
+    assert_eq!(run.code, Some(1));
+    insta::assert_snapshot!("host_vars_duplicate_key", run.stderr);
+}
+
+#[test]
+fn inventory_from_env_and_foobar_toml() {
+    let p = Project::new(&[
+        ("deploy/inv.yml", VARS_INVENTORY),
+        ("deploy/book.yml", VARS_PLAYBOOK),
+        ("templates/vars.j2", "{{ colour }}\n"),
+        (
+            "foobar.toml",
+            "inventory = \"deploy/inv.yml\"\nplaybook = \"deploy/book.yml\"\n",
+        ),
+        ("sub/dir/.keep", ""),
+    ]);
+    // deploy/book.yml reads templates from deploy/../templates.
+    let run = foobar_in(
+        &p.path().join("sub/dir"),
+        &["render", "--json", "--out", "o"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("\"web-02\""), "{}", run.stdout);
+
+    let mut cmd = cargo_bin_cmd!("foobar");
+    let out = cmd
+        .current_dir(p.path())
+        .env("FOOBAR_INVENTORY", "nope.yml")
+        .args(["render", "--out", "o"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read nope.yml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A project whose one play writes under its own directory, on two `connection: local`
+/// hosts: `plan` really gathers (locally) and changes nothing.
+fn local_project() -> Project {
+    Project::new(&[
+        (
+            "inventories/site.yml",
+            "hosts:\n  web-01:\n    connection: local\n  web-02:\n    connection: local\ngroups:\n  web:\n    hosts: [web-01, web-02]\n",
+        ),
+        (
+            "inventories/other.yml",
+            "hosts:\n  web-01:\n    connection: local\n",
+        ),
+        (
+            "playbooks/site.yml",
+            "plays:\n  - name: site\n    hosts: web\n    files:\n      - template: a.j2\n        dest: \"@DIR@/live/{{ inventory_hostname }}.conf\"\n",
+        ),
+        ("templates/a.j2", "hello {{ inventory_hostname }}\n"),
+    ])
+}
+
+#[test]
+fn saved_plans_are_self_contained() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = local_project();
+    let inv = ["-i", "inventories/site.yml"];
+    let planned = p.run(&["plan", inv[0], inv[1], "--out", "saved.json"]);
+    assert_eq!(planned.code, Some(0), "{planned:?}");
+    let mode = std::fs::metadata(p.path().join("saved.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // show: the plan as `plan` prints it, and as JSON with its summary.
+    let show = p.run(&["show", "saved.json"]);
+    assert_eq!(show.code, Some(0), "{show:?}");
+    assert!(
+        show.stdout.contains("+ create file ") && show.stdout.contains("on 2 hosts."),
+        "{}",
+        show.stdout
+    );
+    let show_json = p.run(&["show", "saved.json", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&show_json.stdout).unwrap();
+    assert_eq!(doc["summary"]["create"], 2, "{doc}");
+    assert_eq!(doc["summary"]["hosts"], 2, "{doc}");
+
+    let dir = p.path().display().to_string();
+    let plain = |r: &Run| r.stderr.replace(&dir, "DIR");
+    // Another inventory, given explicitly: refused, naming both.
+    let other = p.run(&[
+        "apply",
+        "saved.json",
+        "--yes",
+        "-i",
+        "inventories/other.yml",
+    ]);
+    assert_eq!(other.code, Some(1), "{other:?}");
+    insta::assert_snapshot!("saved_plan_other_inventory", plain(&other));
+    // A --limit that leaves out a host the plan changes: refused.
+    let limited = p.run(&["apply", "saved.json", "--yes", "-i", inv[1], "-l", "web-01"]);
+    assert_eq!(limited.code, Some(1), "{limited:?}");
+    insta::assert_snapshot!("saved_plan_host_not_selected", plain(&limited));
+    // From another directory, without -i: the plan's own inventory is used (the refusal
+    // names its hosts, so it was read), not the default path.
+    let elsewhere = foobar_in(
+        std::env::temp_dir().as_path(),
+        &[
+            "apply",
+            p.path().join("saved.json").to_str().unwrap(),
+            "--yes",
+            "-l",
+            "web-02",
+        ],
+    );
+    assert_eq!(elsewhere.code, Some(1), "{elsewhere:?}");
+    assert!(
+        elsewhere
+            .stderr
+            .contains("the plan changes web-01, which this run does not select"),
+        "{elsewhere:?}"
+    );
+    // The inventory changed since (even in a way that renders the same): refused.
+    let inv_path = p.path().join("inventories/site.yml");
+    let text = std::fs::read_to_string(&inv_path).unwrap();
+    std::fs::write(&inv_path, format!("# edited\n{text}")).unwrap();
+    let changed = p.run(&["apply", "saved.json", "--yes"]);
+    assert_eq!(changed.code, Some(1), "{changed:?}");
+    insta::assert_snapshot!("saved_plan_inventory_changed", plain(&changed));
+    // Nothing was applied by any of these.
+    assert!(!p.path().join("live").exists());
+}
+
+#[test]
+fn a_plan_with_no_plannable_host_is_not_saved() {
+    let out = tempfile::tempdir().unwrap();
+    let saved = out.path().join("saved.json");
+    let run = foobar(
+        &[
+            "plan",
+            "-i",
+            GOOD_INV,
+            "-p",
+            GOOD_PB,
+            "--out",
+            saved.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(!saved.exists());
+    assert!(
+        run.stderr.contains("error: no plan saved to ")
+            && run.stderr.contains(": no host could be planned"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Hosts whose port accepts TCP connections but never answers (a listener that never
+/// accepts, on 127.0.0.1): every connection attempt costs the full connect_timeout.
+#[test]
+fn unreachable_hosts_cost_one_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inventory = format!(
+        "ssh:\n  user: nobody\n  port: {port}\n  strict_host_key_checking: false\n  connect_timeout: 2\n  control_persist: 0\nhosts:\n  lb-01:\n    address: 127.0.0.1\n  web-01:\n    address: 127.0.0.1\n    private_ip: 127.0.0.2\n  web-02:\n    address: 127.0.0.1\n    private_ip: 127.0.0.3\ngroups:\n  loadbalancer:\n    hosts: [lb-01]\n  web:\n    hosts: [web-01, web-02]\n"
+    );
+    let p = Project::new(&[
+        ("inventories/site.yml", &inventory),
+        (
+            "playbooks/site.yml",
+            "plays:\n  - name: site\n    hosts: web\n    serial: 1\n    files:\n      - template: a.j2\n        dest: /etc/foobar/a.conf\n",
+        ),
+        ("templates/a.j2", "x\n"),
+    ]);
+    // --limit web leaves the load balancer out: the rolling play still needs it, and it is
+    // connected in the same batch, not after.
+    let started = std::time::Instant::now();
+    let run = p.run(&["plan", "-i", "inventories/site.yml", "--limit", "web"]);
+    let took = started.elapsed();
+    drop(listener);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("web-01:\n  cannot plan: cannot connect to web-01"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        took < std::time::Duration::from_millis(3000),
+        "took {took:?} with connect_timeout 2 s"
+    );
 }

@@ -74,9 +74,12 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
             common.playbook = inputs.playbook.clone();
         }
     }
+    if let Some(s) = &saved {
+        planfile::check_paths(s, &common.inventory, &common.playbook)?;
+    }
     let session = Session::load(&common)?;
     if let Some(s) = &saved {
-        planfile::check_inputs(s, &common.inventory, &common.playbook, &session.hosts)?;
+        planfile::check_hosts(s, &session.hosts)?;
     }
     let ctx = session.render_context()?;
     let cancelled = watch_signals();

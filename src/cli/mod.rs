@@ -19,6 +19,7 @@ mod render;
 mod rotation;
 mod run;
 mod session;
+mod show;
 mod verify;
 
 use std::path::PathBuf;
@@ -96,6 +97,8 @@ pub enum Command {
     /// Report the stack's weaknesses (single points of failure, no TLS, no firewall, ...),
     /// each with where, why and the fix. Exit 0: nothing at or above --fail-on; 2: some; 1: error.
     Audit(audit::AuditArgs),
+    /// Print a plan saved by `plan --out`, as `plan` prints it (or `--json`).
+    Show(show::ShowArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }
@@ -144,13 +147,15 @@ pub fn parse() -> Result<(Cli, bool), i32> {
                 .unwrap_or(0);
             log::init(verbose, flag("quiet"));
             let given = |id: &str| {
-                sub.and_then(|m| m.value_source(id)).is_some_and(|s| {
-                    matches!(
-                        s,
-                        clap::parser::ValueSource::CommandLine
-                            | clap::parser::ValueSource::EnvVariable
-                    )
-                })
+                sub.filter(|m| m.ids().any(|i| i.as_str() == id))
+                    .and_then(|m| m.value_source(id))
+                    .is_some_and(|s| {
+                        matches!(
+                            s,
+                            clap::parser::ValueSource::CommandLine
+                                | clap::parser::ValueSource::EnvVariable
+                        )
+                    })
             };
             let _ = EXPLICIT_INPUTS.set((given("inventory"), given("playbook")));
             Ok((cli, flag("json")))

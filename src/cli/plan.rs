@@ -81,7 +81,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCategory, CliError> {
         }
     }
     if common.json {
-        print!("{}", json::document(&plan));
+        print!("{}", json::document(&json::PlanDocument::new(&plan)));
     } else {
         print!(
             "{}",

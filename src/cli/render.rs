@@ -1,5 +1,6 @@
 //! `foobar render`: every managed file rendered offline (no SSH), secrets masked.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -10,7 +11,7 @@ use crate::apply::database;
 use crate::error::ExitCategory;
 use crate::inventory::{self, HostName};
 use crate::render::EntryKind;
-use crate::report::human;
+use crate::report::{human, json};
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -26,11 +27,23 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
     let ctx = session.render_context()?;
     let desired = render_all(&ctx, &session.hosts)?;
     let mut written = 0;
+    let mut tree: BTreeMap<HostName, Vec<json::RenderedFile>> = BTreeMap::new();
+    let mut record = |host: &HostName, path: &str, content: &str| -> Result<(), CliError> {
+        let dest = write_rendered(&out, host, path, content.as_bytes())?;
+        tree.entry(host.clone())
+            .or_default()
+            .push(json::RenderedFile {
+                path: path.to_string(),
+                written_to: dest.display().to_string(),
+                content: content.to_string(),
+            });
+        Ok(())
+    };
     for (host, state) in &desired {
         for e in state.entries() {
             if let EntryKind::File { content, .. } = &e.kind {
                 let text = ctx.redactor.redact(&String::from_utf8_lossy(content));
-                write_rendered(&out, host, &e.path, text.as_bytes())?;
+                record(host, &e.path, &text)?;
                 written += 1;
             }
         }
@@ -45,11 +58,13 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
                     message,
                     hint: "check `flavor` and `mysql_version` in the inventory".into(),
                 })?;
-            write_rendered(&out, host, "/foobar/replication.sql", sql.as_bytes())?;
+            record(host, "/foobar/replication.sql", &sql)?;
             written += 1;
         }
     }
-    if !common.quiet {
+    if common.json {
+        print!("{}", json::document(&json::RenderDocument::new(tree)));
+    } else if !common.quiet {
         eprintln!(
             "rendered {} for {} into {}",
             human::count(written, "file"),
@@ -60,7 +75,12 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
     Ok(ExitCategory::Ok)
 }
 
-fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Result<(), CliError> {
+fn write_rendered(
+    out: &Path,
+    host: &HostName,
+    path: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, CliError> {
     let dest = crate::render::out_path(out, host, path).map_err(|message| CliError::Usage {
         message,
         hint: "paths on hosts must be absolute and normalized (no `..`)".into(),
@@ -71,5 +91,5 @@ fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Resu
     }
     std::fs::write(&dest, bytes)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
-    Ok(())
+    Ok(dest)
 }

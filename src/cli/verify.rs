@@ -83,7 +83,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
     conn.finish().await;
     reporter.finish();
     if common.json {
-        print!("{}", json::document(&health));
+        print!("{}", json::document(&json::VerifyDocument::new(&health)));
     } else {
         let order = |h: &HostName| {
             if session.inventory.in_group(h, "db_replica") {

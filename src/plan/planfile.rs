@@ -122,14 +122,8 @@ fn digest_files(files: &[PathBuf]) -> String {
 }
 
 /// A saved plan applies only with the inputs it was made from: the same inventory and
-/// playbook files (a different path is refused, not silently dropped), unchanged, and every
-/// host it changes selected by this run.
-pub fn check_inputs(
-    plan: &Plan,
-    inventory: &Path,
-    playbook: &Path,
-    selected: &[HostName],
-) -> Result<(), PlanFileError> {
+/// playbook files (a different path is refused, not silently dropped).
+pub fn check_paths(plan: &Plan, inventory: &Path, playbook: &Path) -> Result<(), PlanFileError> {
     if let Some(recorded) = &plan.inputs {
         let now = Inputs::of(inventory, playbook, &[]);
         for (what, planned, given) in [
@@ -145,6 +139,11 @@ pub fn check_inputs(
             }
         }
     }
+    Ok(())
+}
+
+/// Every host the plan changes is selected by this run (inventory and --limit).
+pub fn check_hosts(plan: &Plan, selected: &[HostName]) -> Result<(), PlanFileError> {
     let missing: Vec<HostName> = plan
         .hosts
         .keys()
@@ -197,7 +196,8 @@ impl PlanFileError {
                 "run `foobar plan --out FILE` again and apply the new plan".into()
             }
             PlanFileError::OtherInput { what, .. } => format!(
-                "apply it without the {what} option (foobar then uses the plan's), or make a new plan with this {what}"
+                "apply it without -{}/--{what} (foobar then uses the plan's {what}), or make a new plan with this {what}",
+                &what[..1]
             ),
             PlanFileError::HostsNotSelected { .. } => {
                 "apply it without --limit, or make a new plan with this --limit".into()
