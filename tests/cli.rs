@@ -924,3 +924,85 @@ fn unreachable_hosts_cost_one_connect_timeout() {
         "took {took:?} with connect_timeout 2 s"
     );
 }
+
+/// The examples in docs/json.md, by the word after ```json.
+fn documented_examples() -> std::collections::BTreeMap<String, serde_json::Value> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json.md"))
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some(name) = line.strip_prefix("```json ") {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            let value = serde_json::from_str(&body.join("\n"))
+                .unwrap_or_else(|e| panic!("docs/json.md example `{name}`: {e}"));
+            out.insert(name.to_string(), value);
+        }
+    }
+    out
+}
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn json_documents_match_docs_json_md() {
+    let docs = documented_examples();
+    for name in ["error", "plan", "apply", "verify", "render"] {
+        assert!(
+            docs.contains_key(name),
+            "docs/json.md has no `{name}` example"
+        );
+    }
+    let p = local_project();
+    let inv = "inventories/site.yml";
+    let real = [
+        (
+            "plan",
+            p.run(&["plan", "--json", "-i", inv, "--out", "s.json"]),
+        ),
+        ("plan", p.run(&["show", "s.json", "--json"])),
+        (
+            "render",
+            p.run(&["render", "--json", "--out", "o", "-i", inv]),
+        ),
+        ("error", p.run(&["plan", "--json", "-i", inv, "-l", "nope"])),
+    ];
+    for (name, run) in real {
+        let got: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {run:?}"));
+        let want = &docs[name];
+        // `failed`/`rollout` are omitted when empty, in the example as in the output.
+        assert_eq!(keys(&got), keys(want), "{name}: top-level fields");
+        assert_eq!(
+            keys(&got["summary"]),
+            keys(&want["summary"]),
+            "{name}: summary fields"
+        );
+        assert_eq!(keys(&got["error"]), keys(&want["error"]), "{name}: error");
+    }
+    // apply and verify need the test hosts: their examples are checked against the types'
+    // field names here and by the e2e tests' JSON runs.
+    for (name, summary) in [
+        (
+            "apply",
+            vec![
+                "changed",
+                "dry_run",
+                "failed",
+                "hosts",
+                "interrupted",
+                "unchanged",
+            ],
+        ),
+        (
+            "verify",
+            vec!["checks", "failed_checks", "healthy_hosts", "hosts"],
+        ),
+    ] {
+        assert_eq!(keys(&docs[name]["summary"]), summary, "{name}");
+    }
+}
