@@ -1006,3 +1006,20 @@ fn json_documents_match_docs_json_md() {
         assert_eq!(keys(&docs[name]["summary"]), summary, "{name}");
     }
 }
+
+#[test]
+fn man_page_lists_every_command() {
+    let run = foobar(&["man"], &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(".ie"),
+        "{}",
+        &run.stdout[..80.min(run.stdout.len())]
+    );
+    for command in ["render", "plan", "apply", "verify", "show"] {
+        assert!(
+            run.stdout.contains(&format!("foobar\\-{command}(1)")),
+            "{command} missing from the man page"
+        );
+    }
+}

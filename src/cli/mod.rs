@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod graph;
 mod log;
+mod man;
 mod plan;
 mod planning;
 mod render;
@@ -99,6 +100,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Print a plan saved by `plan --out`, as `plan` prints it (or `--json`).
     Show(show::ShowArgs),
+    /// Print the manual page (roff): `foobar man > foobar.1`.
+    Man(man::ManArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }

@@ -1,7 +1,9 @@
 //! The dispatcher: one arm per command, each in its own file over a shared
 //! [`Session`](super::session::Session).
 
-use super::{Cli, CliError, Command, apply, audit, completions, graph, plan, render, show, verify};
+use super::{
+    Cli, CliError, Command, apply, audit, completions, graph, man, plan, render, show, verify,
+};
 use crate::error::ExitCategory;
 
 pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
@@ -14,5 +16,6 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
         Command::Graph(args) => graph::run(args).await,
         Command::Audit(args) => audit::run(args).await,
         Command::Show(args) => show::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
