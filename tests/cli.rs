@@ -1,9 +1,12 @@
 //! The command line's behaviour on bad input: every problem foobar can find before it connects
-//! ends the run with exit code 1 and three lines on stderr,
+//! ends the run with exit code 1 and a diagnostic on stderr,
 //!
 //! ```text
 //! error: <message>
 //!   --> <file>:<line>:<column>
+//!    |
+//! 24 |     the line
+//!    |     ^^^^ (a code frame, when the error has a line)
 //! hint: <hint>
 //! ```
 //!
@@ -378,7 +381,18 @@ fn failures(case: &Case) -> Vec<String> {
     // error, then optionally the location, then optionally the hint, and nothing else.
     let mut lines = run.stderr.lines().peekable();
     let error = lines.next().and_then(|l| l.strip_prefix("error: "));
-    let location = lines.next_if(|l| l.starts_with("  --> ")).map(|l| &l[6..]);
+    // rustc's layout: `-->` indented by the width of the frame's line numbers.
+    let location = lines
+        .next_if(|l| l.trim_start().starts_with("--> "))
+        .map(|l| &l.trim_start()[4..]);
+    // A location with a line number is followed by a code frame of that line.
+    let mut frame = Vec::new();
+    while let Some(l) = lines.next_if(|l| is_frame_line(l)) {
+        frame.push(l);
+    }
+    if location.is_some_and(|l| l.matches(':').count() >= 2) && frame.len() < 3 {
+        problems.push(format!("no code frame under the location: {frame:?}"));
+    }
     let hint = lines.next_if(|l| l.starts_with("hint: ")).map(|l| &l[6..]);
     let rest: Vec<&str> = lines.collect();
     for r in [
@@ -397,6 +411,14 @@ fn failures(case: &Case) -> Vec<String> {
         problems.insert(0, format!("stderr was:\n{}", run.stderr));
     }
     problems
+}
+
+/// `   |`, `24 |     port: abc`, `   |           ^`: annotate-snippets' frame lines.
+fn is_frame_line(l: &str) -> bool {
+    let t = l.trim_start();
+    t.starts_with('|')
+        || t.split_once(" |")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn run_table(cases: &[Case]) {
@@ -561,6 +583,23 @@ fn json_errors_are_a_document_on_stdout() {
     let usage = foobar(&["plan", "--json", "--detailed-exitcod"], &[]);
     assert_eq!(usage.code, Some(1));
     insta::assert_snapshot!("json_error_usage", usage.stdout);
+}
+
+/// The whole diagnostic, code frame included, exactly.
+#[test]
+fn errors_show_a_code_frame() {
+    let run = foobar(
+        &["plan", "-i", "inventories/unknown_key.yml", "-p", GOOD_PB],
+        &[],
+    );
+    assert_eq!(run.code, Some(1));
+    insta::assert_snapshot!("code_frame_unknown_key", run.stderr);
+    let run = foobar(
+        &["plan", "-i", GOOD_INV, "-p", "playbooks/undefined_var.yml"],
+        &[],
+    );
+    assert_eq!(run.code, Some(1));
+    insta::assert_snapshot!("code_frame_template", run.stderr);
 }
 
 /// Which hosts a `--limit` selects, seen through `render --json` (no connection).

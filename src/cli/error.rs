@@ -39,17 +39,20 @@ impl CliError {
     }
 }
 
-/// The error on stderr (`error:`, `  -->`, `hint:`), or as a JSON document on stdout.
+/// The error on stderr (`error:`, `  -->` with a code frame, `hint:`), or as a JSON document
+/// on stdout.
 pub fn print_error(e: &CliError, json: bool) {
-    let location = e.location().map(ToString::to_string);
     let hint = e.hint().filter(|h| !h.trim().is_empty());
     if json {
+        let location = e.location().map(ToString::to_string);
         let doc = crate::report::json::ErrorDocument::new(e.to_string(), location, hint);
         print!("{}", crate::report::json::document(&doc));
     } else {
+        let colour = std::env::var_os("NO_COLOR").is_none()
+            && std::io::IsTerminal::is_terminal(&std::io::stderr());
         eprint!(
             "{}",
-            crate::report::human::error(&e.to_string(), location.as_deref(), hint.as_deref())
+            crate::report::human::error(&e.to_string(), e.location(), hint.as_deref(), colour)
         );
     }
 }

@@ -322,15 +322,64 @@ pub fn health(
     out
 }
 
-/// An error as three lines: `error: …`, `  --> file:line:col`, `hint: …` (the last two when
-/// known).
-pub fn error(message: &str, location: Option<&str>, hint: Option<&str>) -> String {
-    let mut out = format!("error: {message}\n");
-    if let Some(l) = location {
-        let _ = writeln!(out, "  --> {l}");
-    }
+/// An error for stderr: `error: …`, then, when it is in a file, `  --> file:line:col` with a
+/// code frame of that line (annotate-snippets), then `hint: …` when there is one.
+pub fn error(
+    message: &str,
+    location: Option<&crate::error::Location>,
+    hint: Option<&str>,
+    colour: bool,
+) -> String {
+    let mut out = match location.and_then(|l| code_frame(message, l, colour)) {
+        Some(framed) => format!("{framed}\n"),
+        None => {
+            let mut out = format!("error: {message}\n");
+            if let Some(l) = location {
+                let _ = writeln!(out, "  --> {l}");
+            }
+            out
+        }
+    };
     if let Some(h) = hint {
         let _ = writeln!(out, "hint: {h}");
     }
     out
+}
+
+/// `error: message`, `  --> file:line:col` and the line with a caret under the column,
+/// rustc-style; `None` when the file or the line cannot be read (the caller prints the
+/// location alone).
+fn code_frame(message: &str, l: &crate::error::Location, colour: bool) -> Option<String> {
+    use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+    if l.line == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(&l.file).ok()?;
+    let line = text.lines().nth(l.line as usize - 1)?;
+    // The column counts characters from 1; the span is in bytes, at least one wide.
+    let start = line
+        .char_indices()
+        .nth(l.column.saturating_sub(1) as usize)
+        .map_or(line.len(), |(i, _)| i);
+    let word = line[start..]
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | ':'))
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| line[start..].chars().next().map_or(0, char::len_utf8));
+    let path = l.file.display().to_string();
+    let report = &[Level::ERROR.primary_title(message).element(
+        Snippet::source(line)
+            .line_start(l.line as usize)
+            .path(&path)
+            .annotation(AnnotationKind::Primary.span(start..start + word)),
+    )];
+    let renderer = if colour {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
+    let framed = renderer.render(report).to_string();
+    // annotate-snippets computes the column itself; keep it only when it agrees with ours.
+    framed
+        .contains(&format!("{path}:{}:{}", l.line, l.column.max(1)))
+        .then_some(framed)
 }
