@@ -602,6 +602,33 @@ fn errors_show_a_code_frame() {
     insta::assert_snapshot!("code_frame_template", run.stderr);
 }
 
+/// One run reports every problem it can find in one pass: the playbook, each --limit
+/// pattern, each secret.
+#[test]
+fn every_error_of_one_pass_is_reported() {
+    let args = [
+        "plan",
+        "-i",
+        GOOD_INV,
+        "-p",
+        "playbooks/unknown_handler.yml",
+        "-l",
+        "web-99,!wbe-01",
+    ];
+    let unset = ["FOOBAR_REPLICATION_PASSWORD", "FOOBAR_APP_DB_PASSWORD"];
+    let run = foobar(&args, &unset);
+    assert_eq!(run.code, Some(1));
+    assert!(run.ssh_calls.is_none());
+    insta::assert_snapshot!("five_errors_at_once", run.stderr);
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let run = foobar(&json_args, &unset);
+    assert_eq!(run.code, Some(1));
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["errors"].as_array().unwrap().len(), 5, "{doc}");
+    assert_eq!(doc["error"], doc["errors"][0], "{doc}");
+}
+
 /// Which hosts a `--limit` selects, seen through `render --json` (no connection).
 const LIMITS: &[(&str, &[&str])] = &[
     ("all", &["web-01", "web-02"]),

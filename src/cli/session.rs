@@ -1,7 +1,7 @@
 //! The preamble every command shares: load the inventory and playbook, render, connect, and
 //! close the connections at the end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -60,9 +60,29 @@ pub struct Support {
 impl Session {
     pub fn load(common: &Common) -> Result<Self, CliError> {
         let inventory = inventory::load_inventory(&common.inventory)?;
-        let playbook = inventory::load_playbook(&common.playbook, &inventory)?;
-        let selected = inventory.limit(&common.limit)?;
-        let secrets = inventory::resolve_secrets(&inventory)?;
+        // Past the inventory, one pass finds every problem it can: the playbook, each
+        // --limit pattern and each secret are checked independently.
+        let playbook = inventory::load_playbook(&common.playbook, &inventory);
+        let mut errors: Vec<CliError> = Vec::new();
+        let mut selected = BTreeSet::new();
+        for pattern in common.limit.iter().flat_map(|p| p.split(',')) {
+            match inventory.limit(&[pattern.to_string()]) {
+                Ok(_) => {}
+                Err(e) => errors.push(e.into()),
+            }
+        }
+        if errors.is_empty() {
+            selected = inventory.limit(&common.limit)?;
+        }
+        let secrets = inventory::resolve_all_secrets(&inventory)
+            .map_err(|e| errors.extend(e.into_iter().map(CliError::from)));
+        let playbook = playbook.map_err(|e| errors.insert(0, e.into()));
+        if let Some(e) = CliError::collect(errors) {
+            return Err(e);
+        }
+        let (Ok(playbook), Ok(secrets)) = (playbook, secrets) else {
+            unreachable!("every error was collected above");
+        };
         let hosts = selected
             .into_iter()
             .filter(|h| playbook.plays.iter().any(|p| p.hosts.contains(h)))
@@ -198,15 +218,34 @@ impl Session {
     }
 }
 
+/// Render every host; every host's error is reported, the same one (message and location)
+/// once.
 pub fn render_all(
     ctx: &RenderContext<'_>,
     hosts: &[HostName],
 ) -> Result<BTreeMap<HostName, DesiredState>, CliError> {
     let mut out = BTreeMap::new();
+    let mut errors: Vec<crate::render::RenderError> = Vec::new();
     for h in hosts {
-        out.insert(h.clone(), ctx.render_host(h)?);
+        match ctx.render_host(h) {
+            Ok(d) => {
+                out.insert(h.clone(), d);
+            }
+            Err(e) => {
+                use crate::error::Diagnostic;
+                let seen = errors
+                    .iter()
+                    .any(|x| x.to_string() == e.to_string() && x.location() == e.location());
+                if !seen {
+                    errors.push(e);
+                }
+            }
+        }
     }
-    Ok(out)
+    match CliError::collect(errors.into_iter().map(CliError::from).collect()) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Close every connection (the SSH masters exit).

@@ -377,43 +377,63 @@ impl Inventory {
 
 /// Read every secret the inventory references. Runs before anything connects.
 pub fn resolve_secrets(inventory: &Inventory) -> Result<Secrets, InventoryError> {
+    resolve_all_secrets(inventory).map_err(|mut errors| errors.remove(0))
+}
+
+/// Every secret, or every one that cannot be read (so one run reports them all).
+pub fn resolve_all_secrets(inventory: &Inventory) -> Result<Secrets, Vec<InventoryError>> {
     let mut out = Secrets::new();
+    let mut errors = Vec::new();
     for (name, r) in &inventory.secrets {
-        let value = match &r.source {
-            SecretSource::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => v,
-                Ok(_) => {
-                    return Err(InventoryError::MissingSecret {
-                        location: r.location.clone(),
-                        name: name.clone(),
-                        reason: format!("environment variable {var} is empty"),
-                        hint: format!("export {var}=... before running foobar"),
-                    });
-                }
-                Err(_) => {
-                    return Err(InventoryError::MissingSecret {
-                        location: r.location.clone(),
-                        name: name.clone(),
-                        reason: format!("environment variable {var} is not set"),
-                        hint: format!("export {var}=... before running foobar"),
-                    });
-                }
-            },
-            SecretSource::File(path) => match std::fs::read_to_string(path) {
-                Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
-                Err(e) => {
-                    return Err(InventoryError::MissingSecret {
+        match resolve_secret(name, r) {
+            Ok(v) => {
+                out.insert(name.clone(), v);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
+    let name = name.to_string();
+    let value = match &r.source {
+        SecretSource::Env(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => v,
+            Ok(_) => {
+                return Err(InventoryError::MissingSecret {
+                    location: r.location.clone(),
+                    name: name.clone(),
+                    reason: format!("environment variable {var} is empty"),
+                    hint: format!("export {var}=... before running foobar"),
+                });
+            }
+            Err(_) => {
+                return Err(InventoryError::MissingSecret {
+                    location: r.location.clone(),
+                    name: name.clone(),
+                    reason: format!("environment variable {var} is not set"),
+                    hint: format!("export {var}=... before running foobar"),
+                });
+            }
+        },
+        SecretSource::File(path) => match std::fs::read_to_string(path) {
+            Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
+            Err(e) => {
+                return Err(InventoryError::MissingSecret {
                         location: r.location.clone(),
                         name: name.clone(),
                         reason: format!("{}: {e}", path.display()),
                         hint: "create the file (mode 0600) or point `file:` at it; paths are relative to the inventory file".into(),
                     });
-                }
-            },
-        };
-        out.insert(name.clone(), Secret::new(value));
-    }
-    Ok(out)
+            }
+        },
+    };
+    Ok(Secret::new(value))
 }
 
 /// Resolve `path` relative to the directory of `base_file`.

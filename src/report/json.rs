@@ -210,6 +210,9 @@ pub fn document<T: Serialize>(value: &T) -> String {
 pub struct ErrorDocument {
     pub format_version: u32,
     pub error: ErrorBody,
+    /// Every error of the pass, the first included, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorBody>,
 }
 
 #[derive(Debug, Serialize)]
@@ -229,6 +232,7 @@ impl ErrorDocument {
                 location,
                 hint,
             },
+            errors: vec![],
         }
     }
 }
