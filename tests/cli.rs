@@ -237,6 +237,15 @@ const CASES: &[Case] = &[
         ),
     ),
     pb(
+        "misspelt variable in a template",
+        "playbooks/misspelt_var.yml",
+        Is("undefined variable 'domian'"),
+        Is("playbooks/../templates/misspelt_var.conf.j2:1:6"),
+        Is(
+            "did you mean `domain`? Otherwise define it under `vars:` in the inventory: for all hosts, for a group web-01 belongs to, or for web-01 itself (while rendering for host web-01)",
+        ),
+    ),
+    pb(
         "template syntax error",
         "playbooks/template_syntax.yml",
         Is("template syntax error: unexpected `}`, expected end of variable block"),

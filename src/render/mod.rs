@@ -482,7 +482,11 @@ impl<'a> RenderContext<'a> {
         self.env
             .get_template(name)
             .and_then(|t| t.render(ctx))
-            .map_err(|e| template_error(&self.playbook.templates_dir, &self.sources, e, host))
+            .map_err(|e| {
+                let mut err = template_error(&self.playbook.templates_dir, &self.sources, e, host);
+                suggest_variable(&mut err, ctx);
+                err
+            })
     }
 
     /// Render everything the playbook wants on one host.
@@ -711,6 +715,30 @@ fn hint_for(e: &minijinja::Error, host: &HostName) -> Option<String> {
             Some("see https://docs.rs/minijinja for the template syntax".to_string())
         }
         _ => None,
+    }
+}
+
+/// An undefined variable close to one the host has (`app_prot` for `app_port`): say so
+/// first in the hint.
+fn suggest_variable(err: &mut RenderError, ctx: &Value) {
+    let RenderError::Template { message, hint, .. } = err else {
+        return;
+    };
+    let Some(name) = message
+        .strip_prefix("undefined variable '")
+        .and_then(|m| m.strip_suffix('\''))
+    else {
+        return;
+    };
+    let Ok(keys) = ctx.try_iter() else { return };
+    let names: Vec<String> = keys
+        .filter_map(|k| k.as_str().map(String::from))
+        .collect();
+    if let Some(close) = crate::error::did_you_mean(name, names.iter().map(String::as_str)) {
+        *hint = Some(match hint.take() {
+            Some(h) => format!("did you mean `{close}`? Otherwise {h}"),
+            None => format!("did you mean `{close}`?"),
+        });
     }
 }
 
