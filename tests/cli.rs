@@ -1098,3 +1098,34 @@ fn man_page_lists_every_command() {
         );
     }
 }
+
+/// A ProxyJump that fails: OpenSSH's own reason from the jump (here `Connection refused` on a
+/// loopback port where nothing listens) reaches the user, not only the master's
+/// `kex_exchange_identification: Connection closed`.
+#[test]
+fn a_failed_proxy_jump_shows_openssh_s_own_reason() {
+    let p = Project::new(&[
+        (
+            "inventories/ssh_config",
+            "Host target\n  HostName 127.0.0.1\n  User nobody\n  ProxyJump nobody@127.0.0.1:1\n",
+        ),
+        (
+            "inventories/site.yml",
+            "ssh:\n  ssh_config: ssh_config\n  connect_timeout: 2\n  control_persist: 0\n  strict_host_key_checking: false\nhosts:\n  target: {}\n",
+        ),
+        (
+            "playbooks/site.yml",
+            "plays:\n  - name: s\n    hosts: all\n    files:\n      - template: t.j2\n        dest: /etc/foobar/t.conf\n",
+        ),
+        ("templates/t.j2", "x\n"),
+    ]);
+    let run = p.run(&["plan", "-i", "inventories/site.yml", "-q"]);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(run.stderr.is_empty(), "-q prints no progress: {}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("connect to host 127.0.0.1 port 1: Connection refused"),
+        "{}",
+        run.stdout
+    );
+}

@@ -731,9 +731,7 @@ fn suggest_variable(err: &mut RenderError, ctx: &Value) {
         return;
     };
     let Ok(keys) = ctx.try_iter() else { return };
-    let names: Vec<String> = keys
-        .filter_map(|k| k.as_str().map(String::from))
-        .collect();
+    let names: Vec<String> = keys.filter_map(|k| k.as_str().map(String::from)).collect();
     if let Some(close) = crate::error::did_you_mean(name, names.iter().map(String::as_str)) {
         *hint = Some(match hint.take() {
             Some(h) => format!("did you mean `{close}`? Otherwise {h}"),
