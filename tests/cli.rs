@@ -1121,7 +1121,11 @@ fn a_failed_proxy_jump_shows_openssh_s_own_reason() {
     ]);
     let run = p.run(&["plan", "-i", "inventories/site.yml", "-q"]);
     assert_eq!(run.code, Some(3), "{run:?}");
-    assert!(run.stderr.is_empty(), "-q prints no progress: {}", run.stderr);
+    assert!(
+        run.stderr.is_empty(),
+        "-q prints no progress: {}",
+        run.stderr
+    );
     assert!(
         run.stdout
             .contains("connect to host 127.0.0.1 port 1: Connection refused"),

@@ -140,7 +140,22 @@ impl Session {
                         ),
                     });
                 }
-                (h.clone(), is_support, transport::connect(&spec).await)
+                let started = std::time::Instant::now();
+                let r = transport::connect(&spec).await;
+                match &r {
+                    Ok(_) => tracing::info!(
+                        "{h}: connected to {} in {} ms{}",
+                        spec.destination,
+                        started.elapsed().as_millis(),
+                        if is_support {
+                            " (needed by the selected hosts)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Err(e) => tracing::info!("{h}: cannot connect: {e}"),
+                }
+                (h.clone(), is_support, r)
             })
             .buffer_unordered(forks.max(1))
             .collect()

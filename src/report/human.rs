@@ -383,3 +383,93 @@ fn code_frame(message: &str, l: &crate::error::Location, colour: bool) -> Option
         .contains(&format!("{path}:{}:{}", l.line, l.column.max(1)))
         .then_some(framed)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::inventory::HostName;
+    use crate::plan::{Change, HandlerRef, HostPlan};
+
+    fn one_host(changes: Vec<Change>, handlers: Vec<HandlerRef>) -> Plan {
+        let mut hosts = BTreeMap::new();
+        hosts.insert(
+            HostName::new("web-01"),
+            HostPlan {
+                facts_digest: String::new(),
+                changes,
+                handlers,
+                locked_by: None,
+                remote_commands: 1,
+                locked: false,
+            },
+        );
+        Plan {
+            format_version: 1,
+            inventory: String::new(),
+            playbook: String::new(),
+            hosts,
+            failed: BTreeMap::new(),
+            rollout: vec![],
+            inputs: None,
+        }
+    }
+
+    fn file(target: &str, action: Action) -> Change {
+        Change::new(0, ChangeKind::File, target.into(), action, vec![])
+    }
+
+    #[test]
+    fn a_host_without_changes_says_so_once_with_its_unchanged_count() {
+        let plan = one_host(
+            vec![file("/a", Action::Unchanged), file("/b", Action::Unchanged)],
+            vec![],
+        );
+        let text = super::plan(&plan, &Styles::new(false), false);
+        assert_eq!(
+            text,
+            "web-01:\n  no changes (2 unchanged)\nNo changes. 0 to create, 0 to update, 0 to delete, 2 unchanged on 1 host.\n"
+        );
+    }
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        let plan = one_host(
+            vec![file("/a", Action::Create), file("/b", Action::Unchanged)],
+            vec![HandlerRef {
+                play: 0,
+                name: "reload".into(),
+                pending: false,
+            }],
+        );
+        let text = super::plan(&plan, &Styles::new(false), false);
+        assert!(text.contains("  = 1 more unchanged\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "1 to create, 0 to update, 0 to delete, 1 unchanged, 1 handler to run on 1 host.\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(count(2, "host"), "2 hosts");
+    }
+
+    #[test]
+    fn a_dry_run_says_what_it_would_run() {
+        let mut report = Report {
+            format_version: 1,
+            dry_run: true,
+            hosts: BTreeMap::new(),
+            interrupted: false,
+        };
+        let mut h = crate::apply::HostReport::new();
+        h.status = HostStatus::WouldChange;
+        h.done = vec!["create file /a".into(), "handler say hello".into()];
+        report.hosts.insert(HostName::new("web-01"), h);
+        let text = super::report(&report, &Styles::new(false));
+        assert_eq!(
+            text,
+            "web-01: would change (dry run)\n  would create file /a\n  would run handler say hello\nDry run: 1 host would change, 0 unchanged.\n"
+        );
+    }
+}
