@@ -788,27 +788,33 @@ fn group_vars_and_host_vars_files_beside_the_inventory() {
     assert_eq!(content("web-02"), "file-all file-web file-host\n");
 }
 
+/// One bad variables file beside the VARS project: the error names that file.
+const BAD_VAR_FILES: &[(&str, &str, &str)] = &[
+    (
+        "group_vars_unknown_group",
+        "inventories/group_vars/webs.yml",
+        "colour: x\n",
+    ),
+    (
+        "host_vars_duplicate_key",
+        "inventories/host_vars/web-01.yml",
+        "size: 1\nsize: 2\n",
+    ),
+];
+
 #[test]
 fn var_files_errors_name_their_own_file() {
-    let p = Project::new(&[
-        ("inventories/site.yml", VARS_INVENTORY),
-        ("inventories/group_vars/webs.yml", "colour: x\n"),
-        ("playbooks/site.yml", VARS_PLAYBOOK),
-        ("templates/vars.j2", "{{ colour }}\n"),
-    ]);
-    let run = p.run(&["plan", "-i", "inventories/site.yml"]);
-    assert_eq!(run.code, Some(1));
-    insta::assert_snapshot!("group_vars_unknown_group", run.stderr);
-
-    let p = Project::new(&[
-        ("inventories/site.yml", VARS_INVENTORY),
-        ("inventories/host_vars/web-01.yml", "size: 1\nsize: 2\n"),
-        ("playbooks/site.yml", VARS_PLAYBOOK),
-        ("templates/vars.j2", "{{ colour }}\n"),
-    ]);
-    let run = p.run(&["plan", "-i", "inventories/site.yml"]);
-    assert_eq!(run.code, Some(1));
-    insta::assert_snapshot!("host_vars_duplicate_key", run.stderr);
+    for (snapshot, path, text) in BAD_VAR_FILES {
+        let p = Project::new(&[
+            ("inventories/site.yml", VARS_INVENTORY),
+            (path, text),
+            ("playbooks/site.yml", VARS_PLAYBOOK),
+            ("templates/vars.j2", "{{ colour }}\n"),
+        ]);
+        let run = p.run(&["plan", "-i", "inventories/site.yml"]);
+        assert_eq!(run.code, Some(1), "{snapshot}");
+        insta::assert_snapshot!(*snapshot, run.stderr);
+    }
 }
 
 #[test]
