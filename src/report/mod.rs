@@ -1,6 +1,8 @@
 //! Report: the only code that prints. Tasks send [`Event`]s; a [`Reporter`] shows progress on
 //! stderr (a spinner per host on a terminal, plain lines otherwise). Plans and results are
-//! printed by [`human`] (stdout, readable without colour, `NO_COLOR` honoured) or as JSON.
+//! printed by [`human`] (stdout, readable without colour, `NO_COLOR` honoured; errors on
+//! stderr with a code frame) or by [`json`] (serde document types, each with
+//! `format_version` and a `summary`; schema in docs/json.md). `cli` only chooses which.
 
 pub mod human;
 pub mod json;
