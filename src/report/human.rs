@@ -390,7 +390,8 @@ mod tests {
 
     use super::*;
     use crate::inventory::HostName;
-    use crate::plan::{Change, HandlerRef, HostPlan};
+    use crate::inventory::ServiceAction;
+    use crate::plan::{Change, HandlerCommand, HandlerRef, HostPlan, Step};
 
     fn one_host(changes: Vec<Change>, handlers: Vec<HandlerRef>) -> Plan {
         let mut hosts = BTreeMap::new();
@@ -417,7 +418,14 @@ mod tests {
     }
 
     fn file(target: &str, action: Action) -> Change {
-        Change::new(0, ChangeKind::File, target.into(), action, vec![])
+        Change::new(
+            0,
+            Step::Package {
+                name: target.into(),
+            },
+            action,
+            vec![],
+        )
     }
 
     #[test]
@@ -440,6 +448,10 @@ mod tests {
             vec![HandlerRef {
                 play: 0,
                 name: "reload".into(),
+                command: HandlerCommand::Service {
+                    name: "nginx".into(),
+                    action: ServiceAction::Reload,
+                },
                 pending: false,
             }],
         );
@@ -464,7 +476,16 @@ mod tests {
         };
         let mut h = crate::apply::HostReport::new();
         h.status = HostStatus::WouldChange;
-        h.done = vec!["create file /a".into(), "handler say hello".into()];
+        h.done = vec![
+            crate::apply::Outcome::Planned {
+                action: Action::Create,
+                kind: ChangeKind::File,
+                target: "/a".into(),
+            },
+            crate::apply::Outcome::Handler {
+                name: "say hello".into(),
+            },
+        ];
         report.hosts.insert(HostName::new("web-01"), h);
         let text = super::report(&report, &Styles::new(false));
         assert_eq!(
