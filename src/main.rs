@@ -1,11 +1,13 @@
-use clap::Parser;
-use foobar::cli::{Cli, run};
+use foobar::cli;
 use foobar::warn;
 
 fn main() {
     // A panic's message goes through the Redactor too.
     std::panic::set_hook(Box::new(|info| warn!("foobar: internal error: {info}\n")));
-    let cli = Cli::parse();
+    let (cli, json) = match cli::parse() {
+        Ok(parsed) => parsed,
+        Err(code) => std::process::exit(code),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -16,19 +18,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let code = match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(cli::run(cli)) {
         Ok(category) => category.code(),
         Err(e) => {
-            // One write through the run's Redactor (`warn!`): an error may quote a secret
-            // (e.g. a template including a secret's value by name).
-            let mut text = format!("error: {e}\n");
-            if let Some(l) = e.location() {
-                text.push_str(&format!("  --> {l}\n"));
-            }
-            if let Some(h) = e.hint() {
-                text.push_str(&format!("hint: {h}\n"));
-            }
-            warn!("{text}");
+            cli::print_error(&e, json);
             1
         }
     };

@@ -181,6 +181,22 @@ pub fn write_stderr(text: &str) {
     let _ = err.flush();
 }
 
+/// stderr through [`redact`] as an `io::Write`, for writers that want one (the `tracing`
+/// subscriber): each `write` is one formatted event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RedactedStderr;
+
+impl std::io::Write for RedactedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write_stderr(&String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// `print!` through the run's [`Redactor`]. Every byte foobar writes to stdout goes through
 /// here: a test refuses `print!`/`println!`/`eprint!`/`eprintln!` anywhere else in `src/`.
 #[macro_export]

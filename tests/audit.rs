@@ -265,8 +265,9 @@ fn fail_on_sets_the_exit_code() {
         bad.stderr
     );
     let bad = audit(dir.path(), &["--fail-on", "severe"]);
+    // A usage error exits 1 (issue #11: 2 means "changes/findings present").
     assert_eq!(
-        bad.code, 2,
+        bad.code, 1,
         "clap rejects an unknown severity: {}",
         bad.stderr
     );

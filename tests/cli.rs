@@ -1,9 +1,12 @@
 //! The command line's behaviour on bad input: every problem foobar can find before it connects
-//! ends the run with exit code 1 and three lines on stderr,
+//! ends the run with exit code 1 and a diagnostic on stderr,
 //!
 //! ```text
 //! error: <message>
 //!   --> <file>:<line>:<column>
+//!    |
+//! 24 |     the line
+//!    |     ^^^^ (a code frame, when the error has a line)
 //! hint: <hint>
 //! ```
 //!
@@ -67,6 +70,7 @@ exit 255
     }
 }
 
+#[derive(Debug)]
 struct Run {
     code: Option<i32>,
     stdout: String,
@@ -175,7 +179,7 @@ const CASES: &[Case] = &[
     inv(
         "wrong type",
         "inventories/wrong_type.yml",
-        Is("invalid u16"),
+        Is("expected a whole number from 0 to 65535"),
         Is("inventories/wrong_type.yml:24:11"),
         Is("the value at `hosts.web-02.port` does not have the expected type"),
     ),
@@ -230,6 +234,15 @@ const CASES: &[Case] = &[
         Is("playbooks/../templates/undefined_var.conf.j2:3:9"),
         Is(
             "define it under `vars:` in the inventory: for all hosts, for a group web-01 belongs to, or for web-01 itself (while rendering for host web-01)",
+        ),
+    ),
+    pb(
+        "misspelt variable in a template",
+        "playbooks/misspelt_var.yml",
+        Is("undefined variable 'domian'"),
+        Is("playbooks/../templates/misspelt_var.conf.j2:1:6"),
+        Is(
+            "did you mean `domain`? Otherwise define it under `vars:` in the inventory: for all hosts, for a group web-01 belongs to, or for web-01 itself (while rendering for host web-01)",
         ),
     ),
     pb(
@@ -377,7 +390,18 @@ fn failures(case: &Case) -> Vec<String> {
     // error, then optionally the location, then optionally the hint, and nothing else.
     let mut lines = run.stderr.lines().peekable();
     let error = lines.next().and_then(|l| l.strip_prefix("error: "));
-    let location = lines.next_if(|l| l.starts_with("  --> ")).map(|l| &l[6..]);
+    // rustc's layout: `-->` indented by the width of the frame's line numbers.
+    let location = lines
+        .next_if(|l| l.trim_start().starts_with("--> "))
+        .map(|l| &l.trim_start()[4..]);
+    // A location with a line number is followed by a code frame of that line.
+    let mut frame = Vec::new();
+    while let Some(l) = lines.next_if(|l| is_frame_line(l)) {
+        frame.push(l);
+    }
+    if location.is_some_and(|l| l.matches(':').count() >= 2) && frame.len() < 3 {
+        problems.push(format!("no code frame under the location: {frame:?}"));
+    }
     let hint = lines.next_if(|l| l.starts_with("hint: ")).map(|l| &l[6..]);
     let rest: Vec<&str> = lines.collect();
     for r in [
@@ -396,6 +420,14 @@ fn failures(case: &Case) -> Vec<String> {
         problems.insert(0, format!("stderr was:\n{}", run.stderr));
     }
     problems
+}
+
+/// `   |`, `24 |     port: abc`, `   |           ^`: annotate-snippets' frame lines.
+fn is_frame_line(l: &str) -> bool {
+    let t = l.trim_start();
+    t.starts_with('|')
+        || t.split_once(" |")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn run_table(cases: &[Case]) {
@@ -494,5 +526,619 @@ fn render_output_contains_no_secret() {
     assert!(
         site.contains("password <secret:app_db_password>\n"),
         "{site}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The automation contract (issue #11): exit codes, JSON errors, saved plans, --limit
+// patterns, group_vars/host_vars, fail-fast connecting.
+
+/// `foobar <args>` in `dir`, real `ssh`, no secrets needed by the fixtures used here.
+fn foobar_in(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = cargo_bin_cmd!("foobar");
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("FOOBAR_INVENTORY")
+        .env_remove("FOOBAR_PLAYBOOK")
+        .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
+        .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .args(args)
+        .timeout(std::time::Duration::from_secs(60));
+    let output = cmd.output().unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        ssh_calls: None,
+    }
+}
+
+#[test]
+fn usage_errors_exit_1_help_and_version_exit_0() {
+    let typo = foobar(&["plan", "--detailed-exitcod"], &[]);
+    assert_eq!(typo.code, Some(1), "{}", typo.stderr);
+    assert!(
+        typo.stderr
+            .contains("a similar argument exists: '--detailed-exitcode'"),
+        "{}",
+        typo.stderr
+    );
+    assert_eq!(foobar(&["--version"], &[]).code, Some(0));
+    assert_eq!(foobar(&["apply", "--help"], &[]).code, Some(0));
+    assert_eq!(foobar(&[], &[]).code, Some(1));
+}
+
+#[test]
+fn json_errors_are_a_document_on_stdout() {
+    let run = foobar(
+        &[
+            "plan", "-i", GOOD_INV, "-p", GOOD_PB, "--json", "-l", "web-99",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    insta::assert_snapshot!("json_error_limit", run.stdout);
+    let located = foobar(
+        &[
+            "plan",
+            "-i",
+            "inventories/wrong_type.yml",
+            "-p",
+            GOOD_PB,
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(located.code, Some(1));
+    insta::assert_snapshot!("json_error_located", located.stdout);
+    let usage = foobar(&["plan", "--json", "--detailed-exitcod"], &[]);
+    assert_eq!(usage.code, Some(1));
+    insta::assert_snapshot!("json_error_usage", usage.stdout);
+}
+
+/// The whole diagnostic, code frame included, exactly.
+#[test]
+fn errors_show_a_code_frame() {
+    let run = foobar(
+        &["plan", "-i", "inventories/unknown_key.yml", "-p", GOOD_PB],
+        &[],
+    );
+    assert_eq!(run.code, Some(1));
+    insta::assert_snapshot!("code_frame_unknown_key", run.stderr);
+    let run = foobar(
+        &["plan", "-i", GOOD_INV, "-p", "playbooks/undefined_var.yml"],
+        &[],
+    );
+    assert_eq!(run.code, Some(1));
+    insta::assert_snapshot!("code_frame_template", run.stderr);
+}
+
+/// One run reports every problem it can find in one pass: the playbook, each --limit
+/// pattern, each secret.
+#[test]
+fn every_error_of_one_pass_is_reported() {
+    let args = [
+        "plan",
+        "-i",
+        GOOD_INV,
+        "-p",
+        "playbooks/unknown_handler.yml",
+        "-l",
+        "web-99,!wbe-01",
+    ];
+    let unset = ["FOOBAR_REPLICATION_PASSWORD", "FOOBAR_APP_DB_PASSWORD"];
+    let run = foobar(&args, &unset);
+    assert_eq!(run.code, Some(1));
+    assert!(run.ssh_calls.is_none());
+    insta::assert_snapshot!("five_errors_at_once", run.stderr);
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let run = foobar(&json_args, &unset);
+    assert_eq!(run.code, Some(1));
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(doc["errors"].as_array().unwrap().len(), 5, "{doc}");
+    assert_eq!(doc["error"], doc["errors"][0], "{doc}");
+}
+
+/// Which hosts a `--limit` selects, seen through `render --json` (no connection).
+const LIMITS: &[(&str, &[&str])] = &[
+    ("all", &["web-01", "web-02"]),
+    ("*", &["web-01", "web-02"]),
+    ("all,!web-02", &["web-01"]),
+    ("!web-01", &["web-02"]),
+    ("web,&db_replica", &["web-02"]),
+    ("&databases,!db_primary", &["web-02"]),
+    ("web-01,web-02,!databases", &[]),
+];
+
+#[test]
+fn limit_patterns_select_as_in_ansible() {
+    let mut report = String::new();
+    for (limit, want) in LIMITS {
+        let out = tempfile::tempdir().unwrap();
+        let run = foobar(
+            &[
+                "render",
+                "-i",
+                GOOD_INV,
+                "-p",
+                GOOD_PB,
+                "--json",
+                "--out",
+                out.path().to_str().unwrap(),
+                "--limit",
+                limit,
+            ],
+            &[],
+        );
+        let doc: serde_json::Value = match serde_json::from_str(&run.stdout) {
+            Ok(d) => d,
+            Err(e) => {
+                report.push_str(&format!("\n{limit}: {e}: {} {}", run.stdout, run.stderr));
+                continue;
+            }
+        };
+        let got: Vec<&str> = doc["hosts"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        if got != *want {
+            report.push_str(&format!("\n--limit {limit}: want {want:?}, got {got:?}"));
+        }
+    }
+    assert!(report.is_empty(), "{report}");
+}
+
+#[test]
+fn limit_exclusion_of_an_unknown_name_says_did_you_mean() {
+    let run = foobar(
+        &[
+            "plan",
+            "-i",
+            GOOD_INV,
+            "-p",
+            GOOD_PB,
+            "--limit",
+            "all,!web-3",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(1));
+    insta::assert_snapshot!("limit_unknown_exclusion", run.stderr);
+}
+
+/// A project directory for tests that need files of their own.
+struct Project {
+    dir: TempDir,
+}
+
+impl Project {
+    fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text.replace("@DIR@", dir.path().to_str().unwrap())).unwrap();
+        }
+        Project { dir }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        foobar_in(self.path(), args)
+    }
+}
+
+const VARS_INVENTORY: &str = "\
+vars:
+  greeting: inline-global
+  colour: inline-global
+hosts:
+  web-01:
+    connection: local
+    vars:
+      size: inline-host
+  web-02:
+    connection: local
+groups:
+  web:
+    hosts: [web-01, web-02]
+    vars:
+      colour: inline-group
+";
+const VARS_PLAYBOOK: &str = "\
+plays:
+  - name: site
+    hosts: all
+    files:
+      - template: vars.j2
+        dest: /etc/foobar/vars.conf
+";
+
+#[test]
+fn group_vars_and_host_vars_files_beside_the_inventory() {
+    let p = Project::new(&[
+        ("inventories/site.yml", VARS_INVENTORY),
+        ("inventories/group_vars/all.yml", "greeting: file-all\n"),
+        (
+            "inventories/group_vars/web.yml",
+            "colour: file-web\nsize: file-web\n",
+        ),
+        ("inventories/host_vars/web-02.yml", "size: file-host\n"),
+        ("playbooks/site.yml", VARS_PLAYBOOK),
+        (
+            "templates/vars.j2",
+            "{{ greeting }} {{ colour }} {{ size }}\n",
+        ),
+    ]);
+    let run = p.run(&[
+        "render",
+        "--json",
+        "--out",
+        "out",
+        "-i",
+        "inventories/site.yml",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let content = |h: &str| doc["hosts"][h][0]["content"].as_str().unwrap().to_string();
+    // A file adds to (and wins over) the inline vars of its level; levels keep their order.
+    assert_eq!(content("web-01"), "file-all file-web inline-host\n");
+    assert_eq!(content("web-02"), "file-all file-web file-host\n");
+}
+
+/// One bad variables file beside the VARS project: the error names that file.
+const BAD_VAR_FILES: &[(&str, &str, &str)] = &[
+    (
+        "group_vars_unknown_group",
+        "inventories/group_vars/webs.yml",
+        "colour: x\n",
+    ),
+    (
+        "host_vars_duplicate_key",
+        "inventories/host_vars/web-01.yml",
+        "size: 1\nsize: 2\n",
+    ),
+];
+
+#[test]
+fn var_files_errors_name_their_own_file() {
+    for (snapshot, path, text) in BAD_VAR_FILES {
+        let p = Project::new(&[
+            ("inventories/site.yml", VARS_INVENTORY),
+            (path, text),
+            ("playbooks/site.yml", VARS_PLAYBOOK),
+            ("templates/vars.j2", "{{ colour }}\n"),
+        ]);
+        let run = p.run(&["plan", "-i", "inventories/site.yml"]);
+        assert_eq!(run.code, Some(1), "{snapshot}");
+        insta::assert_snapshot!(*snapshot, run.stderr);
+    }
+}
+
+#[test]
+fn inventory_from_env_and_foobar_toml() {
+    let p = Project::new(&[
+        ("deploy/inv.yml", VARS_INVENTORY),
+        ("deploy/book.yml", VARS_PLAYBOOK),
+        ("templates/vars.j2", "{{ colour }}\n"),
+        (
+            "foobar.toml",
+            "inventory = \"deploy/inv.yml\"\nplaybook = \"deploy/book.yml\"\n",
+        ),
+        ("sub/dir/.keep", ""),
+    ]);
+    // deploy/book.yml reads templates from deploy/../templates.
+    let run = foobar_in(
+        &p.path().join("sub/dir"),
+        &["render", "--json", "--out", "o"],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("\"web-02\""), "{}", run.stdout);
+
+    let mut cmd = cargo_bin_cmd!("foobar");
+    let out = cmd
+        .current_dir(p.path())
+        .env("FOOBAR_INVENTORY", "nope.yml")
+        .args(["render", "--out", "o"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read nope.yml"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A project whose one play writes under its own directory, on two `connection: local`
+/// hosts: `plan` really gathers (locally) and changes nothing.
+fn local_project() -> Project {
+    Project::new(&[
+        (
+            "inventories/site.yml",
+            "hosts:\n  web-01:\n    connection: local\n  web-02:\n    connection: local\ngroups:\n  web:\n    hosts: [web-01, web-02]\n",
+        ),
+        (
+            "inventories/other.yml",
+            "hosts:\n  web-01:\n    connection: local\n",
+        ),
+        (
+            "playbooks/site.yml",
+            "plays:\n  - name: site\n    hosts: web\n    files:\n      - template: a.j2\n        dest: \"@DIR@/live/{{ inventory_hostname }}.conf\"\n",
+        ),
+        ("templates/a.j2", "hello {{ inventory_hostname }}\n"),
+    ])
+}
+
+#[test]
+fn saved_plans_are_self_contained() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = local_project();
+    let inv = ["-i", "inventories/site.yml"];
+    let planned = p.run(&["plan", inv[0], inv[1], "--out", "saved.json"]);
+    assert_eq!(planned.code, Some(0), "{planned:?}");
+    let mode = std::fs::metadata(p.path().join("saved.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // show: the plan as `plan` prints it, and as JSON with its summary.
+    let show = p.run(&["show", "saved.json"]);
+    assert_eq!(show.code, Some(0), "{show:?}");
+    assert!(
+        show.stdout.contains("+ create file ") && show.stdout.contains("on 2 hosts."),
+        "{}",
+        show.stdout
+    );
+    let show_json = p.run(&["show", "saved.json", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&show_json.stdout).unwrap();
+    assert_eq!(doc["summary"]["create"], 2, "{doc}");
+    assert_eq!(doc["summary"]["hosts"], 2, "{doc}");
+
+    let dir = p.path().display().to_string();
+    let plain = |r: &Run| r.stderr.replace(&dir, "DIR");
+    // Another inventory, given explicitly: refused, naming both.
+    let other = p.run(&[
+        "apply",
+        "saved.json",
+        "--yes",
+        "-i",
+        "inventories/other.yml",
+    ]);
+    assert_eq!(other.code, Some(1), "{other:?}");
+    insta::assert_snapshot!("saved_plan_other_inventory", plain(&other));
+    // A --limit that leaves out a host the plan changes: refused.
+    let limited = p.run(&["apply", "saved.json", "--yes", "-i", inv[1], "-l", "web-01"]);
+    assert_eq!(limited.code, Some(1), "{limited:?}");
+    insta::assert_snapshot!("saved_plan_host_not_selected", plain(&limited));
+    // From another directory, without -i: the plan's own inventory is used (the refusal
+    // names its hosts, so it was read), not the default path.
+    let elsewhere = foobar_in(
+        std::env::temp_dir().as_path(),
+        &[
+            "apply",
+            p.path().join("saved.json").to_str().unwrap(),
+            "--yes",
+            "-l",
+            "web-02",
+        ],
+    );
+    assert_eq!(elsewhere.code, Some(1), "{elsewhere:?}");
+    assert!(
+        elsewhere
+            .stderr
+            .contains("the plan changes web-01, which this run does not select"),
+        "{elsewhere:?}"
+    );
+    // The inventory changed since (even in a way that renders the same): refused.
+    let inv_path = p.path().join("inventories/site.yml");
+    let text = std::fs::read_to_string(&inv_path).unwrap();
+    std::fs::write(&inv_path, format!("# edited\n{text}")).unwrap();
+    let changed = p.run(&["apply", "saved.json", "--yes"]);
+    assert_eq!(changed.code, Some(1), "{changed:?}");
+    insta::assert_snapshot!("saved_plan_inventory_changed", plain(&changed));
+    // Nothing was applied by any of these.
+    assert!(!p.path().join("live").exists());
+}
+
+#[test]
+fn a_plan_with_no_plannable_host_is_not_saved() {
+    let out = tempfile::tempdir().unwrap();
+    let saved = out.path().join("saved.json");
+    let run = foobar(
+        &[
+            "plan",
+            "-i",
+            GOOD_INV,
+            "-p",
+            GOOD_PB,
+            "--out",
+            saved.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    assert!(!saved.exists());
+    assert!(
+        run.stderr.contains("error: no plan saved to ")
+            && run.stderr.contains(": no host could be planned"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Hosts whose port accepts TCP connections but never answers (a listener that never
+/// accepts, on 127.0.0.1): every connection attempt costs the full connect_timeout.
+#[test]
+fn unreachable_hosts_cost_one_connect_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inventory = format!(
+        "ssh:\n  user: nobody\n  port: {port}\n  strict_host_key_checking: accept-new\n  connect_timeout: 2\n  control_persist: 0\nhosts:\n  lb-01:\n    address: 127.0.0.1\n  web-01:\n    address: 127.0.0.1\n    private_ip: 127.0.0.2\n  web-02:\n    address: 127.0.0.1\n    private_ip: 127.0.0.3\ngroups:\n  loadbalancer:\n    hosts: [lb-01]\n  web:\n    hosts: [web-01, web-02]\n"
+    );
+    let p = Project::new(&[
+        ("inventories/site.yml", &inventory),
+        (
+            "playbooks/site.yml",
+            "plays:\n  - name: site\n    hosts: web\n    serial: 1\n    files:\n      - template: a.j2\n        dest: /etc/foobar/a.conf\n",
+        ),
+        ("templates/a.j2", "x\n"),
+    ]);
+    // --limit web leaves the load balancer out: the rolling play still needs it, and it is
+    // connected in the same batch, not after.
+    let started = std::time::Instant::now();
+    let run = p.run(&["plan", "-i", "inventories/site.yml", "--limit", "web"]);
+    let took = started.elapsed();
+    drop(listener);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("web-01:\n  cannot plan: cannot connect to web-01"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        took < std::time::Duration::from_millis(3000),
+        "took {took:?} with connect_timeout 2 s"
+    );
+}
+
+/// The examples in docs/json.md, by the word after ```json.
+fn documented_examples() -> std::collections::BTreeMap<String, serde_json::Value> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json.md"))
+        .unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some(name) = line.strip_prefix("```json ") {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            let value = serde_json::from_str(&body.join("\n"))
+                .unwrap_or_else(|e| panic!("docs/json.md example `{name}`: {e}"));
+            out.insert(name.to_string(), value);
+        }
+    }
+    out
+}
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn json_documents_match_docs_json_md() {
+    let docs = documented_examples();
+    for name in ["error", "plan", "apply", "verify", "render"] {
+        assert!(
+            docs.contains_key(name),
+            "docs/json.md has no `{name}` example"
+        );
+    }
+    let p = local_project();
+    let inv = "inventories/site.yml";
+    let real = [
+        (
+            "plan",
+            p.run(&["plan", "--json", "-i", inv, "--out", "s.json"]),
+        ),
+        ("plan", p.run(&["show", "s.json", "--json"])),
+        (
+            "render",
+            p.run(&["render", "--json", "--out", "o", "-i", inv]),
+        ),
+        ("error", p.run(&["plan", "--json", "-i", inv, "-l", "nope"])),
+    ];
+    for (name, run) in real {
+        let got: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {run:?}"));
+        let want = &docs[name];
+        // `failed`/`rollout` are omitted when empty, in the example as in the output.
+        assert_eq!(keys(&got), keys(want), "{name}: top-level fields");
+        assert_eq!(
+            keys(&got["summary"]),
+            keys(&want["summary"]),
+            "{name}: summary fields"
+        );
+        assert_eq!(keys(&got["error"]), keys(&want["error"]), "{name}: error");
+    }
+    // apply and verify need the test hosts: their examples are checked against the types'
+    // field names here and by the e2e tests' JSON runs.
+    for (name, summary) in [
+        (
+            "apply",
+            vec![
+                "changed",
+                "dry_run",
+                "failed",
+                "hosts",
+                "interrupted",
+                "unchanged",
+            ],
+        ),
+        (
+            "verify",
+            vec!["checks", "failed_checks", "healthy_hosts", "hosts"],
+        ),
+    ] {
+        assert_eq!(keys(&docs[name]["summary"]), summary, "{name}");
+    }
+}
+
+#[test]
+fn man_page_lists_every_command() {
+    let run = foobar(&["man"], &[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(".ie"),
+        "{}",
+        &run.stdout[..80.min(run.stdout.len())]
+    );
+    for command in ["render", "plan", "apply", "verify", "show"] {
+        assert!(
+            run.stdout.contains(&format!("foobar\\-{command}(1)")),
+            "{command} missing from the man page"
+        );
+    }
+}
+
+/// A ProxyJump that fails: OpenSSH's own reason from the jump (here `Connection refused` on a
+/// loopback port where nothing listens) reaches the user, not only the master's
+/// `kex_exchange_identification: Connection closed`.
+#[test]
+fn a_failed_proxy_jump_shows_openssh_s_own_reason() {
+    let p = Project::new(&[
+        (
+            "inventories/ssh_config",
+            "Host target\n  HostName 127.0.0.1\n  User nobody\n  ProxyJump nobody@127.0.0.1:1\n",
+        ),
+        (
+            "inventories/site.yml",
+            "ssh:\n  ssh_config: ssh_config\n  connect_timeout: 2\n  control_persist: 0\n  strict_host_key_checking: accept-new\nhosts:\n  target: {}\n",
+        ),
+        (
+            "playbooks/site.yml",
+            "plays:\n  - name: s\n    hosts: all\n    files:\n      - template: t.j2\n        dest: /etc/foobar/t.conf\n",
+        ),
+        ("templates/t.j2", "x\n"),
+    ]);
+    let run = p.run(&["plan", "-i", "inventories/site.yml", "-q"]);
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(
+        run.stderr.is_empty(),
+        "-q prints no progress: {}",
+        run.stderr
+    );
+    assert!(
+        run.stdout
+            .contains("connect to host 127.0.0.1 port 1: Connection refused"),
+        "{}",
+        run.stdout
     );
 }

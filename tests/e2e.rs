@@ -8,6 +8,42 @@ mod common;
 
 use common::*;
 
+/// Every path under the machine's own /opt and /srv (not a test host's view) with its type,
+/// size and modification time, sorted.
+fn machine_opt_srv() -> Vec<String> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            out.push(format!(
+                "{} {:?} {} {mtime}",
+                path.display(),
+                meta.file_type(),
+                meta.len()
+            ));
+            if meta.is_dir() {
+                walk(&path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for root in ["/opt", "/srv"] {
+        walk(std::path::Path::new(root), &mut out);
+    }
+    out.sort();
+    out
+}
+
 fn haproxy_master_pid() -> String {
     ssh_ok("lb-01", "cat /run/haproxy.pid").trim().to_string()
 }
@@ -43,9 +79,17 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
     let live = ssh_ok("lb-01", "cat /etc/haproxy/haproxy.cfg");
     assert!(!live.contains("Managed by foobar"));
 
+    let machine_before = machine_opt_srv();
     let apply = foobar(&["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{apply:?}");
     assert!(apply.stdout.contains("3 hosts changed"), "{apply:?}");
+    // The hosts write /opt/foobar/app; none of it lands on the machine itself.
+    assert_eq!(
+        machine_opt_srv(),
+        machine_before,
+        "an apply on the test hosts changed the machine's own /opt or /srv"
+    );
+    ssh_ok("web-01", "test -f /opt/foobar/app/server.py");
     let live = ssh_ok("lb-01", "cat /etc/haproxy/haproxy.cfg");
     assert!(live.contains("server web-01 127.0.1.2:80 check"), "{live}");
     // The package step really installed a package inside one host only.

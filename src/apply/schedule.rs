@@ -401,6 +401,7 @@ mod tests {
             format_version: crate::plan::FORMAT_VERSION,
             inventory: String::new(),
             playbook: String::new(),
+            inputs: None,
             hosts: hosts
                 .iter()
                 .map(|h| {

@@ -11,13 +11,13 @@ use clap::Args;
 
 use super::planning::{PlanInput, make_plan};
 use super::rotation::{balancer, mark_out_of_rotation};
-use super::session::{Session, colour, finish_all, has_rolling_play, render_all};
+use super::session::{Session, Support, colour, has_rolling_play, progress, render_all};
 use super::{CliError, Common};
 use crate::apply::{self, ApplyOptions, Target};
 use crate::error::ExitCategory;
 use crate::inventory::HostName;
 use crate::plan::{Plan, planfile};
-use crate::report::{Progress, Reporter, human, json};
+use crate::report::{Reporter, human, json};
 use crate::transport::Transport;
 
 #[derive(Debug, Args)]
@@ -29,8 +29,8 @@ pub struct ApplyArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
-    /// Walk every step without changing anything.
-    #[arg(long)]
+    /// Walk every step without changing anything (`--check`, as in Ansible).
+    #[arg(long, visible_alias = "check")]
     pub dry_run: bool,
     /// Show diffs of the changes being made.
     #[arg(long)]
@@ -58,13 +58,31 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
         max_fail_percentage,
         serial,
     } = args;
-    let session = Session::load(&common)?;
-    let ctx = session.render_context()?;
-    let cancelled = watch_signals();
+    let mut common = common;
     let saved: Option<Plan> = match &planfile {
         Some(p) => Some(planfile::read(p)?),
         None => None,
     };
+    // A saved plan brings its inputs: they stand in for defaults, and a different file given
+    // explicitly is refused below.
+    if let Some(inputs) = saved.as_ref().and_then(|s| s.inputs.as_ref()) {
+        let (inventory_given, playbook_given) = super::explicit_inputs();
+        if !inventory_given {
+            common.inventory = inputs.inventory.clone();
+        }
+        if !playbook_given {
+            common.playbook = inputs.playbook.clone();
+        }
+    }
+    if let Some(s) = &saved {
+        planfile::check_paths(s, &common.inventory, &common.playbook)?;
+    }
+    let session = Session::load(&common)?;
+    if let Some(s) = &saved {
+        planfile::check_hosts(s, &session.hosts)?;
+    }
+    let ctx = session.render_context()?;
+    let cancelled = watch_signals();
     let hosts: Vec<HostName> = match &saved {
         Some(s) => session
             .hosts
@@ -75,10 +93,16 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
         None => session.hosts.clone(),
     };
     let desired = render_all(&ctx, &hosts)?;
-    let reporter = Progress::new(common.verbose);
-    let conn = session.connect(&hosts, common.forks, &reporter).await;
+    let reporter = progress(&common);
+    let support = Support {
+        primary: true,
+        balancer: serial != Some(0) && has_rolling_play(&desired),
+    };
+    let conn = session
+        .connect(&hosts, support, common.forks, &reporter)
+        .await;
     let transports = &conn.transports;
-    let primary = session.connect_primary(transports).await;
+    let primary = session.primary(&conn);
     let run_id = apply::new_run_id();
     let holder = apply::lock::holder(&run_id);
     // Without a saved plan, hosts with changes are locked while they are planned.
@@ -87,6 +111,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     let plan = match saved {
         Some(mut s) => {
             planfile::check_renders_same(&s, &desired)?;
+            planfile::check_unchanged(&s, &common.inventory, &common.playbook)?;
             s.hosts.retain(|h, _| transports.contains_key(h));
             s.failed.extend(conn.failed.clone());
             s
@@ -114,7 +139,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     let balancer = if serial == Some(0) || !has_rolling_play(&desired) {
         None
     } else {
-        balancer(&session, transports).await
+        balancer(&session, &conn)
     };
     let mut plan = plan;
     if planfile.is_none() {
@@ -126,7 +151,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
         crate::say!("{}", human::plan(&plan, &styles, false));
     }
     if !plan.has_changes() {
-        finish_all(transports).await;
+        conn.finish().await;
         if common.json {
             crate::say!("{}", json::document(&json::ApplyDocument::new(&plan, None)));
         }
@@ -142,7 +167,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
             for t in &locked {
                 apply::unlock(t.as_ref(), &run_id).await;
             }
-            finish_all(transports).await;
+            conn.finish().await;
         }
         answer?
     };
@@ -187,7 +212,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     )
     .await;
     reporter.finish();
-    finish_all(transports).await;
+    conn.finish().await;
     // Confirm-or-rollback, over new connections now that the apply's are closed.
     apply::firewall::confirm_changed(&session.inventory, &desired, &mut report).await;
     for (h, why) in &plan.failed {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::session::{Session, finish_all, render_all};
+use super::session::{Session, Support, render_all};
 use super::{CliError, Common};
 use crate::error::ExitCategory;
 use crate::report::{Progress, Reporter};
@@ -60,7 +60,7 @@ pub async fn run(args: GraphArgs) -> Result<ExitCategory, CliError> {
         let desired = render_all(&ctx, &session.hosts)?;
         let reporter = Progress::new(common.verbose);
         let conn = session
-            .connect(&session.hosts, common.forks, &reporter)
+            .connect(&session.hosts, Support::default(), common.forks, &reporter)
             .await;
         let health = crate::verify::verify(&crate::verify::VerifyInput {
             inventory: &session.inventory,
@@ -73,7 +73,7 @@ pub async fn run(args: GraphArgs) -> Result<ExitCategory, CliError> {
             settle: Duration::ZERO,
         })
         .await;
-        finish_all(&conn.transports).await;
+        conn.finish().await;
         reporter.finish();
         if !health.healthy() {
             exit = ExitCategory::HostFailed;

@@ -9,10 +9,13 @@
 mod apply;
 mod audit;
 mod completions;
+mod config;
 mod dbtier;
 mod error;
 mod failover;
 mod graph;
+mod log;
+mod man;
 mod plan;
 mod planning;
 mod render;
@@ -20,13 +23,14 @@ mod reseed;
 mod rotation;
 mod run;
 mod session;
+mod show;
 mod verify;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use error::CliError;
+pub use error::{CliError, print_error};
 pub use run::run;
 
 #[derive(Debug, Parser)]
@@ -42,19 +46,29 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct Common {
-    /// Inventory file.
+    /// Inventory file [default: `inventory` in foobar.toml, else inventories/production.yml].
     #[arg(
         short,
         long,
+        env = "FOOBAR_INVENTORY",
         default_value = "inventories/production.yml",
+        hide_default_value = true,
         global = true
     )]
     pub inventory: PathBuf,
-    /// Playbook file.
-    #[arg(short, long, default_value = "playbooks/site.yml", global = true)]
+    /// Playbook file [default: `playbook` in foobar.toml, else playbooks/site.yml].
+    #[arg(
+        short,
+        long,
+        env = "FOOBAR_PLAYBOOK",
+        default_value = "playbooks/site.yml",
+        hide_default_value = true,
+        global = true
+    )]
     pub playbook: PathBuf,
-    /// Only these hosts or groups (comma-separated or repeated; `*` globs allowed).
-    #[arg(short, long, global = true)]
+    /// Only these hosts or groups, as in Ansible: comma-separated or repeated, `*` globs,
+    /// `all`, `!pattern` to exclude, `&pattern` to intersect (e.g. `web,!web-02`).
+    #[arg(short, long, global = true, allow_hyphen_values = true)]
     pub limit: Vec<String>,
     /// How many hosts to work on at once.
     #[arg(short, long, default_value_t = 20, global = true)]
@@ -62,9 +76,13 @@ pub struct Common {
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Print a line per step on stderr even when it is not a terminal.
+    /// More on stderr: -v a line per step even when it is not a terminal, and foobar's log
+    /// at info level; -vv debug level (including FOOBAR_TRACE's per-command lines).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Nothing on stderr but errors and warnings (no progress).
     #[arg(short, long, global = true)]
-    pub verbose: bool,
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +107,94 @@ pub enum Command {
     /// Promote a database replica to primary (planned or unplanned), then point the other
     /// replicas and the app at it.
     Failover(failover::FailoverArgs),
+    /// Print a plan saved by `plan --out`, as `plan` prints it (or `--json`).
+    Show(show::ShowArgs),
+    /// Print the manual page (roff): `foobar man > foobar.1`.
+    Man(man::ManArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
+}
+
+static EXPLICIT_INPUTS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+
+/// Whether `--inventory` and `--playbook` were given (flag or environment) rather than left
+/// to foobar.toml or the default: a saved plan's recorded inputs replace only defaults.
+pub fn explicit_inputs() -> (bool, bool) {
+    EXPLICIT_INPUTS.get().copied().unwrap_or((true, true))
+}
+
+/// Parse the command line. `Err(code)`: clap printed help or the version (0) or a usage error
+/// (1: exit code 2 means "changes present" in foobar). `Ok((cli, json))`: `json` is whether
+/// the command's errors go to stdout as JSON.
+pub fn parse() -> Result<(Cli, bool), i32> {
+    use clap::{CommandFactory, FromArgMatches};
+    let json_requested = std::env::args_os().any(|a| a == "--json");
+    let mut command = Cli::command();
+    if let Some(path) = std::env::current_dir().ok().and_then(|d| config::find(&d)) {
+        match config::load(&path) {
+            Ok(c) => command = config::apply_defaults(command, &c),
+            Err(message) => {
+                let e = CliError::Usage {
+                    message,
+                    hint: "foobar.toml may set `inventory` and `playbook` (paths relative to it)"
+                        .into(),
+                };
+                print_error(&e, json_requested);
+                return Err(1);
+            }
+        }
+    }
+    let parsed = command
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    match parsed {
+        Ok((cli, matches)) => {
+            let sub = matches.subcommand().map(|(_, m)| m);
+            let flag = |id: &str| {
+                sub.and_then(|m| m.try_get_one::<bool>(id).ok().flatten().copied())
+                    .unwrap_or(false)
+            };
+            let verbose = sub
+                .and_then(|m| m.try_get_one::<u8>("verbose").ok().flatten().copied())
+                .unwrap_or(0);
+            log::init(verbose, flag("quiet"));
+            let given = |id: &str| {
+                sub.filter(|m| m.ids().any(|i| i.as_str() == id))
+                    .and_then(|m| m.value_source(id))
+                    .is_some_and(|s| {
+                        matches!(
+                            s,
+                            clap::parser::ValueSource::CommandLine
+                                | clap::parser::ValueSource::EnvVariable
+                        )
+                    })
+            };
+            let _ = EXPLICIT_INPUTS.set((given("inventory"), given("playbook")));
+            Ok((cli, flag("json")))
+        }
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return Err(0);
+            }
+            if json_requested {
+                let text = e.render().to_string();
+                let message = text.lines().next().unwrap_or("");
+                let hint = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("tip: "))
+                    .unwrap_or("see `foobar --help`");
+                let doc = crate::report::json::ErrorDocument::new(
+                    message.trim_start_matches("error: ").to_string(),
+                    None,
+                    Some(hint.to_string()),
+                );
+                crate::say!("{}", crate::report::json::document(&doc));
+            } else {
+                let _ = e.print();
+            }
+            Err(1)
+        }
+    }
 }

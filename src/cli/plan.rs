@@ -6,11 +6,11 @@ use clap::Args;
 
 use super::planning::{PlanInput, make_plan};
 use super::rotation::{balancer, mark_out_of_rotation};
-use super::session::{Session, colour, finish_all, has_rolling_play, render_all};
+use super::session::{Session, Support, colour, has_rolling_play, progress, render_all};
 use super::{CliError, Common};
 use crate::error::ExitCategory;
 use crate::plan::planfile;
-use crate::report::{Progress, Reporter, human, json};
+use crate::report::{Reporter, human, json};
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -37,11 +37,15 @@ pub async fn run(args: PlanArgs) -> Result<ExitCategory, CliError> {
     let session = Session::load(&common)?;
     let ctx = session.render_context()?;
     let desired = render_all(&ctx, &session.hosts)?;
-    let reporter = Progress::new(common.verbose);
+    let reporter = progress(&common);
+    let support = Support {
+        primary: true,
+        balancer: has_rolling_play(&desired),
+    };
     let conn = session
-        .connect(&session.hosts, common.forks, &reporter)
+        .connect(&session.hosts, support, common.forks, &reporter)
         .await;
-    let primary = session.connect_primary(&conn.transports).await;
+    let primary = session.primary(&conn);
     let input = PlanInput {
         ctx: &ctx,
         desired: &desired,
@@ -53,26 +57,42 @@ pub async fn run(args: PlanArgs) -> Result<ExitCategory, CliError> {
     };
     let mut plan = make_plan(&session, input, &reporter).await;
     if has_rolling_play(&desired) {
-        let b = balancer(&session, &conn.transports).await;
+        let b = balancer(&session, &conn);
         mark_out_of_rotation(&mut plan, b.as_ref(), &desired).await;
     }
-    finish_all(&conn.transports).await;
+    conn.finish().await;
     reporter.finish();
+    plan.inputs = Some(planfile::Inputs::of(
+        &common.inventory,
+        &common.playbook,
+        &common.limit,
+    ));
+    let mut unsaved = None;
     if let Some(path) = &out {
-        planfile::write(path, &plan)?;
-        crate::warn!(
-            "plan saved to {}; apply it with `foobar apply {}`\n",
-            path.display(),
-            path.display()
-        );
+        match planfile::write(path, &plan) {
+            Ok(()) if !common.quiet => crate::warn!(
+                "plan saved to {}; apply it with `foobar apply {}`\n",
+                path.display(),
+                path.display()
+            ),
+            Ok(()) => {}
+            Err(e @ planfile::PlanFileError::NothingPlanned { .. }) => unsaved = Some(e),
+            Err(e) => return Err(e.into()),
+        }
     }
     if common.json {
-        crate::say!("{}", json::document(&plan));
+        crate::say!("{}", json::document(&json::PlanDocument::new(&plan)));
     } else {
         crate::say!(
             "{}",
             human::plan(&plan, &human::Styles::new(colour()), show_unchanged)
         );
+    }
+    if let Some(e) = unsaved {
+        // After the plan's own output, which says why each host failed.
+        let e = CliError::from(e);
+        super::print_error(&e, false);
+        return Ok(ExitCategory::HostFailed);
     }
     Ok(if !plan.failed.is_empty() {
         ExitCategory::HostFailed

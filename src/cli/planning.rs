@@ -46,6 +46,10 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
     let results: Vec<_> = futures::stream::iter(transports.iter())
         .map(|(h, t)| async move {
             let want = &desired[h];
+            reporter.event(Event::HostStarted {
+                host: h.clone(),
+                what: "reading live state".into(),
+            });
             let before = t.commands_run();
             let r = async {
                 let probe = want
@@ -180,6 +184,7 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
         rollout: rollout(loaded, desired, &hosts),
         hosts,
         failed,
+        inputs: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! placeholder `<secret:NAME>` (no secret needs to be set), or with `--with-secrets` the real
 //! values into a tree only the current user can read.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -12,6 +13,7 @@ use crate::apply::database;
 use crate::error::ExitCategory;
 use crate::inventory::{self, HostName};
 use crate::render::EntryKind;
+use crate::report::{human, json};
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
@@ -42,10 +44,23 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
         write_rendered
     };
     let mut written = 0;
+    let mut tree: BTreeMap<HostName, Vec<json::RenderedFile>> = BTreeMap::new();
+    let mut record = |host: &HostName, path: &str, content: &[u8]| -> Result<(), CliError> {
+        let dest = write(&out, host, path, content)?;
+        tree.entry(host.clone())
+            .or_default()
+            .push(json::RenderedFile {
+                path: path.to_string(),
+                written_to: dest.display().to_string(),
+                // Printed through `say!`: with --with-secrets the values are masked there.
+                content: String::from_utf8_lossy(content).into_owned(),
+            });
+        Ok(())
+    };
     for (host, state) in &desired {
         for e in state.entries() {
             if let EntryKind::File { content, .. } = &e.kind {
-                write(&out, host, &e.path, content)?;
+                record(host, &e.path, content)?;
                 written += 1;
             }
         }
@@ -60,19 +75,29 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
                     message,
                     hint: "check `flavor` and `mysql_version` in the inventory".into(),
                 })?;
-            write(&out, host, "/foobar/replication.sql", sql.as_bytes())?;
+            record(host, "/foobar/replication.sql", sql.as_bytes())?;
             written += 1;
         }
     }
-    crate::warn!(
-        "rendered {written} files for {} hosts into {}\n",
-        desired.len(),
-        out.display()
-    );
+    if common.json {
+        crate::say!("{}", json::document(&json::RenderDocument::new(tree)));
+    } else if !common.quiet {
+        crate::warn!(
+            "rendered {} for {} into {}\n",
+            human::count(written, "file"),
+            human::count(desired.len(), "host"),
+            out.display()
+        );
+    }
     Ok(ExitCategory::Ok)
 }
 
-fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Result<(), CliError> {
+fn write_rendered(
+    out: &Path,
+    host: &HostName,
+    path: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, CliError> {
     let dest = crate::render::out_path(out, host, path).map_err(|message| CliError::Usage {
         message,
         hint: "paths on hosts must be absolute and normalized (no `..`)".into(),
@@ -83,7 +108,7 @@ fn write_rendered(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Resu
     }
     std::fs::write(&dest, bytes)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
-    Ok(())
+    Ok(dest)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CliError> {
@@ -98,7 +123,12 @@ fn create_private_dir(dir: &Path) -> Result<(), CliError> {
 
 /// `render --with-secrets`: real values, readable by the current user only (directories
 /// 0700, files created 0600, never widened).
-fn write_private(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Result<(), CliError> {
+fn write_private(
+    out: &Path,
+    host: &HostName,
+    path: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, CliError> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dest = out.join(host.as_str()).join(path.trim_start_matches('/'));
@@ -120,5 +150,5 @@ fn write_private(out: &Path, host: &HostName, path: &str, bytes: &[u8]) -> Resul
             f.write_all(bytes)
         });
     written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
-    Ok(())
+    Ok(dest)
 }

@@ -2,8 +2,8 @@
 //! [`Session`](super::session::Session).
 
 use super::{
-    Cli, CliError, Command, apply, audit, completions, failover, graph, plan, render, reseed,
-    verify,
+    Cli, CliError, Command, apply, audit, completions, failover, graph, man, plan, render, reseed,
+    show, verify,
 };
 use crate::error::ExitCategory;
 
@@ -18,5 +18,7 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
         Command::Audit(args) => audit::run(args).await,
         Command::Reseed(args) => reseed::run(args).await,
         Command::Failover(args) => failover::run(args).await,
+        Command::Show(args) => show::run(args),
+        Command::Man(args) => man::run(args),
     }
 }

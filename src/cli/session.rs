@@ -1,7 +1,7 @@
 //! The preamble every command shares: load the inventory and playbook, render, connect, and
 //! close the connections at the end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use super::{CliError, Common};
 use crate::apply::database::{self, DatabaseConfig};
 use crate::inventory::{self, HostName, Inventory, Playbook, Secrets};
 use crate::render::{DesiredState, RenderContext};
-use crate::report::{Event, Reporter};
+use crate::report::{Event, Progress, Reporter};
 use crate::transport::{self, Transport};
 
 /// A loaded inventory and playbook, and the hosts this run works on.
@@ -29,6 +29,32 @@ pub struct Session {
 pub struct Connections {
     pub transports: BTreeMap<HostName, Arc<dyn Transport>>,
     pub failed: BTreeMap<HostName, String>,
+    /// Hosts outside the selection the run needs to read (the database primary, the load
+    /// balancer), connected in the same batch; a failed one is simply absent.
+    pub support: BTreeMap<HostName, Arc<dyn Transport>>,
+}
+
+impl Connections {
+    /// A host's transport, selected or support. A host that failed to connect has none: it
+    /// is never connected again in the same run.
+    pub fn get(&self, host: &HostName) -> Option<&Arc<dyn Transport>> {
+        self.transports.get(host).or_else(|| self.support.get(host))
+    }
+
+    /// Close every connection (the SSH masters exit).
+    pub async fn finish(&self) {
+        finish_all(&self.transports).await;
+        finish_all(&self.support).await;
+    }
+}
+
+/// Which hosts outside the selection a command may need.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Support {
+    /// The database primary, when a selected host is in a database play.
+    pub primary: bool,
+    /// The load balancer, for rolling plays.
+    pub balancer: bool,
 }
 
 impl Session {
@@ -43,19 +69,39 @@ impl Session {
         for w in &inventory.warnings {
             crate::warn!("{w}\n");
         }
-        let playbook = inventory::load_playbook(&common.playbook, &inventory)?;
-        let selected = inventory.limit(&common.limit)?;
+        // Past the inventory, one pass finds every problem it can: the playbook, each
+        // --limit pattern and each secret are checked independently.
+        let playbook = inventory::load_playbook(&common.playbook, &inventory);
+        let mut errors: Vec<CliError> = Vec::new();
+        let mut selected = BTreeSet::new();
+        for pattern in common.limit.iter().flat_map(|p| p.split(',')) {
+            match inventory.limit(&[pattern.to_string()]) {
+                Ok(_) => {}
+                Err(e) => errors.push(e.into()),
+            }
+        }
+        if errors.is_empty() {
+            selected = inventory.limit(&common.limit)?;
+        }
         let secrets = if real_secrets {
-            inventory::resolve_secrets(&inventory)?
+            inventory::resolve_all_secrets(&inventory)
+                .map_err(|e| errors.extend(e.into_iter().map(CliError::from)))
         } else {
-            inventory
+            Ok(inventory
                 .secrets
                 .keys()
                 .map(|name| {
                     let placeholder = crate::secret::placeholder(name);
                     (name.clone(), crate::secret::Secret::new(placeholder))
                 })
-                .collect()
+                .collect())
+        };
+        let playbook = playbook.map_err(|e| errors.insert(0, e.into()));
+        if let Some(e) = CliError::collect(errors) {
+            return Err(e);
+        }
+        let (Ok(playbook), Ok(secrets)) = (playbook, secrets) else {
+            unreachable!("every error was collected above");
         };
         let hosts = selected
             .into_iter()
@@ -83,81 +129,162 @@ impl Session {
         )?)
     }
 
-    /// Open a transport per host, in parallel. Failures are per host, not fatal.
+    /// Open a transport per host, and per support host not among them, all in one parallel
+    /// batch: an unreachable run costs one `connect_timeout`. Failures are per host, not
+    /// fatal; a support host's failure is not a host failure (the run goes on without it).
     pub async fn connect(
         &self,
         hosts: &[HostName],
+        support: Support,
         forks: usize,
         reporter: &dyn Reporter,
     ) -> Connections {
         let inventory = &self.inventory;
-        let results: Vec<_> = futures::stream::iter(hosts.iter())
-            .map(|h| async move {
-                reporter.event(Event::HostStarted {
-                    host: h.clone(),
-                    what: "connecting",
-                });
+        let extra = self.support_hosts(hosts, support);
+        let all: Vec<(&HostName, bool)> = hosts
+            .iter()
+            .map(|h| (h, false))
+            .chain(extra.iter().map(|h| (h, true)))
+            .collect();
+        reporter.event(Event::Started { hosts: hosts.len() });
+        let results: Vec<_> = futures::stream::iter(all)
+            .map(|(h, is_support)| async move {
                 let spec = inventory.connection(h);
-                (h.clone(), transport::connect(&spec).await)
+                if !is_support {
+                    reporter.event(Event::HostStarted {
+                        host: h.clone(),
+                        what: format!(
+                            "connecting to {} (timeout {} s)",
+                            spec.destination,
+                            spec.connect_timeout.as_secs()
+                        ),
+                    });
+                }
+                let started = std::time::Instant::now();
+                let r = transport::connect(&spec).await;
+                match &r {
+                    Ok(_) => tracing::info!(
+                        "{h}: connected to {} in {} ms{}",
+                        spec.destination,
+                        started.elapsed().as_millis(),
+                        if is_support {
+                            " (needed by the selected hosts)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    Err(e) => tracing::info!("{h}: cannot connect: {e}"),
+                }
+                (h.clone(), is_support, r)
             })
             .buffer_unordered(forks.max(1))
             .collect()
             .await;
-        let mut transports = BTreeMap::new();
-        let mut failed = BTreeMap::new();
-        for (h, r) in results {
-            match r {
-                Ok(t) => {
-                    transports.insert(h, Arc::from(t));
+        let mut conn = Connections {
+            transports: BTreeMap::new(),
+            failed: BTreeMap::new(),
+            support: BTreeMap::new(),
+        };
+        for (h, is_support, r) in results {
+            match (r, is_support) {
+                (Ok(t), false) => {
+                    conn.transports.insert(h, Arc::from(t));
                 }
-                Err(e) => {
+                (Ok(t), true) => {
+                    conn.support.insert(h, Arc::from(t));
+                }
+                (Err(e), false) => {
                     reporter.event(Event::HostFailed {
                         host: h.clone(),
                         message: e.to_string(),
                     });
-                    failed.insert(h, e.to_string());
+                    conn.failed.insert(h, e.to_string());
                 }
+                (Err(_), true) => {}
             }
         }
-        Connections { transports, failed }
+        conn
+    }
+
+    /// The support hosts `hosts` need that are not among them.
+    fn support_hosts(&self, hosts: &[HostName], support: Support) -> Vec<HostName> {
+        let mut out = Vec::new();
+        if support.primary
+            && let Some(cfg) = &self.database
+            && !hosts.contains(&cfg.primary)
+            && self
+                .playbook
+                .plays
+                .iter()
+                .any(|p| p.database.is_some() && p.hosts.iter().any(|h| hosts.contains(h)))
+        {
+            out.push(cfg.primary.clone());
+        }
+        if support.balancer
+            && let Some(lb) = self.balancer_host()
+            && !hosts.contains(&lb)
+            && !out.contains(&lb)
+            && self
+                .playbook
+                .plays
+                .iter()
+                .any(|p| p.serial.is_some() && p.hosts.iter().any(|h| hosts.contains(h)))
+        {
+            out.push(lb);
+        }
+        out
+    }
+
+    /// The first host of group `loadbalancer`.
+    pub fn balancer_host(&self) -> Option<HostName> {
+        self.inventory
+            .groups
+            .get("loadbalancer")?
+            .hosts
+            .first()
+            .cloned()
     }
 
     /// The database primary's transport, when a selected host is in a database play: a
     /// replica is planned and seeded against it even when `--limit` leaves the primary out.
-    pub async fn connect_primary(
-        &self,
-        transports: &BTreeMap<HostName, Arc<dyn Transport>>,
-    ) -> Option<Arc<dyn Transport>> {
+    pub fn primary(&self, conn: &Connections) -> Option<Arc<dyn Transport>> {
         let cfg = self.database.as_ref()?;
-        if let Some(t) = transports.get(&cfg.primary) {
-            return Some(t.clone());
-        }
-        let wanted = self
-            .playbook
-            .plays
-            .iter()
-            .any(|p| p.database.is_some() && p.hosts.iter().any(|h| self.hosts.contains(h)));
-        if !wanted {
-            return None;
-        }
-        let spec = self.inventory.connection(&cfg.primary);
-        transport::connect(&spec).await.ok().map(Arc::from)
+        conn.get(&cfg.primary).cloned()
     }
 }
 
+/// Render every host; every host's error is reported, the same one (message and location)
+/// once.
 pub fn render_all(
     ctx: &RenderContext<'_>,
     hosts: &[HostName],
 ) -> Result<BTreeMap<HostName, DesiredState>, CliError> {
     let mut out = BTreeMap::new();
+    let mut errors: Vec<crate::render::RenderError> = Vec::new();
     for h in hosts {
-        out.insert(h.clone(), ctx.render_host(h)?);
+        match ctx.render_host(h) {
+            Ok(d) => {
+                out.insert(h.clone(), d);
+            }
+            Err(e) => {
+                use crate::error::Diagnostic;
+                let seen = errors
+                    .iter()
+                    .any(|x| x.to_string() == e.to_string() && x.location() == e.location());
+                if !seen {
+                    errors.push(e);
+                }
+            }
+        }
     }
-    Ok(out)
+    match CliError::collect(errors.into_iter().map(CliError::from).collect()) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Close every connection (the SSH masters exit).
-pub async fn finish_all(transports: &BTreeMap<HostName, Arc<dyn Transport>>) {
+async fn finish_all(transports: &BTreeMap<HostName, Arc<dyn Transport>>) {
     futures::future::join_all(transports.values().map(|t| t.finish())).await;
 }
 
@@ -171,4 +298,13 @@ pub fn has_rolling_play(desired: &BTreeMap<HostName, DesiredState>) -> bool {
     desired
         .values()
         .any(|d| d.plays.iter().any(|p| p.serial.is_some()))
+}
+
+/// Progress on stderr as `-q`/`-v` ask.
+pub fn progress(common: &Common) -> Progress {
+    if common.quiet {
+        Progress::quiet()
+    } else {
+        Progress::new(common.verbose)
+    }
 }

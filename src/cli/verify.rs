@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::session::{Session, colour, finish_all, render_all};
+use super::session::{Session, Support, colour, progress, render_all};
 use super::{CliError, Common};
 use crate::error::ExitCategory;
 use crate::inventory::HostName;
-use crate::report::{Progress, Reporter, human, json};
+use crate::report::{Reporter, human, json};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -55,9 +55,9 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
     let session = Session::load(&common)?;
     let ctx = session.render_context()?;
     let desired = render_all(&ctx, &session.hosts)?;
-    let reporter = Progress::new(common.verbose);
+    let reporter = progress(&common);
     let conn = session
-        .connect(&session.hosts, common.forks, &reporter)
+        .connect(&session.hosts, Support::default(), common.forks, &reporter)
         .await;
     let input = crate::verify::VerifyInput {
         inventory: &session.inventory,
@@ -72,7 +72,7 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
     if watch {
         reporter.finish();
         let last = crate::verify::watch::watch(&input, interval, common.json).await;
-        finish_all(&conn.transports).await;
+        conn.finish().await;
         return Ok(if last.is_some_and(|h| h.healthy()) {
             ExitCategory::Ok
         } else {
@@ -80,10 +80,10 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
         });
     }
     let health = crate::verify::verify(&input).await;
-    finish_all(&conn.transports).await;
+    conn.finish().await;
     reporter.finish();
     if common.json {
-        crate::say!("{}", json::document(&health));
+        crate::say!("{}", json::document(&json::VerifyDocument::new(&health)));
     } else {
         let order = |h: &HostName| {
             if session.inventory.in_group(h, "db_replica") {

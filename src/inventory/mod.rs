@@ -266,47 +266,74 @@ impl Inventory {
         vars
     }
 
-    /// Resolve `--limit` patterns (host or group names, `*` and `?` globs) to hosts.
+    /// Resolve `--limit` patterns to hosts, as Ansible does: comma-separated host or group
+    /// names and `*`/`?` globs (`all` is every host); `!pattern` excludes, `&pattern`
+    /// intersects. Unions come first, then intersections, then exclusions; with only
+    /// exclusions or intersections, they apply to every host. Each pattern must match a host.
     pub fn limit(&self, patterns: &[String]) -> Result<BTreeSet<HostName>, InventoryError> {
-        if patterns.is_empty() {
-            return Ok(self.hosts.keys().cloned().collect());
-        }
-        let mut out = BTreeSet::new();
-        for pattern in patterns.iter().flat_map(|p| p.split(',')).map(str::trim) {
+        let mut union: Option<BTreeSet<HostName>> = None;
+        let mut intersect = Vec::new();
+        let mut exclude = Vec::new();
+        for raw in patterns.iter().flat_map(|p| p.split(',')).map(str::trim) {
+            let (kind, pattern) = match raw.chars().next() {
+                Some('!') => ('!', raw[1..].trim()),
+                Some('&') => ('&', raw[1..].trim()),
+                _ => (' ', raw),
+            };
             if pattern.is_empty() {
                 continue;
             }
             let matched = self.match_pattern(pattern);
             if matched.is_empty() {
-                let names = self
-                    .hosts
-                    .keys()
-                    .map(|h| h.as_str())
-                    .chain(self.groups.keys().map(String::as_str));
-                let hint = match crate::error::did_you_mean(pattern, names) {
-                    Some(c) => format!("did you mean `{c}`?"),
-                    None => format!(
-                        "hosts: {}; groups: {}",
-                        self.hosts
-                            .keys()
-                            .map(|h| h.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        self.groups.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                };
-                return Err(InventoryError::LimitMatchesNothing {
-                    pattern: pattern.to_string(),
-                    hint,
-                });
+                return Err(self.limit_error(raw, pattern));
             }
-            out.extend(matched);
+            match kind {
+                '!' => exclude.push(matched),
+                '&' => intersect.push(matched),
+                _ => union.get_or_insert_with(BTreeSet::new).extend(matched),
+            }
+        }
+        let mut out = union.unwrap_or_else(|| self.hosts.keys().cloned().collect());
+        for set in intersect {
+            out.retain(|h| set.contains(h));
+        }
+        for set in exclude {
+            out.retain(|h| !set.contains(h));
         }
         Ok(out)
     }
 
-    /// Hosts named by one pattern: a host name, a group name, or a glob over either.
+    fn limit_error(&self, raw: &str, pattern: &str) -> InventoryError {
+        let names = self
+            .hosts
+            .keys()
+            .map(|h| h.as_str())
+            .chain(self.groups.keys().map(String::as_str))
+            .chain(["all"]);
+        let hint = match crate::error::did_you_mean(pattern, names) {
+            Some(c) => format!("did you mean `{}{c}`?", &raw[..raw.len() - pattern.len()]),
+            None => format!(
+                "hosts: {}; groups: all, {}",
+                self.hosts
+                    .keys()
+                    .map(|h| h.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        };
+        InventoryError::LimitMatchesNothing {
+            pattern: raw.to_string(),
+            hint,
+        }
+    }
+
+    /// Hosts named by one pattern: a host name, a group name (`all`: every host, unless the
+    /// inventory defines a group of that name), or a glob over either.
     pub fn match_pattern(&self, pattern: &str) -> BTreeSet<HostName> {
+        if pattern == "all" && !self.groups.contains_key("all") {
+            return self.hosts.keys().cloned().collect();
+        }
         let glob = glob::Pattern::new(pattern).ok();
         let matches = |name: &str| match &glob {
             Some(g) => g.matches(name),
@@ -355,45 +382,65 @@ impl Inventory {
 
 /// Read every secret the inventory references. Runs before anything connects.
 pub fn resolve_secrets(inventory: &Inventory) -> Result<Secrets, InventoryError> {
+    resolve_all_secrets(inventory).map_err(|mut errors| errors.remove(0))
+}
+
+/// Every secret, or every one that cannot be read (so one run reports them all).
+pub fn resolve_all_secrets(inventory: &Inventory) -> Result<Secrets, Vec<InventoryError>> {
     let mut out = Secrets::new();
+    let mut errors = Vec::new();
     for (name, r) in &inventory.secrets {
-        let value = match &r.source {
-            SecretSource::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => v,
-                Ok(_) => {
-                    return Err(InventoryError::MissingSecret {
-                        location: r.location.clone(),
-                        name: name.clone(),
-                        reason: format!("environment variable {var} is empty"),
-                        hint: format!("export {var}=... before running foobar"),
-                    });
-                }
-                Err(_) => {
-                    return Err(InventoryError::MissingSecret {
-                        location: r.location.clone(),
-                        name: name.clone(),
-                        reason: format!("environment variable {var} is not set"),
-                        hint: format!("export {var}=... before running foobar"),
-                    });
-                }
-            },
-            SecretSource::File(path) => match std::fs::read_to_string(path) {
-                Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
-                Err(e) => {
-                    return Err(InventoryError::MissingSecret {
+        match resolve_secret(name, r) {
+            Ok(v) => {
+                out.insert(name.clone(), v);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        // From here on, nothing printed can carry them (see `crate::say!`).
+        crate::secret::register(out.values());
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
+    let name = name.to_string();
+    let value = match &r.source {
+        SecretSource::Env(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => v,
+            Ok(_) => {
+                return Err(InventoryError::MissingSecret {
+                    location: r.location.clone(),
+                    name: name.clone(),
+                    reason: format!("environment variable {var} is empty"),
+                    hint: format!("export {var}=... before running foobar"),
+                });
+            }
+            Err(_) => {
+                return Err(InventoryError::MissingSecret {
+                    location: r.location.clone(),
+                    name: name.clone(),
+                    reason: format!("environment variable {var} is not set"),
+                    hint: format!("export {var}=... before running foobar"),
+                });
+            }
+        },
+        SecretSource::File(path) => match std::fs::read_to_string(path) {
+            Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
+            Err(e) => {
+                return Err(InventoryError::MissingSecret {
                         location: r.location.clone(),
                         name: name.clone(),
                         reason: format!("{}: {e}", path.display()),
                         hint: "create the file (mode 0600) or point `file:` at it; paths are relative to the inventory file".into(),
                     });
-                }
-            },
-        };
-        out.insert(name.clone(), Secret::new(value));
-    }
-    // From here on, nothing printed can carry them (see `crate::say!`).
-    crate::secret::register(out.values());
-    Ok(out)
+            }
+        },
+    };
+    Ok(Secret::new(value))
 }
 
 /// Resolve `path` relative to the directory of `base_file`.

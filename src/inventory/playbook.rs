@@ -460,10 +460,8 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
                     None => format!(
                         "groups in {}: {}",
                         inventory.path.display(),
-                        inventory
-                            .groups
-                            .keys()
-                            .cloned()
+                        std::iter::once("all")
+                            .chain(inventory.groups.keys().map(String::as_str))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),

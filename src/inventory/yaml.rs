@@ -41,6 +41,7 @@ pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, I
             Some(i) => raw[..i].to_string(),
             None => raw,
         };
+        message = plain_type_names(&message);
         let mut syntax = false;
         if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
             let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
@@ -97,4 +98,27 @@ fn unknown_key_hint(message: &str) -> Option<String> {
         None if !expected.is_empty() => Some(format!("valid keys here: {}", expected.join(", "))),
         None => None,
     }
+}
+
+/// serde's Rust type names (`invalid u16`, `expected u64`) in words a user knows.
+fn plain_type_names(message: &str) -> String {
+    const NAMES: [(&str, &str); 8] = [
+        ("u8", "a whole number from 0 to 255"),
+        ("u16", "a whole number from 0 to 65535"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("u64", "a whole number, 0 or more"),
+        ("usize", "a whole number, 0 or more"),
+        ("i64", "a whole number"),
+        ("i32", "a whole number"),
+        ("bool", "true or false"),
+    ];
+    for (rust, words) in NAMES {
+        if message == format!("invalid {rust}") {
+            return format!("expected {words}");
+        }
+        if let Some(head) = message.strip_suffix(&format!("expected {rust}")) {
+            return format!("{head}expected {words}");
+        }
+    }
+    message.to_string()
 }

@@ -310,6 +310,9 @@ pub struct Plan {
     /// How rolling plays will go: which hosts, in which order, drained where.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollout: Vec<String>,
+    /// What the plan was made from, so a saved plan applies only with the same inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<planfile::Inputs>,
 }
 
 impl Plan {

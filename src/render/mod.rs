@@ -659,13 +659,22 @@ impl<'a> RenderContext<'a> {
         })?;
         self.render_tracked(scope, |ctx| template.render(ctx))
             .map_err(|e| {
-                template_error(
+                let mut err = template_error(
                     &self.playbook.templates_dir,
                     &self.sources,
                     e,
                     host,
                     self.playbook.limits.template_fuel,
-                )
+                );
+                suggest_variable(
+                    &mut err,
+                    scope
+                        .vars
+                        .keys()
+                        .chain(scope.secrets.keys())
+                        .map(String::as_str),
+                );
+                err
             })
     }
 
@@ -918,6 +927,26 @@ fn hint_for(e: &minijinja::Error, host: &HostName, fuel: u64) -> Option<String> 
             Some("see https://docs.rs/minijinja for the template syntax".to_string())
         }
         _ => None,
+    }
+}
+
+/// An undefined variable close to one the host has (`app_prot` for `app_port`): say so
+/// first in the hint.
+fn suggest_variable<'a>(err: &mut RenderError, names: impl Iterator<Item = &'a str>) {
+    let RenderError::Template { message, hint, .. } = err else {
+        return;
+    };
+    let Some(name) = message
+        .strip_prefix("undefined variable '")
+        .and_then(|m| m.strip_suffix('\''))
+    else {
+        return;
+    };
+    if let Some(close) = crate::error::did_you_mean(name, names) {
+        *hint = Some(match hint.take() {
+            Some(h) => format!("did you mean `{close}`? Otherwise {h}"),
+            None => format!("did you mean `{close}`?"),
+        });
     }
 }
 

@@ -28,6 +28,15 @@ impl Styles {
     }
 }
 
+/// `1 host`, `2 hosts`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn symbol(action: Action) -> char {
     match action {
         Action::Create | Action::Install | Action::Start | Action::Enable => '+',
@@ -106,7 +115,7 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
                 }
             }
         }
-        if quiet_unchanged > 0 {
+        if quiet_unchanged > 0 && hp.has_changes() {
             let _ = writeln!(
                 out,
                 "  {}",
@@ -127,7 +136,11 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
             );
         }
         if !hp.has_changes() {
-            let _ = writeln!(out, "  no changes");
+            if quiet_unchanged > 0 {
+                let _ = writeln!(out, "  no changes ({quiet_unchanged} unchanged)");
+            } else {
+                let _ = writeln!(out, "  no changes");
+            }
         }
     }
     for (host, why) in &plan.failed {
@@ -145,12 +158,12 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
     }
     let handlers: usize = plan.hosts.values().map(|h| h.handlers.len()).sum();
     if handlers > 0 {
-        let _ = write!(summary, ", {handlers} handlers to run");
+        let _ = write!(summary, ", {} to run", count(handlers, "handler"));
     }
     let _ = write!(
         summary,
-        " on {} hosts",
-        plan.hosts.len() + plan.failed.len()
+        " on {}",
+        count(plan.hosts.len() + plan.failed.len(), "host")
     );
     if !plan.failed.is_empty() {
         let _ = write!(summary, " ({} could not be planned)", plan.failed.len());
@@ -180,7 +193,16 @@ pub fn report(r: &Report, st: &Styles) -> String {
         };
         let _ = writeln!(out, "{} {status}", st.bold.apply_to(format!("{host}:")));
         for d in &h.done {
-            let _ = writeln!(out, "  {} {d}", if r.dry_run { "would" } else { "done" });
+            if r.dry_run {
+                // "handler reload nginx" reads "would run handler reload nginx".
+                let d = match d {
+                    crate::apply::Outcome::Handler { name } => format!("run handler {name}"),
+                    other => other.to_string(),
+                };
+                let _ = writeln!(out, "  would {d}");
+            } else {
+                let _ = writeln!(out, "  done {d}");
+            }
         }
         for s in &h.skipped {
             let _ = writeln!(out, "  skipped {s}");
@@ -229,12 +251,14 @@ pub fn report(r: &Report, st: &Styles) -> String {
     let failed = r.failed_hosts();
     let mut summary = if r.dry_run {
         format!(
-            "Dry run: {changed} hosts would change, {} unchanged",
+            "Dry run: {} would change, {} unchanged",
+            count(changed, "host"),
             r.hosts.len() - changed - failed.len()
         )
     } else {
         format!(
-            "{changed} hosts changed, {} unchanged",
+            "{} changed, {} unchanged",
+            count(changed, "host"),
             r.hosts.len() - changed - failed.len()
         )
     };
@@ -296,4 +320,177 @@ pub fn health(
         );
     }
     out
+}
+
+/// An error for stderr: `error: …`, then, when it is in a file, `  --> file:line:col` with a
+/// code frame of that line (annotate-snippets), then `hint: …` when there is one.
+pub fn error(
+    message: &str,
+    location: Option<&crate::error::Location>,
+    hint: Option<&str>,
+    colour: bool,
+) -> String {
+    let mut out = match location.and_then(|l| code_frame(message, l, colour)) {
+        Some(framed) => format!("{framed}\n"),
+        None => {
+            let mut out = format!("error: {message}\n");
+            if let Some(l) = location {
+                let _ = writeln!(out, "  --> {l}");
+            }
+            out
+        }
+    };
+    if let Some(h) = hint {
+        let _ = writeln!(out, "hint: {h}");
+    }
+    out
+}
+
+/// `error: message`, `  --> file:line:col` and the line with a caret under the column,
+/// rustc-style; `None` when the file or the line cannot be read (the caller prints the
+/// location alone).
+fn code_frame(message: &str, l: &crate::error::Location, colour: bool) -> Option<String> {
+    use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+    if l.line == 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(&l.file).ok()?;
+    let line = text.lines().nth(l.line as usize - 1)?;
+    // The column counts characters from 1; the span is in bytes, at least one wide.
+    let start = line
+        .char_indices()
+        .nth(l.column.saturating_sub(1) as usize)
+        .map_or(line.len(), |(i, _)| i);
+    let word = line[start..]
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}' | ':'))
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| line[start..].chars().next().map_or(0, char::len_utf8));
+    let path = l.file.display().to_string();
+    let report = &[Level::ERROR.primary_title(message).element(
+        Snippet::source(line)
+            .line_start(l.line as usize)
+            .path(&path)
+            .annotation(AnnotationKind::Primary.span(start..start + word)),
+    )];
+    let renderer = if colour {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
+    let framed = renderer.render(report).to_string();
+    // annotate-snippets computes the column itself; keep it only when it agrees with ours.
+    framed
+        .contains(&format!("{path}:{}:{}", l.line, l.column.max(1)))
+        .then_some(framed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::inventory::HostName;
+    use crate::inventory::ServiceAction;
+    use crate::plan::{Change, HandlerCommand, HandlerRef, HostPlan, Step};
+
+    fn one_host(changes: Vec<Change>, handlers: Vec<HandlerRef>) -> Plan {
+        let mut hosts = BTreeMap::new();
+        hosts.insert(
+            HostName::new("web-01"),
+            HostPlan {
+                facts_digest: String::new(),
+                changes,
+                handlers,
+                locked_by: None,
+                remote_commands: 1,
+                locked: false,
+            },
+        );
+        Plan {
+            format_version: 1,
+            inventory: String::new(),
+            playbook: String::new(),
+            hosts,
+            failed: BTreeMap::new(),
+            rollout: vec![],
+            inputs: None,
+        }
+    }
+
+    fn file(target: &str, action: Action) -> Change {
+        Change::new(
+            0,
+            Step::Package {
+                name: target.into(),
+            },
+            action,
+            vec![],
+        )
+    }
+
+    #[test]
+    fn a_host_without_changes_says_so_once_with_its_unchanged_count() {
+        let plan = one_host(
+            vec![file("/a", Action::Unchanged), file("/b", Action::Unchanged)],
+            vec![],
+        );
+        let text = super::plan(&plan, &Styles::new(false), false);
+        assert_eq!(
+            text,
+            "web-01:\n  no changes (2 unchanged)\nNo changes. 0 to create, 0 to update, 0 to delete, 2 unchanged on 1 host.\n"
+        );
+    }
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        let plan = one_host(
+            vec![file("/a", Action::Create), file("/b", Action::Unchanged)],
+            vec![HandlerRef {
+                play: 0,
+                name: "reload".into(),
+                command: HandlerCommand::Service {
+                    name: "nginx".into(),
+                    action: ServiceAction::Reload,
+                },
+                pending: false,
+            }],
+        );
+        let text = super::plan(&plan, &Styles::new(false), false);
+        assert!(text.contains("  = 1 more unchanged\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "1 to create, 0 to update, 0 to delete, 1 unchanged, 1 handler to run on 1 host.\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(count(2, "host"), "2 hosts");
+    }
+
+    #[test]
+    fn a_dry_run_says_what_it_would_run() {
+        let mut report = Report {
+            format_version: 1,
+            dry_run: true,
+            hosts: BTreeMap::new(),
+            interrupted: false,
+        };
+        let mut h = crate::apply::HostReport::new();
+        h.status = HostStatus::WouldChange;
+        h.done = vec![
+            crate::apply::Outcome::Planned {
+                action: Action::Create,
+                kind: ChangeKind::File,
+                target: "/a".into(),
+            },
+            crate::apply::Outcome::Handler {
+                name: "say hello".into(),
+            },
+        ];
+        report.hosts.insert(HostName::new("web-01"), h);
+        let text = super::report(&report, &Styles::new(false));
+        assert_eq!(
+            text,
+            "web-01: would change (dry run)\n  would create file /a\n  would run handler say hello\nDry run: 1 host would change, 0 unchanged.\n"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 //! Report: the only code that prints. Tasks send [`Event`]s; a [`Reporter`] shows progress on
 //! stderr (a spinner per host on a terminal, plain lines otherwise). Plans and results are
-//! printed by [`human`] (stdout, readable without colour, `NO_COLOR` honoured) or as JSON.
+//! printed by [`human`] (stdout, readable without colour, `NO_COLOR` honoured; errors on
+//! stderr with a code frame) or by [`json`] (serde document types, each with
+//! `format_version` and a `summary`; schema in docs/json.md). `cli` only chooses which.
 
 pub mod human;
 pub mod json;
@@ -12,11 +14,31 @@ use crate::inventory::HostName;
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    HostStarted { host: HostName, what: &'static str },
-    HostGathered { host: HostName, commands: u64 },
-    PlayStarted { host: HostName, play: String },
-    StepDone { host: HostName, step: String },
-    HostFailed { host: HostName, message: String },
+    /// A run over this many hosts begins (connecting, then planning).
+    Started {
+        hosts: usize,
+    },
+    /// What a host is waiting for now, e.g. "connecting to 127.0.1.2 (timeout 10 s)".
+    HostStarted {
+        host: HostName,
+        what: String,
+    },
+    HostGathered {
+        host: HostName,
+        commands: u64,
+    },
+    PlayStarted {
+        host: HostName,
+        play: String,
+    },
+    StepDone {
+        host: HostName,
+        step: String,
+    },
+    HostFailed {
+        host: HostName,
+        message: String,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -31,18 +53,63 @@ pub struct Progress {
         indicatif::MultiProgress,
         Mutex<std::collections::BTreeMap<HostName, indicatif::ProgressBar>>,
     )>,
+    /// `n/N hosts` and the elapsed time, above the hosts' spinners (terminal only).
+    total: Option<indicatif::ProgressBar>,
+    /// Hosts that reached a result (planned or failed), counted once each.
+    done: Mutex<std::collections::BTreeSet<HostName>>,
     verbose: bool,
+    /// `-q`: print nothing.
+    quiet: bool,
 }
 
 impl Progress {
-    pub fn new(verbose: bool) -> Self {
+    /// Nothing at all on stderr (`-q`): the final report says everything.
+    pub fn quiet() -> Self {
+        Self {
+            bars: None,
+            total: None,
+            done: Mutex::new(Default::default()),
+            verbose: false,
+            quiet: true,
+        }
+    }
+
+    /// Spinners on a terminal; with `verbose` (-v, counted) a line per step otherwise.
+    pub fn new(verbose: u8) -> Self {
+        let verbose = verbose > 0;
         let bars = std::io::stderr().is_terminal().then(|| {
             (
                 indicatif::MultiProgress::new(),
                 Mutex::new(Default::default()),
             )
         });
-        Self { bars, verbose }
+        let total = bars.as_ref().map(|(multi, _)| {
+            let b = multi.add(indicatif::ProgressBar::new(0));
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{pos}/{len} hosts, {elapsed} {msg}")
+                    .expect("static template"),
+            );
+            b
+        });
+        Self {
+            bars,
+            total,
+            done: Mutex::new(Default::default()),
+            verbose,
+            quiet: false,
+        }
+    }
+
+    /// One more host reached a result.
+    fn host_done(&self, host: &HostName) {
+        let new = self
+            .done
+            .lock()
+            .expect("progress lock")
+            .insert(host.clone());
+        if let (true, Some(t)) = (new, &self.total) {
+            t.inc(1);
+        }
     }
 
     fn bar(&self, host: &HostName) -> Option<indicatif::ProgressBar> {
@@ -68,17 +135,31 @@ impl Progress {
 impl Reporter for Progress {
     fn event(&self, e: Event) {
         let (host, msg) = match &e {
-            Event::HostStarted { host, what } => (host, what.to_string()),
+            Event::Started { hosts } => {
+                if let Some(t) = &self.total {
+                    t.set_length(*hosts as u64);
+                    t.enable_steady_tick(std::time::Duration::from_millis(500));
+                }
+                return;
+            }
+            Event::HostStarted { host, what } => (host, what.clone()),
             Event::HostGathered { host, commands } => {
-                (host, format!("read ({commands} remote commands)"))
+                self.host_done(host);
+                (host, format!("planned ({commands} remote commands)"))
             }
             Event::PlayStarted { host, play } => (host, format!("applying play `{play}`")),
             Event::StepDone { host, step } => (host, step.clone()),
-            Event::HostFailed { host, message } => (
-                host,
-                format!("FAILED: {}", message.lines().next().unwrap_or("")),
-            ),
+            Event::HostFailed { host, message } => {
+                self.host_done(host);
+                (
+                    host,
+                    format!("FAILED: {}", message.lines().next().unwrap_or("")),
+                )
+            }
         };
+        if self.quiet {
+            return;
+        }
         // The bars write to stderr themselves: redact here.
         let msg = crate::secret::redact(&msg);
         if let Some(b) = self.bar(host) {
@@ -92,6 +173,9 @@ impl Reporter for Progress {
         if let Some((multi, map)) = &self.bars {
             for b in map.lock().expect("progress lock").values() {
                 b.finish_and_clear();
+            }
+            if let Some(t) = &self.total {
+                t.finish_and_clear();
             }
             let _ = multi.clear();
         }

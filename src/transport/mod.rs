@@ -180,7 +180,10 @@ pub fn wrap_command_line(command: &RemoteCommand, become_root: bool) -> String {
     }
 }
 
-/// `FOOBAR_TRACE=1`: one line per remote command on stderr (host, start and duration in ms
+/// The `tracing` target of the per-command profile lines.
+pub const TRACE_TARGET: &str = "foobar::trace";
+
+/// `FOOBAR_TRACE=1` (or `-vv`): one line per remote command on stderr (host, start and duration in ms
 /// since the process started, bytes in and out, and the script's first `#` comment as its
 /// label: a first line starting with `# `), for profiling a run. Never prints command lines' arguments or stdin contents.
 pub(crate) fn trace(
@@ -190,9 +193,8 @@ pub(crate) fn trace(
     started: std::time::Instant,
     result: &Result<Output, TransportError>,
 ) {
-    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    if !*ENABLED.get_or_init(|| std::env::var_os("FOOBAR_TRACE").is_some_and(|v| v != "0")) {
+    if !tracing::enabled!(target: TRACE_TARGET, tracing::Level::DEBUG) {
         return;
     }
     let epoch = *EPOCH.get_or_init(|| started);
@@ -215,11 +217,16 @@ pub(crate) fn trace(
                 .to_string()
         });
     let (code, out) = match result {
-        Ok(o) => (format!("{:?}", o.code), o.stdout.len()),
+        Ok(o) => (
+            o.code
+                .map_or_else(|| "signal".to_string(), |c| c.to_string()),
+            o.stdout.len(),
+        ),
         Err(_) => ("error".to_string(), 0),
     };
-    crate::warn!(
-        "trace {host} start={}ms took={}ms in={}B out={out}B exit={code} {label}\n",
+    tracing::debug!(
+        target: TRACE_TARGET,
+        "trace {host} start={}ms took={}ms in={}B out={out}B exit={code} {label}",
         started.saturating_duration_since(epoch).as_millis(),
         started.elapsed().as_millis(),
         stdin.map_or(0, |b| b.len()),

@@ -443,6 +443,14 @@ async fn open_master(
         Ok(Ok(session)) => Ok(session),
         Ok(Err(e)) => {
             let mut reason = connect_failure_reason(&e);
+            if proxy_failed(&reason) {
+                // The ProxyJump/ProxyCommand's own ssh said why (`Could not resolve hostname
+                // …`, `Connection refused`) on a stderr the master does not keep; ask once
+                // more with stderr captured, keeping every line.
+                if let Some(why) = probe_failure_reason(spec, limit).await {
+                    reason = why;
+                }
+            }
             if reason.is_empty() || reason.contains("Host key verification failed") {
                 // `LogLevel QUIET/FATAL` in the ssh config (vagrant ssh-config writes FATAL)
                 // silences most reasons, e.g. `Connection refused`; ask ssh once more, louder.
@@ -462,6 +470,13 @@ async fn open_master(
             limit.as_secs()
         ))),
     }
+}
+
+/// The master's log when the proxy (ProxyJump, ProxyCommand) went away before the server
+/// said hello: the proxy's own reason is elsewhere.
+fn proxy_failed(reason: &str) -> bool {
+    reason.contains("kex_exchange_identification: Connection closed")
+        || reason.contains("Connection closed by UNKNOWN port")
 }
 
 /// OpenSSH's own words for a failed connection (`Connection refused`, `Permission denied

@@ -1,0 +1,74 @@
+//! `foobar.toml`: optional project defaults, found in the working directory or the nearest
+//! parent that has one (like `ansible.cfg`). Paths in it are relative to its own directory.
+//! Precedence: command-line flag > `FOOBAR_INVENTORY`/`FOOBAR_PLAYBOOK` > foobar.toml >
+//! built-in default.
+//!
+//! ```toml
+//! inventory = "inventories/lab.yml"
+//! playbook = "playbooks/site.yml"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const FILE_NAME: &str = "foobar.toml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub inventory: Option<PathBuf>,
+    pub playbook: Option<PathBuf>,
+}
+
+/// The nearest foobar.toml at or above `start`.
+pub fn find(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|d| d.join(FILE_NAME))
+        .find(|p| p.is_file())
+}
+
+/// Read a foobar.toml, its paths made relative to the working directory's view of it.
+pub fn load(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut config: Config =
+        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for p in [&mut config.inventory, &mut config.playbook]
+        .into_iter()
+        .flatten()
+    {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    Ok(config)
+}
+
+/// Make the config's paths the defaults of every subcommand's `--inventory`/`--playbook`.
+pub fn apply_defaults(mut cmd: clap::Command, config: &Config) -> clap::Command {
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |mut sub| {
+            for (id, value) in [
+                ("inventory", &config.inventory),
+                ("playbook", &config.playbook),
+            ] {
+                if let Some(v) = value
+                    && sub.get_arguments().any(|a| a.get_id() == id)
+                {
+                    // clap keeps defaults as `&'static str`; once per process.
+                    let v: &'static str = Box::leak(v.display().to_string().into_boxed_str());
+                    sub = sub.mut_arg(id, |a| a.default_value(v));
+                }
+            }
+            sub
+        });
+    }
+    cmd
+}
