@@ -299,7 +299,7 @@ mod tests {
     fn failed(error: ApplyError) -> HostReport {
         let mut rep = HostReport::new();
         fail(
-            &crate::report::Silent,
+            &crate::event::Silent,
             &HostName::new("web-01"),
             &mut rep,
             error,

@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 
+use crate::event::Reporter;
 use crate::inventory::HostName;
 use crate::plan::Plan;
 use crate::render::DesiredState;
-use crate::report::Reporter;
 use crate::transport::Transport;
 pub use error::{ApplyError, RolloutError, Stage};
 use lock::lock_and_check;

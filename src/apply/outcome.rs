@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use super::error::{ApplyError, Stage};
 use crate::error::Diagnostic;
+use crate::event::{Event, Reporter};
 use crate::inventory::HostName;
 use crate::plan::{Action, ChangeKind};
-use crate::report::{Event, Reporter};
 use crate::secret::Redactor;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,9 +5,9 @@ use super::error::{ApplyError, Stage};
 use super::outcome::{HostReport, HostStatus, Outcome, Skipped, fail};
 use super::schedule::{DbSync, Run, SignalOnDrop};
 use super::{Target, database, script};
+use crate::event::Event;
 use crate::inventory::HostName;
 use crate::plan::Action;
-use crate::report::Event;
 use crate::shell;
 use crate::transport::RemoteCommand;
 

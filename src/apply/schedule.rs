@@ -10,9 +10,9 @@ use futures::StreamExt;
 
 use super::outcome::{HostReport, HostStatus, Skipped, merge};
 use super::{ApplyOptions, Target, rolling};
+use crate::event::Reporter;
 use crate::inventory::{DatabaseRole, HostName};
 use crate::plan::{Action, Plan};
-use crate::report::Reporter;
 
 /// A stretch of the run: plays that pipeline freely per host, or one rollout.
 pub(super) enum Phase<'b> {

@@ -285,7 +285,7 @@ pub fn report(r: &Report, st: &Styles) -> String {
 pub fn health(
     h: &crate::verify::Health,
     st: &Styles,
-    order: impl Fn(&crate::inventory::HostName) -> u8,
+    order: impl Fn(&crate::host::HostName) -> u8,
 ) -> String {
     let mut out = String::new();
     let mut hosts: Vec<_> = h.hosts.iter().collect();

@@ -10,41 +10,8 @@ pub mod json;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
-use crate::inventory::HostName;
-
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// A run over this many hosts begins (connecting, then planning).
-    Started {
-        hosts: usize,
-    },
-    /// What a host is waiting for now, e.g. "connecting to 127.0.1.2 (timeout 10 s)".
-    HostStarted {
-        host: HostName,
-        what: String,
-    },
-    HostGathered {
-        host: HostName,
-        commands: u64,
-    },
-    PlayStarted {
-        host: HostName,
-        play: String,
-    },
-    StepDone {
-        host: HostName,
-        step: String,
-    },
-    HostFailed {
-        host: HostName,
-        message: String,
-    },
-}
-
-pub trait Reporter: Send + Sync {
-    fn event(&self, e: Event);
-    fn finish(&self) {}
-}
+pub use crate::event::{Event, Reporter, Silent};
+use crate::host::HostName;
 
 /// Progress on stderr: indicatif spinners on a terminal, quiet otherwise (the final report says
 /// everything; per-step lines on a pipe would only be noise).
@@ -180,10 +147,4 @@ impl Reporter for Progress {
             let _ = multi.clear();
         }
     }
-}
-
-/// Swallows events: for tests and JSON runs that want silence.
-pub struct Silent;
-impl Reporter for Silent {
-    fn event(&self, _: Event) {}
 }

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use super::{ConnectionSpec, Output, RemoteCommand, Transport, TransportError, wrap_command_line};
-use crate::inventory::HostName;
+use crate::host::HostName;
 
 /// Extra time the local tokio timeout allows on top of the command's own `timeout`, so the
 /// in-command bound (`timeout --kill-after=5`) normally fires first.

@@ -12,7 +12,7 @@ pub mod ssh;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::inventory::HostName;
+use crate::host::HostName;
 
 /// What a command printed and how it ended.
 #[derive(Debug, Clone)]

@@ -41,7 +41,7 @@ use tokio::sync::Semaphore;
 
 use super::local::feed_stream;
 use super::{ConnectionSpec, Output, RemoteCommand, Transport, TransportError, wrap_command_line};
-use crate::inventory::HostName;
+use crate::host::HostName;
 
 /// Channels open at once on one master. sshd's default `MaxSessions` is 10; keep a margin.
 pub const MAX_CHANNELS: usize = 8;
