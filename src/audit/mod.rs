@@ -119,13 +119,6 @@ fn locate(inv: &Inventory, text: &str, needle: &str) -> String {
     }
 }
 
-fn group_hosts<'a>(inv: &'a Inventory, name: &str) -> &'a [HostName] {
-    inv.groups
-        .get(name)
-        .map(|g| g.hosts.as_slice())
-        .unwrap_or(&[])
-}
-
 fn truthy(v: Option<&serde_json::Value>) -> bool {
     // Exactly what the templates and `verify` treat as on: a YAML boolean true.
     matches!(v, Some(serde_json::Value::Bool(true)))
@@ -178,7 +171,7 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
     let file = inv.path.display().to_string();
 
     // --- single points of failure
-    let lbs = group_hosts(inv, "loadbalancer");
+    let lbs = &inv.topology.load_balancers;
     if lbs.len() == 1 {
         out.push(Finding {
             id: "single_load_balancer",
@@ -189,8 +182,8 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
             fix: "add a second machine to group `loadbalancer` and share a floating address between the two with VRRP (keepalived); this needs a second machine, configuration alone cannot fix it".into(),
         });
     }
-    let primaries = group_hosts(inv, "db_primary");
-    let replicas = group_hosts(inv, "db_replica");
+    let primaries: Vec<&HostName> = inv.topology.database_primary.iter().collect();
+    let replicas = &inv.topology.database_replicas;
     let failover = inv
         .vars
         .get("db_failover")
@@ -290,7 +283,7 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
                         fix: format!("set `bind-address = {{{{ private_ip }}}}` in templates/{}", entry.origin),
                     }),
                 }
-                let replica = inv.in_group(host, "db_replica");
+                let replica = inv.topology.is_replica(host);
                 let read_only = setting(&body, "read_only").is_some_and(|(_, v)| {
                     matches!(v.to_ascii_lowercase().as_str(), "on" | "1" | "true")
                 });
@@ -330,7 +323,7 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
         .and_then(|v| v.as_array())
         .is_some_and(|a| !a.is_empty());
     for host in input.desired.keys() {
-        if !inv.in_group(host, "firewall") || !admin {
+        if !inv.topology.is_firewalled(host) || !admin {
             out.push(Finding {
                 id: "no_firewall",
                 severity: Severity::High,
@@ -355,7 +348,7 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
     }
 
     // --- monitoring and backups
-    if group_hosts(inv, "monitoring").is_empty() {
+    if inv.topology.monitoring.is_empty() {
         out.push(Finding {
             id: "no_monitoring",
             severity: Severity::Medium,
@@ -476,7 +469,7 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
             "database" => {
                 let f: Vec<&str> = line.split('\t').collect();
                 match f.as_slice() {
-                    ["read_only", "0"] if inv.in_group(host, "db_replica") => out.push(Finding {
+                    ["read_only", "0"] if inv.topology.is_replica(host) => out.push(Finding {
                         id: "replica_not_read_only",
                         severity: Severity::High,
                         location: format!("host {host}"),
@@ -498,7 +491,7 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
             _ => {}
         }
     }
-    let firewalled = output.contains("#foobar:firewall") && inv.in_group(host, "firewall");
+    let firewalled = output.contains("#foobar:firewall") && inv.topology.is_firewalled(host);
     if firewalled && !tables.lines().any(|l| l.trim() == "table inet foobar") {
         out.push(Finding {
             id: "firewall_not_loaded",

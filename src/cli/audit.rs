@@ -77,9 +77,7 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
         let timeout = Duration::from_secs(inv.ssh.command_timeout.min(60));
         let results = futures::future::join_all(hosts.iter().map(|h| {
             let spec = inv.connection(h);
-            let database = inv.in_group(h, "databases")
-                || inv.in_group(h, "db_primary")
-                || inv.in_group(h, "db_replica");
+            let database = inv.topology.is_database(h);
             async move {
                 let script = audit::live_script(database);
                 let r = match transport::connect(&spec).await {

@@ -195,19 +195,16 @@ fn rollout(
     hosts: &BTreeMap<HostName, plan::HostPlan>,
 ) -> Vec<String> {
     let inv = &loaded.inventory;
-    let (Some(lb), Some(web)) = (
-        inv.groups.get("loadbalancer").and_then(|g| g.hosts.first()),
-        inv.groups.get("web"),
-    ) else {
+    let Some(lb) = inv.topology.load_balancer() else {
         return vec![];
     };
+    let web = &inv.topology.web_servers;
     let mut out = Vec::new();
     for play in &loaded.playbook.plays {
         let Some(n) = play.serial.filter(|n| *n > 0) else {
             continue;
         };
         let order: Vec<&str> = web
-            .hosts
             .iter()
             .filter(|h| {
                 desired

@@ -28,11 +28,7 @@ pub fn balancer(loaded: &Session, conn: &Connections) -> Option<Balancer> {
             })
             .unwrap_or_else(|| default.to_string())
     };
-    let servers = inv
-        .groups
-        .get("web")
-        .map(|g| g.hosts.clone())
-        .unwrap_or_default();
+    let servers = inv.topology.web_servers.clone();
     let direct = servers
         .iter()
         .filter_map(|h| {

@@ -237,12 +237,7 @@ impl Session {
 
     /// The first host of group `loadbalancer`.
     pub fn balancer_host(&self) -> Option<HostName> {
-        self.inventory
-            .groups
-            .get("loadbalancer")?
-            .hosts
-            .first()
-            .cloned()
+        self.inventory.topology.load_balancer().cloned()
     }
 
     /// The database primary's transport, when a selected host is in a database play: a

@@ -86,9 +86,9 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
         crate::say!("{}", json::document(&json::VerifyDocument::new(&health)));
     } else {
         let order = |h: &HostName| {
-            if session.inventory.in_group(h, "db_replica") {
+            if session.inventory.topology.is_replica(h) {
                 0
-            } else if session.inventory.in_group(h, "db_primary") {
+            } else if session.inventory.topology.is_primary(h) {
                 1
             } else {
                 2

@@ -67,13 +67,6 @@ pub struct Stack {
     pub edges: Vec<Edge>,
 }
 
-fn group(inv: &Inventory, name: &str) -> Vec<HostName> {
-    inv.groups
-        .get(name)
-        .map(|g| g.hosts.clone())
-        .unwrap_or_default()
-}
-
 fn id(host: &HostName, part: &str) -> String {
     let h: String = host
         .as_str()
@@ -85,11 +78,12 @@ fn id(host: &HostName, part: &str) -> String {
 
 /// The stack from the inventory's groups.
 pub fn stack(inv: &Inventory) -> Stack {
-    let lbs = group(inv, "loadbalancer");
-    let web = group(inv, "web");
-    let primaries = group(inv, "db_primary");
-    let replicas = group(inv, "db_replica");
-    let monitoring = group(inv, "monitoring");
+    let topology = &inv.topology;
+    let lbs = topology.load_balancers.clone();
+    let web = topology.web_servers.clone();
+    let primaries: Vec<HostName> = topology.database_primary.iter().cloned().collect();
+    let replicas = topology.database_replicas.clone();
+    let monitoring = topology.monitoring.clone();
     let primary = primaries.first();
 
     let mut order: Vec<HostName> = Vec::new();

@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::topology::{DATABASE_PRIMARY, DATABASE_REPLICAS, Topology};
 use super::yaml::{location_of, parse};
 use super::{
     Group, Host, HostName, Inventory, InventoryError, SecretRef, SecretSource, SshDefaults, Vars,
@@ -216,6 +217,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     }
 
     let groups = resolve_groups(path, &hosts, raw.groups)?;
+    let topology = Topology::resolve(&groups);
     let mut inventory = Inventory {
         path: path.to_path_buf(),
         ssh,
@@ -224,6 +226,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         hosts,
         groups,
         warnings,
+        topology,
     };
     load_var_files(&mut inventory)?;
     check_database_topology(&inventory)?;
@@ -344,13 +347,13 @@ fn resolve_groups(
 /// Groups `db_primary` and `db_replica` describe the database tier: one primary, replicas
 /// only with a primary, unique `server_id`s.
 fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
-    let primaries = inv.groups.get("db_primary").map(|g| g.hosts.clone());
-    let replicas = inv.groups.get("db_replica").map(|g| g.hosts.clone());
+    let primaries = inv.groups.get(DATABASE_PRIMARY).map(|g| g.hosts.clone());
+    let replicas = inv.groups.get(DATABASE_REPLICAS).map(|g| g.hosts.clone());
     if let Some(p) = &primaries
         && p.len() > 1
     {
         return Err(InventoryError::Topology {
-            location: inv.groups["db_primary"].location.clone(),
+            location: inv.groups[DATABASE_PRIMARY].location.clone(),
             message: format!(
                 "group db_primary has {} hosts ({}); replication has exactly one primary",
                 p.len(),
@@ -364,7 +367,7 @@ fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
         && primaries.as_ref().is_none_or(|p| p.is_empty())
     {
         return Err(InventoryError::Topology {
-            location: inv.groups["db_replica"].location.clone(),
+            location: inv.groups[DATABASE_REPLICAS].location.clone(),
             message: format!(
                 "db_replica has {} but there is no primary to follow",
                 r.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
@@ -376,7 +379,7 @@ fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
         && let Some(both) = p.iter().find(|h| r.contains(h))
     {
         return Err(InventoryError::Topology {
-            location: inv.groups["db_replica"].location.clone(),
+            location: inv.groups[DATABASE_REPLICAS].location.clone(),
             message: format!("{both} is in both db_primary and db_replica"),
             hint: "a database host is either the primary or a replica".into(),
         });

@@ -13,6 +13,7 @@ pub mod failover_edit;
 mod load;
 mod playbook;
 pub mod rules;
+pub mod topology;
 mod yaml;
 
 pub use load::load_inventory;
@@ -20,6 +21,7 @@ pub use playbook::{
     DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Limits, Play, Playbook,
     ServiceAction, ServiceSpec, ServiceState, SyncSpec, load_playbook,
 };
+pub use topology::Topology;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -98,6 +100,8 @@ pub struct Inventory {
     pub groups: BTreeMap<String, Group>,
     /// Said on stderr before anything connects, each naming its file and line.
     pub warnings: Vec<String>,
+    /// Who is load balancer, web server, database primary and replica: from `groups`, once.
+    pub topology: Topology,
 }
 
 /// Secret values by name, resolved at run time.

@@ -358,11 +358,7 @@ async fn settle_balancers(
 pub async fn verify(input: &VerifyInput<'_>) -> Health {
     let inv = input.inventory;
     let facts_sql = input.database.map(|c| c.facts_sql());
-    let lbs: Vec<HostName> = inv
-        .groups
-        .get("loadbalancer")
-        .map(|g| g.hosts.clone())
-        .unwrap_or_default();
+    let lbs: Vec<HostName> = inv.topology.load_balancers.clone();
     let script_of = |h: &HostName| {
         let desired = &input.desired[h];
         let socket = lbs.contains(h).then(|| {
@@ -545,11 +541,7 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
     }
 
     // HTTP through each load balancer reaches every web host.
-    let web: Vec<HostName> = inv
-        .groups
-        .get("web")
-        .map(|g| g.hosts.clone())
-        .unwrap_or_default();
+    let web: Vec<HostName> = inv.topology.web_servers.clone();
     for lb in lbs.iter().filter(|l| input.transports.contains_key(*l)) {
         let addr = lb_address(inv, lb);
         let domain = inv
