@@ -20,6 +20,7 @@ pub mod event;
 pub mod gather;
 pub mod graph;
 pub mod host;
+pub mod http;
 pub mod inventory;
 pub mod mysql;
 pub mod plan;

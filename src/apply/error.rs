@@ -258,11 +258,12 @@ pub enum RolloutError {
     NotUp { server: HostName, seconds: u64 },
     #[error("no address to check {0} directly")]
     NoAddress(HostName),
-    #[error("{server} failed its health check for {seconds} s: {last}")]
+    #[error("{server} failed its health check for {seconds} s: {}", .last.as_ref().map(|e| e.to_string()).unwrap_or_default())]
     Unhealthy {
         server: HostName,
         seconds: u64,
-        last: String,
+        /// The last request's failure (None: the deadline passed before the first answer).
+        last: Option<crate::http::HttpError>,
     },
 }
 

@@ -10,8 +10,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use super::error::RolloutError;
 use crate::inventory::HostName;
 use crate::shell;
@@ -154,11 +152,11 @@ impl Balancer {
             return Err(RolloutError::NoAddress(server.clone()));
         };
         let deadline = Instant::now() + self.timeout;
-        let mut last = String::new();
+        let mut last = None;
         while Instant::now() < deadline {
-            match get(addr, &self.domain).await {
-                Ok(()) => return Ok(()),
-                Err(e) => last = e,
+            match crate::http::Client::GATE.get_ok(addr, &self.domain).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e),
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
@@ -167,29 +165,5 @@ impl Balancer {
             seconds: self.timeout.as_secs(),
             last,
         })
-    }
-}
-
-/// One request; the error is the reason, kept as the last one seen by the health gate.
-async fn get(addr: &str, domain: &str) -> Result<(), String> {
-    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
-        .await
-        .map_err(|_| format!("connecting to {addr} timed out"))?
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    s.write_all(
-        format!("GET / HTTP/1.0\r\nHost: {domain}\r\nUser-Agent: foobar-gate\r\n\r\n").as_bytes(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf))
-        .await
-        .map_err(|_| format!("{addr} did not answer"))?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf);
-    match text.split_whitespace().nth(1) {
-        Some("200") => Ok(()),
-        Some(code) => Err(format!("{addr} answered {code}")),
-        None => Err(format!("{addr} sent no HTTP answer")),
     }
 }

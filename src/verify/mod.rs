@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::apply::database::{self, DatabaseConfig};
 use crate::gather::{database_probe, sh_quote};
@@ -143,30 +142,6 @@ pub fn haproxy_checks(text: &str) -> Vec<Check> {
         ));
     }
     checks
-}
-
-async fn http_get(addr: &str, domain: &str) -> Result<String, String> {
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let req = format!("GET / HTTP/1.0\r\nHost: {domain}\r\nUser-Agent: foobar-verify\r\n\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
-        .await
-        .map_err(|_| format!("{addr} did not answer within 5 s"))?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).unwrap_or("?").to_string();
-    if status != "200" {
-        return Err(format!("{addr} answered {status}"));
-    }
-    Ok(text)
 }
 
 /// Where clients reach the load balancer: its bind address, else the host's address.
@@ -569,10 +544,10 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut errors = Vec::new();
         for _ in 0..(2 * web.len().max(1) + 2) {
-            match http_get(&addr, &domain).await {
-                Ok(body) => {
+            match crate::http::Client::VERIFY.get_ok(&addr, &domain).await {
+                Ok(answer) => {
                     for w in &web {
-                        if body.contains(&format!("served by {w}")) {
+                        if answer.text.contains(&format!("served by {w}")) {
                             *seen.entry(w.to_string()).or_default() += 1;
                         }
                     }
@@ -612,7 +587,11 @@ async fn verify_https(
     let mut checks = Vec::new();
     let host = http_addr.rsplit_once(':').map_or(http_addr, |(h, _)| h);
     let addr = format!("{host}:443");
-    match tls::http_status(http_addr, domain).await {
+    match crate::http::Client::VERIFY
+        .get(http_addr, domain)
+        .await
+        .map(|a| (a.status().to_string(), a.location()))
+    {
         Ok((status, Some(loc))) if status.starts_with('3') && loc.starts_with("https://") => {
             checks.push(Check::pass("http_redirect", format!("GET http://{domain}/ via {http_addr} answers {status} to {loc}")));
         }
@@ -621,7 +600,7 @@ async fn verify_https(
             format!("GET http://{domain}/ via {http_addr} answers {status}{}", loc.map(|l| format!(" to {l}")).unwrap_or_default()),
             "plain HTTP should redirect to HTTPS: `foobar apply` renders the redirect into haproxy.cfg",
         )),
-        Err(e) => checks.push(Check::fail("http_redirect", e, "is HAProxy running? `foobar apply --limit` the load balancer")),
+        Err(e) => checks.push(Check::fail("http_redirect", e.to_string(), "is HAProxy running? `foobar apply --limit` the load balancer")),
     }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -630,12 +609,12 @@ async fn verify_https(
         match tls::https_get(&addr, domain, ca).await {
             Ok(a) => {
                 certificate.get_or_insert((a.days_left, a.protocol.clone()));
-                if a.status != "200" {
-                    errors.push(format!("{addr} answered {}", a.status));
+                if let Err(e) = a.answer.clone().ok() {
+                    errors.push(e);
                     continue;
                 }
                 for w in web {
-                    if a.body.contains(&format!("served by {w}")) {
+                    if a.answer.text.contains(&format!("served by {w}")) {
                         *seen.entry(w.to_string()).or_default() += 1;
                     }
                 }
@@ -658,7 +637,7 @@ async fn verify_https(
         )),
         None => checks.push(Check::fail(
             "tls_certificate",
-            format!("no verified TLS connection to {addr}: {}", errors.first().cloned().unwrap_or_default()),
+            format!("no verified TLS connection to {addr}: {}", errors.first().map(|e| e.to_string()).unwrap_or_default()),
             "check the certificate is for this domain and signed by a CA foobar trusts (`tls_ca_file` under vars for a private CA)",
         )),
     }

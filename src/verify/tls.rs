@@ -4,16 +4,16 @@
 
 use std::path::Path;
 use std::pin::Pin;
-use std::time::Duration;
 
 use openssl::ssl::{SslConnector, SslMethod};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::http::{Answer, Client, HttpError};
+
 /// What one HTTPS request saw.
 #[derive(Debug)]
 pub struct HttpsAnswer {
-    pub status: String,
-    pub body: String,
+    pub answer: Answer,
     /// Days until the served leaf certificate expires (negative: expired).
     pub days_left: Option<i64>,
     pub protocol: String,
@@ -25,37 +25,38 @@ pub async fn https_get(
     addr: &str,
     domain: &str,
     ca_file: Option<&Path>,
-) -> Result<HttpsAnswer, String> {
-    let mut builder =
-        SslConnector::builder(SslMethod::tls_client()).map_err(|e| format!("OpenSSL: {e}"))?;
+) -> Result<HttpsAnswer, HttpError> {
+    let client = Client::VERIFY;
+    let openssl = |e: openssl::error::ErrorStack| HttpError::OpenSsl(e.to_string());
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(openssl)?;
     if let Some(ca) = ca_file {
-        builder
-            .set_ca_file(ca)
-            .map_err(|e| format!("cannot load the CA file {}: {e}", ca.display()))?;
+        builder.set_ca_file(ca).map_err(|e| HttpError::CaFile {
+            path: ca.display().to_string(),
+            detail: e.to_string(),
+        })?;
     }
     let connector = builder.build();
     let ssl = connector
         .configure()
         .and_then(|c| c.into_ssl(domain))
-        .map_err(|e| format!("OpenSSL: {e}"))?;
-    let tcp = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+        .map_err(openssl)?;
+    let tcp = client.connect(addr).await?;
+    let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(openssl)?;
+    tokio::time::timeout(client.answer, Pin::new(&mut stream).connect())
         .await
-        .map_err(|_| format!("connecting to {addr} timed out"))?
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let mut stream =
-        tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| format!("OpenSSL: {e}"))?;
-    tokio::time::timeout(Duration::from_secs(5), Pin::new(&mut stream).connect())
-        .await
-        .map_err(|_| format!("TLS handshake with {addr} timed out"))?
+        .map_err(|_| HttpError::HandshakeTimeout { addr: addr.into() })?
         .map_err(|e| {
             let verify = stream.ssl().verify_result();
             if verify.as_raw() != 0 {
-                format!(
-                    "the certificate served by {addr} does not verify: {}",
-                    verify.error_string()
-                )
+                HttpError::Unverified {
+                    addr: addr.into(),
+                    detail: verify.error_string().into(),
+                }
             } else {
-                format!("TLS handshake with {addr} failed: {e}")
+                HttpError::Handshake {
+                    addr: addr.into(),
+                    detail: e.to_string(),
+                }
             }
         })?;
     let days_left = stream
@@ -63,19 +64,18 @@ pub async fn https_get(
         .peer_certificate()
         .and_then(|c| days_until(c.not_after()));
     let protocol = stream.ssl().version_str().to_string();
-    let req = format!("GET / HTTP/1.0\r\nHost: {domain}\r\nUser-Agent: foobar-verify\r\n\r\n");
     stream
-        .write_all(req.as_bytes())
+        .write_all(client.request(domain).as_bytes())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| HttpError::Io {
+            addr: addr.into(),
+            source: std::sync::Arc::new(source),
+        })?;
     let mut buf = Vec::new();
     // A peer that closes without close_notify ends the read with an error after the data.
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).unwrap_or("?").to_string();
+    let _ = tokio::time::timeout(client.answer, stream.read_to_end(&mut buf)).await;
     Ok(HttpsAnswer {
-        status,
-        body: text,
+        answer: Answer::parse(addr, &buf),
         days_left,
         protocol,
     })
@@ -85,34 +85,4 @@ pub async fn https_get(
 pub fn days_until(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
     let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
     now.diff(t).ok().map(|d| i64::from(d.days))
-}
-
-/// A plain-HTTP `GET /`: the status and the `Location` header, to check the redirect.
-pub async fn http_status(addr: &str, domain: &str) -> Result<(String, Option<String>), String> {
-    let mut stream =
-        tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let req = format!("GET / HTTP/1.0\r\nHost: {domain}\r\nUser-Agent: foobar-verify\r\n\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
-        .await
-        .map_err(|_| format!("{addr} did not answer within 5 s"))?
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split_whitespace().nth(1).unwrap_or("?").to_string();
-    let location = text
-        .lines()
-        .take_while(|l| !l.is_empty() && *l != "\r")
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("location")
-                .then(|| v.trim().to_string())
-        });
-    Ok((status, location))
 }
