@@ -104,7 +104,7 @@ pub struct AuditInput<'a> {
     pub desired: &'a BTreeMap<HostName, DesiredState>,
     /// Days until the certificate expires, when `https` is on and the certificate could be
     /// read (negative: expired); the error text when it could not.
-    pub certificate_days: Option<Result<i64, String>>,
+    pub certificate_days: Option<Result<i64, CertificateError>>,
 }
 
 /// `file:line` of the first line whose trimmed text starts with `needle`, else `file`.
@@ -371,26 +371,40 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
     out
 }
 
+/// Why the inventory's certificate could not be read or dated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    #[error("not a PEM certificate")]
+    NotPem,
+    #[error("{0}")]
+    OpenSsl(String),
+    #[error("environment variable {0} is not set")]
+    EnvironmentUnset(String),
+    #[error("{path}: {detail}")]
+    Read { path: String, detail: String },
+}
+
 /// Days from now until the certificate (PEM, the first one in the text) expires.
-pub fn certificate_days_left(pem: &[u8]) -> Result<i64, String> {
-    let cert =
-        openssl::x509::X509::from_pem(pem).map_err(|_| "not a PEM certificate".to_string())?;
-    let now = openssl::asn1::Asn1Time::days_from_now(0).map_err(|e| e.to_string())?;
-    let diff = now.diff(cert.not_after()).map_err(|e| e.to_string())?;
+pub fn certificate_days_left(pem: &[u8]) -> Result<i64, CertificateError> {
+    let openssl = |e: openssl::error::ErrorStack| CertificateError::OpenSsl(e.to_string());
+    let cert = openssl::x509::X509::from_pem(pem).map_err(|_| CertificateError::NotPem)?;
+    let now = openssl::asn1::Asn1Time::days_from_now(0).map_err(openssl)?;
+    let diff = now.diff(cert.not_after()).map_err(openssl)?;
     Ok(i64::from(diff.days))
 }
 
 /// Read the inventory's `tls_certificate` secret (file or environment) and compute its days
 /// left; `None` when the inventory has no such secret.
-pub fn certificate_days(inv: &Inventory) -> Option<Result<i64, String>> {
+pub fn certificate_days(inv: &Inventory) -> Option<Result<i64, CertificateError>> {
     let r = inv.secrets.get("tls_certificate")?;
     let pem = match &r.source {
         SecretSource::Env(var) => std::env::var(var)
             .map(String::into_bytes)
-            .map_err(|_| format!("environment variable {var} is not set")),
-        SecretSource::File(path) => {
-            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
-        }
+            .map_err(|_| CertificateError::EnvironmentUnset(var.clone())),
+        SecretSource::File(path) => std::fs::read(path).map_err(|e| CertificateError::Read {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        }),
     };
     Some(pem.and_then(|p| certificate_days_left(&p)))
 }

@@ -98,8 +98,8 @@ fn write_rendered(
     path: &str,
     bytes: &[u8],
 ) -> Result<PathBuf, CliError> {
-    let dest = crate::render::out_path(out, host, path).map_err(|message| CliError::Usage {
-        message,
+    let dest = crate::render::out_path(out, host, path).map_err(|e| CliError::Usage {
+        message: e.to_string(),
         hint: "paths on hosts must be absolute and normalized (no `..`)".into(),
     })?;
     if let Some(parent) = dest.parent() {

@@ -328,7 +328,7 @@ fn checked(
     path: &Path,
     s: &Spanned<String>,
     what: &str,
-    rule: fn(&str) -> Result<(), String>,
+    rule: fn(&str) -> Result<(), rules::RuleViolation>,
     hint: &str,
 ) -> Result<String, InventoryError> {
     if !s.value.contains("{{")

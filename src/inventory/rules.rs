@@ -4,6 +4,29 @@
 //! Scripts quote every value anyway ([`crate::shell`]); these rules keep the values meaningful
 //! (`/etc/../tmp/x` is not what anyone meant) and out of option and framing syntax.
 
+/// Why a value breaks its rule; shown after the value (`path `etc/x` is not absolute`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleViolation {
+    #[error("holds a control character ({0})")]
+    ControlCharacter(String),
+    #[error("is not absolute")]
+    NotAbsolute,
+    #[error("is not normalized (empty component or trailing /)")]
+    EmptyComponent,
+    #[error("is not normalized (`{0}` component)")]
+    DotComponent(String),
+    #[error("is not a systemd unit name (letters, digits and `:-_.\\@`, not starting with `-`)")]
+    NotAUnit,
+    #[error(
+        "is not a Debian package name (lowercase letters, digits and `+-.`, optionally `:arch`)"
+    )]
+    NotAPackage,
+    #[error("is not a user or group name (lowercase letters, digits and `_-.`, or a number)")]
+    NotAnAccount,
+    #[error("is empty")]
+    Empty,
+}
+
 /// The first control character (newline, CR, NUL, ...) in `s`, shown escaped.
 fn control(s: &str) -> Option<String> {
     s.chars()
@@ -13,20 +36,20 @@ fn control(s: &str) -> Option<String> {
 
 /// An absolute, normalized path: starts with `/`, no `.` or `..` component, no empty component
 /// (`//`), no trailing `/` (but for `/` itself), no control character.
-pub fn check_path(p: &str) -> Result<(), String> {
+pub fn check_path(p: &str) -> Result<(), RuleViolation> {
     if let Some(c) = control(p) {
-        return Err(format!("holds a control character ({c})"));
+        return Err(RuleViolation::ControlCharacter(c));
     }
     if !p.starts_with('/') {
-        return Err("is not absolute".into());
+        return Err(RuleViolation::NotAbsolute);
     }
     if p == "/" {
         return Ok(());
     }
     for part in p[1..].split('/') {
         match part {
-            "" => return Err("is not normalized (empty component or trailing /)".into()),
-            "." | ".." => return Err(format!("is not normalized (`{part}` component)")),
+            "" => return Err(RuleViolation::EmptyComponent),
+            "." | ".." => return Err(RuleViolation::DotComponent(part.into())),
             _ => {}
         }
     }
@@ -35,7 +58,7 @@ pub fn check_path(p: &str) -> Result<(), String> {
 
 /// A systemd unit name as `systemctl` takes it: ASCII letters, digits and `:-_.\@`, at most
 /// 255 characters, not starting with `-`.
-pub fn check_service(name: &str) -> Result<(), String> {
+pub fn check_service(name: &str) -> Result<(), RuleViolation> {
     let ok = !name.is_empty()
         && name.len() <= 255
         && !name.starts_with('-')
@@ -45,16 +68,13 @@ pub fn check_service(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(
-            "is not a systemd unit name (letters, digits and `:-_.\\@`, not starting with `-`)"
-                .into(),
-        )
+        Err(RuleViolation::NotAUnit)
     }
 }
 
 /// A Debian package name as apt takes it: lowercase letters, digits and `+-.`, starting with a
 /// letter or digit, at least two characters; optionally `:arch`.
-pub fn check_package(name: &str) -> Result<(), String> {
+pub fn check_package(name: &str) -> Result<(), RuleViolation> {
     let (pkg, arch) = match name.split_once(':') {
         Some((p, a)) => (p, Some(a)),
         None => (name, None),
@@ -72,12 +92,12 @@ pub fn check_package(name: &str) -> Result<(), String> {
     if pkg_ok && arch_ok {
         Ok(())
     } else {
-        Err("is not a Debian package name (lowercase letters, digits and `+-.`, optionally `:arch`)".into())
+        Err(RuleViolation::NotAPackage)
     }
 }
 
 /// A user or group as `chown` takes it: a name as `useradd` accepts it, or a number.
-pub fn check_account(name: &str) -> Result<(), String> {
+pub fn check_account(name: &str) -> Result<(), RuleViolation> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && (name.bytes().all(|b| b.is_ascii_digit())
@@ -92,15 +112,15 @@ pub fn check_account(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("is not a user or group name (lowercase letters, digits and `_-.`, or a number)".into())
+        Err(RuleViolation::NotAnAccount)
     }
 }
 
 /// A handler's name (it is recorded, line by line, on the host): no control character.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), RuleViolation> {
     match control(name) {
-        Some(c) => Err(format!("holds a control character ({c})")),
-        None if name.is_empty() => Err("is empty".into()),
+        Some(c) => Err(RuleViolation::ControlCharacter(c)),
+        None if name.is_empty() => Err(RuleViolation::Empty),
         None => Ok(()),
     }
 }

@@ -169,14 +169,32 @@ impl Diagnostic for RenderError {
     }
 }
 
+/// Why `render --out` will not write a rendered path.
+#[derive(Debug, thiserror::Error)]
+pub enum OutPathError {
+    #[error("{path} on {host} {why}: refusing to write it under {out}")]
+    Invalid {
+        path: String,
+        host: HostName,
+        why: crate::inventory::rules::RuleViolation,
+        out: String,
+    },
+    #[error("{path} on {host} leaves {host_dir}")]
+    Escapes {
+        path: String,
+        host: HostName,
+        host_dir: String,
+    },
+}
+
 /// Where `render --out DIR` writes `path` of `host`: always inside `DIR/host`. A path that
 /// is not absolute and normalized (`/../../tmp/x`) is refused, never followed out of DIR.
-pub fn out_path(out: &Path, host: &HostName, path: &str) -> Result<PathBuf, String> {
-    crate::inventory::rules::check_path(path).map_err(|why| {
-        format!(
-            "{path} on {host} {why}: refusing to write it under {}",
-            out.display()
-        )
+pub fn out_path(out: &Path, host: &HostName, path: &str) -> Result<PathBuf, OutPathError> {
+    crate::inventory::rules::check_path(path).map_err(|why| OutPathError::Invalid {
+        path: path.into(),
+        host: host.clone(),
+        why,
+        out: out.display().to_string(),
     })?;
     let host_dir = out.join(host.as_str());
     let mut dest = host_dir.clone();
@@ -184,7 +202,13 @@ pub fn out_path(out: &Path, host: &HostName, path: &str) -> Result<PathBuf, Stri
         match part {
             std::path::Component::Normal(p) => dest.push(p),
             std::path::Component::RootDir => {}
-            _ => return Err(format!("{path} on {host} leaves {}", host_dir.display())),
+            _ => {
+                return Err(OutPathError::Escapes {
+                    path: path.into(),
+                    host: host.clone(),
+                    host_dir: host_dir.display().to_string(),
+                });
+            }
         }
     }
     Ok(dest)
