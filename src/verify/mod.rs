@@ -11,7 +11,7 @@ pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -20,9 +20,16 @@ use crate::gather::{database_probe, sh_quote};
 use crate::inventory::{DatabaseRole, HostName, Inventory};
 use crate::mysql::{self, Check, ClusterMember, DbFacts};
 use crate::render::DesiredState;
-use crate::transport::{Output, RemoteCommand, Transport, TransportError};
+use crate::transport::{RemoteCommand, Transport};
 
+mod haproxy;
+mod replication;
 pub mod tls;
+
+pub use haproxy::haproxy_checks;
+use haproxy::{lb_address, settle_balancers};
+use replication::heartbeat;
+use tls::verify_https;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HostHealth {
@@ -106,227 +113,6 @@ fn sections(text: &str) -> BTreeMap<String, String> {
         e.push('\n');
     }
     out
-}
-
-/// HAProxy `show servers state`: every server operational (2) and not in maintenance.
-pub fn haproxy_checks(text: &str) -> Vec<Check> {
-    let mut checks = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 7 || line.starts_with('#') || f[0].parse::<u32>().is_err() {
-            continue;
-        }
-        let (backend, server, op, admin) = (f[1], f[3], f[5], f[6]);
-        let name = format!("{backend}/{server}");
-        if op == "2" && admin == "0" {
-            checks.push(Check::pass("backend_server", format!("{name} is UP")));
-        } else {
-            let state = match op {
-                "0" => "DOWN",
-                "1" => "starting",
-                "3" => "stopping",
-                _ => "not UP",
-            };
-            checks.push(Check::fail(
-                "backend_server",
-                format!("{name} is {state} (operational state {op}, admin state {admin})"),
-                format!("HAProxy's health check to {server} fails: check Nginx and the app on it (`foobar plan --limit {server}`)"),
-            ));
-        }
-    }
-    if checks.is_empty() {
-        checks.push(Check::fail(
-            "backend_server",
-            format!("no server state from the runtime API: {}", text.trim()),
-            "is HAProxy running with the admin socket the template sets (`haproxy_admin_socket`)?",
-        ));
-    }
-    checks
-}
-
-/// Where clients reach the load balancer: its bind address, else the host's address.
-fn lb_address(inv: &Inventory, lb: &HostName) -> String {
-    let vars = inv.host_vars(lb);
-    let bind = vars
-        .get("haproxy_bind")
-        .and_then(|v| v.as_str())
-        .unwrap_or("*:80");
-    let (host, port) = bind.rsplit_once(':').unwrap_or((bind, "80"));
-    let h = &inv.hosts[lb];
-    let host = if host.is_empty() || host == "*" || host == "0.0.0.0" || host == "::" {
-        h.address
-            .clone()
-            .or_else(|| h.private_ip.clone())
-            .unwrap_or_else(|| lb.to_string())
-    } else {
-        host.to_string()
-    };
-    format!("{host}:{port}")
-}
-
-async fn heartbeat(
-    primary: &dyn Transport,
-    primary_facts: &DbFacts,
-    replicas: &[(HostName, Arc<dyn Transport>, &DbFacts)],
-    max_lag: u64,
-    timeout: Duration,
-) -> BTreeMap<HostName, Check> {
-    let mut out = BTreeMap::new();
-    let token = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos()
-    );
-    let client = primary_facts.version.flavor.client_binary();
-    let write = format!(
-        "CREATE DATABASE IF NOT EXISTS foobar_meta;\nCREATE TABLE IF NOT EXISTS foobar_meta.heartbeat (id INT PRIMARY KEY, token VARCHAR(64) NOT NULL, written_at TIMESTAMP(6) NOT NULL);\nREPLACE INTO foobar_meta.heartbeat VALUES (1, '{token}', NOW(6));\n"
-    );
-    let cmd = RemoteCommand {
-        command_line: format!("{client} --batch"),
-        timeout,
-    };
-    match primary.run(&cmd, Some(write.as_bytes())).await {
-        Ok(o) if o.success() => {}
-        Ok(o) => {
-            for (h, _, _) in replicas {
-                out.insert(
-                    h.clone(),
-                    Check::fail(
-                        "heartbeat",
-                        format!(
-                            "could not write the heartbeat on {}: {}",
-                            primary.host(),
-                            o.stderr_text().trim()
-                        ),
-                        "is the primary writable (read_only OFF)?",
-                    ),
-                );
-            }
-            return out;
-        }
-        Err(e) => {
-            for (h, _, _) in replicas {
-                out.insert(
-                    h.clone(),
-                    Check::fail("heartbeat", e.to_string(), "check the primary is reachable"),
-                );
-            }
-            return out;
-        }
-    }
-    let started = Instant::now();
-    let limit = Duration::from_secs(max_lag.max(1));
-    for (host, t, facts) in replicas {
-        let read = "SELECT token FROM foobar_meta.heartbeat WHERE id = 1;\n";
-        let cmd = RemoteCommand {
-            command_line: format!(
-                "{} --batch --skip-column-names",
-                facts.version.flavor.client_binary()
-            ),
-            timeout,
-        };
-        let check = loop {
-            let seen = t
-                .run(&cmd, Some(read.as_bytes()))
-                .await
-                .ok()
-                .filter(|o| o.success())
-                .map(|o| o.stdout_text());
-            if seen.as_deref().map(str::trim) == Some(token.as_str()) {
-                break Check::pass(
-                    "heartbeat",
-                    format!(
-                        "a row written on {} was read here after {:.1} s",
-                        primary.host(),
-                        started.elapsed().as_secs_f64()
-                    ),
-                );
-            }
-            if started.elapsed() > limit {
-                break Check::fail(
-                    "heartbeat",
-                    format!(
-                        "a row written on {} did not arrive within {} s",
-                        primary.host(),
-                        limit.as_secs()
-                    ),
-                    "replication is not applying changes: see the io_thread/sql_thread checks and the replica's error log",
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        out.insert(host.clone(), check);
-    }
-    out
-}
-
-/// Servers HAProxy does not report UP (and that are not in maintenance) whose own hosts
-/// report every declared service active: HAProxy's checks may simply not have caught up yet.
-fn catching_up(haproxy: &str, results: &[(HostName, Result<Output, TransportError>)]) -> bool {
-    let services_ok = |host: &str| {
-        results.iter().any(|(h, out)| {
-            h.as_str() == host
-                && out.as_ref().is_ok_and(|o| {
-                    let sec = sections(&o.stdout_text());
-                    sec.get("services").is_some_and(|t| {
-                        t.lines()
-                            .all(|l| l.split('\t').nth(1).is_none_or(|s| s == "active"))
-                    })
-                })
-        })
-    };
-    haproxy.lines().any(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        f.len() >= 7
-            && !line.starts_with('#')
-            && f[0].parse::<u32>().is_ok()
-            && f[5] != "2"
-            && f[6] == "0"
-            && services_ok(f[3])
-    })
-}
-
-/// Re-read each load balancer's state, every second up to `settle`, while one of its servers
-/// is still catching up.
-async fn settle_balancers(
-    input: &VerifyInput<'_>,
-    mut results: Vec<(HostName, Result<Output, TransportError>)>,
-    lbs: &[HostName],
-    script_of: &dyn Fn(&HostName) -> String,
-) -> Vec<(HostName, Result<Output, TransportError>)> {
-    let deadline = tokio::time::Instant::now() + input.settle;
-    for lb in lbs {
-        let Some(t) = input.transports.get(lb) else {
-            continue;
-        };
-        loop {
-            let pending = results.iter().any(|(h, out)| {
-                h == lb
-                    && out.as_ref().is_ok_and(|o| {
-                        sections(&o.stdout_text())
-                            .get("haproxy")
-                            .is_some_and(|text| catching_up(text, &results))
-                    })
-            });
-            if !pending || tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let again = t
-                .run(
-                    &RemoteCommand::script(input.timeout),
-                    Some(script_of(lb).as_bytes()),
-                )
-                .await;
-            if let Some(slot) = results.iter_mut().find(|(h, _)| h == lb) {
-                slot.1 = again;
-            }
-        }
-    }
-    results
 }
 
 /// Run every check.
@@ -574,82 +360,4 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         format_version: crate::plan::FORMAT_VERSION,
         hosts,
     }
-}
-
-/// With `https: true`: plain HTTP redirects to HTTPS, HTTPS on port 443 of the same address
-/// reaches every web host, and the served certificate verifies and has days left.
-async fn verify_https(
-    http_addr: &str,
-    domain: &str,
-    ca: Option<&std::path::Path>,
-    web: &[HostName],
-) -> Vec<Check> {
-    let mut checks = Vec::new();
-    let host = http_addr.rsplit_once(':').map_or(http_addr, |(h, _)| h);
-    let addr = format!("{host}:443");
-    match crate::http::Client::VERIFY
-        .get(http_addr, domain)
-        .await
-        .map(|a| (a.status().to_string(), a.location()))
-    {
-        Ok((status, Some(loc))) if status.starts_with('3') && loc.starts_with("https://") => {
-            checks.push(Check::pass("http_redirect", format!("GET http://{domain}/ via {http_addr} answers {status} to {loc}")));
-        }
-        Ok((status, loc)) => checks.push(Check::fail(
-            "http_redirect",
-            format!("GET http://{domain}/ via {http_addr} answers {status}{}", loc.map(|l| format!(" to {l}")).unwrap_or_default()),
-            "plain HTTP should redirect to HTTPS: `foobar apply` renders the redirect into haproxy.cfg",
-        )),
-        Err(e) => checks.push(Check::fail("http_redirect", e.to_string(), "is HAProxy running? `foobar apply --limit` the load balancer")),
-    }
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut errors = Vec::new();
-    let mut certificate: Option<(Option<i64>, String)> = None;
-    for _ in 0..(2 * web.len().max(1) + 2) {
-        match tls::https_get(&addr, domain, ca).await {
-            Ok(a) => {
-                certificate.get_or_insert((a.days_left, a.protocol.clone()));
-                if let Err(e) = a.answer.clone().ok() {
-                    errors.push(e);
-                    continue;
-                }
-                for w in web {
-                    if a.answer.text.contains(&format!("served by {w}")) {
-                        *seen.entry(w.to_string()).or_default() += 1;
-                    }
-                }
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    match certificate {
-        Some((Some(days), protocol)) if days >= 0 => checks.push(Check::pass(
-            "tls_certificate",
-            format!(
-                "the certificate served on {addr} verifies for {domain} ({protocol}) and expires in {days} days{}",
-                if days < 30 { ": renew it now" } else { "" }
-            ),
-        )),
-        Some((days, _)) => checks.push(Check::fail(
-            "tls_certificate",
-            format!("the certificate served on {addr} has expired ({} days ago)", days.map(|d| -d).unwrap_or(0)),
-            "renew it and `foobar apply`: the certificate comes from the secrets tls_certificate and tls_key",
-        )),
-        None => checks.push(Check::fail(
-            "tls_certificate",
-            format!("no verified TLS connection to {addr}: {}", errors.first().map(|e| e.to_string()).unwrap_or_default()),
-            "check the certificate is for this domain and signed by a CA foobar trusts (`tls_ca_file` under vars for a private CA)",
-        )),
-    }
-    for w in web {
-        match seen.get(w.as_str()) {
-            Some(n) => checks.push(Check::pass("https_through_lb", format!("GET https://{domain}/ via {addr} reached {w} ({n} times)"))),
-            None => checks.push(Check::fail(
-                "https_through_lb",
-                format!("GET https://{domain}/ via {addr} never reached {w}{}", errors.first().map(|e| format!(" ({e})")).unwrap_or_default()),
-                format!("see the backend_server check for {w}; `foobar verify --limit {w}` checks the host itself"),
-            )),
-        }
-    }
-    checks
 }

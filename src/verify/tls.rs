@@ -9,6 +9,10 @@ use openssl::ssl::{SslConnector, SslMethod};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::http::{Answer, Client, HttpError};
+use std::collections::BTreeMap;
+
+use crate::inventory::HostName;
+use crate::mysql::Check;
 
 /// What one HTTPS request saw.
 #[derive(Debug)]
@@ -85,4 +89,82 @@ pub async fn https_get(
 pub fn days_until(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
     let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
     now.diff(t).ok().map(|d| i64::from(d.days))
+}
+
+/// With `https: true`: plain HTTP redirects to HTTPS, HTTPS on port 443 of the same address
+/// reaches every web host, and the served certificate verifies and has days left.
+pub(super) async fn verify_https(
+    http_addr: &str,
+    domain: &str,
+    ca: Option<&std::path::Path>,
+    web: &[HostName],
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let host = http_addr.rsplit_once(':').map_or(http_addr, |(h, _)| h);
+    let addr = format!("{host}:443");
+    match crate::http::Client::VERIFY
+        .get(http_addr, domain)
+        .await
+        .map(|a| (a.status().to_string(), a.location()))
+    {
+        Ok((status, Some(loc))) if status.starts_with('3') && loc.starts_with("https://") => {
+            checks.push(Check::pass("http_redirect", format!("GET http://{domain}/ via {http_addr} answers {status} to {loc}")));
+        }
+        Ok((status, loc)) => checks.push(Check::fail(
+            "http_redirect",
+            format!("GET http://{domain}/ via {http_addr} answers {status}{}", loc.map(|l| format!(" to {l}")).unwrap_or_default()),
+            "plain HTTP should redirect to HTTPS: `foobar apply` renders the redirect into haproxy.cfg",
+        )),
+        Err(e) => checks.push(Check::fail("http_redirect", e.to_string(), "is HAProxy running? `foobar apply --limit` the load balancer")),
+    }
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut certificate: Option<(Option<i64>, String)> = None;
+    for _ in 0..(2 * web.len().max(1) + 2) {
+        match https_get(&addr, domain, ca).await {
+            Ok(a) => {
+                certificate.get_or_insert((a.days_left, a.protocol.clone()));
+                if let Err(e) = a.answer.clone().ok() {
+                    errors.push(e);
+                    continue;
+                }
+                for w in web {
+                    if a.answer.text.contains(&format!("served by {w}")) {
+                        *seen.entry(w.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match certificate {
+        Some((Some(days), protocol)) if days >= 0 => checks.push(Check::pass(
+            "tls_certificate",
+            format!(
+                "the certificate served on {addr} verifies for {domain} ({protocol}) and expires in {days} days{}",
+                if days < 30 { ": renew it now" } else { "" }
+            ),
+        )),
+        Some((days, _)) => checks.push(Check::fail(
+            "tls_certificate",
+            format!("the certificate served on {addr} has expired ({} days ago)", days.map(|d| -d).unwrap_or(0)),
+            "renew it and `foobar apply`: the certificate comes from the secrets tls_certificate and tls_key",
+        )),
+        None => checks.push(Check::fail(
+            "tls_certificate",
+            format!("no verified TLS connection to {addr}: {}", errors.first().map(|e| e.to_string()).unwrap_or_default()),
+            "check the certificate is for this domain and signed by a CA foobar trusts (`tls_ca_file` under vars for a private CA)",
+        )),
+    }
+    for w in web {
+        match seen.get(w.as_str()) {
+            Some(n) => checks.push(Check::pass("https_through_lb", format!("GET https://{domain}/ via {addr} reached {w} ({n} times)"))),
+            None => checks.push(Check::fail(
+                "https_through_lb",
+                format!("GET https://{domain}/ via {addr} never reached {w}{}", errors.first().map(|e| format!(" ({e})")).unwrap_or_default()),
+                format!("see the backend_server check for {w}; `foobar verify --limit {w}` checks the host itself"),
+            )),
+        }
+    }
+    checks
 }

@@ -1,0 +1,134 @@
+//! The load balancer as verify sees it: HAProxy's `show servers state` read into checks, the
+//! address clients reach it on, and the wait for its health checks to catch up.
+
+use std::time::Duration;
+
+use super::{VerifyInput, sections};
+use crate::inventory::{HostName, Inventory};
+use crate::mysql::Check;
+use crate::transport::{Output, RemoteCommand, TransportError};
+
+/// HAProxy `show servers state`: every server operational (2) and not in maintenance.
+pub fn haproxy_checks(text: &str) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 7 || line.starts_with('#') || f[0].parse::<u32>().is_err() {
+            continue;
+        }
+        let (backend, server, op, admin) = (f[1], f[3], f[5], f[6]);
+        let name = format!("{backend}/{server}");
+        if op == "2" && admin == "0" {
+            checks.push(Check::pass("backend_server", format!("{name} is UP")));
+        } else {
+            let state = match op {
+                "0" => "DOWN",
+                "1" => "starting",
+                "3" => "stopping",
+                _ => "not UP",
+            };
+            checks.push(Check::fail(
+                "backend_server",
+                format!("{name} is {state} (operational state {op}, admin state {admin})"),
+                format!("HAProxy's health check to {server} fails: check Nginx and the app on it (`foobar plan --limit {server}`)"),
+            ));
+        }
+    }
+    if checks.is_empty() {
+        checks.push(Check::fail(
+            "backend_server",
+            format!("no server state from the runtime API: {}", text.trim()),
+            "is HAProxy running with the admin socket the template sets (`haproxy_admin_socket`)?",
+        ));
+    }
+    checks
+}
+
+/// Where clients reach the load balancer: its bind address, else the host's address.
+pub(super) fn lb_address(inv: &Inventory, lb: &HostName) -> String {
+    let vars = inv.host_vars(lb);
+    let bind = vars
+        .get("haproxy_bind")
+        .and_then(|v| v.as_str())
+        .unwrap_or("*:80");
+    let (host, port) = bind.rsplit_once(':').unwrap_or((bind, "80"));
+    let h = &inv.hosts[lb];
+    let host = if host.is_empty() || host == "*" || host == "0.0.0.0" || host == "::" {
+        h.address
+            .clone()
+            .or_else(|| h.private_ip.clone())
+            .unwrap_or_else(|| lb.to_string())
+    } else {
+        host.to_string()
+    };
+    format!("{host}:{port}")
+}
+
+/// Servers HAProxy does not report UP (and that are not in maintenance) whose own hosts
+/// report every declared service active: HAProxy's checks may simply not have caught up yet.
+pub(super) fn catching_up(
+    haproxy: &str,
+    results: &[(HostName, Result<Output, TransportError>)],
+) -> bool {
+    let services_ok = |host: &str| {
+        results.iter().any(|(h, out)| {
+            h.as_str() == host
+                && out.as_ref().is_ok_and(|o| {
+                    let sec = sections(&o.stdout_text());
+                    sec.get("services").is_some_and(|t| {
+                        t.lines()
+                            .all(|l| l.split('\t').nth(1).is_none_or(|s| s == "active"))
+                    })
+                })
+        })
+    };
+    haproxy.lines().any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        f.len() >= 7
+            && !line.starts_with('#')
+            && f[0].parse::<u32>().is_ok()
+            && f[5] != "2"
+            && f[6] == "0"
+            && services_ok(f[3])
+    })
+}
+
+/// Re-read each load balancer's state, every second up to `settle`, while one of its servers
+/// is still catching up.
+pub(super) async fn settle_balancers(
+    input: &VerifyInput<'_>,
+    mut results: Vec<(HostName, Result<Output, TransportError>)>,
+    lbs: &[HostName],
+    script_of: &dyn Fn(&HostName) -> String,
+) -> Vec<(HostName, Result<Output, TransportError>)> {
+    let deadline = tokio::time::Instant::now() + input.settle;
+    for lb in lbs {
+        let Some(t) = input.transports.get(lb) else {
+            continue;
+        };
+        loop {
+            let pending = results.iter().any(|(h, out)| {
+                h == lb
+                    && out.as_ref().is_ok_and(|o| {
+                        sections(&o.stdout_text())
+                            .get("haproxy")
+                            .is_some_and(|text| catching_up(text, &results))
+                    })
+            });
+            if !pending || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let again = t
+                .run(
+                    &RemoteCommand::script(input.timeout),
+                    Some(script_of(lb).as_bytes()),
+                )
+                .await;
+            if let Some(slot) = results.iter_mut().find(|(h, _)| h == lb) {
+                slot.1 = again;
+            }
+        }
+    }
+    results
+}
