@@ -8,6 +8,27 @@
 //!                                                                                     +--verify--> Health
 //! ```
 //!
+//! The modules, in pipeline order (each opens with a `//!` saying what comes in and out):
+//!
+//! | module | in → out |
+//! | --- | --- |
+//! | [`cli`] | arguments → a command over a `Session` (load, render, connect, finish); picks human or JSON, maps outcomes to exit codes |
+//! | [`inventory`] | inventory + playbook YAML → [`inventory::Inventory`] (hosts, groups, vars, secrets, and the [`inventory::Topology`]: load balancers, web servers, database primary and replicas, monitoring, backups) and [`inventory::Playbook`] |
+//! | [`render`] | Inventory + Playbook + secrets → one `DesiredState` per host (minijinja, strict) |
+//! | [`transport`] | a [`host::HostName`]'s connection settings → a [`transport::Transport`] (ssh, local) |
+//! | [`gather`] | Transport + DesiredState → `ActualState`, in one remote command per host |
+//! | [`plan`] | (DesiredState, ActualState) → `Plan`; pure; `planfile` saves and checks plans |
+//! | [`apply`] | Plan → `apply::Report`: schedule, plays, rollout, database tier, lock, typed `ApplyError`s with a `Stage` and hints |
+//! | [`mysql`] | flavour/version, facts, replication statements and status parsing |
+//! | [`verify`] | Inventory + open transports → `Health`: replication heartbeat, HAProxy state, HTTP(S) through the load balancer |
+//! | [`audit`], [`graph`] | Inventory (and, live, the hosts) → findings; → a drawing of the stack |
+//! | [`event`] | what running stages tell the user: `Event`s sent to a `Reporter` |
+//! | [`report`] | the only code that prints: progress, human plans and reports, JSON documents |
+//! | [`host`], [`http`], [`shell`], [`secret`], [`error`] | shared values: host names, a bounded HTTP GET, quoted scripts, masked secrets, locations/hints/exit codes |
+//!
+//! Dependencies point down the pipeline: `transport` does not know `inventory`, `apply` sends
+//! [`event::Event`]s without knowing `report`, and `report` reads `apply`'s results.
+//!
 //! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`].
 //! Every script they send is built with [`shell::Script`]: values enter only as quoted words;
 //! a file's `validate` and a handler's `run:` are the only commands taken from the playbook.
