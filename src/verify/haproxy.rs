@@ -132,3 +132,60 @@ pub(super) async fn settle_balancers(
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `show servers state` as the lab's HAProxy answered it on lb-01 (recorded through
+    /// scripts/lab-lock with web-01 stopped): web-01 DOWN, web-02 UP.
+    const RECORDED: &str = include_str!("../../tests/fixtures/haproxy/show-servers-state.txt");
+
+    fn output(stdout: &str) -> Result<Output, TransportError> {
+        Ok(Output {
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: vec![],
+            code: Some(0),
+        })
+    }
+
+    #[test]
+    fn recorded_servers_state_reads_one_check_per_server() {
+        let checks = haproxy_checks(RECORDED);
+        assert_eq!(checks.len(), 2, "{checks:?}");
+        assert!(!checks[0].ok);
+        assert_eq!(
+            checks[0].detail,
+            "web/web-01 is DOWN (operational state 0, admin state 0)"
+        );
+        assert!(
+            checks[0]
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("--limit web-01")
+        );
+        assert!(checks[1].ok);
+        assert_eq!(checks[1].detail, "web/web-02 is UP");
+    }
+
+    #[test]
+    fn no_server_lines_is_one_failed_check_quoting_the_answer() {
+        let checks = haproxy_checks("Unknown command\n");
+        assert_eq!(checks.len(), 1);
+        assert!(!checks[0].ok);
+        assert!(checks[0].detail.contains("Unknown command"));
+    }
+
+    #[test]
+    fn a_down_server_whose_services_run_is_catching_up() {
+        let web01 = HostName::new("web-01");
+        let running = [(web01.clone(), output("#foobar:services\nnginx\tactive\n"))];
+        assert!(catching_up(RECORDED, &running));
+        let failed = [(web01, output("#foobar:services\nnginx\tfailed\n"))];
+        assert!(!catching_up(RECORDED, &failed));
+        // Every server UP: nothing to wait for.
+        let up = RECORDED.replace(" 127.0.1.2 0 0 ", " 127.0.1.2 2 0 ");
+        assert!(!catching_up(&up, &running));
+    }
+}
