@@ -84,12 +84,10 @@ pub fn config(
     inv: &Inventory,
     secrets: &Secrets,
 ) -> Result<Option<DatabaseConfig>, InventoryError> {
-    let Some(group) = inv.groups.get("db_primary") else {
+    let Some(primary) = &inv.topology.database_primary else {
         return Ok(None);
     };
-    let Some(primary) = group.hosts.first() else {
-        return Ok(None);
-    };
+    let group = &inv.groups[crate::inventory::topology::DATABASE_PRIMARY];
     let vars = inv.host_vars(primary);
     let missing = |name: &str| InventoryError::Topology {
         location: group.location.clone(),

@@ -80,11 +80,7 @@ impl Tier {
 
     /// The hosts of group `db_replica`, in inventory order.
     pub fn replicas(&self) -> Vec<HostName> {
-        self.inventory
-            .groups
-            .get("db_replica")
-            .map(|g| g.hosts.clone())
-            .unwrap_or_default()
+        self.inventory.topology.database_replicas.clone()
     }
 
     pub async fn connect(&self, host: &HostName) -> Result<Arc<dyn Transport>, CliError> {

@@ -12,7 +12,7 @@ use super::dbtier::{self, Tier, sayln, warnln};
 use super::{CliError, Common};
 use crate::apply::{database, failover};
 use crate::error::ExitCategory;
-use crate::inventory::failover_edit;
+use crate::inventory::{failover_edit, topology};
 
 #[derive(Debug, clap::Args)]
 pub struct FailoverArgs {
@@ -214,8 +214,8 @@ fn edit_inventory(
     let edited = failover_edit::swap_primary(
         &text,
         path,
-        line("db_primary"),
-        line("db_replica"),
+        line(topology::DATABASE_PRIMARY),
+        line(topology::DATABASE_REPLICAS),
         old.as_str(),
         new.as_str(),
     )
