@@ -14,6 +14,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod error;
 pub mod gather;
