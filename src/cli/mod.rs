@@ -8,6 +8,7 @@
 
 mod apply;
 mod audit;
+mod backup;
 mod completions;
 mod error;
 mod graph;
@@ -80,6 +81,19 @@ pub enum Command {
     /// Report the stack's weaknesses (single points of failure, no TLS, no firewall, ...),
     /// each with where, why and the fix. Exit 0: nothing at or above --fail-on; 2: some; 1: error.
     Audit(audit::AuditArgs),
+    /// Take a backup now on the backup host (`backups:` in the inventory).
+    Backup {
+        #[command(subcommand)]
+        action: backup::BackupAction,
+    },
+    /// The backups on the backup host.
+    Backups {
+        #[command(subcommand)]
+        action: backup::BackupsAction,
+    },
+    /// Restore the newest backup before a time or GTID and replay the archived binary logs up
+    /// to it, into a scratch directory on the backup host.
+    Restore(backup::RestoreArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }

@@ -1,7 +1,9 @@
 //! The dispatcher: one arm per command, each in its own file over a shared
 //! [`Session`](super::session::Session).
 
-use super::{Cli, CliError, Command, apply, audit, completions, graph, plan, render, verify};
+use super::{
+    Cli, CliError, Command, apply, audit, backup, completions, graph, plan, render, verify,
+};
 use crate::error::ExitCategory;
 
 pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
@@ -13,5 +15,12 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
         Command::Verify(args) => verify::run(args).await,
         Command::Graph(args) => graph::run(args).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Backup {
+            action: backup::BackupAction::Now { common, host },
+        } => backup::backup_now(common, host).await,
+        Command::Backups {
+            action: backup::BackupsAction::List { common },
+        } => backup::backups_list(common).await,
+        Command::Restore(args) => backup::restore(args).await,
     }
 }
