@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 const ARCHIVE_PASSWORD: &str = "Zq7-arch-SECRET-e2e";
-const DIR: &str = "/var/backups/foobar";
+const DIR: &str = "/var/backups/foobar-database";
 
 fn with_backups(p: &Project, max_age: &str) {
     let inv = p.read("inventories/lab.yml");

@@ -515,7 +515,7 @@ mod tests {
         let s = plan.script(&b, &RestoreTarget::Time(1795982405));
         assert_eq!(
             s,
-            "/usr/local/sbin/foobar-restore restore /var/backups/foobar/backups/20261129T200000Z '/srv/scratch dir' time '2026-11-29 20:00:06'\n"
+            "/usr/local/sbin/foobar-restore restore /var/backups/foobar-database/backups/20261129T200000Z '/srv/scratch dir' time '2026-11-29 20:00:06'\n"
         );
     }
 
@@ -546,7 +546,7 @@ mod tests {
     fn test_backups() -> Backups {
         Backups {
             host: HostName::new("web-02"),
-            dir: "/var/backups/foobar".into(),
+            dir: "/var/backups/foobar-database".into(),
             schedule: "daily".into(),
             max_age: Duration::from_secs(3600),
             retention_count: 2,

@@ -82,7 +82,7 @@ fn configured(inv: &Inventory) -> Result<&Backups, CliError> {
     inv.backups.as_ref().ok_or_else(|| {
         usage(
             format!("{} has no `backups:` section: no backups are configured", inv.path.display()),
-            "add `backups: {}` (defaults: the first replica, daily, /var/backups/foobar) and the secret `binlog_archive_password`, then run `foobar apply`",
+            "add `backups: {}` (defaults: the first replica, daily, /var/backups/foobar-database) and the secret `binlog_archive_password`, then run `foobar apply`",
         )
     })
 }
@@ -469,7 +469,7 @@ async fn archive_check(
         },
     };
     let tmo = Duration::from_secs(30);
-    let status_script = "mariadb --batch --skip-column-names -e 'SHOW MASTER STATUS' 2>&1 || mysql --batch --skip-column-names -e 'SHOW MASTER STATUS'\n";
+    let status_script = "if command -v mariadb >/dev/null; then c=mariadb; else c=mysql; fi\n$c --batch --skip-column-names -e 'SHOW MASTER STATUS'\n";
     // The archive follows within milliseconds when it runs: wait up to max_lag (at most 15 s)
     // for it to reach the primary's position.
     let wait = b.archive_max_lag.min(Duration::from_secs(15));

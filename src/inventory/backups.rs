@@ -165,15 +165,48 @@ pub(super) fn resolve(
     };
 
     let dir = match &raw.dir {
-        Some(d) if plain_path(&d.value) => d.value.trim_end_matches('/').to_string(),
+        Some(d) if plain_path(&d.value) => {
+            let dir = d.value.trim_end_matches('/').to_string();
+            let inside = |p: &str| dir == p || dir.starts_with(&format!("{p}/"));
+            let taken = [
+                "/var/lib/mysql",
+                "/var/backups/foobar",
+                "/etc",
+                "/usr",
+                "/run",
+                "/proc",
+            ]
+            .into_iter()
+            .find(|p| inside(p))
+            .or([
+                "/",
+                "/var",
+                "/var/backups",
+                "/var/lib",
+                "/srv",
+                "/opt",
+                "/tmp",
+                "/home",
+            ]
+            .into_iter()
+            .find(|p| dir == *p));
+            if let Some(p) = taken {
+                return Err(err(
+                    at(&d.referenced),
+                    format!("backups.dir `{}` is (inside) {p}, which is not foobar's to fill or prune", d.value),
+                    "use a directory of its own, e.g. /var/backups/foobar-database (retention deletes in it)".into(),
+                ));
+            }
+            dir
+        }
         Some(d) => {
             return Err(err(
                 at(&d.referenced),
                 format!("backups.dir `{}` is not a plain absolute path", d.value),
-                "use an absolute path of letters, digits, `/`, `_`, `-` and `.`, e.g. /var/backups/foobar".into(),
+                "use an absolute path of letters, digits, `/`, `_`, `-` and `.`, e.g. /var/backups/foobar-database".into(),
             ));
         }
-        None => "/var/backups/foobar".into(),
+        None => "/var/backups/foobar-database".into(),
     };
 
     let duration = |s: &Spanned<String>, key: &str| -> Result<Duration, InventoryError> {
@@ -401,7 +434,7 @@ mod tests {
         let inv = load("backups: {}\n").unwrap();
         let b = inv.backups.unwrap();
         assert_eq!(b.host.as_str(), "db-2");
-        assert_eq!(b.dir, "/var/backups/foobar");
+        assert_eq!(b.dir, "/var/backups/foobar-database");
         assert_eq!(b.schedule, "daily");
         assert_eq!(b.max_age, Duration::from_secs(26 * 3600));
         assert_eq!(b.retention_count, 7);
@@ -442,6 +475,16 @@ mod tests {
         let (m, line, _) = error("backups:\n  dir: relative/dir\n");
         assert!(m.contains("not a plain absolute path"), "{m}");
         assert_eq!(line, 11);
+        let (m, _, hint) = error("backups:\n  dir: /var/lib/mysql/backups\n");
+        assert!(m.contains("is (inside) /var/lib/mysql"), "{m}");
+        assert!(hint.contains("of its own"), "{hint}");
+        let (m, _, _) = error("backups:\n  dir: /var/backups/foobar\n");
+        assert!(m.contains("/var/backups/foobar"), "{m}");
+        let (m, _, _) = error("backups:\n  dir: /\n");
+        assert!(
+            m.contains("not a plain absolute path") || m.contains("is (inside) /"),
+            "{m}"
+        );
         let (m, _, _) = error("backups:\n  dir: \"/x/$(reboot)\"\n");
         assert!(m.contains("not a plain absolute path"), "{m}");
 
