@@ -730,6 +730,7 @@ fn backup_units_and_scripts_are_valid() {
             .current_dir(tree.path())
             .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
             .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+            .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", MONITORING_DB_PASSWORD)
             .env("FOOBAR_BINLOG_ARCHIVE_PASSWORD", ARCHIVE_PASSWORD)
             .env("NO_COLOR", "1")
             .args(["render", "-i"])
@@ -742,7 +743,12 @@ fn backup_units_and_scripts_are_valid() {
         let mut files = BTreeMap::new();
         collect_files(&out, &out, &mut files);
         for (rel, text) in &files {
-            for s in [REPLICATION_PASSWORD, APP_DB_PASSWORD, ARCHIVE_PASSWORD] {
+            for s in [
+                REPLICATION_PASSWORD,
+                APP_DB_PASSWORD,
+                MONITORING_DB_PASSWORD,
+                ARCHIVE_PASSWORD,
+            ] {
                 assert!(!text.contains(s), "{rel} contains a secret");
             }
         }
