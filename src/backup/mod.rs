@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gather::sh_quote;
 use crate::inventory::{Backups, HostName};
 use crate::mysql::Check;
+use crate::shell::Script;
 use crate::transport::{RemoteCommand, Transport};
 
 pub const FORMAT_VERSION: u32 = 1;
@@ -69,11 +69,12 @@ pub enum BackupError {
 }
 
 /// The script that lists every backup directory with its metadata.
-pub fn listing_script(b: &Backups) -> String {
-    format!(
-        "DIR={}\ncd \"$DIR/backups\" 2>/dev/null || exit 0\nfor b in $(ls -1 | sort); do\n  echo \"#backup $b\"\n  if [ -e \"$b/backup.json\" ]; then echo '#meta'; cat \"$b/backup.json\"; fi\n  if [ -e \"$b/verified.json\" ]; then echo '#verified'; cat \"$b/verified.json\"; fi\ndone\n",
-        sh_quote(&b.dir)
-    )
+pub fn listing_script(b: &Backups) -> Script {
+    let mut s = Script::new();
+    s.code("DIR=").word(&b.dir).code(
+        "\ncd \"$DIR/backups\" 2>/dev/null || exit 0\nfor b in $(ls -1 | sort); do\n  echo \"#backup $b\"\n  if [ -e \"$b/backup.json\" ]; then echo '#meta'; cat \"$b/backup.json\"; fi\n  if [ -e \"$b/verified.json\" ]; then echo '#verified'; cat \"$b/verified.json\"; fi\ndone\n",
+    );
+    s
 }
 
 pub fn parse_listing(host: &HostName, text: &str) -> Result<Vec<BackupRecord>, BackupError> {
@@ -269,15 +270,18 @@ impl RestorePlan {
     }
 
     /// The script that does it; its last line is `restored <dir> <socket> <gtid>`.
-    pub fn script(&self, backups: &Backups, target: &RestoreTarget) -> String {
+    pub fn script(&self, backups: &Backups, target: &RestoreTarget) -> Script {
         let [kind, value] = target.stop_args();
-        format!(
-            "/usr/local/sbin/foobar-restore restore {} {} {} {}\n",
-            sh_quote(&format!("{}/backups/{}", backups.dir, self.backup)),
-            sh_quote(&self.scratch),
-            sh_quote(&kind),
-            sh_quote(&value)
-        )
+        let mut s = Script::new();
+        s.code("/usr/local/sbin/foobar-restore restore ")
+            .words([
+                format!("{}/backups/{}", backups.dir, self.backup),
+                self.scratch.clone(),
+                kind,
+                value,
+            ])
+            .code("\n");
+        s
     }
 }
 
@@ -301,17 +305,18 @@ pub fn check_scratch_dir(dir: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Run a script on a host with `sh -s`; stdout on success, stdout+stderr in the error.
+/// Run a script on a host with `bash -s`; stdout on success, stdout+stderr in the error.
 pub async fn run_script(
     t: &dyn Transport,
-    script: &str,
+    script: &Script,
     timeout: Duration,
 ) -> Result<String, (Option<i32>, String)> {
     let cmd = RemoteCommand {
         command_line: "bash -s".into(),
         timeout,
     };
-    match t.run(&cmd, Some(script.as_bytes())).await {
+    let text = script.to_stdin().map_err(|e| (None, e.to_string()))?;
+    match t.run(&cmd, Some(text.as_bytes())).await {
         Ok(o) if o.success() => Ok(o.stdout_text()),
         Ok(o) => Err((
             o.code,
@@ -347,11 +352,28 @@ pub fn archive_lag(
 }
 
 /// `stat` of every archived binary log: `name<TAB>size`.
-pub fn archive_stat_script(b: &Backups) -> String {
-    format!(
-        "cd {}/binlogs 2>/dev/null || exit 0\nfor f in *.[0-9][0-9][0-9][0-9][0-9][0-9]; do [ -e \"$f\" ] && stat -c '%n\t%s' \"$f\"; done; exit 0\n",
-        sh_quote(&b.dir)
-    )
+pub fn archive_stat_script(b: &Backups) -> Script {
+    let mut s = Script::new();
+    s.code("cd ").word(format!("{}/binlogs", b.dir)).code(
+        " 2>/dev/null || exit 0\nfor f in *.[0-9][0-9][0-9][0-9][0-9][0-9]; do [ -e \"$f\" ] && stat -c '%n\t%s' \"$f\"; done; exit 0\n",
+    );
+    s
+}
+
+/// The primary's binary log file and position, with whichever client the server has.
+pub fn primary_status_script() -> Script {
+    let mut s = Script::new();
+    s.code("if command -v mariadb >/dev/null; then c=mariadb; else c=mysql; fi\n$c --batch --skip-column-names -e 'SHOW MASTER STATUS'\n");
+    s
+}
+
+/// What `foobar backup now` runs: the service's own command, if `apply` installed it.
+pub fn backup_now_script() -> Script {
+    let mut s = Script::new();
+    s.code("if [ ! -x /usr/local/sbin/foobar-backup ]; then echo 'foobar-backup is not installed' >&2; exit 64; fi\n")
+        .code(BACKUP_COMMAND)
+        .code("\n");
+    s
 }
 
 /// The verify checks on the backups themselves (the archive's check is made by the caller,
@@ -512,10 +534,31 @@ mod tests {
             target: "x".into(),
             scratch: "/srv/scratch dir".into(),
         };
-        let s = plan.script(&b, &RestoreTarget::Time(1795982405));
+        let s = plan
+            .script(&b, &RestoreTarget::Time(1795982405))
+            .to_stdin()
+            .unwrap();
         assert_eq!(
             s,
             "/usr/local/sbin/foobar-restore restore /var/backups/foobar-database/backups/20261129T200000Z '/srv/scratch dir' time '2026-11-29 20:00:06'\n"
+        );
+    }
+
+    #[test]
+    fn host_scripts_quote_the_directory() {
+        let mut b = test_backups();
+        b.dir = "/srv/it's".into();
+        let l = listing_script(&b).to_stdin().unwrap();
+        let q = crate::shell::quote("/srv/it's").unwrap();
+        assert!(l.starts_with(&format!("DIR={q}\n")), "{l}");
+        let s = archive_stat_script(&b).to_stdin().unwrap();
+        let q = crate::shell::quote("/srv/it's/binlogs").unwrap();
+        assert!(s.starts_with(&format!("cd {q} ")), "{s}");
+        assert!(
+            backup_now_script()
+                .to_stdin()
+                .unwrap()
+                .contains(BACKUP_COMMAND)
         );
     }
 

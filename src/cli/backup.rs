@@ -186,10 +186,7 @@ pub async fn backup_now(
     let t = connect(&inv, &b.host).await?;
     let started = Instant::now();
     eprintln!("backup on {}: {}", b.host, backup::BACKUP_COMMAND);
-    let script = format!(
-        "if [ ! -x /usr/local/sbin/foobar-backup ]; then echo 'foobar-backup is not installed' >&2; exit 64; fi\n{}\n",
-        backup::BACKUP_COMMAND
-    );
+    let script = backup::backup_now_script();
     let result = backup::run_script(t.as_ref(), &script, timeout(&inv)).await;
     let records = match result {
         Ok(_) => list(&inv, b, t.as_ref()).await?,
@@ -469,13 +466,13 @@ async fn archive_check(
         },
     };
     let tmo = Duration::from_secs(30);
-    let status_script = "if command -v mariadb >/dev/null; then c=mariadb; else c=mysql; fi\n$c --batch --skip-column-names -e 'SHOW MASTER STATUS'\n";
+    let status_script = backup::primary_status_script();
     // The archive follows within milliseconds when it runs: wait up to max_lag (at most 15 s)
     // for it to reach the primary's position.
     let wait = b.archive_max_lag.min(Duration::from_secs(15));
     let deadline = Instant::now() + wait;
     loop {
-        let status = match backup::run_script(p, status_script, tmo).await {
+        let status = match backup::run_script(p, &status_script, tmo).await {
             Ok(s) => s,
             Err((_, e)) => {
                 return Check::fail(
