@@ -123,8 +123,8 @@ async fn list(
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
-    println!(
-        "{}",
+    crate::say!(
+        "{}\n",
         serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
     );
     Ok(())
@@ -185,7 +185,7 @@ pub async fn backup_now(
     }
     let t = connect(&inv, &b.host).await?;
     let started = Instant::now();
-    eprintln!("backup on {}: {}", b.host, backup::BACKUP_COMMAND);
+    crate::warn!("backup on {}: {}\n", b.host, backup::BACKUP_COMMAND);
     let script = backup::backup_now_script();
     let result = backup::run_script(t.as_ref(), &script, timeout(&inv)).await;
     let records = match result {
@@ -227,12 +227,12 @@ pub async fn backup_now(
             "backup": newest,
         }))?;
     } else if let Some(r) = newest {
-        print!("{}", table(std::slice::from_ref(r)));
+        crate::say!("{}", table(std::slice::from_ref(r)));
     }
     Ok(match newest.and_then(|r| r.verified.as_ref()) {
         Some(v) if v.ok => ExitCategory::Ok,
         _ => {
-            eprintln!("the new backup did not pass its restore test");
+            crate::warn!("the new backup did not pass its restore test\n");
             ExitCategory::HostFailed
         }
     })
@@ -253,9 +253,9 @@ pub async fn backups_list(common: BackupCommon) -> Result<ExitCategory, CliError
             "backups": records,
         }))?;
     } else if records.is_empty() {
-        eprintln!("no backups on {} in {}/backups", b.host, b.dir);
+        crate::warn!("no backups on {} in {}/backups\n", b.host, b.dir);
     } else {
-        print!("{}", table(&records));
+        crate::say!("{}", table(&records));
     }
     Ok(ExitCategory::Ok)
 }
@@ -353,7 +353,7 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
         scratch: scratch.clone(),
     };
     for line in plan.lines() {
-        eprintln!("plan: {line}");
+        crate::warn!("plan: {line}\n");
     }
     if args.dry_run {
         t.finish().await;
@@ -362,7 +362,7 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
                 &serde_json::json!({"format_version": backup::FORMAT_VERSION, "plan": plan, "restored": false}),
             )?;
         }
-        eprintln!("dry run: nothing restored");
+        crate::warn!("dry run: nothing restored\n");
         return Ok(ExitCategory::Ok);
     }
     let started = Instant::now();
@@ -393,13 +393,17 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
             "socket": socket,
         }))?;
     } else {
-        println!(
-            "restored {} + binary logs up to {} into {} on {} in {:.1} s",
-            plan.backup, plan.target, scratch, b.host, seconds
+        crate::say!(
+            "restored {} + binary logs up to {} into {} on {} in {:.1} s\n",
+            plan.backup,
+            plan.target,
+            scratch,
+            b.host,
+            seconds
         );
-        println!("  query it:  ssh {} mariadb --socket={socket}", b.host);
-        println!(
-            "  stop it:   ssh {} mariadb-admin --socket={socket} shutdown",
+        crate::say!("  query it:  ssh {} mariadb --socket={socket}\n", b.host);
+        crate::say!(
+            "  stop it:   ssh {} mariadb-admin --socket={socket} shutdown\n",
             b.host
         );
     }
