@@ -8,12 +8,14 @@
 //!                                                                                     +--verify--> Health
 //! ```
 //!
-//! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`].
+//! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`] (and
+//! the backup commands in `cli`, which run the scripts `apply` installed; see [`backup`]).
 //! Every script they send is built with [`shell::Script`]: values enter only as quoted words;
 //! a file's `validate` and a handler's `run:` are the only commands taken from the playbook.
 
 pub mod apply;
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod error;
 pub mod gather;

@@ -86,6 +86,8 @@ struct RawInventory {
     vars: Vars,
     #[serde(default)]
     secrets: BTreeMap<String, Spanned<RawSecret>>,
+    #[serde(default)]
+    backups: Option<Spanned<super::backups::RawBackups>>,
     hosts: BTreeMap<String, Spanned<RawHost>>,
     #[serde(default)]
     groups: BTreeMap<String, Spanned<RawGroup>>,
@@ -224,9 +226,15 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         hosts,
         groups,
         warnings,
+        backups: None,
     };
     load_var_files(&mut inventory)?;
     check_database_topology(&inventory)?;
+    let backups_location = raw.backups.as_ref().map(|b| at(&b.referenced));
+    if let Some(b) = raw.backups {
+        inventory.backups = Some(super::backups::resolve(path, &inventory, b)?);
+    }
+    super::backups::add_groups(&mut inventory, backups_location)?;
     Ok(inventory)
 }
 

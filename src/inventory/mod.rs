@@ -9,12 +9,14 @@
 //! groups nested in them, then by name) < host `vars` < facts foobar sets (`inventory_hostname`,
 //! `private_ip`, `group_names`, `groups`, `hostvars`).
 
+mod backups;
 pub mod failover_edit;
 mod load;
 mod playbook;
 pub mod rules;
 mod yaml;
 
+pub use backups::{ARCHIVE_PASSWORD_SECRET, BACKUP_HOST_GROUP, BACKUP_SOURCE_GROUP, Backups};
 pub use load::load_inventory;
 pub use playbook::{
     DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Limits, Play, Playbook,
@@ -119,6 +121,8 @@ pub struct Inventory {
     pub groups: BTreeMap<String, Group>,
     /// Said on stderr before anything connects, each naming its file and line.
     pub warnings: Vec<String>,
+    /// The `backups:` section, when the inventory has one.
+    pub backups: Option<Backups>,
 }
 
 /// Secret values by name, resolved at run time.
