@@ -22,6 +22,7 @@
 //! | [`mysql`] | flavour/version, facts, replication statements and status parsing |
 //! | [`verify`] | Inventory + open transports → `Health`: replication heartbeat, HAProxy state, HTTP(S) through the load balancer |
 //! | [`audit`], [`graph`] | Inventory (and, live, the hosts) → findings; → a drawing of the stack |
+//! | [`backup`] | the `backups:` section → backups taken, listed and restored on the backup host (scripts `apply` installed) |
 //! | [`event`] | what running stages tell the user: `Event`s sent to a `Reporter` |
 //! | [`report`] | the only code that prints: progress, human plans and reports, JSON documents |
 //! | [`host`], [`http`], [`shell`], [`secret`], [`error`] | shared values: host names, a bounded HTTP GET, quoted scripts, masked secrets, locations/hints/exit codes |
@@ -29,12 +30,14 @@
 //! Dependencies point down the pipeline: `transport` does not know `inventory`, `apply` sends
 //! [`event::Event`]s without knowing `report`, and `report` reads `apply`'s results.
 //!
-//! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`].
+//! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`] (and
+//! the backup commands in `cli`, which run the scripts `apply` installed; see [`backup`]).
 //! Every script they send is built with [`shell::Script`]: values enter only as quoted words;
 //! a file's `validate` and a handler's `run:` are the only commands taken from the playbook.
 
 pub mod apply;
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod error;
 pub mod event;

@@ -1142,3 +1142,82 @@ fn a_failed_proxy_jump_shows_openssh_s_own_reason() {
         run.stdout
     );
 }
+/// Backup commands refuse bad input with one error and exit 1 before contacting any host:
+/// no `backups:` section, a target that is neither time nor GTID, the live primary as the
+/// restore's destination without `--over-live-primary`, a scratch directory over live data.
+#[test]
+fn backup_commands_refuse_bad_input_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = fixtures().join("inventories/good.yml");
+    let with_backups = dir.path().join("backups.yml");
+    let text = std::fs::read_to_string(&good).unwrap().replacen(
+        "secrets:\n",
+        "secrets:\n  binlog_archive_password: { env: FOOBAR_REPLICATION_PASSWORD }\n",
+        1,
+    ) + "\nbackups: {}\n";
+    std::fs::write(&with_backups, text).unwrap();
+    let good = good.to_str().unwrap();
+    let backups = with_backups.to_str().unwrap();
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["backup", "now", "-i", good],
+            "has no `backups:` section: no backups are configured",
+            "add `backups: {}`",
+        ),
+        (
+            &["backups", "list", "-i", good],
+            "has no `backups:` section",
+            "then run `foobar apply`",
+        ),
+        (
+            &["restore", "--to", "0-1-5", "-i", good],
+            "has no `backups:` section",
+            "binlog_archive_password",
+        ),
+        (
+            &["restore", "--to", "last tuesday", "-i", backups],
+            "`last tuesday` is neither a time nor a GTID",
+            "or a GTID such as `0-1-42`",
+        ),
+        (
+            &[
+                "restore", "--to", "0-1-5", "--into", "web-01", "-i", backups,
+            ],
+            "web-01 is the live primary",
+            "--over-live-primary",
+        ),
+        (
+            &[
+                "restore",
+                "--to",
+                "0-1-5",
+                "--dir",
+                "/var/lib/mysql/x",
+                "-i",
+                backups,
+            ],
+            "--dir /var/lib/mysql/x is (inside) /var/lib/mysql",
+            "name a new directory",
+        ),
+        (
+            &["backup", "now", "--host", "web-01", "-i", backups],
+            "web-01 does not take backups: backups.host is web-02",
+            "or leave out --host",
+        ),
+    ];
+    for (args, error, hint) in cases {
+        let run = foobar(args, &[]);
+        let what = format!(
+            "foobar {args:?}\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        );
+        assert_eq!(run.code, Some(1), "{what}");
+        assert!(run.stderr.contains(error), "{what}");
+        assert!(
+            run.stderr.contains("hint: ") && run.stderr.contains(hint),
+            "{what}"
+        );
+        assert_eq!(run.stderr.matches("error:").count(), 1, "{what}");
+        assert!(run.ssh_calls.is_none(), "contacted a host: {what}");
+    }
+}

@@ -2,8 +2,7 @@
 //! `--live`, from the hosts), each as a [`Finding`] with a severity, where it is, why it matters
 //! and the concrete fix.
 //!
-//! In: the [`Inventory`], the inventory file's text (for line numbers and for top-level
-//! sections this build does not model yet, such as `backups:`), and every host's rendered
+//! In: the [`Inventory`], the inventory file's text (for line numbers), and every host's rendered
 //! [`DesiredState`] (rendered with placeholder values for secrets that cannot be read: the
 //! audit needs no secret but the TLS certificate). Out: findings, sorted most severe first.
 //! Pure but for reading the certificate file; the live part only parses what
@@ -19,7 +18,7 @@
 //! - replication over TLS: `replication_ssl: true` (with secrets `db_tls_ca`, `db_tls_cert`,
 //!   `db_tls_key`);
 //! - monitoring: a non-empty group `monitoring`;
-//! - backups: a top-level `backups:` section in the inventory.
+//! - backups: a `backups:` section in the inventory (`Inventory::backups`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -125,14 +124,6 @@ fn locate(inv: &Inventory, text: &str, needle: &str) -> String {
 fn truthy(v: Option<&serde_json::Value>) -> bool {
     // Exactly what the templates and `verify` treat as on: a YAML boolean true.
     matches!(v, Some(serde_json::Value::Bool(true)))
-}
-
-/// A top-level key of the inventory YAML (`backups:`), whether or not this build models it.
-fn has_top_level_key(text: &str, key: &str) -> bool {
-    text.lines().any(|l| {
-        l.strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with(':'))
-    })
 }
 
 /// An address that means "every interface".
@@ -361,14 +352,14 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
             fix: "add a group `monitoring` (a host running Prometheus, scraping the node, HAProxy and MySQL exporters) to the inventory".into(),
         });
     }
-    if !has_top_level_key(text, "backups") && !primaries.is_empty() {
+    if inv.backups.is_none() && !primaries.is_empty() {
         out.push(Finding {
             id: "no_backups",
             severity: Severity::High,
             location: file,
             summary: "no database backups are configured".into(),
             why: "replication copies mistakes (a DROP, a bad migration) to the replica at once: only a backup brings the data back".into(),
-            fix: "add a `backups:` section to the inventory (schedule, destination, retention)".into(),
+            fix: "add a `backups:` section to the inventory (host, dir, schedule, retention; `backups: {}` takes the defaults), declare the secret `binlog_archive_password`, run `foobar apply`, then `foobar backup now`; `foobar verify` then watches the backups and the binlog archive".into(),
         });
     }
     out
@@ -513,13 +504,6 @@ mod tests {
         assert_eq!(setting(cnf, "read_only"), Some((4, "ON")));
         let unit = "[Service]\nEnvironment=FOOBAR_APP_BIND=*:8000\n";
         assert_eq!(setting(unit, "FOOBAR_APP_BIND"), Some((2, "*:8000")));
-    }
-
-    #[test]
-    fn top_level_keys() {
-        assert!(has_top_level_key("hosts:\nbackups:\n  x: 1\n", "backups"));
-        assert!(!has_top_level_key("hosts:\n  backups:\n", "backups"));
-        assert!(!has_top_level_key("# backups: later\n", "backups"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod apply;
 mod audit;
+mod backup;
 mod completions;
 mod config;
 mod dbtier;
@@ -111,6 +112,19 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Print the manual page (roff): `foobar man > foobar.1`.
     Man(man::ManArgs),
+    /// Take a backup now on the backup host (`backups:` in the inventory).
+    Backup {
+        #[command(subcommand)]
+        action: backup::BackupAction,
+    },
+    /// The backups on the backup host.
+    Backups {
+        #[command(subcommand)]
+        action: backup::BackupsAction,
+    },
+    /// Restore the newest backup before a time or GTID and replay the archived binary logs up
+    /// to it, into a scratch directory on the backup host.
+    Restore(backup::RestoreArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
 }

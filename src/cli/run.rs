@@ -2,8 +2,8 @@
 //! [`Session`](super::session::Session).
 
 use super::{
-    Cli, CliError, Command, apply, audit, completions, failover, graph, man, plan, render, reseed,
-    show, verify,
+    Cli, CliError, Command, apply, audit, backup, completions, failover, graph, man, plan, render,
+    reseed, show, verify,
 };
 use crate::error::ExitCategory;
 
@@ -20,5 +20,12 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
         Command::Failover(args) => failover::run(args).await,
         Command::Show(args) => show::run(args),
         Command::Man(args) => man::run(args),
+        Command::Backup {
+            action: backup::BackupAction::Now { common, host },
+        } => backup::backup_now(common, host).await,
+        Command::Backups {
+            action: backup::BackupsAction::List { common },
+        } => backup::backups_list(common).await,
+        Command::Restore(args) => backup::restore(args).await,
     }
 }

@@ -79,7 +79,8 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
             ExitCategory::HostFailed
         });
     }
-    let health = crate::verify::verify(&input).await;
+    let mut health = crate::verify::verify(&input).await;
+    super::backup::add_verify_checks(&session.inventory, &conn.transports, &mut health).await;
     conn.finish().await;
     reporter.finish();
     if common.json {

@@ -87,6 +87,8 @@ struct RawInventory {
     vars: Vars,
     #[serde(default)]
     secrets: BTreeMap<String, Spanned<RawSecret>>,
+    #[serde(default)]
+    backups: Option<Spanned<super::backups::RawBackups>>,
     hosts: BTreeMap<String, Spanned<RawHost>>,
     #[serde(default)]
     groups: BTreeMap<String, Spanned<RawGroup>>,
@@ -227,9 +229,17 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         groups,
         warnings,
         topology,
+        backups: None,
     };
     load_var_files(&mut inventory)?;
     check_database_topology(&inventory)?;
+    let backups_location = raw.backups.as_ref().map(|b| at(&b.referenced));
+    if let Some(b) = raw.backups {
+        inventory.backups = Some(super::backups::resolve(path, &inventory, b)?);
+    }
+    super::backups::add_groups(&mut inventory, backups_location)?;
+    // The backups section adds its groups: resolve the roles again over the final groups.
+    inventory.topology = Topology::resolve(&inventory.groups);
     Ok(inventory)
 }
 

@@ -9,6 +9,7 @@
 //! groups nested in them, then by name) < host `vars` < facts foobar sets (`inventory_hostname`,
 //! `private_ip`, `group_names`, `groups`, `hostvars`).
 
+mod backups;
 pub mod failover_edit;
 mod load;
 mod playbook;
@@ -16,6 +17,7 @@ pub mod rules;
 pub mod topology;
 mod yaml;
 
+pub use backups::{ARCHIVE_PASSWORD_SECRET, BACKUP_HOST_GROUP, BACKUP_SOURCE_GROUP, Backups};
 pub use load::load_inventory;
 pub use playbook::{
     DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Limits, Play, Playbook,
@@ -102,6 +104,8 @@ pub struct Inventory {
     pub warnings: Vec<String>,
     /// Who is load balancer, web server, database primary and replica: from `groups`, once.
     pub topology: Topology,
+    /// The `backups:` section, when the inventory has one.
+    pub backups: Option<Backups>,
 }
 
 /// Secret values by name, resolved at run time.

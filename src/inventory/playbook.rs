@@ -449,7 +449,8 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
         let mut hosts = BTreeSet::new();
         for t in &targets {
             let matched = inventory.match_pattern(&t.value);
-            if matched.is_empty() {
+            // A declared group may be empty (e.g. `backup_host` without `backups:`).
+            if matched.is_empty() && !inventory.groups.contains_key(&t.value) {
                 let names = inventory
                     .groups
                     .keys()

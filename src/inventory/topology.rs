@@ -15,7 +15,8 @@ pub const DATABASE_REPLICAS: &str = "db_replica";
 /// A parent group of the database hosts, as the shipped inventories write it.
 pub const DATABASES: &str = "databases";
 pub const MONITORING: &str = "monitoring";
-pub const BACKUPS: &str = "backups";
+/// The group `backups:` in the inventory puts its host in (see `inventory::backups`).
+pub const BACKUPS: &str = super::backups::BACKUP_HOST_GROUP;
 pub const FIREWALL: &str = "firewall";
 
 /// The stack's parts, each in inventory order. A missing group is an empty part.
@@ -29,7 +30,7 @@ pub struct Topology {
     /// Hosts of group `databases` (which may name database hosts beyond primary and replicas).
     pub databases: Vec<HostName>,
     pub monitoring: Vec<HostName>,
-    /// The first host of group `backups`, if the inventory has one.
+    /// The host that takes the backups (group `backup_host`), if the inventory has `backups:`.
     pub backups: Option<HostName>,
     pub firewalled: Vec<HostName>,
 }

@@ -482,6 +482,10 @@ impl<'a> RenderContext<'a> {
         // so that a new certificate changes the config and its handler restarts the server.
         env.add_filter("sha256", |value: String| sha256_hex(value.as_bytes()));
         env.set_fuel(Some(playbook.limits.template_fuel));
+        env.add_filter("shell_quote", |v: String| crate::gather::sh_quote(&v));
+        env.add_filter("mysql_native_password_hash", |v: String| {
+            crate::mysql::mysql_native_password_hash(&v)
+        });
 
         let mut names: Vec<String> = playbook
             .plays
@@ -555,6 +559,9 @@ impl<'a> RenderContext<'a> {
         }
         vars.insert("groups".into(), self.groups.clone());
         vars.insert("hostvars".into(), self.hostvars.clone());
+        if let Some(b) = &self.inventory.backups {
+            vars.insert("backups".into(), Value::from(minijinja::value::Serde(b)));
+        }
         let secrets = self
             .secrets
             .iter()

@@ -1,0 +1,531 @@
+//! `foobar backup now`, `foobar backups list`, `foobar restore`, and the backup checks
+//! `foobar verify` adds. Every check of the user's input runs before anything connects: a bad
+//! target, a restore over the live primary without its flag, or an inventory without
+//! `backups:` ends with one error and exit 1, nothing touched.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+
+use super::CliError;
+use crate::backup::{self, BackupRecord, RestorePlan, RestoreTarget};
+use crate::error::ExitCategory;
+use crate::inventory::{self, Backups, HostName, Inventory};
+use crate::mysql::Check;
+use crate::transport::{self, Transport};
+use crate::verify::{Health, HostHealth};
+
+#[derive(Debug, Args, Clone)]
+pub struct BackupCommon {
+    /// Inventory file.
+    #[arg(short, long, default_value = "inventories/production.yml")]
+    pub inventory: std::path::PathBuf,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Take a backup now: the run the timer starts (same script, same lock), then its
+    /// restore test and retention.
+    Now {
+        #[command(flatten)]
+        common: BackupCommon,
+        /// The host that takes it; must be the inventory's backup host.
+        #[arg(long)]
+        host: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsAction {
+    /// Every backup on the backup host: time, size, GTID position, duration, verified.
+    List {
+        #[command(flatten)]
+        common: BackupCommon,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub common: BackupCommon,
+    /// Restore up to here: a UTC time (`2026-11-29 20:30:00`, RFC 3339, `@UNIX`) or a GTID
+    /// (`0-1-42`, inclusive).
+    #[arg(long)]
+    pub to: String,
+    /// The host to restore on (default: the backup host, into a scratch directory).
+    #[arg(long)]
+    pub into: Option<String>,
+    /// Scratch directory on the backup host (default: <backups.dir>/scratch/restore-<time>).
+    #[arg(long, conflicts_with = "into")]
+    pub dir: Option<String>,
+    /// Show the plan and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Needed to name the live primary with --into.
+    #[arg(long)]
+    pub over_live_primary: bool,
+}
+
+fn usage(message: impl Into<String>, hint: impl Into<String>) -> CliError {
+    CliError::Usage {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+fn configured(inv: &Inventory) -> Result<&Backups, CliError> {
+    inv.backups.as_ref().ok_or_else(|| {
+        usage(
+            format!("{} has no `backups:` section: no backups are configured", inv.path.display()),
+            "add `backups: {}` (defaults: the first replica, daily, /var/backups/foobar-database) and the secret `binlog_archive_password`, then run `foobar apply`",
+        )
+    })
+}
+
+async fn connect(inv: &Inventory, host: &HostName) -> Result<Arc<dyn Transport>, CliError> {
+    transport::connect(&inv.connection(host))
+        .await
+        .map(Arc::from)
+        .map_err(|e| {
+            let hint = crate::error::Diagnostic::hint(&e).unwrap_or_default();
+            usage(e.to_string(), hint)
+        })
+}
+
+fn timeout(inv: &Inventory) -> Duration {
+    Duration::from_secs(inv.ssh.command_timeout)
+}
+
+async fn list(
+    inv: &Inventory,
+    b: &Backups,
+    t: &dyn Transport,
+) -> Result<Vec<BackupRecord>, CliError> {
+    let text = backup::run_script(t, &backup::listing_script(b), timeout(inv))
+        .await
+        .map_err(|(_, out)| {
+            usage(
+                format!("cannot list backups on {}: {out}", b.host),
+                "check that the host is up and `foobar apply` has run",
+            )
+        })?;
+    backup::parse_listing(&b.host, &text).map_err(|e| {
+        usage(
+            e.to_string(),
+            "run `foobar apply` so the backup scripts match this foobar",
+        )
+    })
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    crate::say!(
+        "{}\n",
+        serde_json::to_string_pretty(value).map_err(anyhow::Error::from)?
+    );
+    Ok(())
+}
+
+fn table(records: &[BackupRecord]) -> String {
+    let mut out = format!(
+        "{:<18} {:<20} {:>10} {:<14} {:>8}  {}\n",
+        "BACKUP", "FINISHED (UTC)", "SIZE", "GTID", "SECONDS", "VERIFIED"
+    );
+    for r in records {
+        match &r.meta {
+            Some(m) => {
+                let verified = match &r.verified {
+                    Some(v) if v.ok => format!("yes ({} tables)", v.tables),
+                    Some(_) => "FAILED".to_string(),
+                    None => "no".to_string(),
+                };
+                out.push_str(&format!(
+                    "{:<18} {:<20} {:>10} {:<14} {:>8}  {}\n",
+                    r.id,
+                    backup::utc(m.finished),
+                    backup::human_size(m.size_bytes),
+                    m.gtid,
+                    m.seconds,
+                    verified
+                ));
+            }
+            None => out.push_str(&format!(
+                "{:<18} {:<20} {:>10} {:<14} {:>8}  {}\n",
+                r.id,
+                "-",
+                "-",
+                "-",
+                "-",
+                "incomplete: not a good backup (running, or its run died)"
+            )),
+        }
+    }
+    out
+}
+
+pub async fn backup_now(
+    common: BackupCommon,
+    host: Option<String>,
+) -> Result<ExitCategory, CliError> {
+    let inv = inventory::load_inventory(&common.inventory)?;
+    let b = configured(&inv)?;
+    if let Some(h) = &host
+        && h != b.host.as_str()
+    {
+        return Err(usage(
+            format!("{h} does not take backups: backups.host is {}", b.host),
+            format!(
+                "set `backups: {{ host: {h} }}` and run `foobar apply` to move them, or leave out --host"
+            ),
+        ));
+    }
+    let t = connect(&inv, &b.host).await?;
+    let started = Instant::now();
+    crate::warn!("backup on {}: {}\n", b.host, backup::BACKUP_COMMAND);
+    let script = backup::backup_now_script();
+    let result = backup::run_script(t.as_ref(), &script, timeout(&inv)).await;
+    let records = match result {
+        Ok(_) => list(&inv, b, t.as_ref()).await?,
+        Err((Some(backup::BUSY_EXIT), _)) => {
+            t.finish().await;
+            return Err(usage(
+                format!("a backup is already running on {}", b.host),
+                "wait for it to finish (`foobar backups list` shows it as incomplete meanwhile)",
+            ));
+        }
+        Err((Some(64), _)) => {
+            t.finish().await;
+            return Err(usage(
+                format!("the backup scripts are not installed on {}", b.host),
+                "run `foobar apply` first",
+            ));
+        }
+        Err((_, out)) => {
+            t.finish().await;
+            let tail: Vec<&str> = out.lines().rev().take(15).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(usage(
+                format!("the backup on {} failed:\n{}", b.host, tail.join("\n")),
+                "the whole log is backup.log in the backup's directory; no good backup was recorded by this run",
+            ));
+        }
+    };
+    t.finish().await;
+    let newest = records
+        .iter()
+        .filter(|r| r.good)
+        .max_by_key(|r| r.meta.as_ref().map(|m| m.finished));
+    if common.json {
+        print_json(&serde_json::json!({
+            "format_version": backup::FORMAT_VERSION,
+            "host": b.host,
+            "seconds": started.elapsed().as_secs_f64(),
+            "backup": newest,
+        }))?;
+    } else if let Some(r) = newest {
+        crate::say!("{}", table(std::slice::from_ref(r)));
+    }
+    Ok(match newest.and_then(|r| r.verified.as_ref()) {
+        Some(v) if v.ok => ExitCategory::Ok,
+        _ => {
+            crate::warn!("the new backup did not pass its restore test\n");
+            ExitCategory::HostFailed
+        }
+    })
+}
+
+pub async fn backups_list(common: BackupCommon) -> Result<ExitCategory, CliError> {
+    let inv = inventory::load_inventory(&common.inventory)?;
+    let b = configured(&inv)?;
+    let t = connect(&inv, &b.host).await?;
+    let records = list(&inv, b, t.as_ref()).await;
+    t.finish().await;
+    let records = records?;
+    if common.json {
+        print_json(&serde_json::json!({
+            "format_version": backup::FORMAT_VERSION,
+            "host": b.host,
+            "dir": b.dir,
+            "backups": records,
+        }))?;
+    } else if records.is_empty() {
+        crate::warn!("no backups on {} in {}/backups\n", b.host, b.dir);
+    } else {
+        crate::say!("{}", table(&records));
+    }
+    Ok(ExitCategory::Ok)
+}
+
+pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
+    let inv = inventory::load_inventory(&args.common.inventory)?;
+    let b = configured(&inv)?;
+    let target = RestoreTarget::parse(&args.to).map_err(|e| {
+        usage(
+            e.to_string(),
+            "give a UTC time such as `2026-11-29 20:30:00` or `@1795982400`, or a GTID such as `0-1-42`",
+        )
+    })?;
+    let primary = inv
+        .groups
+        .get("db_primary")
+        .and_then(|g| g.hosts.first())
+        .cloned();
+    if let Some(into) = &args.into {
+        let host = HostName::new(into.clone());
+        if !inv.hosts.contains_key(&host) {
+            return Err(usage(
+                format!("--into {into}: no such host in the inventory"),
+                "name an inventory host, or leave out --into to restore into a scratch directory",
+            ));
+        }
+        if Some(&host) == primary.as_ref() && !args.over_live_primary {
+            return Err(usage(
+                format!(
+                    "{into} is the live primary: restoring over it replaces the data every client sees"
+                ),
+                "restore into a scratch directory (leave out --into), or pass --over-live-primary to see the plan",
+            ));
+        }
+        if Some(&host) == primary.as_ref() {
+            return Err(usage(
+                format!(
+                    "restoring over the live primary {into} is not automated: foobar restores into a scratch directory and leaves the switch to you"
+                ),
+                "plan: 1) `foobar restore --to ...` (scratch, on the backup host) and check it; 2) stop writes (drain the app in HAProxy); 3) dump the scratch server and load it into the primary, or copy its datadir in place with the server stopped",
+            ));
+        }
+        if host != b.host {
+            return Err(usage(
+                format!(
+                    "--into {into}: backups live on {}; restoring onto another host is not supported",
+                    b.host
+                ),
+                format!(
+                    "restore on {} (leave out --into, or --dir DIR for the scratch directory)",
+                    b.host
+                ),
+            ));
+        }
+    }
+    let scratch = match &args.dir {
+        Some(d) => {
+            backup::check_scratch_dir(d)
+                .map_err(|m| usage(m, "name a new directory such as /var/tmp/foobar-restore"))?;
+            d.trim_end_matches('/').to_string()
+        }
+        None => format!(
+            "{}/scratch/restore-{}",
+            b.dir,
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ")
+        ),
+    };
+
+    let t = connect(&inv, &b.host).await?;
+    let records = list(&inv, b, t.as_ref()).await;
+    let records = match records {
+        Ok(r) => r,
+        Err(e) => {
+            t.finish().await;
+            return Err(e);
+        }
+    };
+    let chosen = match backup::choose(&records, &target) {
+        Ok(c) => c,
+        Err(e) => {
+            t.finish().await;
+            return Err(usage(
+                e.to_string(),
+                "restore to a later point, or see what there is with `foobar backups list`",
+            ));
+        }
+    };
+    let meta = chosen.meta.as_ref().expect("chosen backups are good");
+    let plan = RestorePlan {
+        host: b.host.clone(),
+        backup: chosen.id.clone(),
+        backup_gtid: meta.gtid.clone(),
+        backup_finished: backup::utc(meta.finished),
+        target: target.describe(),
+        scratch: scratch.clone(),
+    };
+    for line in plan.lines() {
+        crate::warn!("plan: {line}\n");
+    }
+    if args.dry_run {
+        t.finish().await;
+        if args.common.json {
+            print_json(
+                &serde_json::json!({"format_version": backup::FORMAT_VERSION, "plan": plan, "restored": false}),
+            )?;
+        }
+        crate::warn!("dry run: nothing restored\n");
+        return Ok(ExitCategory::Ok);
+    }
+    let started = Instant::now();
+    let result = backup::run_script(t.as_ref(), &plan.script(b, &target), timeout(&inv)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    t.finish().await;
+    let out = result.map_err(|(_, out)| {
+        usage(
+            format!("the restore on {} failed: {out}", b.host),
+            format!(
+                "the scratch server's log is {scratch}/error.log; the live server was not touched"
+            ),
+        )
+    })?;
+    let socket = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("restored\t"))
+        .next_back()
+        .and_then(|l| l.split('\t').nth(1))
+        .unwrap_or_default()
+        .to_string();
+    if args.common.json {
+        print_json(&serde_json::json!({
+            "format_version": backup::FORMAT_VERSION,
+            "plan": plan,
+            "restored": true,
+            "restore_seconds": seconds,
+            "socket": socket,
+        }))?;
+    } else {
+        crate::say!(
+            "restored {} + binary logs up to {} into {} on {} in {:.1} s\n",
+            plan.backup,
+            plan.target,
+            scratch,
+            b.host,
+            seconds
+        );
+        crate::say!("  query it:  ssh {} mariadb --socket={socket}\n", b.host);
+        crate::say!(
+            "  stop it:   ssh {} mariadb-admin --socket={socket} shutdown\n",
+            b.host
+        );
+    }
+    Ok(ExitCategory::Ok)
+}
+
+/// `verify`'s backup checks, added to the backup host's checks: the newest backup's age and
+/// restore test, and the binary log archive caught up with the primary.
+pub async fn add_verify_checks(
+    inv: &Inventory,
+    transports: &BTreeMap<HostName, Arc<dyn Transport>>,
+    health: &mut Health,
+) {
+    let Some(b) = &inv.backups else { return };
+    let Some(t) = transports.get(&b.host) else {
+        return;
+    };
+    let mut checks = match list(inv, b, t.as_ref()).await {
+        Ok(records) => backup::backup_checks(b, &records, jiff::Timestamp::now().as_second()),
+        Err(e) => vec![Check::fail(
+            "backup_age",
+            e.to_string(),
+            "run `foobar apply`",
+        )],
+    };
+    checks.push(archive_check(inv, b, transports, t.as_ref()).await);
+    health
+        .hosts
+        .entry(b.host.clone())
+        .or_insert_with(|| HostHealth { checks: vec![] })
+        .checks
+        .extend(checks);
+}
+
+async fn archive_check(
+    inv: &Inventory,
+    b: &Backups,
+    transports: &BTreeMap<HostName, Arc<dyn Transport>>,
+    t: &dyn Transport,
+) -> Check {
+    const NAME: &str = "binlog_archive";
+    let Some(primary) = inv.groups.get("db_primary").and_then(|g| g.hosts.first()) else {
+        return Check::fail(
+            NAME,
+            "no db_primary in the inventory",
+            "add the primary to db_primary",
+        );
+    };
+    let own;
+    let p: &dyn Transport = match transports.get(primary) {
+        Some(p) => p.as_ref(),
+        None => match connect(inv, primary).await {
+            Ok(c) => {
+                own = c;
+                own.as_ref()
+            }
+            Err(e) => {
+                return Check::fail(
+                    NAME,
+                    format!("cannot reach {primary}: {e}"),
+                    "check the primary",
+                );
+            }
+        },
+    };
+    let tmo = Duration::from_secs(30);
+    let status_script = backup::primary_status_script();
+    // The archive follows within milliseconds when it runs: wait up to max_lag (at most 15 s)
+    // for it to reach the primary's position.
+    let wait = b.archive_max_lag.min(Duration::from_secs(15));
+    let deadline = Instant::now() + wait;
+    loop {
+        let status = match backup::run_script(p, &status_script, tmo).await {
+            Ok(s) => s,
+            Err((_, e)) => {
+                return Check::fail(
+                    NAME,
+                    format!("cannot read the primary's binary log position: {e}"),
+                    "check the primary's server",
+                );
+            }
+        };
+        let archived = backup::run_script(t, &backup::archive_stat_script(b), tmo)
+            .await
+            .unwrap_or_default();
+        let (file, pos, size) = match backup::archive_lag(&status, &archived) {
+            Ok(x) => x,
+            Err(e) => {
+                return Check::fail(
+                    NAME,
+                    e,
+                    "enable log_bin on the primary (templates/mysql/primary.cnf.j2)",
+                );
+            }
+        };
+        if size.is_some_and(|s| s >= pos) {
+            return Check::pass(
+                NAME,
+                format!(
+                    "{}: {file} archived up to the primary's position {pos}",
+                    b.host
+                ),
+            );
+        }
+        if Instant::now() >= deadline {
+            let have = match size {
+                Some(s) => format!("{s} of {pos} bytes of {file}"),
+                None => format!("nothing of {file} (the primary is at {pos})"),
+            };
+            return Check::fail(
+                NAME,
+                format!(
+                    "the archive on {} has {have} after {} s",
+                    b.host,
+                    wait.as_secs()
+                ),
+                format!(
+                    "check `systemctl status foobar-binlog-archive` on {} (`foobar apply` starts it) and the archive account on {primary}",
+                    b.host
+                ),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
