@@ -237,6 +237,11 @@ pub enum Reply {
         first: String,
         second: String,
     },
+    /// The script's lock step found the host locked by this holder; nothing was changed.
+    Locked(String),
+    /// The script's compare-and-swap found the host's facts changed since the plan; nothing
+    /// was changed and the lock was released.
+    Stale,
     /// The script reached its end.
     Done,
 }
@@ -273,6 +278,14 @@ pub fn parse_reply(line: &str) -> Option<Reply> {
                 second: decode(f.next()),
             })
         }
+        "LOCKED" => Some(Reply::Locked(
+            decode(f.next())
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+        "STALE" if f.next().is_none() => Some(Reply::Stale),
         "DONE" if f.next().is_none() => Some(Reply::Done),
         _ => None,
     }
@@ -467,6 +480,11 @@ mod tests {
             ]
         );
         assert_eq!(parse_reply("OK\t/etc/x"), None);
+        assert_eq!(
+            parse_reply("LOCKED\tYWxpY2UgcGlkIDQyCg=="),
+            Some(Reply::Locked("alice pid 42".into()))
+        );
+        assert_eq!(parse_reply("STALE"), Some(Reply::Stale));
     }
 
     #[test]

@@ -159,6 +159,7 @@ fn build(want: &DesiredState, hp: &HostPlan, run_id: &str) -> script::Built {
         run_id,
         unlock: true,
         keep_backups: 5,
+        lock: None,
     })
     .expect("script builds")
 }

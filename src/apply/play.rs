@@ -132,6 +132,14 @@ impl Run<'_, '_> {
         // The host's last script releases the lock itself, saving a round trip, unless more
         // work follows it (database steps, a rollout's health gate).
         let unlock = unlock && play.database.is_none() && play.serial.is_none();
+        let holder = options.lock_holder();
+        let lock =
+            (self.lock_in_script.get(host) == Some(&play.index)).then(|| script::LockCheck {
+                holder: &holder,
+                break_lock: options.break_lock,
+                cas: &self.plan.hosts[host].cas,
+                facts: crate::gather::facts_script(target.desired),
+            });
         let input = script::ScriptInput {
             play,
             changes,
@@ -139,6 +147,7 @@ impl Run<'_, '_> {
             run_id: &options.run_id,
             unlock,
             keep_backups: options.keep_backups,
+            lock,
         };
         let built = match script::build(&input).and_then(|b| Ok((b.script.to_stdin()?, b.steps))) {
             Ok(b) => b,
@@ -230,6 +239,16 @@ impl Run<'_, '_> {
                         error: redactor.redact(&first),
                         after_restore: redactor.redact(&second),
                     };
+                }
+                shell::Reply::Locked(holder) => {
+                    // Another run holds the lock: nothing here changed, and it is not ours.
+                    rep.unlocked = true;
+                    fail(reporter, host, rep, ApplyError::Locked { holder }, redactor);
+                }
+                shell::Reply::Stale => {
+                    // The script released the lock itself.
+                    rep.unlocked = true;
+                    fail(reporter, host, rep, ApplyError::Stale, redactor);
                 }
                 shell::Reply::Done => {
                     done_marker = true;

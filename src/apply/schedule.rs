@@ -123,6 +123,9 @@ pub(super) struct Run<'r, 'a> {
     /// Hosts failed so far, and hosts in the run, for `--max-fail-percentage`.
     pub(super) failed: AtomicUsize,
     pub(super) total: usize,
+    /// Hosts whose first script takes the lock and compares the facts itself, and the play
+    /// whose script that is (see [`Run::lock_in_script`]).
+    pub(super) lock_in_script: BTreeMap<HostName, usize>,
 }
 
 impl<'r, 'a> Run<'r, 'a> {
@@ -142,6 +145,48 @@ impl<'r, 'a> Run<'r, 'a> {
             .filter(|p| only.is_none_or(|o| o.contains(p)))
             .collect();
         plays.into_iter().collect()
+    }
+
+    /// The play whose script can take `host`'s lock and compare its facts, saving the round
+    /// trip of a separate lock-and-re-read: the host's work starts in a pipelined phase with
+    /// exactly one play ready first (no `after: []` sibling could start beside it), and that
+    /// play has a script (files, packages, services or handlers, not only database steps).
+    /// `None`: the host is locked and re-read before the run, as a saved plan without the
+    /// facts' raw digest, a rollout (drained before it changes) or a database-only play needs.
+    pub(super) fn lock_play(&self, host: &HostName, phases: &[Phase<'_>]) -> Option<usize> {
+        let hp = &self.plan.hosts[host];
+        if self.options.dry_run || hp.locked || hp.cas.is_empty() {
+            return None;
+        }
+        let first = phases.iter().find_map(|ph| match ph {
+            Phase::Pipelined(set) => {
+                let mine = self.plays_with_work(host, Some(set));
+                (!mine.is_empty()).then_some(Some(mine))
+            }
+            Phase::Rollout { play, .. } => self
+                .plays_with_work(host, None)
+                .contains(play)
+                .then_some(None),
+        })??;
+        let ready: Vec<usize> = first
+            .iter()
+            .copied()
+            .filter(|&p| {
+                self.play_of(host, p)
+                    .is_some_and(|play| play.after.iter().all(|d| !first.contains(d)))
+            })
+            .collect();
+        let [p] = ready[..] else { return None };
+        let scripted = hp.handlers.iter().any(|h| h.play == p)
+            || hp.changes.iter().any(|c| {
+                c.play == p
+                    && c.action != Action::Unchanged
+                    && !matches!(
+                        c.step,
+                        crate::plan::Step::Database { .. } | crate::plan::Step::Rotation { .. }
+                    )
+            });
+        scripted.then_some(p)
     }
 
     pub(super) fn over_max_fail(&self) -> Option<String> {
@@ -423,6 +468,7 @@ mod tests {
                             facts_digest: gather::parse_gather_output(h, "#foobar:end\n")
                                 .unwrap()
                                 .digest,
+                            cas: String::new(),
                             changes,
                             handlers: vec![],
                             locked_by: None,

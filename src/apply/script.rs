@@ -33,6 +33,52 @@ pub struct ScriptInput<'a> {
     pub unlock: bool,
     /// Runs whose backups the host keeps.
     pub keep_backups: u32,
+    /// Take the host's lock and compare its facts with the plan's before any step (the
+    /// host's first script of this run, when the plan was not made under the lock).
+    pub lock: Option<LockCheck<'a>>,
+}
+
+/// The head of a host's first script: take the lock, then re-read the facts the plan was made
+/// from and compare their digest with the plan's (compare-and-swap). A host locked by another
+/// run prints `LOCKED` and its holder; a host that moved prints `STALE` and releases the lock.
+/// Either way the script stops before its first step.
+pub struct LockCheck<'a> {
+    /// What the lock records: `user@machine pid N since T run ID`.
+    pub holder: &'a str,
+    pub break_lock: bool,
+    /// [`crate::gather::ActualState::cas`] as planned.
+    pub cas: &'a str,
+    /// [`crate::gather::facts_script`] for the host's desired state.
+    pub facts: Script,
+}
+
+fn lock_check(check: &LockCheck<'_>) -> Script {
+    use crate::apply::lock::LOCK_DIR;
+    let mut s = Script::new();
+    s.code("# lock, then compare the facts the plan was made from\n");
+    if check.break_lock {
+        s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
+    }
+    s.code("mkdir -p -- ")
+        .code(parent(LOCK_DIR))
+        .code(" 2>/dev/null\nif mkdir -- ")
+        .code(LOCK_DIR)
+        .code(" 2>/dev/null; then printf '%s\\n' ")
+        .word(check.holder.replace('\0', ""))
+        .code(" > ")
+        .code(LOCK_DIR)
+        .code("/holder\nelse\n  n=0; while [ ! -s ")
+        .code(LOCK_DIR)
+        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ")
+        .code(LOCK_DIR)
+        .code("/holder 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
+        .append(&check.facts)
+        .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
+        .word(check.cas)
+        .code(" ]; then rm -rf -- ")
+        .code(LOCK_DIR)
+        .code("; echo STALE; exit 0; fi\n");
+    s
 }
 
 /// A built script and what each step number in its output stands for.
@@ -492,6 +538,9 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code("\n");
     }
     s.code("  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1\n  :\n}\n");
+    if let Some(check) = &input.lock {
+        s.append(&lock_check(check));
+    }
     s.append(&body);
     Ok(Built { script: s, steps })
 }
