@@ -242,6 +242,13 @@ pub enum Reply {
     /// The script's compare-and-swap found the host's facts changed since the plan; nothing
     /// was changed and the lock was released.
     Stale,
+    /// A host script's output for play `n` follows (see `apply::script::host_script`).
+    Play(usize),
+    /// A host script stopped between plays because the run was interrupted, and released
+    /// the lock.
+    Stopped,
+    /// A host script ran all its plays and released the lock.
+    Unlocked,
     /// The script reached its end.
     Done,
 }
@@ -286,6 +293,9 @@ pub fn parse_reply(line: &str) -> Option<Reply> {
                 .join(", "),
         )),
         "STALE" if f.next().is_none() => Some(Reply::Stale),
+        "PLAY" => Some(Reply::Play(step(f.next())?)),
+        "STOPPED" if f.next().is_none() => Some(Reply::Stopped),
+        "UNLOCKED" if f.next().is_none() => Some(Reply::Unlocked),
         "DONE" if f.next().is_none() => Some(Reply::Done),
         _ => None,
     }
@@ -485,6 +495,8 @@ mod tests {
             Some(Reply::Locked("alice pid 42".into()))
         );
         assert_eq!(parse_reply("STALE"), Some(Reply::Stale));
+        assert_eq!(parse_reply("PLAY\t3"), Some(Reply::Play(3)));
+        assert_eq!(parse_reply("STOPPED"), Some(Reply::Stopped));
     }
 
     #[test]

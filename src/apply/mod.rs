@@ -111,6 +111,7 @@ pub async fn apply(
         failed: AtomicUsize::new(plan.failed.len()),
         total: changing.len() + plan.failed.len(),
         lock_in_script: BTreeMap::new(),
+        last_play: BTreeMap::new(),
     };
     for h in plan.hosts.keys() {
         reports.insert(h.clone(), HostReport::new());
@@ -128,6 +129,13 @@ pub async fn apply(
     run.lock_in_script = changing
         .iter()
         .filter_map(|h| run.lock_play(h, &phases).map(|p| (HostName::clone(h), p)))
+        .collect();
+    run.last_play = changing
+        .iter()
+        .filter_map(|h| {
+            let last = run.plays_with_work(h, None).last().copied();
+            last.map(|p| (HostName::clone(h), p))
+        })
         .collect();
     let run = run;
     if !options.dry_run {
