@@ -237,6 +237,18 @@ pub enum Reply {
         first: String,
         second: String,
     },
+    /// The script's lock step found the host locked by this holder; nothing was changed.
+    Locked(String),
+    /// The script's compare-and-swap found the host's facts changed since the plan; nothing
+    /// was changed and the lock was released.
+    Stale,
+    /// A host script's output for play `n` follows (see `apply::script::host_script`).
+    Play(usize),
+    /// A host script stopped between plays because the run was interrupted, and released
+    /// the lock.
+    Stopped,
+    /// A host script ran all its plays and released the lock.
+    Unlocked,
     /// The script reached its end.
     Done,
 }
@@ -273,6 +285,17 @@ pub fn parse_reply(line: &str) -> Option<Reply> {
                 second: decode(f.next()),
             })
         }
+        "LOCKED" => Some(Reply::Locked(
+            decode(f.next())
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+        "STALE" if f.next().is_none() => Some(Reply::Stale),
+        "PLAY" => Some(Reply::Play(step(f.next())?)),
+        "STOPPED" if f.next().is_none() => Some(Reply::Stopped),
+        "UNLOCKED" if f.next().is_none() => Some(Reply::Unlocked),
         "DONE" if f.next().is_none() => Some(Reply::Done),
         _ => None,
     }
@@ -467,6 +490,13 @@ mod tests {
             ]
         );
         assert_eq!(parse_reply("OK\t/etc/x"), None);
+        assert_eq!(
+            parse_reply("LOCKED\tYWxpY2UgcGlkIDQyCg=="),
+            Some(Reply::Locked("alice pid 42".into()))
+        );
+        assert_eq!(parse_reply("STALE"), Some(Reply::Stale));
+        assert_eq!(parse_reply("PLAY\t3"), Some(Reply::Play(3)));
+        assert_eq!(parse_reply("STOPPED"), Some(Reply::Stopped));
     }
 
     #[test]

@@ -159,6 +159,7 @@ fn build(want: &DesiredState, hp: &HostPlan, run_id: &str) -> script::Built {
         run_id,
         unlock: true,
         keep_backups: 5,
+        lock: None,
     })
     .expect("script builds")
 }
@@ -737,4 +738,110 @@ fn saved_plans_are_refused_on_any_difference_naming_it() {
             "{what}: {err}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A host script: the lock, the compare-and-swap, every play in order, the stop between plays.
+
+/// One host script of two plays (files `first` and `second` under root/, each notifying a
+/// handler; `first_handler` is the first play's), with the lock and a facts check whose
+/// digest is right or not. Returns the replies, the tree after and the output.
+fn host_run(
+    first_handler: &str,
+    cas_right: bool,
+) -> (Vec<Reply>, BTreeMap<PathBuf, String>, String) {
+    let run_id = "20260101T000000Z-00000000000000cc";
+    let s = Scratch::new();
+    let root = s.root();
+    let play = |name: &str, handler: &str| {
+        let want = desired_with_services(
+            name,
+            vec![],
+            vec![file(&format!("{root}/{name}"), "x\n", 0o644, &["h"])],
+            vec![],
+            vec![run_handler("h", handler)],
+        );
+        let hp = plan::diff(&want, &ActualState::default());
+        script::build(&ScriptInput {
+            play: &want.plays[0],
+            changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
+            handlers: hp.handlers.iter().collect(),
+            run_id,
+            unlock: false,
+            keep_backups: 5,
+            lock: None,
+        })
+        .expect("script builds")
+        .script
+    };
+    let plays = vec![
+        (0, play("first", first_handler)),
+        // The lock is held, with its holder, while the plays run.
+        (1, play("second", "test -s /var/lib/foobar/lock/holder")),
+    ];
+    let mut facts = shell::Script::new();
+    facts.code("echo facts\n");
+    let cas = if cas_right {
+        sha256_hex(b"facts\n")
+    } else {
+        sha256_hex(b"other\n")
+    };
+    let check = script::LockCheck {
+        holder: &format!("me pid 1 since x run {run_id}"),
+        break_lock: false,
+        cas: &cas,
+        facts,
+    };
+    let whole = script::host_script(&plays, Some(&check), run_id, true);
+    let (replies, _, out) = s.run(&whole.to_stdin().unwrap());
+    (replies, s.tree(), out)
+}
+
+fn has(tree: &BTreeMap<PathBuf, String>, name: &str) -> bool {
+    tree.keys().any(|p| p.ends_with(name))
+}
+
+#[test]
+fn a_host_script_locks_compares_runs_its_plays_in_order_and_stops_between_them() {
+    // Everything as planned: both plays, in order, each to its end, then the unlock.
+    let (replies, tree, out) = host_run("true", true);
+    let marks: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| matches!(r, Reply::Play(_) | Reply::Done | Reply::Unlocked))
+        .collect();
+    assert_eq!(
+        marks,
+        vec![
+            &Reply::Play(0),
+            &Reply::Done,
+            &Reply::Play(1),
+            &Reply::Done,
+            &Reply::Unlocked
+        ],
+        "{out}"
+    );
+    assert!(
+        !replies.iter().any(|r| matches!(r, Reply::Err { .. })),
+        "{out}"
+    );
+    assert!(has(&tree, "first") && has(&tree, "second"), "{out}");
+
+    // The host moved since the plan: nothing runs, nothing changes.
+    let (replies, tree, out) = host_run("true", false);
+    assert_eq!(replies, vec![Reply::Stale], "{out}");
+    assert!(!has(&tree, "first") && !has(&tree, "second"), "{out}");
+
+    // Interrupted (the stop file appears while the first play runs): it finishes, the
+    // second never starts, the lock is released.
+    let (replies, tree, out) = host_run(": > /var/lib/foobar/lock/stop", true);
+    assert!(replies.contains(&Reply::Stopped), "{out}");
+    assert!(!replies.contains(&Reply::Play(1)), "{out}");
+    assert!(has(&tree, "first") && !has(&tree, "second"), "{out}");
+
+    // The first play's shell dies: the host script ends there, lock kept for the next run
+    // to name.
+    let (replies, tree, out) = host_run("kill -9 $$", true);
+    assert!(!replies.contains(&Reply::Play(1)), "{out}");
+    assert!(!replies.contains(&Reply::Unlocked), "{out}");
+    assert!(has(&tree, "first") && !has(&tree, "second"), "{out}");
 }

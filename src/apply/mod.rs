@@ -110,6 +110,8 @@ pub async fn apply(
         cancelled,
         failed: AtomicUsize::new(plan.failed.len()),
         total: changing.len() + plan.failed.len(),
+        lock_in_script: BTreeMap::new(),
+        last_play: BTreeMap::new(),
     };
     for h in plan.hosts.keys() {
         reports.insert(h.clone(), HostReport::new());
@@ -119,13 +121,30 @@ pub async fn apply(
         .map(|(h, t)| (h, t.transport.commands_run()))
         .collect();
 
-    // Lock and re-check facts, all hosts in parallel, unless the plan was made under the lock.
-    // (Only hosts with changes are locked: locking in the plan's first gather would cost an
-    // unlock round trip on every host with nothing to do, the common case of a converged fleet.)
+    let phases = phases(&run, &changing, balancer).await;
+    // A host's first script takes its lock and compares its facts itself where it can;
+    // the others are locked and re-read here, all in parallel, unless the plan was made
+    // under the lock.
+    let mut run = run;
+    run.lock_in_script = changing
+        .iter()
+        .filter_map(|h| run.lock_play(h, &phases).map(|p| (HostName::clone(h), p)))
+        .collect();
+    run.last_play = changing
+        .iter()
+        .filter_map(|h| {
+            let last = run.plays_with_work(h, None).last().copied();
+            last.map(|p| (HostName::clone(h), p))
+        })
+        .collect();
+    let run = run;
     if !options.dry_run {
+        let lock_in_script = &run.lock_in_script;
         let results: Vec<(HostName, Result<(), ApplyError>)> =
             futures::stream::iter(changing.iter())
-                .filter(|h| std::future::ready(!plan.hosts[**h].locked))
+                .filter(|h| {
+                    std::future::ready(!plan.hosts[**h].locked && !lock_in_script.contains_key(**h))
+                })
                 .map(|host| async move {
                     let r = lock_and_check(&targets[*host], &plan.hosts[*host], options).await;
                     (HostName::clone(host), r)
@@ -143,7 +162,7 @@ pub async fn apply(
     }
 
     let mut interrupted = false;
-    for phase in phases(&run, &changing, balancer).await {
+    for phase in phases {
         if cancelled.load(Ordering::SeqCst) {
             interrupted = true;
             break;

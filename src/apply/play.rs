@@ -132,6 +132,14 @@ impl Run<'_, '_> {
         // The host's last script releases the lock itself, saving a round trip, unless more
         // work follows it (database steps, a rollout's health gate).
         let unlock = unlock && play.database.is_none() && play.serial.is_none();
+        let holder = options.lock_holder();
+        let lock =
+            (self.lock_in_script.get(host) == Some(&play.index)).then(|| script::LockCheck {
+                holder: &holder,
+                break_lock: options.break_lock,
+                cas: &self.plan.hosts[host].cas,
+                facts: crate::gather::facts_script(target.desired),
+            });
         let input = script::ScriptInput {
             play,
             changes,
@@ -139,6 +147,7 @@ impl Run<'_, '_> {
             run_id: &options.run_id,
             unlock,
             keep_backups: options.keep_backups,
+            lock,
         };
         let built = match script::build(&input).and_then(|b| Ok((b.script.to_stdin()?, b.steps))) {
             Ok(b) => b,
@@ -163,6 +172,203 @@ impl Run<'_, '_> {
             }
         };
         let stdout = out.stdout_text();
+        let done_marker = self.read_replies(
+            host,
+            &steps,
+            &input.handlers,
+            stdout.lines().filter_map(shell::parse_reply),
+            unlock,
+            rep,
+        );
+        if !done_marker && !rep.failed() && out.code == Some(124) {
+            let error = ApplyError::TimedOut {
+                seconds: options.timeout.as_secs(),
+            };
+            fail(reporter, host, rep, error, redactor);
+        } else if !done_marker && !rep.failed() {
+            let error = ApplyError::StoppedEarly {
+                code: out.code,
+                stderr: out.stderr_text().trim().to_string(),
+            };
+            fail(reporter, host, rep, error, redactor);
+        }
+    }
+
+    /// All of `plays` (a host's plays of a phase, in order, none with database steps) in one
+    /// remote command: [`script::host_script`]. Events and outcomes are those of the plays
+    /// run one by one. If the run is interrupted meanwhile, the host is told to start no
+    /// further play ([`script::stop_script`], a second command); the running play finishes.
+    pub(super) async fn run_host_script(
+        &self,
+        host: &HostName,
+        plays: &[usize],
+        target: &Target<'_>,
+        unlock: bool,
+        rep: &mut HostReport,
+    ) {
+        let (options, reporter, redactor) = (self.options, self.reporter, self.redactor);
+        let hp = &self.plan.hosts[host];
+        let mut parts = Vec::new();
+        let mut scripts = Vec::new();
+        for &p in plays {
+            let Some(play) = self.play_of(host, p) else {
+                continue;
+            };
+            reporter.event(Event::PlayStarted {
+                host: host.clone(),
+                play: play.name.clone(),
+            });
+            let changes: Vec<_> = hp
+                .changes
+                .iter()
+                .filter(|c| c.play == p && c.action != Action::Unchanged)
+                .filter(|c| !matches!(c.step, crate::plan::Step::Rotation { .. }))
+                .collect();
+            let handlers: Vec<_> = hp.handlers.iter().filter(|h| h.play == p).collect();
+            if changes.is_empty() && handlers.is_empty() {
+                continue;
+            }
+            let input = script::ScriptInput {
+                play,
+                changes,
+                handlers,
+                run_id: &options.run_id,
+                unlock: false,
+                keep_backups: options.keep_backups,
+                lock: None,
+            };
+            match script::build(&input) {
+                Ok(b) => {
+                    scripts.push((p, b.script));
+                    parts.push((p, b.steps, input.handlers));
+                }
+                Err(e) => {
+                    fail(reporter, host, rep, e.into(), redactor);
+                    return;
+                }
+            }
+        }
+        let Some(&(first, _)) = scripts.first() else {
+            return;
+        };
+        let holder = options.lock_holder();
+        let lock = (self.lock_in_script.get(host) == Some(&first)).then(|| script::LockCheck {
+            holder: &holder,
+            break_lock: options.break_lock,
+            cas: &hp.cas,
+            facts: crate::gather::facts_script(target.desired),
+        });
+        let whole = script::host_script(&scripts, lock.as_ref(), &options.run_id, unlock);
+        let text = match whole.to_stdin() {
+            Ok(t) => t,
+            Err(e) => {
+                fail(
+                    reporter,
+                    host,
+                    rep,
+                    script::ScriptError::from(e).into(),
+                    redactor,
+                );
+                return;
+            }
+        };
+        let command = RemoteCommand::script(options.timeout);
+        let run = target.transport.run(&command, Some(text.as_bytes()));
+        let stop = async {
+            while !self.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            if let Ok(t) = script::stop_script(&options.run_id).to_stdin() {
+                let _ = target
+                    .transport
+                    .run(
+                        &RemoteCommand::script(std::time::Duration::from_secs(30)),
+                        Some(t.as_bytes()),
+                    )
+                    .await;
+            }
+            std::future::pending::<()>().await;
+        };
+        let out = tokio::select! {
+            out = run => out,
+            _ = stop => unreachable!("waits forever once the stop is sent"),
+        };
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                fail(reporter, host, rep, e.into(), redactor);
+                return;
+            }
+        };
+        // Split the output at each `PLAY n`; what comes before is the lock's.
+        let stdout = out.stdout_text();
+        let mut segments: std::collections::BTreeMap<usize, Vec<shell::Reply>> = Default::default();
+        let (mut head, mut current) = (Vec::new(), None);
+        let (mut stopped, mut unlocked) = (false, false);
+        for reply in stdout.lines().filter_map(shell::parse_reply) {
+            match reply {
+                shell::Reply::Play(n) => {
+                    current = Some(n);
+                    segments.entry(n).or_default();
+                }
+                shell::Reply::Stopped => stopped = true,
+                shell::Reply::Unlocked => unlocked = true,
+                r => match current {
+                    Some(n) => segments.entry(n).or_default().push(r),
+                    None => head.push(r),
+                },
+            }
+        }
+        self.read_replies(host, &[], &[], head.into_iter(), false, rep);
+        for (p, steps, handlers) in &parts {
+            if rep.failed() {
+                return;
+            }
+            let Some(replies) = segments.remove(p) else {
+                if stopped {
+                    rep.skipped.push(Skipped::Interrupted { play: *p });
+                    continue;
+                }
+                // Neither run nor stopped: the script ended before it (see below).
+                break;
+            };
+            let done = self.read_replies(host, steps, handlers, replies.into_iter(), false, rep);
+            if !done && !rep.failed() {
+                let error = if out.code == Some(124) {
+                    ApplyError::TimedOut {
+                        seconds: options.timeout.as_secs(),
+                    }
+                } else {
+                    ApplyError::StoppedEarly {
+                        code: out.code,
+                        stderr: out.stderr_text().trim().to_string(),
+                    }
+                };
+                fail(reporter, host, rep, error, redactor);
+                return;
+            }
+        }
+        if !rep.failed() && !stopped && !unlocked && unlock {
+            let error = ApplyError::StoppedEarly {
+                code: out.code,
+                stderr: out.stderr_text().trim().to_string(),
+            };
+            fail(reporter, host, rep, error, redactor);
+        }
+        rep.unlocked |= stopped || unlocked;
+    }
+
+    /// Read one play script's replies into `rep`; true if it reached its end.
+    fn read_replies(
+        &self,
+        host: &HostName,
+        steps: &[Outcome],
+        handlers: &[&crate::plan::HandlerRef],
+        replies: impl Iterator<Item = shell::Reply>,
+        unlock: bool,
+        rep: &mut HostReport,
+    ) -> bool {
+        let (reporter, redactor) = (self.reporter, self.redactor);
         let mut done_marker = false;
         let name_of = |n: usize| {
             steps
@@ -170,7 +376,7 @@ impl Run<'_, '_> {
                 .map(|o| o.to_string())
                 .unwrap_or_else(|| format!("step {n}"))
         };
-        for reply in stdout.lines().filter_map(shell::parse_reply) {
+        for reply in replies {
             match reply {
                 shell::Reply::Ok(n) => {
                     let Some(what) = steps.get(n) else { continue };
@@ -185,8 +391,7 @@ impl Run<'_, '_> {
                     let Some(Outcome::Handler { name }) = steps.get(n) else {
                         continue;
                     };
-                    let service = input
-                        .handlers
+                    let service = handlers
                         .iter()
                         .find(|h| &h.name == name)
                         .and_then(|h| match &h.command {
@@ -231,23 +436,24 @@ impl Run<'_, '_> {
                         after_restore: redactor.redact(&second),
                     };
                 }
+                shell::Reply::Locked(holder) => {
+                    // Another run holds the lock: nothing here changed, and it is not ours.
+                    rep.unlocked = true;
+                    fail(reporter, host, rep, ApplyError::Locked { holder }, redactor);
+                }
+                shell::Reply::Stale => {
+                    // The script released the lock itself.
+                    rep.unlocked = true;
+                    fail(reporter, host, rep, ApplyError::Stale, redactor);
+                }
+                // A host script's own lines are read by `run_host_script`.
+                shell::Reply::Play(_) | shell::Reply::Stopped | shell::Reply::Unlocked => {}
                 shell::Reply::Done => {
                     done_marker = true;
                     rep.unlocked = unlock;
                 }
             }
         }
-        if !done_marker && !rep.failed() && out.code == Some(124) {
-            let error = ApplyError::TimedOut {
-                seconds: options.timeout.as_secs(),
-            };
-            fail(reporter, host, rep, error, redactor);
-        } else if !done_marker && !rep.failed() {
-            let error = ApplyError::StoppedEarly {
-                code: out.code,
-                stderr: out.stderr_text().trim().to_string(),
-            };
-            fail(reporter, host, rep, error, redactor);
-        }
+        done_marker
     }
 }

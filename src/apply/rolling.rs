@@ -11,6 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::RolloutError;
+
+/// How often a rollout asks HAProxy (sessions drained, server UP) and the host (health gate)
+/// while it waits: the wait is what a rollout costs per host, so the poll is short.
+const POLL: Duration = Duration::from_millis(50);
 use crate::inventory::HostName;
 use crate::shell;
 use crate::transport::{RemoteCommand, Transport};
@@ -121,7 +125,7 @@ impl Balancer {
         self.set_state(server, "drain").await?;
         let deadline = Instant::now() + self.timeout;
         while self.current_sessions(server).await? > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(POLL).await;
         }
         self.set_state(server, "maint").await
     }
@@ -142,7 +146,7 @@ impl Balancer {
                     seconds: self.timeout.as_secs(),
                 });
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -158,7 +162,7 @@ impl Balancer {
                 Ok(_) => return Ok(()),
                 Err(e) => last = Some(e),
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(POLL).await;
         }
         Err(RolloutError::Unhealthy {
             server: server.clone(),

@@ -123,6 +123,12 @@ pub(super) struct Run<'r, 'a> {
     /// Hosts failed so far, and hosts in the run, for `--max-fail-percentage`.
     pub(super) failed: AtomicUsize,
     pub(super) total: usize,
+    /// Hosts whose first script takes the lock and compares the facts itself, and the play
+    /// whose script that is (see [`Run::lock_in_script`]).
+    pub(super) lock_in_script: BTreeMap<HostName, usize>,
+    /// Each host's last play with work in this run: only its script may release the lock
+    /// (a rollout or another phase may follow the last play of a phase).
+    pub(super) last_play: BTreeMap<HostName, usize>,
 }
 
 impl<'r, 'a> Run<'r, 'a> {
@@ -142,6 +148,60 @@ impl<'r, 'a> Run<'r, 'a> {
             .filter(|p| only.is_none_or(|o| o.contains(p)))
             .collect();
         plays.into_iter().collect()
+    }
+
+    /// The play whose script can take `host`'s lock and compare its facts, saving the round
+    /// trip of a separate lock-and-re-read: the host's work starts in a pipelined phase with
+    /// exactly one play ready first (no `after: []` sibling could start beside it), and that
+    /// play has a script (files, packages, services or handlers, not only database steps).
+    /// `None`: the host is locked and re-read before the run, as a saved plan without the
+    /// facts' raw digest, a rollout (drained before it changes) or a database-only play needs.
+    pub(super) fn lock_play(&self, host: &HostName, phases: &[Phase<'_>]) -> Option<usize> {
+        let hp = &self.plan.hosts[host];
+        if self.options.dry_run || hp.locked || hp.cas.is_empty() {
+            return None;
+        }
+        let first = phases.iter().find_map(|ph| match ph {
+            Phase::Pipelined(set) => {
+                let mine = self.plays_with_work(host, Some(set));
+                (!mine.is_empty()).then_some(Some(mine))
+            }
+            Phase::Rollout { play, .. } => self
+                .plays_with_work(host, None)
+                .contains(play)
+                .then_some(None),
+        })??;
+        let ready: Vec<usize> = first
+            .iter()
+            .copied()
+            .filter(|&p| {
+                self.play_of(host, p)
+                    .is_some_and(|play| play.after.iter().all(|d| !first.contains(d)))
+            })
+            .collect();
+        let [p] = ready[..] else { return None };
+        let scripted = hp.handlers.iter().any(|h| h.play == p)
+            || hp.changes.iter().any(|c| {
+                c.play == p
+                    && c.action != Action::Unchanged
+                    && !matches!(
+                        c.step,
+                        crate::plan::Step::Database { .. } | crate::plan::Step::Rotation { .. }
+                    )
+            });
+        scripted.then_some(p)
+    }
+
+    /// `plays` (one phase's plays of `host`, in order) can run as one host script: none has
+    /// database steps (they run from here, between scripts, and may wait for another host),
+    /// and each comes after all the ones before it (no `after:` lets two run at once).
+    fn one_script(&self, host: &HostName, plays: &[usize]) -> bool {
+        plays.len() > 1
+            && plays.iter().enumerate().all(|(i, p)| {
+                self.play_of(host, *p).is_some_and(|play| {
+                    play.database.is_none() && plays[..i].iter().all(|d| play.after.contains(d))
+                })
+            })
     }
 
     pub(super) fn over_max_fail(&self) -> Option<String> {
@@ -226,7 +286,24 @@ impl<'r, 'a> Run<'r, 'a> {
                 .map(|p| p.after.clone())
                 .unwrap_or_default();
             mine.iter().all(|p| *p == l || after.contains(p))
-        });
+        }) && last.as_ref() == self.last_play.get(host);
+        // One remote command for all of them, when nothing needs foobar between them.
+        if self.one_script(host, &mine)
+            && !self.options.dry_run
+            && !rep.failed()
+            && !self.cancelled.load(Ordering::SeqCst)
+            && self.over_max_fail().is_none()
+        {
+            let mut frag = HostReport::new();
+            self.run_host_script(host, &mine, target, sequential_tail, &mut frag)
+                .await;
+            let was_failed = rep.failed();
+            merge(&mut rep, frag);
+            if rep.failed() && !was_failed {
+                self.failed.fetch_add(1, Ordering::SeqCst);
+            }
+            return rep;
+        }
         loop {
             if !rep.failed() {
                 for &p in &mine {
@@ -304,9 +381,11 @@ mod tests {
     use std::sync::Arc;
     use std::sync::Mutex;
     use std::time::Duration;
-    use std::time::Instant;
+    use tokio::time::Instant;
 
-    /// (host, script label, start, end) of every play script.
+    /// (host, script label, start, end) of every play script, on the test's clock: the
+    /// tests run with it paused (`start_paused`), so a `slow` play's 300 ms pass at once,
+    /// exactly, whenever every task waits; the order of events is what they check.
     type Log = Vec<(String, String, Instant, Instant)>;
 
     /// A host that answers every script at once, or after 300 ms for a play named `slow…`,
@@ -330,28 +409,47 @@ mod tests {
             self.commands.fetch_add(1, Ordering::SeqCst);
             let text = String::from_utf8_lossy(stdin.unwrap_or_default()).into_owned();
             let label = text.lines().next().unwrap_or("").to_string();
-            let start = Instant::now();
-            // `slow` plays take 300 ms; `slow@b` only on host b.
-            let slow = label
-                .split_whitespace()
-                .any(|w| w == "slow" || w.strip_prefix("slow@") == Some(self.host.as_str()));
-            if label.starts_with("# play ") && slow {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            if label.starts_with("# play ") {
-                self.log.lock().unwrap().push((
-                    self.host.to_string(),
-                    label.clone(),
-                    start,
-                    Instant::now(),
-                ));
-            }
-            // The lock is free and the host is as planned (an empty gather).
-            let stdout = if label == "# lock" {
-                format!("{}#foobar:end\n", lock::LOCKED_MARK)
+            // A host script runs its plays one after the other, each announced by its index.
+            let plays: Vec<String> = if label == "# host script" {
+                text.lines()
+                    .filter(|l| l.starts_with("# play "))
+                    .map(String::from)
+                    .collect()
             } else {
-                "OK\t0\nDONE\n".to_string()
+                vec![label.clone()]
             };
+            let mut stdout = String::new();
+            for label in &plays {
+                let start = Instant::now();
+                // `slow` plays take 300 ms; `slow@b` only on host b.
+                let slow = label
+                    .split_whitespace()
+                    .any(|w| w == "slow" || w.strip_prefix("slow@") == Some(self.host.as_str()));
+                if label.starts_with("# play ") && slow {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                if label.starts_with("# play ") {
+                    self.log.lock().unwrap().push((
+                        self.host.to_string(),
+                        label.clone(),
+                        start,
+                        Instant::now(),
+                    ));
+                }
+                // The lock is free and the host is as planned (an empty gather).
+                if label == "# lock" {
+                    stdout.push_str(&format!("{}#foobar:end\n", lock::LOCKED_MARK));
+                } else {
+                    if text.starts_with("# host script") {
+                        let index = label.split_whitespace().nth(2).unwrap_or("0");
+                        stdout.push_str(&format!("PLAY\t{index}\n"));
+                    }
+                    stdout.push_str("OK\t0\nDONE\n");
+                }
+            }
+            if label == "# host script" {
+                stdout.push_str("UNLOCKED\n");
+            }
             Ok(Output {
                 stdout: stdout.into_bytes(),
                 stderr: vec![],
@@ -423,6 +521,7 @@ mod tests {
                             facts_digest: gather::parse_gather_output(h, "#foobar:end\n")
                                 .unwrap()
                                 .digest,
+                            cas: String::new(),
                             changes,
                             handlers: vec![],
                             locked_by: None,
@@ -485,7 +584,7 @@ mod tests {
             .unwrap_or_else(|| panic!("{play} did not run on {host}: {log:?}"))
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_host_runs_its_plays_in_order_by_default() {
         let (report, log) = run(&["a"], &[("slow db", &[]), ("app", &[0])], false).await;
         assert_eq!(
@@ -495,9 +594,12 @@ mod tests {
         assert!(report.failed_hosts().is_empty(), "{report:?}");
         let (db, app) = (span(&log, "a", "slow db"), span(&log, "a", "app"));
         assert!(app.2 >= db.3, "app started before db finished");
+        // Both plays went in one script, after the lock and re-read (the plan has no raw
+        // facts digest for the script to compare).
+        assert_eq!(report.hosts[&HostName::new("a")].remote_commands, 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_play_with_after_empty_runs_beside_earlier_plays() {
         let (report, log) = run(&["a"], &[("slow db", &[]), ("slow app", &[])], false).await;
         assert!(report.failed_hosts().is_empty(), "{report:?}");
@@ -509,7 +611,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn hosts_do_not_wait_for_each_other_between_plays() {
         // Host b's first play is slow; host a's second play does not wait for it.
         let (report, log) = run(&["a", "b"], &[("slow@b first", &[]), ("next", &[0])], false).await;
@@ -520,7 +622,7 @@ mod tests {
         assert!(b_next.2 >= b_first.3);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn no_play_starts_after_an_interrupt() {
         let (report, log) = run(&["a"], &[("db", &[]), ("app", &[0])], true).await;
         assert!(log.is_empty(), "{log:?}");

@@ -33,6 +33,119 @@ pub struct ScriptInput<'a> {
     pub unlock: bool,
     /// Runs whose backups the host keeps.
     pub keep_backups: u32,
+    /// Take the host's lock and compare its facts with the plan's before any step (the
+    /// host's first script of this run, when the plan was not made under the lock).
+    pub lock: Option<LockCheck<'a>>,
+}
+
+/// The head of a host's first script: take the lock, then re-read the facts the plan was made
+/// from and compare their digest with the plan's (compare-and-swap). A host locked by another
+/// run prints `LOCKED` and its holder; a host that moved prints `STALE` and releases the lock.
+/// Either way the script stops before its first step.
+pub struct LockCheck<'a> {
+    /// What the lock records: `user@machine pid N since T run ID`.
+    pub holder: &'a str,
+    pub break_lock: bool,
+    /// [`crate::gather::ActualState::cas`] as planned.
+    pub cas: &'a str,
+    /// [`crate::gather::facts_script`] for the host's desired state.
+    pub facts: Script,
+}
+
+/// The file whose presence tells a host script to start no further play (Ctrl-C): inside the
+/// lock's directory, so releasing the lock removes it.
+pub fn stop_file() -> String {
+    format!("{}/stop", crate::apply::lock::LOCK_DIR)
+}
+
+/// Ask the host script of run `run_id` to start no further play: creates [`stop_file`] if
+/// the host's lock is this run's.
+pub fn stop_script(run_id: &str) -> Script {
+    let mut s = Script::new();
+    s.code("if grep -q -F -- ")
+        .word(format!("run {run_id}"))
+        .code(" ")
+        .code(crate::apply::lock::LOCK_DIR)
+        .code("/holder 2>/dev/null; then : > ")
+        .word(stop_file())
+        .code("; fi\n");
+    s
+}
+
+/// All of a host's plays of a phase in one script, one round trip: the lock and the facts'
+/// compare-and-swap first (`lock`), then each play's own script ([`build`]) in a shell of its
+/// own, in order, each announced by `PLAY <index>`. A play that fails ends the script;
+/// between plays the script stops (releasing the lock, `STOPPED`) if [`stop_file`] exists.
+/// With `unlock` it releases the lock after the last play and prints `UNLOCKED`.
+pub fn host_script(
+    plays: &[(usize, Script)],
+    lock: Option<&LockCheck<'_>>,
+    run_id: &str,
+    unlock: bool,
+) -> Script {
+    let mut s = Script::new();
+    s.comment("host script").code(PRELUDE);
+    if let Some(check) = lock {
+        s.append(&lock_check(check));
+    }
+    for (i, (index, play)) in plays.iter().enumerate() {
+        if i > 0 {
+            s.code("if [ -e ")
+                .word(stop_file())
+                .code(" ]; then\n")
+                .append(&super::lock::unlock_script(run_id))
+                .code("echo STOPPED; exit 0; fi\n");
+        }
+        // Each play is a shell of its own, fed its script as `sh -s` is fed a play's script
+        // alone (same stdin rules, same `$$`): a play that dies ends the host script. The
+        // here-document's end is a random number no play text can guess.
+        let mut token = [0u8; 8];
+        getrandom::fill(&mut token).expect("the system's random number generator");
+        let token = u64::from_le_bytes(token);
+        s.code("printf 'PLAY\\t%s\\n' ")
+            .int(*index as u64)
+            .code("\nsh -s <<'__FOOBAR_PLAY_")
+            .int(token)
+            .code("__'\n")
+            .append(play)
+            .code("__FOOBAR_PLAY_")
+            .int(token)
+            .code("__\nrc=$?; [ $rc -eq 0 ] || exit $rc\n");
+    }
+    if unlock {
+        s.append(&super::lock::unlock_script(run_id))
+            .code("echo UNLOCKED\n");
+    }
+    s
+}
+
+fn lock_check(check: &LockCheck<'_>) -> Script {
+    use crate::apply::lock::LOCK_DIR;
+    let mut s = Script::new();
+    s.code("# lock, then compare the facts the plan was made from\n");
+    if check.break_lock {
+        s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
+    }
+    s.code("mkdir -p -- ")
+        .code(parent(LOCK_DIR))
+        .code(" 2>/dev/null\nif mkdir -- ")
+        .code(LOCK_DIR)
+        .code(" 2>/dev/null; then printf '%s\\n' ")
+        .word(check.holder.replace('\0', ""))
+        .code(" > ")
+        .code(LOCK_DIR)
+        .code("/holder\nelse\n  n=0; while [ ! -s ")
+        .code(LOCK_DIR)
+        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ")
+        .code(LOCK_DIR)
+        .code("/holder 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
+        .append(&check.facts)
+        .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
+        .word(check.cas)
+        .code(" ]; then rm -rf -- ")
+        .code(LOCK_DIR)
+        .code("; echo STALE; exit 0; fi\n");
+    s
 }
 
 /// A built script and what each step number in its output stands for.
@@ -492,6 +605,9 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code("\n");
     }
     s.code("  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1\n  :\n}\n");
+    if let Some(check) = &input.lock {
+        s.append(&lock_check(check));
+    }
     s.append(&body);
     Ok(Built { script: s, steps })
 }

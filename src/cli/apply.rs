@@ -105,9 +105,6 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     let primary = session.primary(&conn);
     let run_id = apply::new_run_id();
     let holder = apply::lock::holder(&run_id);
-    // Without a saved plan, hosts with changes are locked while they are planned.
-    let lock_script = (planfile.is_none() && !dry_run)
-        .then(|| apply::lock::lock_script(&apply::lock_holder(&holder, &run_id), break_lock));
     let plan = match saved {
         Some(mut s) => {
             planfile::check_renders_same(&s, &desired)?;
@@ -124,7 +121,6 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
                 primary: primary.as_ref(),
                 failed: conn.failed.clone(),
                 forks: common.forks,
-                lock: lock_script.as_deref().map(|l| (l, run_id.as_str())),
             };
             make_plan(&session, input, &reporter).await
         }

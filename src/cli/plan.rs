@@ -53,7 +53,6 @@ pub async fn run(args: PlanArgs) -> Result<ExitCategory, CliError> {
         primary: primary.as_ref(),
         failed: conn.failed.clone(),
         forks: common.forks,
-        lock: None,
     };
     let mut plan = make_plan(&session, input, &reporter).await;
     if has_rolling_play(&desired) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use super::session::Session;
-use crate::apply::{self, database};
+use crate::apply::database;
 use crate::gather;
 use crate::inventory::HostName;
 use crate::plan::{self, Plan};
@@ -25,8 +25,6 @@ pub struct PlanInput<'a> {
     pub primary: Option<&'a Arc<dyn Transport>>,
     pub failed: BTreeMap<HostName, String>,
     pub forks: usize,
-    /// For an apply: the lock script to run on hosts with changes, and the run's id.
-    pub lock: Option<(&'a str, &'a str)>,
 }
 
 /// Gather every host and diff it against its desired state.
@@ -38,7 +36,6 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
         primary,
         mut failed,
         forks,
-        lock,
     } = input;
     let timeout = Duration::from_secs(loaded.inventory.ssh.command_timeout.min(120));
     let facts_sql = loaded.database.as_ref().map(|c| c.facts_sql());
@@ -59,43 +56,23 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
                     .then_some(())
                     .and(facts_sql)
                     .map(|sql| gather::DatabaseProbe { sql });
-                let have = gather::gather(t.as_ref(), want, probe.as_ref(), timeout).await?;
+                let mut have = gather::gather(t.as_ref(), want, probe.as_ref(), timeout).await?;
                 let mut hp = plan::diff(want, &have);
+                // Bodies for the diff came with the gather when they were small; a second
+                // round trip reads only the rest. An apply does not lock here: its script
+                // on the host takes the lock and compares the facts (`hp.cas`) itself.
                 let need: Vec<&str> = hp
                     .changes
                     .iter()
-                    .filter(|c| c.needs_diff)
+                    .filter(|c| c.needs_diff && !have.bodies.contains_key(&c.target))
                     .map(|c| c.target.as_str())
                     .collect();
-                match lock {
-                    // An apply locks a host with changes in the round trip that fetches the
-                    // bodies for its diff, and reads it again under the lock: it changes
-                    // exactly what this plan shows, with no lock-and-re-read later.
-                    Some((lock, run_id)) if hp.has_changes() => {
-                        let (locked, again, bodies) =
-                            gather::lock_gather_fetch(t.as_ref(), want, timeout, lock, &need)
-                                .await?;
-                        if !locked {
-                            return Ok(Err(apply::lock_message(
-                                again.lock.as_deref().unwrap_or("unknown holder"),
-                            )));
-                        }
-                        if again.digest != have.digest {
-                            apply::unlock(t.as_ref(), run_id).await;
-                            return Ok(Err(
-                                "the host changed while it was being planned; run again".into(),
-                            ));
-                        }
-                        hp.locked = true;
-                        if !need.is_empty() {
-                            plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
-                        }
-                    }
-                    _ if !need.is_empty() => {
-                        let bodies = gather::fetch_contents(t.as_ref(), &need, timeout).await?;
-                        plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
-                    }
-                    _ => {}
+                let mut bodies = std::mem::take(&mut have.bodies);
+                if !need.is_empty() {
+                    bodies.extend(gather::fetch_contents(t.as_ref(), &need, timeout).await?);
+                }
+                if hp.changes.iter().any(|c| c.needs_diff) {
+                    plan::attach_diffs(&mut hp, want, &bodies, &ctx.redactor);
                 }
                 Ok::<_, gather::GatherError>(Ok((hp, have.database)))
             }

@@ -62,7 +62,19 @@ pub struct ActualState {
     pub database: Option<String>,
     /// SHA-256 of everything above but the lock: the plan's fingerprint of this host.
     pub digest: String,
+    /// SHA-256 of the raw output of [`facts_script`]: what an apply script compares on the
+    /// host, under its lock, before it changes anything (compare-and-swap). Never saved here.
+    #[serde(skip)]
+    pub cas: String,
+    /// Bodies of files whose digest differs from the desired one, read in the gather itself
+    /// while their total stays under [`INLINE_BODIES`] (for diffs). Never saved.
+    #[serde(skip)]
+    pub bodies: BTreeMap<String, Vec<u8>>,
 }
+
+/// Bodies of differing files up to this many bytes in total come back with the gather, so a
+/// small change needs no second round trip for its diff.
+pub const INLINE_BODIES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatherError {
@@ -86,15 +98,62 @@ pub struct DatabaseProbe<'a> {
     pub sql: &'a str,
 }
 
-/// The one script that reads everything `want` needs.
+/// The one script that reads everything `want` needs: [`facts_script`], the lock holder,
+/// database facts, `#foobar:end`, then (framed by length) the bodies of the files whose
+/// digest differs from the desired one, up to [`INLINE_BODIES`] in total.
 pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) -> String {
+    let mut s = Script::new();
+    s.code("# gather\nexport LC_ALL=C\n")
+        .append(&facts_script(want));
+    s.code("echo '#foobar:lock'\nn=0; while [ -d ")
+        .code(LOCK_DIR)
+        .code(" ] && [ ! -s ")
+        .code(LOCK_DIR)
+        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f ")
+        .code(LOCK_DIR)
+        .code(
+            "/holder ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ",
+        )
+        .code(LOCK_DIR)
+        .code("/holder\n");
+    if let Some(db) = database {
+        s.code("echo '#foobar:database'\n").append(&probe(db.sql));
+    }
+    s.code("echo '#foobar:end'\n");
+    // Bodies of differing files: `$H` holds sha256sum's lines; a line that is not exactly
+    // the desired `digest  path` names a file whose body the diff will want.
+    let expected: Vec<String> = want
+        .entries()
+        .filter_map(|e| match &e.kind {
+            EntryKind::File { digest, .. } => Some(format!("{digest}  {}", e.path)),
+            _ => None,
+        })
+        .collect();
+    if !expected.is_empty() {
+        s.code("t=0\nprintf '%s\\n' \"${H-}\" | while IFS= read -r l; do case $l in ''|\\\\*");
+        for e in &expected {
+            s.code("|").word(e);
+        }
+        s.code(") ;; *) f=${l#*  }; [ -f \"$f\" ] && [ ! -L \"$f\" ] && z=$(wc -c < \"$f\") && [ $((t+z)) -le ")
+            .int(INLINE_BODIES)
+            .code(" ] && t=$((t+z)) && printf '%s\\t%s\\n' \"$f\" \"$z\" && cat -- \"$f\";; esac; done\n");
+    }
+    // Every value is a word: only a NUL could fail, and load refuses those.
+    s.to_stdin()
+        .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
+}
+
+/// The part of the gather an apply script repeats under the lock to compare-and-swap: paths,
+/// digests, packages, services, pending handlers. Its output is deterministic for a given
+/// state; its SHA-256 is [`ActualState::cas`]. Leaves sha256sum's lines in `$H`.
+pub fn facts_script(want: &DesiredState) -> Script {
     let mut paths: Vec<&str> = want.entries().map(|e| e.path.as_str()).collect();
     paths.sort();
     paths.dedup();
     let packages = want.packages();
     let services = want.services();
     let mut s = Script::new();
-    s.code("# gather\nexport LC_ALL=C\n");
+    s.code("H=\n");
     if !paths.is_empty() {
         // Paths hold no control characters (checked at load): `%n` is the path as it is, and
         // `%N` with literal quoting is `path -> target` for a link.
@@ -110,9 +169,9 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
         if !files.is_empty() {
             // One process for all files; digests of links and directories are ignored when
             // parsing (stat says what each path is).
-            s.code("echo '#foobar:sha256'\nsha256sum -- ")
+            s.code("echo '#foobar:sha256'\nH=$(sha256sum -- ")
                 .words(&files)
-                .code(" 2>/dev/null\n");
+                .code(" 2>/dev/null)\n[ -n \"$H\" ] && printf '%s\\n' \"$H\"\n");
         }
     }
     if !packages.is_empty() {
@@ -132,24 +191,8 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
         .code(PENDING_FILE)
         .code(" ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ")
         .code(PENDING_FILE)
-        .code("\necho '#foobar:lock'\nn=0; while [ -d ")
-        .code(LOCK_DIR)
-        .code(" ] && [ ! -s ")
-        .code(LOCK_DIR)
-        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f ")
-        .code(LOCK_DIR)
-        .code(
-            "/holder ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ",
-        )
-        .code(LOCK_DIR)
-        .code("/holder\n");
-    if let Some(db) = database {
-        s.code("echo '#foobar:database'\n").append(&probe(db.sql));
-    }
-    s.code("echo '#foobar:end'\n");
-    // Every value is a word: only a NUL could fail, and load refuses those.
-    s.to_stdin()
-        .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
+        .code("\n");
+    s
 }
 
 fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
@@ -356,7 +399,8 @@ pub fn facts_digest(state: &ActualState) -> String {
     crate::render::sha256_hex(&json)
 }
 
-/// Read every live fact `want` depends on: one remote command.
+/// Read every live fact `want` depends on: one remote command. Small bodies of differing
+/// files come back with it ([`ActualState::bodies`]).
 pub async fn gather(
     transport: &dyn Transport,
     want: &DesiredState,
@@ -364,7 +408,7 @@ pub async fn gather(
     timeout: std::time::Duration,
 ) -> Result<ActualState, GatherError> {
     let out = run_script(transport, &gather_script(want, database), timeout).await?;
-    parse_gather_output(transport.host().as_str(), &out.stdout_text())
+    Ok(parse_output(transport.host().as_str(), &out.stdout)?.1)
 }
 
 /// [`gather`] under the host's lock: `lock_script` runs first and prints `#foobar:locked`
@@ -378,13 +422,7 @@ pub async fn gather_locked(
 ) -> Result<(bool, ActualState), GatherError> {
     let script = format!("{lock_script}{}", gather_script(want, database));
     let out = run_script(transport, &script, timeout).await?;
-    let text = out.stdout_text();
-    let locked = text.starts_with(LOCKED_MARK);
-    let body = text.strip_prefix(LOCKED_MARK).unwrap_or(&text);
-    Ok((
-        locked,
-        parse_gather_output(transport.host().as_str(), body)?,
-    ))
+    parse_output(transport.host().as_str(), &out.stdout)
 }
 
 /// Read the bodies of the given files (for diffs), framed by length: one remote command.
@@ -400,8 +438,7 @@ pub async fn fetch_contents(
     parse_frames(transport.host().as_str(), &out.stdout)
 }
 
-/// Take the lock, read the state again under it and the bodies of `paths`: the one command
-/// an apply needs between its plan and its first change on a host.
+/// Take the lock, read the state again under it and the bodies of `paths`: one command.
 pub async fn lock_gather_fetch(
     transport: &dyn Transport,
     want: &DesiredState,
@@ -414,23 +451,43 @@ pub async fn lock_gather_fetch(
         script.push_str(&fetch_script(paths));
     }
     let out = run_script(transport, &script, timeout).await?;
-    let host = transport.host().as_str();
+    let (locked, mut state) = parse_output(transport.host().as_str(), &out.stdout)?;
+    let bodies = std::mem::take(&mut state.bodies);
+    Ok((locked, state, bodies))
+}
+
+/// Split a gather's output: an optional `#foobar:locked` line, the framed facts up to
+/// `#foobar:end`, then file frames. Computes the facts' digest and [`ActualState::cas`].
+pub fn parse_output(host: &str, stdout: &[u8]) -> Result<(bool, ActualState), GatherError> {
+    let locked = stdout.starts_with(LOCKED_MARK.as_bytes());
+    let text = if locked {
+        &stdout[LOCKED_MARK.len()..]
+    } else {
+        stdout
+    };
     const END: &[u8] = b"#foobar:end\n";
-    let split = out
-        .stdout
-        .windows(END.len())
-        .position(|w| w == END)
+    let split = find_line(text, END)
         .map(|i| i + END.len())
         .ok_or_else(|| GatherError::Parse {
             host: host.to_string(),
             detail: "the output ended early".into(),
         })?;
-    let text = String::from_utf8_lossy(&out.stdout[..split]).into_owned();
-    let locked = text.starts_with(LOCKED_MARK);
-    let body = text.strip_prefix(LOCKED_MARK).unwrap_or(&text);
-    let state = parse_gather_output(host, body)?;
-    let bodies = parse_frames(host, &out.stdout[split..])?;
-    Ok((locked, state, bodies))
+    let mut state = parse_gather_output(host, &String::from_utf8_lossy(&text[..split]))?;
+    // The facts part ends where the lock section starts.
+    let facts_end = find_line(text, b"#foobar:lock\n").unwrap_or(0);
+    state.cas = crate::render::sha256_hex(&text[..facts_end]);
+    state.bodies = parse_frames(host, &text[split..])?;
+    Ok((locked, state))
+}
+
+/// Where `line` (ending in a newline) starts a line of `text`.
+fn find_line(text: &[u8], line: &[u8]) -> Option<usize> {
+    if text.starts_with(line) {
+        return Some(0);
+    }
+    text.windows(line.len() + 1)
+        .position(|w| w[0] == b'\n' && &w[1..] == line)
+        .map(|i| i + 1)
 }
 
 /// Run a read-only script; a non-zero exit is the host's failure to be read.
@@ -528,6 +585,22 @@ alice@laptop pid 42\n\
         let mut t = s.clone();
         t.lock = None;
         assert_eq!(facts_digest(&t), s.digest);
+    }
+
+    #[test]
+    fn the_facts_digest_covers_facts_up_to_the_lock_and_bodies_follow_the_end() {
+        let facts = "#foobar:sha256\nabc  /etc/a\n#foobar:pending\n";
+        let out = format!(
+            "{LOCKED_MARK}{facts}#foobar:lock\nsomeone\n#foobar:end\n/etc/a\t14\n#foobar:end\nx\n"
+        );
+        let (locked, s) = parse_output("h", out.as_bytes()).unwrap();
+        assert!(locked);
+        assert_eq!(s.cas, crate::render::sha256_hex(facts.as_bytes()));
+        // A body may hold anything, even a line that looks like a section.
+        assert_eq!(s.bodies["/etc/a"], b"#foobar:end\nx\n");
+        // Who holds the lock is not part of what the apply compares.
+        let other = format!("{facts}#foobar:lock\n#foobar:end\n");
+        assert_eq!(parse_output("h", other.as_bytes()).unwrap().1.cas, s.cas);
     }
 
     #[test]

@@ -275,6 +275,10 @@ impl HandlerCommand {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostPlan {
     pub facts_digest: String,
+    /// SHA-256 of the raw facts the plan was made from ([`crate::gather::ActualState::cas`]):
+    /// the apply script compares it on the host, under the lock, before changing anything.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cas: String,
     pub changes: Vec<Change>,
     pub handlers: Vec<HandlerRef>,
     /// Who holds the host's lock, when someone does.
@@ -580,6 +584,7 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
 
     HostPlan {
         facts_digest: have.digest.clone(),
+        cas: have.cas.clone(),
         changes,
         handlers,
         locked_by: have.lock.clone(),

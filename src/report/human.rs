@@ -398,6 +398,7 @@ mod tests {
         hosts.insert(
             HostName::new("web-01"),
             HostPlan {
+                cas: String::new(),
                 facts_digest: String::new(),
                 changes,
                 handlers,
