@@ -1,7 +1,6 @@
 //! `foobar apply [PLANFILE]`: make the hosts match the playbook (or exactly a saved plan).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -158,7 +157,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
         });
     }
     let go = yes || dry_run || {
-        let answer = confirm();
+        let answer = super::dbtier::confirm("Apply these changes?");
         if !matches!(answer, Ok(true)) {
             for t in &locked {
                 apply::unlock(t.as_ref(), &run_id).await;
@@ -238,23 +237,6 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     } else {
         ExitCategory::HostFailed
     })
-}
-
-fn confirm() -> Result<bool, CliError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage {
-            message: "refusing to apply without confirmation: stdin is not a terminal".into(),
-            hint: "review the plan, then run again with --yes".into(),
-        });
-    }
-    crate::warn!("Apply these changes? Only 'yes' is accepted: ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(anyhow::Error::from)?;
-    Ok(line.trim() == "yes")
 }
 
 /// Ctrl-C or SIGTERM: start no new step; running ones finish.

@@ -131,7 +131,8 @@ impl Tier {
     }
 }
 
-/// Ask on a terminal; refuse without one (the caller passes `--yes` instead).
+/// Ask on a terminal; refuse without one (the caller passes `--yes` instead). The one prompt
+/// of `apply`, `reseed` and `failover`.
 pub(super) fn confirm(question: &str) -> Result<bool, CliError> {
     if !std::io::stdin().is_terminal() {
         return Err(CliError::Usage {
