@@ -2,7 +2,8 @@
 //!
 //! Order, and why: packages (validators need their binaries) -> directories -> stage every
 //! changed file in a temp file created exclusively beside its destination (`mktemp`: mode
-//! 0600, never an existing path), written, chowned (`-h`), chmodded and fsynced -> run every
+//! 0600, never an existing path), written, chowned (`-h`), chmodded -> fsync them all (one
+//! `sync` call) -> run every
 //! `validate` on the temp files -> only if all pass: record pending handlers, back up and
 //! rename into place (atomic per file) -> links, removals -> `daemon-reload` if a unit changed
 //! -> enable/start services -> handlers. A failing handler or service start restores every
@@ -327,9 +328,12 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         // Keep the file's own name last so validators that look at the extension still work
         // (within the length a file name may have).
         let b = base(path);
-        body.code("if ! out=$( (umask 022 && mkdir -p -- ")
+        // `[ -d ]` is a builtin: an existing directory costs no process (issue 18).
+        body.code("if ! { [ -d ")
             .word(dir)
-            .code(") 2>&1) || ! out=$(mktemp ");
+            .code(" ] || out=$( (umask 022 && mkdir -p -- ")
+            .word(dir)
+            .code(") 2>&1); } || ! out=$(mktemp ");
         if b.len() <= 200 {
             body.word(format!("--suffix=.{b}")).code(" ");
         }
@@ -352,8 +356,6 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         temp_var(&mut body, var);
         body.code(" && chmod -- ").octal(*mode).code(" ");
         temp_var(&mut body, var);
-        body.code(" && sync -- ");
-        temp_var(&mut body, var);
         body.code("; } 2>&1); then err ")
             .int(n as u64)
             .code(" stage \"$out\"; cleanup; exit 1; fi\n");
@@ -364,6 +366,21 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             validate: validate.as_deref(),
             sensitive: *sensitive,
         });
+    }
+
+    // Every staged file on disk before any is validated or swapped in: one `sync` for all of
+    // them (one process per play rather than one per file).
+    if let Some(first) = staged.first() {
+        body.code("if ! out=$(sync -- ");
+        for (i, st) in staged.iter().enumerate() {
+            if i > 0 {
+                body.code(" ");
+            }
+            temp_var(&mut body, st.var);
+        }
+        body.code(" 2>&1); then err ")
+            .int(first.step as u64)
+            .code(" stage \"$out\"; cleanup; exit 1; fi\n");
     }
 
     // Validate every staged file before any is swapped in.
@@ -407,7 +424,12 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
     // Swaps, links, removals: each backed up first, each with its own rollback line.
     let mut swapped: Vec<(usize, &str)> = Vec::new();
     let backup = |s: &mut Script, n: usize, path: &str, sensitive: bool| {
-        s.code("if ! out=$(backup_one ")
+        // Nothing to back up (a new path) costs no process: the test is a builtin.
+        s.code("if { [ -e ")
+            .word(path)
+            .code(" ] || [ -L ")
+            .word(path)
+            .code(" ]; } && ! out=$(backup_one ")
             .word(path)
             .code(" ")
             .word(shell::backup_path(input.run_id, path))
