@@ -111,21 +111,40 @@ impl Balancer {
 
     async fn current_sessions(&self, server: &HostName) -> Result<u64, RolloutError> {
         let text = self.runtime("show stat").await?;
-        // CSV: pxname,svname,qcur,qmax,scur,...
-        Ok(text
-            .lines()
+        Ok(self.sessions_in(&text, server))
+    }
+
+    /// The server's current sessions in `show stat` output (CSV: pxname,svname,qcur,qmax,scur,...).
+    fn sessions_in(&self, stat: &str, server: &HostName) -> u64 {
+        stat.lines()
             .map(|l| l.split(',').collect::<Vec<_>>())
             .find(|f| f.len() > 4 && f[0] == self.backend && f[1] == server.as_str())
             .and_then(|f| f[4].parse().ok())
-            .unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// Out of rotation: drain, wait for its sessions to end (bounded), then maintenance.
+    /// The drain and the first look at the sessions share one runtime-API call (one SSH
+    /// command on the balancer): `set server` answers nothing when it succeeds, so any text
+    /// before `show stat`'s CSV header is its refusal.
     pub async fn take_out(&self, server: &HostName) -> Result<(), RolloutError> {
-        self.set_state(server, "drain").await?;
+        let set = format!("set server {}/{server} state drain", self.backend);
+        let answer = self.runtime(&format!("{set}; show stat")).await?;
+        let (refusal, stat) = match answer.find("# pxname") {
+            Some(i) => answer.split_at(i),
+            None => (answer.as_str(), ""),
+        };
+        if !refusal.trim().is_empty() {
+            return Err(RolloutError::Refused {
+                command: set,
+                answer: refusal.trim().to_string(),
+            });
+        }
         let deadline = Instant::now() + self.timeout;
-        while self.current_sessions(server).await? > 0 && Instant::now() < deadline {
+        let mut sessions = self.sessions_in(stat, server);
+        while sessions > 0 && Instant::now() < deadline {
             tokio::time::sleep(POLL).await;
+            sessions = self.current_sessions(server).await?;
         }
         self.set_state(server, "maint").await
     }
