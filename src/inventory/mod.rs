@@ -15,6 +15,7 @@ mod load;
 mod playbook;
 pub mod rules;
 pub mod topology;
+mod var_files;
 mod yaml;
 
 pub use backups::{ARCHIVE_PASSWORD_SECRET, BACKUP_HOST_GROUP, BACKUP_SOURCE_GROUP, Backups};
