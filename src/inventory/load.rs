@@ -9,8 +9,8 @@ use serde_saphyr::Spanned;
 use super::topology::{DATABASE_PRIMARY, DATABASE_REPLICAS, Topology};
 use super::yaml::{location_of, parse};
 use super::{
-    Group, Host, HostName, Inventory, InventoryError, SecretRef, SecretSource, SshDefaults, Vars,
-    relative_to,
+    Group, Host, HostName, Inventory, InventoryError, Login, SecretRef, SecretSource, SshDefaults,
+    Vars, relative_to,
 };
 use crate::error::did_you_mean;
 
@@ -147,16 +147,18 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     };
 
     let ssh = SshDefaults {
-        user: raw.ssh.user,
-        port: raw.ssh.port,
-        identity_file: raw.ssh.identity_file.map(|p| relative_to(path, &p)),
+        login: Login {
+            user: raw.ssh.user,
+            port: raw.ssh.port,
+            identity_file: raw.ssh.identity_file.map(|p| relative_to(path, &p)),
+            become_root: raw.ssh.become_root,
+        },
         ssh_config: raw.ssh.ssh_config.map(|p| relative_to(path, &p)),
         known_hosts_file: raw.ssh.known_hosts_file.map(|p| relative_to(path, &p)),
         strict_host_key_checking,
         connect_timeout: raw.ssh.connect_timeout.unwrap_or(10),
         command_timeout: raw.ssh.command_timeout.unwrap_or(600),
         control_persist: raw.ssh.control_persist.unwrap_or(60),
-        become_root: raw.ssh.become_root.unwrap_or(false),
     };
 
     let secrets = raw
@@ -207,10 +209,12 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
                 name,
                 address: r.address,
                 private_ip: r.private_ip.map(|s| s.value),
-                user: r.user,
-                port: r.port,
-                identity_file: r.identity_file.map(|p| relative_to(path, &p)),
-                become_root: r.become_root,
+                login: Login {
+                    user: r.user,
+                    port: r.port,
+                    identity_file: r.identity_file.map(|p| relative_to(path, &p)),
+                    become_root: r.become_root,
+                },
                 local,
                 vars: r.vars,
                 location,
