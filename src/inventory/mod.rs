@@ -8,6 +8,13 @@
 //! Variable precedence, lowest first: inventory `vars` < group `vars` (outer groups before the
 //! groups nested in them, then by name) < host `vars` < facts foobar sets (`inventory_hostname`,
 //! `private_ip`, `group_names`, `groups`, `hostvars`).
+//!
+//! Its parts: `load` (the inventory file's shape and checks), `var_files` (`group_vars/` and
+//! `host_vars/`), `backups` (the `backups:` section), [`topology`] (who plays which part),
+//! `playbook` (the playbook: its shape, checks and loading), [`rules`] (what a value on a
+//! host must look like), `yaml` (parsing and its errors), [`failover_edit`] (the inventory
+//! rewritten after a failover); this file holds the loaded types, `--limit`, variables,
+//! connections and secrets.
 
 mod backups;
 pub mod failover_edit;
