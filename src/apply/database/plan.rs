@@ -371,3 +371,290 @@ pub fn reseed_plan(replica: &DbFacts, primary: &DbFacts) -> Result<ReseedPlan, D
         prepare: mysql::reseed_prepare(&replica.version, &replica.databases)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mysql::AccountDesired;
+    use crate::secret::Secret;
+
+    const FRESH: &str = include_str!("../../../tests/fixtures/mysql/facts-mariadb-10.11-fresh.txt");
+    const PRIMARY: &str =
+        include_str!("../../../tests/fixtures/mysql/facts-mariadb-10.11-primary.txt");
+    const REPLICA: &str =
+        include_str!("../../../tests/fixtures/mysql/facts-mariadb-10.11-replica.txt");
+
+    /// The tier the fixtures were recorded with: the primary at 127.0.9.1.
+    fn cfg() -> DatabaseConfig {
+        let account = |user: &str, password: &str| AccountDesired {
+            user: user.into(),
+            host: "127.%".into(),
+            password: Secret::new(password),
+        };
+        DatabaseConfig {
+            primary: HostName::new("db-01"),
+            flavor: "mariadb".into(),
+            source_host: "127.0.9.1".into(),
+            port: 3306,
+            replication: account("repl", "repl-secret"),
+            app: account("shop", "shop-secret"),
+            app_database: "shop".into(),
+            monitoring: None,
+            replication_ssl_ca: None,
+        }
+    }
+
+    /// Facts from a recorded probe; `databases` (the non-system ones) as the server held.
+    fn facts(text: &str) -> DbFacts {
+        let mut f = parse_probe(text).unwrap().unwrap();
+        if f.app_database_exists && f.databases.is_empty() {
+            f.databases = vec!["shop".into()];
+        }
+        f
+    }
+
+    fn replica_plan(replica: &DbFacts, primary: &DbFacts) -> Vec<Change> {
+        let host = HostName::new("db-02");
+        plan_changes(
+            &host,
+            DatabaseRole::Replica,
+            3,
+            &cfg(),
+            Some(replica),
+            Some(primary),
+        )
+        .unwrap()
+    }
+
+    fn summary(changes: &[Change]) -> Vec<(String, Action)> {
+        changes
+            .iter()
+            .map(|c| {
+                let Step::Database { name } = &c.step else {
+                    panic!("not a database step: {c:?}")
+                };
+                (name.clone(), c.action)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_server_not_running_yet_is_decided_once_it_runs() {
+        assert!(parse_probe("#down\n").unwrap().is_none());
+        let host = HostName::new("db-02");
+        let changes = plan_changes(&host, DatabaseRole::Replica, 3, &cfg(), None, None).unwrap();
+        assert_eq!(
+            summary(&changes),
+            [("replication from db-01".to_string(), Action::Create)]
+        );
+        assert!(changes[0].details[0].contains("not running yet"));
+    }
+
+    #[test]
+    fn a_fresh_replica_is_seeded_then_follows_the_primary_read_only() {
+        let (replica, primary) = (facts(FRESH), facts(PRIMARY));
+        let changes = replica_plan(&replica, &primary);
+        assert_eq!(
+            summary(&changes),
+            [
+                (
+                    "replication from db-01 (127.0.9.1:3306)".to_string(),
+                    Action::Update
+                ),
+                ("set read_only ON".to_string(), Action::Update),
+            ],
+            "seeding brings the accounts: none are made on the replica"
+        );
+        let details = changes[0].details.join("\n");
+        assert!(
+            details.contains("seed `shop` from db-01 first"),
+            "{details}"
+        );
+        assert!(details.contains("CHANGE MASTER TO"), "{details}");
+        assert!(details.contains("MASTER_USE_GTID=slave_pos"), "{details}");
+        assert!(details.contains("START REPLICA"), "{details}");
+        assert!(!details.contains("repl-secret"), "{details}");
+        // apply decides the same on the same facts: seed first.
+        let action = replica_action(&cfg(), &HostName::new("db-02"), &replica).unwrap();
+        assert!(needs_seed(&action, &replica, Some(&primary)));
+        // A primary without the app database yet: nothing to seed.
+        assert!(!needs_seed(&action, &replica, Some(&facts(FRESH))));
+    }
+
+    #[test]
+    fn a_replica_already_following_the_primary_is_left_alone() {
+        let (replica, primary) = (facts(REPLICA), facts(PRIMARY));
+        let changes = replica_plan(&replica, &primary);
+        assert_eq!(
+            changes[0],
+            change(
+                3,
+                "replication from db-01 (127.0.9.1:3306)".into(),
+                Action::Unchanged,
+                vec![]
+            )
+        );
+        let statements = replica_statements(&cfg(), &replica, &HostName::new("db-01")).unwrap();
+        assert!(statements.sql.is_empty(), "{}", statements.sql.masked());
+        assert!(statements.names.is_empty());
+        let action = replica_action(&cfg(), &HostName::new("db-02"), &replica).unwrap();
+        assert!(!needs_seed(&action, &replica, Some(&primary)));
+    }
+
+    #[test]
+    fn a_diverged_replica_needs_an_operator_and_names_reseed() {
+        let mut replica = facts(REPLICA);
+        let status = replica.replica.as_mut().unwrap();
+        status.io_running = crate::mysql::ThreadState::No;
+        status.last_io_errno = 1236;
+        status.last_io_error =
+            "Got fatal error 1236 from master: the slave's position\nis not in the master's binlog"
+                .into();
+        let host = HostName::new("db-02");
+        let err = plan_changes(
+            &host,
+            DatabaseRole::Replica,
+            3,
+            &cfg(),
+            Some(&replica),
+            Some(&facts(PRIMARY)),
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with("replication needs an operator: IO thread stopped with error 1236: Got fatal error 1236 from master: the slave's position is not in the master's binlog;"), "{message}");
+        assert!(message.contains("`foobar reseed db-02`"), "{message}");
+        use crate::error::Diagnostic;
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("foobar reseed db-02 --dry-run")
+        );
+        assert!(matches!(
+            replica_action(&cfg(), &host, &replica),
+            Err(DatabaseError::NeedsOperator { .. })
+        ));
+    }
+
+    #[test]
+    fn a_former_primary_rejoins_after_its_own_last_transaction() {
+        // The old primary after a failover: it wrote 0-1-16 itself, replicated up to 0-1-10.
+        let old = facts(&PRIMARY.replace("gtid_slave_pos\t\n", "gtid_slave_pos\t0-1-10\n"));
+        let mut cfg = cfg();
+        cfg.primary = HostName::new("db-02");
+        let changes = plan_changes(
+            &HostName::new("db-01"),
+            DatabaseRole::Replica,
+            3,
+            &cfg,
+            Some(&old),
+            Some(&facts(REPLICA)),
+        )
+        .unwrap();
+        let details = changes[0].details.join("\n");
+        assert!(details.contains("a former primary"), "{details}");
+        let statements = replica_statements(&cfg, &old, &HostName::new("db-02")).unwrap();
+        let masked = statements.sql.masked();
+        assert!(
+            masked.starts_with(
+                "STOP REPLICA;\nSET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos;\n"
+            ),
+            "{masked}"
+        );
+        assert!(masked.contains("MASTER_USE_GTID=slave_pos"), "{masked}");
+        assert!(masked.ends_with("SET GLOBAL read_only = ON;\n"), "{masked}");
+        assert_eq!(
+            statements.names,
+            ["replication configured from db-02", "set read_only ON"]
+        );
+        // Its data is the primary's: never seeded over.
+        let action = replica_action(&cfg, &HostName::new("db-01"), &old).unwrap();
+        assert!(!needs_seed(&action, &old, Some(&facts(REPLICA))));
+    }
+
+    #[test]
+    fn a_fresh_primary_gets_its_accounts_and_database_and_takes_writes() {
+        let statements = primary_statements(&cfg(), &facts(FRESH)).unwrap();
+        assert_eq!(
+            statements.names,
+            [
+                "create database `shop`",
+                "user 'repl'@'127.%': create; grant REPLICATION SLAVE",
+                "user 'shop'@'127.%': create; grant ALL PRIVILEGES on `shop`",
+            ]
+            .map(String::from),
+            "{}",
+            statements.sql.masked()
+        );
+        assert!(!statements.sql.masked().contains("shop-secret"));
+        // Converged: nothing to run, and the plan says so.
+        assert!(
+            primary_statements(&cfg(), &facts(PRIMARY))
+                .unwrap()
+                .sql
+                .is_empty()
+        );
+        let host = HostName::new("db-01");
+        let changes = plan_changes(
+            &host,
+            DatabaseRole::Primary,
+            2,
+            &cfg(),
+            Some(&facts(PRIMARY)),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&changes),
+            [(
+                "accounts and database on the primary".to_string(),
+                Action::Unchanged
+            )]
+        );
+    }
+
+    #[test]
+    fn a_rotated_password_is_retired_by_the_primary_never_on_a_replica() {
+        // The apply after a rotation: the accounts still hold the previous password too.
+        let kept = |text: &str| {
+            let mut f = facts(text);
+            for a in f.accounts.iter_mut().filter(|a| a.user == "shop") {
+                a.alternatives = 1;
+            }
+            f
+        };
+        let retire =
+            "user 'shop'@'127.%': retire the previous password (kept through the last rotation)";
+        let primary = primary_statements(&cfg(), &kept(PRIMARY)).unwrap();
+        assert_eq!(primary.names, [retire]);
+        let local = replica_local_statements(&cfg(), &kept(REPLICA)).unwrap();
+        assert!(
+            !local.names.iter().any(|n| n == retire),
+            "{:?}",
+            local.names
+        );
+        let changes = replica_plan(&kept(REPLICA), &facts(PRIMARY));
+        assert!(
+            !summary(&changes)
+                .iter()
+                .any(|(name, _)| name.contains("retire")),
+            "{changes:?}"
+        );
+    }
+
+    #[test]
+    fn a_reseed_drops_the_replicas_databases_and_seeds_the_primarys() {
+        let plan = reseed_plan(&facts(REPLICA), &facts(PRIMARY)).unwrap();
+        assert_eq!(plan.drop, ["shop"]);
+        assert_eq!(plan.seed, ["shop"]);
+        let lines = plan.lines(&HostName::new("db-02"), &HostName::new("db-01"));
+        assert_eq!(
+            lines[0],
+            "~ reseed db-02 from db-01 (replication stops until it is done)"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("DROP DATABASE IF EXISTS `shop`"))
+        );
+    }
+}
