@@ -9,10 +9,11 @@ use super::plan::{
     replica_local_statements, replica_statements,
 };
 use super::{DatabaseConfig, DatabaseError};
-use crate::gather::{database_probe, sh_quote};
+use crate::gather::database_probe;
 use crate::inventory::DatabaseRole;
 use crate::mysql::{self, DbFacts, ServerVersion, Sql};
 use crate::secret::Redactor;
+use crate::shell::command_line;
 use crate::transport::{RemoteCommand, Transport};
 
 /// The server's facts, `None` when no server runs.
@@ -44,19 +45,12 @@ pub async fn read_running(
         .ok_or_else(|| DatabaseError::NotRunning(t.host().clone()))
 }
 
-pub(crate) fn shell_line(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| sh_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// The server's client with foobar's options and `extra_args`, as one quoted command line.
 pub(crate) fn client_line(version: &ServerVersion, extra_args: &[String]) -> String {
     let mut line = vec![version.flavor.client_binary().to_string()];
     line.extend(mysql::CLIENT_ARGS.iter().map(|s| s.to_string()));
     line.extend(extra_args.iter().cloned());
-    shell_line(&line)
+    command_line(&line)
 }
 
 /// Keeps a session's statements out of the server's binary log.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::exec::{client_line, no_binlog, read_running, reconcile, run_sql, shell_line};
+use super::exec::{client_line, no_binlog, read_running, reconcile, run_sql};
 use super::plan::{quoted_list, reseed_plan};
 use super::{DatabaseConfig, DatabaseError};
 use crate::inventory::DatabaseRole;
@@ -43,7 +43,7 @@ pub(super) async fn seed(
         .await?;
     }
     let dump_command = RemoteCommand {
-        command_line: shell_line(&plan.dump_argv),
+        command_line: crate::shell::command_line(&plan.dump_argv),
         timeout,
     };
     let load_command = RemoteCommand {
