@@ -78,7 +78,7 @@ impl Diagnostic for DatabaseError {
                 "rename the database on the primary so its name does not start with `-`".into()
             }
             DatabaseError::Load { replica, .. } => format!(
-                "the replica is not replicating yet; fix the cause the message names, then run `foobar reseed {replica}` (or apply) again"
+                "{replica} does not replicate until a seed completes: check its space and the server's log (`journalctl -u`), then seed it again"
             ),
             DatabaseError::Dump { .. } => {
                 "check the dump tool (mariadb-dump/mysqldump) and the space on the primary, then apply again".into()
