@@ -111,7 +111,7 @@ impl Run<'_, '_> {
                         rep.done.push(Outcome::Database { what: d });
                     }
                 }
-                Err(message) => fail(reporter, host, rep, ApplyError::Database(message), redactor),
+                Err(e) => fail(reporter, host, rep, ApplyError::Database(e), redactor),
             }
         }
     }

@@ -194,7 +194,11 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
                     "the database server is not running",
                     "start it with `foobar apply`, or read its log",
                 )),
-                Err(e) => checks.push(Check::fail("database", e, "run `foobar plan` on this host")),
+                Err(e) => checks.push(Check::fail(
+                    "database",
+                    e.to_string(),
+                    "run `foobar plan` on this host",
+                )),
             }
         }
         if let Some(text) = sec.get("services") {
