@@ -13,7 +13,7 @@ use super::{ApplyOptions, Target};
 use crate::gather;
 use crate::plan::HostPlan;
 use crate::shell::Script;
-use crate::transport::{RemoteCommand, Transport};
+use crate::transport::{Effect, RemoteCommand, Transport};
 
 /// The lock's directory on a host; the holder file is inside.
 pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
@@ -114,20 +114,61 @@ pub fn lock_script(holder: &str, break_lock: bool) -> String {
     s.to_stdin().expect("no NUL in the holder")
 }
 
+/// What a dry run sends instead of [`lock_script`]: only reads. It prints the locked mark
+/// where the lock script would have taken the lock (no lock, or `--break-lock`), so the same
+/// check follows: a host locked by another run, or whose facts moved, fails as it would.
+pub fn lock_probe_script(break_lock: bool) -> String {
+    let mut s = Script::new();
+    s.code("# lock probe\n");
+    if break_lock {
+        s.code("echo '#foobar:locked'\n");
+    } else {
+        s.code("[ -e ")
+            .code(LOCK_DIR)
+            .code(" ] || echo '#foobar:locked'\n");
+    }
+    s.to_stdin().expect("foobar's own text")
+}
+
 pub(super) async fn lock_and_check(
     t: &Target<'_>,
     hp: &HostPlan,
     options: &ApplyOptions,
 ) -> Result<(), ApplyError> {
-    let lock = lock_script(&options.lock_holder(), options.break_lock);
-    let (locked, state) = gather::gather_locked(
-        t.transport.as_ref(),
-        t.desired,
-        None,
-        options.timeout,
-        &lock,
-    )
-    .await?;
+    let (locked, state) = if options.dry_run {
+        let script = format!(
+            "{}{}",
+            lock_probe_script(options.break_lock),
+            gather::gather_script(t.desired, None)
+        );
+        let out = t
+            .transport
+            .run_with(
+                &RemoteCommand::script(options.timeout),
+                Some(script.as_bytes()),
+                &Effect::Reads,
+            )
+            .await?;
+        if !out.success() {
+            return Err(gather::GatherError::Script {
+                host: t.transport.host().to_string(),
+                code: out.code,
+                stderr: out.stderr_text().trim().to_string(),
+            }
+            .into());
+        }
+        gather::parse_output(t.transport.host().as_str(), &out.stdout)?
+    } else {
+        let lock = lock_script(&options.lock_holder(), options.break_lock);
+        gather::gather_locked(
+            t.transport.as_ref(),
+            t.desired,
+            None,
+            options.timeout,
+            &lock,
+        )
+        .await?
+    };
     if !locked {
         return Err(ApplyError::Locked {
             holder: state.lock.unwrap_or_else(|| "unknown holder".into()),
@@ -147,9 +188,12 @@ pub async fn unlock(transport: &dyn Transport, run_id: &str) {
         return;
     };
     let _ = transport
-        .run(
+        .run_with(
             &RemoteCommand::script(Duration::from_secs(30)),
             Some(s.as_bytes()),
+            &Effect::Changes {
+                on_success: String::new(),
+            },
         )
         .await;
 }

@@ -119,6 +119,19 @@ pub fn host_script(
     s
 }
 
+/// What [`host_script`] prints when every play succeeds: each play's `PLAY <index>` and its
+/// own [`Built::on_success`], then `UNLOCKED` with `unlock`.
+pub fn host_script_on_success(plays: &[(usize, &str)], unlock: bool) -> String {
+    let mut out = String::new();
+    for (index, printed) in plays {
+        out.push_str(&format!("PLAY\t{index}\n{printed}"));
+    }
+    if unlock {
+        out.push_str("UNLOCKED\n");
+    }
+    out
+}
+
 fn lock_check(check: &LockCheck<'_>) -> Script {
     use crate::apply::lock::LOCK_DIR;
     let mut s = Script::new();
@@ -152,6 +165,15 @@ fn lock_check(check: &LockCheck<'_>) -> Script {
 pub struct Built {
     pub script: Script,
     pub steps: Vec<Outcome>,
+    /// Exactly what the script prints on stdout when every step succeeds (its `OK`, `SKIP`
+    /// and `DONE` lines, in the order it prints them): a dry run's answer
+    /// ([`crate::transport::Effect::Changes`]).
+    pub on_success: String,
+}
+
+/// `OK <n>` as the protocol prints it.
+fn ok_line(printed: &mut String, n: impl std::fmt::Display) {
+    printed.push_str(&format!("OK\t{n}\n"));
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -218,6 +240,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         steps.len() - 1
     };
     let mut body = Script::new();
+    let mut printed = String::new();
     let changed = |pred: fn(&Step) -> bool| {
         input
             .changes
@@ -261,6 +284,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code(" package \"$out\"; exit 1; fi\nok ")
             .int(n as u64)
             .code("\n");
+        ok_line(&mut printed, n);
     }
 
     // Directories.
@@ -286,6 +310,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code(" directory \"$out\"; exit 1; fi\nok ")
             .int(n)
             .code("\n");
+        ok_line(&mut printed, n);
     }
 
     // Files: fix attributes in place, or stage a new body.
@@ -318,6 +343,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
                 .code(" attributes \"$out\"; cleanup; exit 1; fi\nok ")
                 .int(n)
                 .code("\n");
+            ok_line(&mut printed, n);
             continue;
         }
         let bytes = content(path, digest)?;
@@ -385,6 +411,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code(" validate \"$out\"; cleanup; exit 1; fi\nok ")
             .int(n)
             .code("\n");
+        ok_line(&mut printed, n);
     }
 
     // From here on the host changes: remember which handlers must run even if we die.
@@ -432,6 +459,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code("=1\nok ")
             .int(st.step as u64)
             .code("\n");
+        ok_line(&mut printed, st.step);
         swapped.push((k, st.path));
     }
     for c in changed(|s| matches!(s, Step::Link { .. })) {
@@ -458,6 +486,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code("=1\nok ")
             .int(n as u64)
             .code("\n");
+        ok_line(&mut printed, n);
         swapped.push((k, path));
     }
     for c in changed(|s| matches!(s, Step::Absent { .. })) {
@@ -476,6 +505,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code("=1\nok ")
             .int(n as u64)
             .code("\n");
+        ok_line(&mut printed, n);
         swapped.push((k, path));
     }
 
@@ -523,6 +553,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         }
         for n in &service_steps {
             body.code("ok ").int(*n as u64).code("\n");
+            ok_line(&mut printed, n);
         }
     }
 
@@ -536,6 +567,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             && to_start.contains(&name.as_str())
         {
             body.code("skip ").int(n).code("\n");
+            printed.push_str(&format!("SKIP\t{n}\n"));
             continue;
         }
         let cmd = h.command.script();
@@ -548,6 +580,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code(") 2>&1 </dev/null); then second='ok after restoring the previous files'; clear_pending; else second=$out2; fi\n  rolled_back ")
             .int(n)
             .code(" \"$first\" \"$second\"\n  exit 3\nfi\n");
+        ok_line(&mut printed, n);
     }
 
     if !input.handlers.is_empty() {
@@ -560,6 +593,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         body.append(&super::lock::unlock_script(input.run_id));
     }
     body.code("echo DONE\n");
+    printed.push_str("DONE\n");
 
     // The head: prelude, protocol, helpers, and this script's own cleanup and rollback.
     let mut s = Script::new();
@@ -609,7 +643,11 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         s.append(&lock_check(check));
     }
     s.append(&body);
-    Ok(Built { script: s, steps })
+    Ok(Built {
+        script: s,
+        steps,
+        on_success: printed,
+    })
 }
 
 #[cfg(test)]

@@ -177,6 +177,23 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
     out
 }
 
+/// A step of a dry run as the verb phrase after "would": `file /a` reads `write file /a`.
+fn would(d: &crate::apply::Outcome) -> String {
+    use crate::apply::Outcome as O;
+    match d {
+        O::Packages { names } => format!("install package {}", names.join(" ")),
+        O::Directory { path } => format!("create or fix directory {path}"),
+        O::Attributes { path } => format!("fix owner and mode of {path}"),
+        O::Validated { path } => format!("validate {path}"),
+        O::File { path } => format!("write file {path}"),
+        O::Link { path } => format!("link {path}"),
+        O::Deleted { path } => format!("delete {path}"),
+        O::Service { name } => format!("enable or start service {name}"),
+        O::Handler { name } => format!("run handler {name}"),
+        other => other.to_string(),
+    }
+}
+
 /// The apply report: per host what happened, then the summary.
 pub fn report(r: &Report, st: &Styles) -> String {
     let mut out = String::new();
@@ -194,12 +211,7 @@ pub fn report(r: &Report, st: &Styles) -> String {
         let _ = writeln!(out, "{} {status}", st.bold.apply_to(format!("{host}:")));
         for d in &h.done {
             if r.dry_run {
-                // "handler reload nginx" reads "would run handler reload nginx".
-                let d = match d {
-                    crate::apply::Outcome::Handler { name } => format!("run handler {name}"),
-                    other => other.to_string(),
-                };
-                let _ = writeln!(out, "  would {d}");
+                let _ = writeln!(out, "  would {}", would(d));
             } else {
                 let _ = writeln!(out, "  done {d}");
             }
