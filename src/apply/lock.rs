@@ -99,19 +99,61 @@ pub fn unlock_script(run_id: &str) -> Script {
 pub fn lock_script(holder: &str, break_lock: bool) -> String {
     let mut s = Script::new();
     s.code("# lock\numask 077\n");
+    take(&mut s, holder, break_lock, " && ");
+    s.code("; echo '#foobar:locked'; fi\n");
+    s.to_stdin().expect("no NUL in the holder")
+}
+
+/// The atomic step of both ways to lock ([`lock_script`], [`lock_check`]): with
+/// `break_lock` remove any lock first, make the parent (`then` joins it to the rest), and if
+/// `mkdir` of the lock succeeds, write the holder. Leaves the `if` open for the caller.
+fn take(s: &mut Script, holder: &str, break_lock: bool, then: &'static str) {
     if break_lock {
         s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
     }
     s.code("mkdir -p -- ")
         .code(parent(LOCK_DIR))
-        .code(" && if mkdir -- ")
+        .code(then)
+        .code("if mkdir -- ")
         .code(LOCK_DIR)
         .code(" 2>/dev/null; then printf '%s\\n' ")
         .word(holder.replace('\0', ""))
         .code(" > ")
         .code(LOCK_DIR)
-        .code("/holder; echo '#foobar:locked'; fi\n");
-    s.to_stdin().expect("no NUL in the holder")
+        .code("/holder");
+}
+
+/// The head of a host's first script: take the lock, then re-read the facts the plan was made
+/// from and compare their digest with the plan's (compare-and-swap). A host locked by another
+/// run prints `LOCKED` and its holder; a host that moved prints `STALE` and releases the lock.
+/// Either way the script stops before its first step.
+pub struct LockCheck<'a> {
+    /// What the lock records: `user@machine pid N since T run ID`.
+    pub holder: &'a str,
+    pub break_lock: bool,
+    /// [`crate::gather::ActualState::cas`] as planned.
+    pub cas: &'a str,
+    /// [`crate::gather::facts_script`] for the host's desired state.
+    pub facts: Script,
+}
+
+/// The head of a host's first script ([`LockCheck`]).
+pub(super) fn lock_check(check: &LockCheck<'_>) -> Script {
+    let mut s = Script::new();
+    s.code("# lock, then compare the facts the plan was made from\n");
+    take(&mut s, check.holder, check.break_lock, " 2>/dev/null\n");
+    s.code("\nelse\n  n=0; while [ ! -s ")
+        .code(LOCK_DIR)
+        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ")
+        .code(LOCK_DIR)
+        .code("/holder 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
+        .append(&check.facts)
+        .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
+        .word(check.cas)
+        .code(" ]; then rm -rf -- ")
+        .code(LOCK_DIR)
+        .code("; echo STALE; exit 0; fi\n");
+    s
 }
 
 /// What a dry run sends instead of [`lock_script`]: only reads. It prints the locked mark

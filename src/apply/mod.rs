@@ -29,6 +29,7 @@ pub mod database;
 pub mod error;
 pub mod failover;
 pub mod firewall;
+mod host_script;
 pub mod lock;
 pub mod outcome;
 mod play;

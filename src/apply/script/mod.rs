@@ -23,6 +23,13 @@ use crate::gather::PENDING_FILE;
 use crate::plan::{Action, Change, HandlerCommand, HandlerRef, Step};
 use crate::render::{DesiredPlay, EntryKind, sha256_hex};
 use crate::shell::{self, Script, ShellError};
+use head::{Staged, base, parent, temp_var};
+
+mod head;
+pub(super) use head::PRELUDE;
+
+pub use super::host_script::{host_script, host_script_on_success, stop_file, stop_script};
+pub use super::lock::LockCheck;
 
 pub struct ScriptInput<'a> {
     pub play: &'a DesiredPlay,
@@ -36,129 +43,6 @@ pub struct ScriptInput<'a> {
     /// Take the host's lock and compare its facts with the plan's before any step (the
     /// host's first script of this run, when the plan was not made under the lock).
     pub lock: Option<LockCheck<'a>>,
-}
-
-/// The head of a host's first script: take the lock, then re-read the facts the plan was made
-/// from and compare their digest with the plan's (compare-and-swap). A host locked by another
-/// run prints `LOCKED` and its holder; a host that moved prints `STALE` and releases the lock.
-/// Either way the script stops before its first step.
-pub struct LockCheck<'a> {
-    /// What the lock records: `user@machine pid N since T run ID`.
-    pub holder: &'a str,
-    pub break_lock: bool,
-    /// [`crate::gather::ActualState::cas`] as planned.
-    pub cas: &'a str,
-    /// [`crate::gather::facts_script`] for the host's desired state.
-    pub facts: Script,
-}
-
-/// The file whose presence tells a host script to start no further play (Ctrl-C): inside the
-/// lock's directory, so releasing the lock removes it.
-pub fn stop_file() -> String {
-    format!("{}/stop", crate::apply::lock::LOCK_DIR)
-}
-
-/// Ask the host script of run `run_id` to start no further play: creates [`stop_file`] if
-/// the host's lock is this run's.
-pub fn stop_script(run_id: &str) -> Script {
-    let mut s = Script::new();
-    s.code("if grep -q -F -- ")
-        .word(format!("run {run_id}"))
-        .code(" ")
-        .code(crate::apply::lock::LOCK_DIR)
-        .code("/holder 2>/dev/null; then : > ")
-        .word(stop_file())
-        .code("; fi\n");
-    s
-}
-
-/// All of a host's plays of a phase in one script, one round trip: the lock and the facts'
-/// compare-and-swap first (`lock`), then each play's own script ([`build`]) in a shell of its
-/// own, in order, each announced by `PLAY <index>`. A play that fails ends the script;
-/// between plays the script stops (releasing the lock, `STOPPED`) if [`stop_file`] exists.
-/// With `unlock` it releases the lock after the last play and prints `UNLOCKED`.
-pub fn host_script(
-    plays: &[(usize, Script)],
-    lock: Option<&LockCheck<'_>>,
-    run_id: &str,
-    unlock: bool,
-) -> Script {
-    let mut s = Script::new();
-    s.comment("host script").code(PRELUDE);
-    if let Some(check) = lock {
-        s.append(&lock_check(check));
-    }
-    for (i, (index, play)) in plays.iter().enumerate() {
-        if i > 0 {
-            s.code("if [ -e ")
-                .word(stop_file())
-                .code(" ]; then\n")
-                .append(&super::lock::unlock_script(run_id))
-                .code("echo STOPPED; exit 0; fi\n");
-        }
-        // Each play is a shell of its own, fed its script as `sh -s` is fed a play's script
-        // alone (same stdin rules, same `$$`): a play that dies ends the host script. The
-        // here-document's end is a random number no play text can guess.
-        let mut token = [0u8; 8];
-        getrandom::fill(&mut token).expect("the system's random number generator");
-        let token = u64::from_le_bytes(token);
-        s.code("printf 'PLAY\\t%s\\n' ")
-            .int(*index as u64)
-            .code("\nsh -s <<'__FOOBAR_PLAY_")
-            .int(token)
-            .code("__'\n")
-            .append(play)
-            .code("__FOOBAR_PLAY_")
-            .int(token)
-            .code("__\nrc=$?; [ $rc -eq 0 ] || exit $rc\n");
-    }
-    if unlock {
-        s.append(&super::lock::unlock_script(run_id))
-            .code("echo UNLOCKED\n");
-    }
-    s
-}
-
-/// What [`host_script`] prints when every play succeeds: each play's `PLAY <index>` and its
-/// own [`Built::on_success`], then `UNLOCKED` with `unlock`.
-pub fn host_script_on_success(plays: &[(usize, &str)], unlock: bool) -> String {
-    let mut out = String::new();
-    for (index, printed) in plays {
-        out.push_str(&format!("PLAY\t{index}\n{printed}"));
-    }
-    if unlock {
-        out.push_str("UNLOCKED\n");
-    }
-    out
-}
-
-fn lock_check(check: &LockCheck<'_>) -> Script {
-    use crate::apply::lock::LOCK_DIR;
-    let mut s = Script::new();
-    s.code("# lock, then compare the facts the plan was made from\n");
-    if check.break_lock {
-        s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
-    }
-    s.code("mkdir -p -- ")
-        .code(parent(LOCK_DIR))
-        .code(" 2>/dev/null\nif mkdir -- ")
-        .code(LOCK_DIR)
-        .code(" 2>/dev/null; then printf '%s\\n' ")
-        .word(check.holder.replace('\0', ""))
-        .code(" > ")
-        .code(LOCK_DIR)
-        .code("/holder\nelse\n  n=0; while [ ! -s ")
-        .code(LOCK_DIR)
-        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ")
-        .code(LOCK_DIR)
-        .code("/holder 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
-        .append(&check.facts)
-        .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
-        .word(check.cas)
-        .code(" ]; then rm -rf -- ")
-        .code(LOCK_DIR)
-        .code("; echo STALE; exit 0; fi\n");
-    s
 }
 
 /// A built script and what each step number in its output stands for.
@@ -188,48 +72,6 @@ pub enum ScriptError {
     NotRendered(String),
     #[error(transparent)]
     Shell(#[from] ShellError),
-}
-
-fn parent(path: &str) -> &str {
-    match path.rsplit_once('/') {
-        Some(("", _)) => "/",
-        Some((d, _)) => d,
-        None => ".",
-    }
-}
-
-fn base(path: &str) -> &str {
-    path.rsplit_once('/').map_or(path, |(_, b)| b)
-}
-
-const PRELUDE: &str = "set -u\numask 077\nexport LC_ALL=C DEBIAN_FRONTEND=noninteractive\nout=\n";
-
-/// Shell helpers for directory and attribute steps: refuse a symbolic link where a directory
-/// or a regular file is expected, and never follow one (`chown -h`).
-const STEP_FUNCTIONS: &str = r#"ensure_dir() {
-  if [ -L "$1" ]; then echo "a symbolic link is where a directory belongs"; return 1; fi
-  [ -d "$1" ] || { rm -f -- "$1" && (umask 022 && mkdir -p -- "$1"); } || return 1
-  chown -h -- "$2" "$1" && chmod -- "$3" "$1"
-}
-fix_attributes() {
-  if [ -L "$1" ] || [ ! -f "$1" ]; then echo "not a regular file"; return 1; fi
-  chown -h -- "$2" "$1" && chmod -- "$3" "$1"
-}
-"#;
-
-struct Staged<'a> {
-    /// Step number of the swap.
-    step: usize,
-    /// Index of its `T_<n>` variable.
-    var: usize,
-    path: &'a str,
-    validate: Option<&'a str>,
-    sensitive: bool,
-}
-
-/// `"$T_<n>"`.
-fn temp_var(s: &mut Script, n: usize) {
-    s.code("\"$T_").int(n as u64).code("\"");
 }
 
 pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
@@ -595,52 +437,9 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
     body.code("echo DONE\n");
     printed.push_str("DONE\n");
 
-    // The head: prelude, protocol, helpers, and this script's own cleanup and rollback.
-    let mut s = Script::new();
-    s.comment(&format!("play {} {}", play.index, play.name))
-        .code(PRELUDE)
-        .code(shell::PROTOCOL)
-        .code(shell::BACKUP_FUNCTIONS)
-        .code(STEP_FUNCTIONS);
-    // Plays of one host may run side by side (`after:`): the pending-handler record is
-    // changed under a lock. This play's handlers are done (or their files were restored).
-    s.code("with_pending() { mkdir -p -- ")
-        .code(parent(PENDING_FILE))
-        .code(" && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
-        .code(PENDING_FILE)
-        .code(".lock; }\nclear_pending_now() { if [ -f ")
-        .code(PENDING_FILE)
-        .code(" ]; then grep -v '^")
-        .int(play.index as u64)
-        .code("\t' ")
-        .code(PENDING_FILE)
-        .code(" > ")
-        .code(PENDING_FILE)
-        .code(".new.$$; mv -f -- ")
-        .code(PENDING_FILE)
-        .code(".new.$$ ")
-        .code(PENDING_FILE)
-        .code("; fi; }\nclear_pending() { with_pending clear_pending_now; }\ncleanup() {\n");
-    for st in &staged {
-        s.code("  [ -n \"${T_")
-            .int(st.var as u64)
-            .code("-}\" ] && rm -f -- ");
-        temp_var(&mut s, st.var);
-        s.code("\n");
-    }
-    s.code("  :\n}\nrollback() {\n");
-    for (k, path) in swapped.iter().rev() {
-        s.code("  [ -n \"${S_")
-            .int(*k as u64)
-            .code("-}\" ] && restore_one ")
-            .word(path)
-            .code(" ")
-            .word(shell::backup_path(input.run_id, path))
-            .code("\n");
-    }
-    s.code("  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1\n  :\n}\n");
+    let mut s = head::head(play, &staged, &swapped, input.run_id);
     if let Some(check) = &input.lock {
-        s.append(&lock_check(check));
+        s.append(&super::lock::lock_check(check));
     }
     s.append(&body);
     Ok(Built {
@@ -648,19 +447,4 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         steps,
         on_success: printed,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_files_sit_beside_their_destination() {
-        assert_eq!(
-            parent("/etc/systemd/system/a.service"),
-            "/etc/systemd/system"
-        );
-        assert_eq!(parent("/a"), "/");
-        assert_eq!(base("/etc/x y.conf"), "x y.conf");
-    }
 }
