@@ -110,39 +110,28 @@ pub async fn apply(
     redactor: &crate::secret::Redactor,
     cancelled: &AtomicBool,
 ) -> Report {
-    if !options.dry_run {
-        return execute(
-            plan, targets, options, balancer, reporter, redactor, cancelled,
-        )
-        .await;
-    }
-    let dry = |t: &Arc<dyn Transport>| -> Arc<dyn Transport> { Arc::new(DryRun::new(t.clone())) };
-    let targets: BTreeMap<HostName, Target<'_>> = targets
-        .iter()
-        .map(|(h, t)| {
-            let target = Target {
-                transport: dry(&t.transport),
-                desired: t.desired,
-                database: t.database.clone(),
-                primary: t.primary.as_ref().map(dry),
-            };
-            (h.clone(), target)
-        })
-        .collect();
-    // No balancer: a dry run rolls nothing (see the module doc).
-    execute(plan, &targets, options, None, reporter, redactor, cancelled).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn execute(
-    plan: &Plan,
-    targets: &BTreeMap<HostName, Target<'_>>,
-    options: &ApplyOptions,
-    balancer: Option<&rolling::Balancer>,
-    reporter: &dyn Reporter,
-    redactor: &crate::secret::Redactor,
-    cancelled: &AtomicBool,
-) -> Report {
+    // A dry run: the same code over transports that send only reads, and no balancer (see
+    // the module doc).
+    let dry_targets: BTreeMap<HostName, Target<'_>>;
+    let (targets, balancer) = if options.dry_run {
+        let dry =
+            |t: &Arc<dyn Transport>| -> Arc<dyn Transport> { Arc::new(DryRun::new(t.clone())) };
+        dry_targets = targets
+            .iter()
+            .map(|(h, t)| {
+                let target = Target {
+                    transport: dry(&t.transport),
+                    desired: t.desired,
+                    database: t.database.clone(),
+                    primary: t.primary.as_ref().map(dry),
+                };
+                (h.clone(), target)
+            })
+            .collect();
+        (&dry_targets, None)
+    } else {
+        (targets, balancer)
+    };
     let mut reports: BTreeMap<HostName, HostReport> = BTreeMap::new();
     let changing: Vec<&HostName> = plan
         .hosts

@@ -186,16 +186,8 @@ impl Run<'_, '_> {
             unlock,
             rep,
         );
-        if !done_marker && !rep.failed() && out.code == Some(124) {
-            let error = ApplyError::TimedOut {
-                seconds: options.timeout.as_secs(),
-            };
-            fail(reporter, host, rep, error, redactor);
-        } else if !done_marker && !rep.failed() {
-            let error = ApplyError::StoppedEarly {
-                code: out.code,
-                stderr: out.stderr_text().trim().to_string(),
-            };
+        if !done_marker && !rep.failed() {
+            let error = ended_early(&out, options.timeout);
             fail(reporter, host, rep, error, redactor);
         }
     }
@@ -351,16 +343,7 @@ impl Run<'_, '_> {
             };
             let done = self.read_replies(host, steps, handlers, replies.into_iter(), false, rep);
             if !done && !rep.failed() {
-                let error = if out.code == Some(124) {
-                    ApplyError::TimedOut {
-                        seconds: options.timeout.as_secs(),
-                    }
-                } else {
-                    ApplyError::StoppedEarly {
-                        code: out.code,
-                        stderr: out.stderr_text().trim().to_string(),
-                    }
-                };
+                let error = ended_early(&out, options.timeout);
                 fail(reporter, host, rep, error, redactor);
                 return;
             }
@@ -472,5 +455,19 @@ impl Run<'_, '_> {
             }
         }
         done_marker
+    }
+}
+
+/// A script that ended before its `DONE`: killed by its `timeout` (exit 124), or stopped.
+fn ended_early(out: &crate::transport::Output, timeout: std::time::Duration) -> ApplyError {
+    if out.code == Some(124) {
+        ApplyError::TimedOut {
+            seconds: timeout.as_secs(),
+        }
+    } else {
+        ApplyError::StoppedEarly {
+            code: out.code,
+            stderr: out.stderr_text().trim().to_string(),
+        }
     }
 }
