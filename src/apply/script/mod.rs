@@ -55,6 +55,18 @@ pub struct Built {
     pub on_success: String,
 }
 
+/// The end of a checked step: `then err <n>` and `on_error` (its stage word, cleanup, exit),
+/// and past it `ok <n>`, noted in `printed` (what the script prints on success).
+fn err_else_ok(body: &mut Script, printed: &mut String, n: u64, on_error: &'static str) {
+    body.code("then err ")
+        .int(n)
+        .code(on_error)
+        .code("\nok ")
+        .int(n)
+        .code("\n");
+    ok_line(printed, n);
+}
+
 /// `OK <n>` as the protocol prints it.
 fn ok_line(printed: &mut String, n: impl std::fmt::Display) {
     printed.push_str(&format!("OK\t{n}\n"));
@@ -121,12 +133,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         });
         body.code("if ! out=$( (umask 022 && apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -- ")
             .words(&pkgs)
-            .code(") 2>&1 </dev/null); then err ")
-            .int(n as u64)
-            .code(" package \"$out\"; exit 1; fi\nok ")
-            .int(n as u64)
-            .code("\n");
-        ok_line(&mut printed, n);
+            .code(") 2>&1 </dev/null); ");
+        err_else_ok(
+            &mut body,
+            &mut printed,
+            n as u64,
+            " package \"$out\"; exit 1; fi",
+        );
     }
 
     // Directories.
@@ -147,12 +160,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .word(format!("{owner}:{group}"))
             .code(" ")
             .octal(*mode)
-            .code(" 2>&1); then err ")
-            .int(n)
-            .code(" directory \"$out\"; exit 1; fi\nok ")
-            .int(n)
-            .code("\n");
-        ok_line(&mut printed, n);
+            .code(" 2>&1); ");
+        err_else_ok(
+            &mut body,
+            &mut printed,
+            n,
+            " directory \"$out\"; exit 1; fi",
+        );
     }
 
     // Files: fix attributes in place, or stage a new body.
@@ -180,12 +194,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
                 .word(&owner_group)
                 .code(" ")
                 .octal(*mode)
-                .code(" 2>&1); then err ")
-                .int(n)
-                .code(" attributes \"$out\"; cleanup; exit 1; fi\nok ")
-                .int(n)
-                .code("\n");
-            ok_line(&mut printed, n);
+                .code(" 2>&1); ");
+            err_else_ok(
+                &mut body,
+                &mut printed,
+                n,
+                " attributes \"$out\"; cleanup; exit 1; fi",
+            );
             continue;
         }
         let bytes = content(path, digest)?;
@@ -248,12 +263,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             }
             body.trusted(piece);
         }
-        body.code(") 2>&1 </dev/null); then err ")
-            .int(n)
-            .code(" validate \"$out\"; cleanup; exit 1; fi\nok ")
-            .int(n)
-            .code("\n");
-        ok_line(&mut printed, n);
+        body.code(") 2>&1 </dev/null); ");
+        err_else_ok(
+            &mut body,
+            &mut printed,
+            n,
+            " validate \"$out\"; cleanup; exit 1; fi",
+        );
     }
 
     // From here on the host changes: remember which handlers must run even if we die.
