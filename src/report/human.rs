@@ -506,4 +506,37 @@ mod tests {
             "web-01: would change (dry run)\n  would create file /a\n  would run handler say hello\nDry run: 1 host would change, 0 unchanged.\n"
         );
     }
+
+    #[test]
+    fn a_dry_run_names_each_executed_step_with_what_it_would_do() {
+        use crate::apply::Outcome;
+        let mut report = Report {
+            format_version: 1,
+            dry_run: true,
+            hosts: BTreeMap::new(),
+            interrupted: false,
+        };
+        let mut h = crate::apply::HostReport::new();
+        h.status = HostStatus::WouldChange;
+        h.done = vec![
+            Outcome::Packages {
+                names: vec!["nginx".into()],
+            },
+            Outcome::Validated { path: "/a".into() },
+            Outcome::File { path: "/a".into() },
+            Outcome::Deleted { path: "/b".into() },
+            Outcome::Service {
+                name: "nginx".into(),
+            },
+            Outcome::Handler {
+                name: "reload nginx".into(),
+            },
+        ];
+        report.hosts.insert(HostName::new("web-01"), h);
+        let text = super::report(&report, &Styles::new(false));
+        assert_eq!(
+            text,
+            "web-01: would change (dry run)\n  would install package nginx\n  would validate /a\n  would write file /a\n  would delete /b\n  would enable or start service nginx\n  would run handler reload nginx\nDry run: 1 host would change, 0 unchanged.\n"
+        );
+    }
 }
