@@ -2,7 +2,7 @@
 //! changed files. In: a host's desired state and its gathered facts (and, for diffs, the
 //! live bodies fetched). Out: its [`HostPlan`], steps in plan order.
 
-use super::model::*;
+use super::model::{Action, Change, DIFF_LIMIT, HandlerCommand, HandlerRef, HostPlan, Step};
 use std::collections::BTreeMap;
 
 use similar::TextDiff;

@@ -1,8 +1,8 @@
 //! A saved plan against today's render: [`check_saved`] names the first difference.
 //! In: a saved [`HostPlan`] and today's [`DesiredState`]. Out: `Ok` or [`SavedPlanError`].
 
-use super::diff::*;
-use super::model::*;
+use super::diff::desired_steps;
+use super::model::{Change, ChangeKind, HandlerCommand, HostPlan, Step};
 use std::collections::BTreeMap;
 
 use crate::render::DesiredState;
