@@ -6,6 +6,7 @@
 //! by `timeout`, so a hung command does not outlive foobar, and locally by a tokio timeout.
 //! Each transport counts the commands it ran, so tests can pin the number of round trips.
 
+pub mod dry;
 pub mod local;
 pub mod ssh;
 
@@ -54,6 +55,18 @@ impl RemoteCommand {
     }
 }
 
+/// What a command does to its host, as its caller declares it ([`Transport::run_with`]); a
+/// [`dry::DryRun`] transport sends only reads. A command sent through plain
+/// [`Transport::run`] is presumed to change the host, with an output nobody can foretell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Only reads the host: a dry run sends it.
+    Reads,
+    /// Changes the host; `on_success` is exactly what it prints on stdout (exit 0) when every
+    /// step succeeds, computed by whoever built it: a dry run answers with that instead.
+    Changes { on_success: String },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("cannot connect to {host} ({destination}): {reason}")]
@@ -74,6 +87,8 @@ pub enum TransportError {
         command: String,
         reason: String,
     },
+    #[error("a dry run cannot tell what `{command}` would print on {host}, so it was not sent")]
+    DryRunUnknown { host: HostName, command: String },
     #[error("cannot run `{command}` locally for {host}: {source}")]
     Local {
         host: HostName,
@@ -126,6 +141,17 @@ pub trait Transport: Send + Sync {
         command: &RemoteCommand,
         stdin: Option<&[u8]>,
     ) -> Result<Output, TransportError>;
+    /// [`Transport::run`] with what the command does to the host declared, so a
+    /// [`dry::DryRun`] transport knows whether to send it. Other transports just run it.
+    async fn run_with(
+        &self,
+        command: &RemoteCommand,
+        stdin: Option<&[u8]>,
+        effect: &Effect,
+    ) -> Result<Output, TransportError> {
+        let _ = effect;
+        self.run(command, stdin).await
+    }
     /// Like [`Transport::run`], but stdin is read from `source` as the command consumes it
     /// and stdout is copied into `sink` as it arrives, so neither is ever held whole (a
     /// database dump streamed from one host into another). The returned [`Output`] has an
