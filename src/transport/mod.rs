@@ -7,6 +7,7 @@
 //! Each transport counts the commands it ran, so tests can pin the number of round trips.
 
 pub mod local;
+pub(crate) mod pipes;
 pub mod ssh;
 
 use std::path::PathBuf;
@@ -83,6 +84,41 @@ pub enum TransportError {
     },
 }
 
+impl TransportError {
+    /// [`TransportError::ConnectionLost`] while running `command` on `host`.
+    pub(crate) fn lost(
+        host: &HostName,
+        command: &RemoteCommand,
+        reason: impl Into<String>,
+    ) -> Self {
+        TransportError::ConnectionLost {
+            host: host.clone(),
+            command: command.command_line.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Run `work` (one command on `host`) within `limit`, else [`TransportError::CommandTimedOut`].
+/// Giving up drops `work`: a local child is killed, an SSH channel closed (the remote process
+/// is bounded by its own `timeout`).
+pub(crate) async fn within(
+    host: &HostName,
+    command: &RemoteCommand,
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<Output, TransportError>>,
+) -> Result<Output, TransportError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_elapsed| {
+            Err(TransportError::CommandTimedOut {
+                host: host.clone(),
+                command: command.command_line.clone(),
+                seconds: limit.as_secs(),
+            })
+        })
+}
+
 impl crate::error::Diagnostic for TransportError {
     fn hint(&self) -> Option<String> {
         match self {
@@ -140,26 +176,25 @@ pub trait Transport: Send + Sync {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut input = Vec::new();
         if let Some(source) = source {
-            source
-                .read_to_end(&mut input)
-                .await
-                .map_err(|e| TransportError::ConnectionLost {
-                    host: self.host().clone(),
-                    command: command.command_line.clone(),
-                    reason: format!("reading the command's input: {e}"),
-                })?;
+            source.read_to_end(&mut input).await.map_err(|e| {
+                TransportError::lost(
+                    self.host(),
+                    command,
+                    format!("reading the command's input: {e}"),
+                )
+            })?;
         }
         let mut out = self
             .run(command, (!input.is_empty()).then_some(&input[..]))
             .await?;
         let stdout = std::mem::take(&mut out.stdout);
-        sink.write_all(&stdout)
-            .await
-            .map_err(|e| TransportError::ConnectionLost {
-                host: self.host().clone(),
-                command: command.command_line.clone(),
-                reason: format!("passing the command's output on: {e}"),
-            })?;
+        sink.write_all(&stdout).await.map_err(|e| {
+            TransportError::lost(
+                self.host(),
+                command,
+                format!("passing the command's output on: {e}"),
+            )
+        })?;
         Ok(out)
     }
     /// How many commands this transport has run since it was opened.
