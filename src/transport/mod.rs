@@ -99,6 +99,13 @@ impl TransportError {
     }
 }
 
+/// What to do when `host` cannot be reached.
+pub fn unreachable_hint(host: &HostName) -> String {
+    format!(
+        "check that {host} is up and that `ssh` to it works with the inventory's settings (address, port, user, identity_file, ssh_config)"
+    )
+}
+
 /// Run `work` (one command on `host`) within `limit`, else [`TransportError::CommandTimedOut`].
 /// Giving up drops `work`: a local child is killed, an SSH channel closed (the remote process
 /// is bounded by its own `timeout`).
@@ -122,9 +129,7 @@ pub(crate) async fn within(
 impl crate::error::Diagnostic for TransportError {
     fn hint(&self) -> Option<String> {
         match self {
-            TransportError::HostUnreachable { host, .. } => Some(format!(
-                "check that {host} is up and that `ssh` to it works with the inventory's settings (address, port, user, identity_file, ssh_config)"
-            )),
+            TransportError::HostUnreachable { host, .. } => Some(unreachable_hint(host)),
             TransportError::CommandTimedOut { .. } => Some(
                 "the host may be overloaded or the command hung; raise `command_timeout` under `ssh:` in the inventory if it is expected to take longer".to_string(),
             ),
