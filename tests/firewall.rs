@@ -25,24 +25,8 @@ fn fw_ssh_config() -> std::path::PathBuf {
     repo().join(".lab/fw/ssh_config")
 }
 
-fn fw_ssh(command: &str) -> Run {
-    let out = Command::new("ssh")
-        .arg("-F")
-        .arg(fw_ssh_config())
-        .args(["-o", "BatchMode=yes", FW_HOST, command])
-        .output()
-        .expect("run ssh");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn fw_ssh_ok(command: &str) -> String {
-    let r = fw_ssh(command);
-    assert_eq!(r.code, 0, "ssh fw-01 {command}: {r:?}");
-    r.stdout
+    ssh_ok_with(&fw_ssh_config(), &["-o", "BatchMode=yes"], FW_HOST, command)
 }
 
 /// A TCP server on 127.0.9.1:`port` inside fw-01's namespace answering "open".
