@@ -25,6 +25,21 @@ fn fw_ssh_config() -> std::path::PathBuf {
     repo().join(".lab/fw/ssh_config")
 }
 
+/// `foobar plan --detailed-exitcode` of the firewall playbook in `dir`.
+fn firewall_plan(dir: &std::path::Path) -> Run {
+    foobar_in(
+        dir,
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "-p",
+            "playbooks/firewall.yml",
+            "-i",
+            "inventories/lab-firewall.yml",
+        ],
+    )
+}
+
 fn fw_ssh_ok(command: &str) -> String {
     ssh_ok_with(&fw_ssh_config(), &["-o", "BatchMode=yes"], FW_HOST, command)
 }
@@ -127,17 +142,7 @@ fn firewall_rules_apply_and_a_lockout_rolls_back() {
     // 1. The role's ruleset, confirmed over a new connection.
     let first = apply(&p);
     assert_eq!(first.code, 0, "{first:?}");
-    let json = foobar_in(
-        p.dir.path(),
-        &[
-            "plan",
-            "--detailed-exitcode",
-            "-p",
-            "playbooks/firewall.yml",
-            "-i",
-            "inventories/lab-firewall.yml",
-        ],
-    );
+    let json = firewall_plan(p.dir.path());
     assert_eq!(json.code, 0, "converged: {json:?}");
     let live = fw_ssh_ok("nft list ruleset");
     assert!(live.contains("table inet foobar"), "{live}");
@@ -220,17 +225,7 @@ fn firewall_rules_apply_and_a_lockout_rolls_back() {
         "rolled-back"
     );
     // The rejected file was moved aside: the next plan shows the change again.
-    let plan = foobar_in(
-        lockout.dir.path(),
-        &[
-            "plan",
-            "--detailed-exitcode",
-            "-p",
-            "playbooks/firewall.yml",
-            "-i",
-            "inventories/lab-firewall.yml",
-        ],
-    );
+    let plan = firewall_plan(lockout.dir.path());
     assert_eq!(plan.code, 2, "{plan:?}");
     // And the good ruleset applies again.
     let again = apply(&p);
