@@ -6,6 +6,8 @@
 //! script is generated, sent on stdin, and its output is framed by `#foobar:` section lines.
 //! File bodies are not read here: [`fetch_contents`] reads only the ones whose digest differs,
 //! for diffs.
+//!
+//! Here: the scripts and the remote calls; `parse.rs` reads their output back.
 
 use std::collections::BTreeMap;
 

@@ -5,6 +5,9 @@
 //! (file bodies, SQL with passwords) travels on stdin. Every command is bounded twice: remotely
 //! by `timeout`, so a hung command does not outlive foobar, and locally by a tokio timeout.
 //! Each transport counts the commands it ran, so tests can pin the number of round trips.
+//!
+//! In: a [`ConnectionSpec`]. Out: a [`Transport`]: [`local`] (`sh -c`) or [`ssh`] (one master
+//! per host); both move a child's pipes with `pipes.rs` and bound it with `within`.
 
 pub mod local;
 pub(crate) mod pipes;

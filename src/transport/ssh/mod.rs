@@ -24,6 +24,11 @@
 //! code 127, keeping the output (the shell's "not found" message). A session that ends without
 //! an exit value (remote killed by a signal, or the master gone) is told apart by an alive
 //! check on the master: alive → `code: None`, gone → [`TransportError::ConnectionLost`].
+//!
+//! In: a [`ConnectionSpec`]. Out: an [`SshTransport`] whose commands return [`Output`] or a
+//! [`TransportError`]. Here: the transport and its channels; `master.rs` starts, resumes and
+//! persists the master; `diagnose.rs` turns a failed connect into a plain reason;
+//! `control_dir.rs` owns the private socket directory.
 
 use std::io;
 use std::path::PathBuf;
