@@ -15,12 +15,12 @@
 //! | [`cli`] | arguments → a command over a `Session` (load, render, connect, finish); picks human or JSON, maps outcomes to exit codes |
 //! | [`inventory`] | inventory + playbook YAML → [`inventory::Inventory`] (hosts, groups, vars, secrets, and the [`inventory::Topology`]: load balancers, web servers, database primary and replicas, monitoring, backups) and [`inventory::Playbook`] |
 //! | [`render`] | Inventory + Playbook + secrets → one `DesiredState` per host (minijinja, strict) |
-//! | [`transport`] | a [`host::HostName`]'s connection settings → a [`transport::Transport`] (ssh, local) |
+//! | [`transport`] | a [`host::HostName`]'s connection settings → a [`transport::Transport`] (ssh, local; `dry` wraps either for `apply --dry-run`: reads are sent, changes answered with their known success output) |
 //! | [`gather`] | Transport + DesiredState → `ActualState`, in one remote command per host |
 //! | [`plan`] | (DesiredState, ActualState) → `Plan`; pure; `planfile` saves and checks plans |
-//! | [`apply`] | Plan → `apply::Report`: schedule, plays, rollout, database tier, lock, typed `ApplyError`s with a `Stage` and hints |
+//! | [`apply`] | Plan → `apply::Report`: schedule, plays, rollout, database tier (pure `database::plan`, then `exec`/`seed`), lock, typed `ApplyError`s with a `Stage` and hints |
 //! | [`mysql`] | flavour/version, facts, replication statements and status parsing |
-//! | [`verify`] | Inventory + open transports → `Health`: replication heartbeat, HAProxy state, HTTP(S) through the load balancer |
+//! | [`verify`] | Inventory + open transports → `Health`: replication heartbeat, HAProxy state, HTTP(S) through the load balancer; each failing check a typed `VerifyFailure` with its hint |
 //! | [`audit`], [`graph`] | Inventory (and, live, the hosts) → findings; → a drawing of the stack |
 //! | [`backup`] | the `backups:` section → backups taken, listed and restored on the backup host (scripts `apply` installed) |
 //! | [`event`] | what running stages tell the user: `Event`s sent to a `Reporter` |

@@ -1009,6 +1009,46 @@ fn unreachable_hosts_cost_one_connect_timeout() {
     );
 }
 
+/// A host verify cannot reach (a loopback address where nothing listens on port 1): the
+/// failed `reachable` check carries the transport error's hint, in the human report and in
+/// the JSON document.
+#[test]
+fn a_failing_verify_shows_a_hint_in_human_and_json_output() {
+    let inventory = "ssh:\n  user: nobody\n  port: 1\n  strict_host_key_checking: accept-new\n  connect_timeout: 2\n  control_persist: 0\nhosts:\n  web-01:\n    address: 127.0.1.250\ngroups:\n  web:\n    hosts: [web-01]\n";
+    let p = Project::new(&[
+        ("inventories/site.yml", inventory),
+        (
+            "playbooks/site.yml",
+            "plays:\n  - name: site\n    hosts: web\n    files:\n      - template: a.j2\n        dest: /etc/foobar/a.conf\n",
+        ),
+        ("templates/a.j2", "x\n"),
+    ]);
+    let human = p.run(&["verify", "-i", "inventories/site.yml"]);
+    assert_eq!(human.code, Some(3), "{human:?}");
+    assert!(
+        human.stdout.contains("cannot connect to web-01"),
+        "{human:?}"
+    );
+    assert!(
+        human
+            .stdout
+            .contains("hint: check that web-01 is up and that `ssh` to it works"),
+        "{human:?}"
+    );
+    let json = p.run(&["verify", "-i", "inventories/site.yml", "--json"]);
+    assert_eq!(json.code, Some(3), "{json:?}");
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
+    let check = &doc["hosts"]["web-01"]["checks"][0];
+    assert_eq!(check["name"], "reachable", "{doc}");
+    assert_eq!(check["ok"], false, "{doc}");
+    assert!(
+        check["hint"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("check that web-01 is up")),
+        "{doc}"
+    );
+}
+
 /// The examples in docs/json.md, by the word after ```json.
 fn documented_examples() -> std::collections::BTreeMap<String, serde_json::Value> {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json.md"))

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,31 +20,9 @@ fn sql(host: &str, query: &str) -> String {
 
 /// `foobar ARGS -i inventories/lab.yml` with the given secrets; no output may show them.
 fn foobar_with(args: &[&str], replication: &str, app: &str) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_foobar"))
-        .args(args)
-        .args(["-i", "inventories/lab.yml"])
-        .current_dir(repo())
-        .env("FOOBAR_REPLICATION_PASSWORD", replication)
-        .env("FOOBAR_APP_DB_PASSWORD", app)
-        .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", MONITORING_DB_PASSWORD)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run foobar");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    for s in [
-        replication,
-        app,
-        REPLICATION_PASSWORD,
-        APP_DB_PASSWORD,
-        MONITORING_DB_PASSWORD,
-    ] {
-        assert!(!run.all().contains(s), "secret leaked by {args:?}: {run:?}");
-    }
-    run
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["-i", "inventories/lab.yml"]);
+    foobar_with_secrets(&repo(), &all, replication, app)
 }
 
 /// A stack built from bare hosts by one apply, verified healthy.

@@ -146,6 +146,41 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
         drift.stdout.contains("run handler `reload haproxy`"),
         "{drift:?}"
     );
+
+    // A dry run is the real executor over a transport that sends only reads: it says what the
+    // apply would do, step by step, and leaves the host byte-identical (the drift is still
+    // planned afterwards); its one remote command is the read-only lock probe and re-read.
+    let host_state = || {
+        ssh_ok(
+            "lb-01",
+            "sha256sum /etc/haproxy/haproxy.cfg; find /etc/haproxy /var/lib/foobar /var/backups/foobar -exec stat -c '%n %s %y %a' {} + 2>/dev/null | sort; true",
+        )
+    };
+    let (before, pid) = (host_state(), haproxy_master_pid());
+    let dry = foobar(&["apply", "--dry-run", "--limit", "loadbalancer"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    for line in [
+        "lb-01: would change (dry run)",
+        "  would write file /etc/haproxy/haproxy.cfg",
+        "  would run handler reload haproxy",
+        "Dry run: 1 host would change",
+    ] {
+        assert!(dry.stdout.contains(line), "{line:?} in {dry:?}");
+    }
+    let json = foobar(&["apply", "--dry-run", "--json", "--limit", "loadbalancer"]);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("apply JSON");
+    assert_eq!(doc["report"]["dry_run"], true, "{}", json.stdout);
+    assert_eq!(
+        doc["report"]["hosts"]["lb-01"]["remote_commands"], 1,
+        "a dry run sent more than its read: {}",
+        json.stdout
+    );
+    assert_eq!(host_state(), before, "a dry run changed lb-01");
+    assert_eq!(haproxy_master_pid(), pid);
+    let still = foobar(&["plan", "--detailed-exitcode"]);
+    assert_eq!(still.code, 2, "{still:?}");
+    assert!(still.stdout.contains("-# hand edit"), "{still:?}");
+
     let repair = foobar(&["apply", "--yes", "--limit", "loadbalancer"]);
     assert_eq!(repair.code, 0, "{repair:?}");
     assert!(

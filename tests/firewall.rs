@@ -25,24 +25,23 @@ fn fw_ssh_config() -> std::path::PathBuf {
     repo().join(".lab/fw/ssh_config")
 }
 
-fn fw_ssh(command: &str) -> Run {
-    let out = Command::new("ssh")
-        .arg("-F")
-        .arg(fw_ssh_config())
-        .args(["-o", "BatchMode=yes", FW_HOST, command])
-        .output()
-        .expect("run ssh");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+/// `foobar plan --detailed-exitcode` of the firewall playbook in `dir`.
+fn firewall_plan(dir: &std::path::Path) -> Run {
+    foobar_in(
+        dir,
+        &[
+            "plan",
+            "--detailed-exitcode",
+            "-p",
+            "playbooks/firewall.yml",
+            "-i",
+            "inventories/lab-firewall.yml",
+        ],
+    )
 }
 
 fn fw_ssh_ok(command: &str) -> String {
-    let r = fw_ssh(command);
-    assert_eq!(r.code, 0, "ssh fw-01 {command}: {r:?}");
-    r.stdout
+    ssh_ok_with(&fw_ssh_config(), &["-o", "BatchMode=yes"], FW_HOST, command)
 }
 
 /// A TCP server on 127.0.9.1:`port` inside fw-01's namespace answering "open".
@@ -143,17 +142,7 @@ fn firewall_rules_apply_and_a_lockout_rolls_back() {
     // 1. The role's ruleset, confirmed over a new connection.
     let first = apply(&p);
     assert_eq!(first.code, 0, "{first:?}");
-    let json = foobar_in(
-        p.dir.path(),
-        &[
-            "plan",
-            "--detailed-exitcode",
-            "-p",
-            "playbooks/firewall.yml",
-            "-i",
-            "inventories/lab-firewall.yml",
-        ],
-    );
+    let json = firewall_plan(p.dir.path());
     assert_eq!(json.code, 0, "converged: {json:?}");
     let live = fw_ssh_ok("nft list ruleset");
     assert!(live.contains("table inet foobar"), "{live}");
@@ -236,17 +225,7 @@ fn firewall_rules_apply_and_a_lockout_rolls_back() {
         "rolled-back"
     );
     // The rejected file was moved aside: the next plan shows the change again.
-    let plan = foobar_in(
-        lockout.dir.path(),
-        &[
-            "plan",
-            "--detailed-exitcode",
-            "-p",
-            "playbooks/firewall.yml",
-            "-i",
-            "inventories/lab-firewall.yml",
-        ],
-    );
+    let plan = firewall_plan(lockout.dir.path());
     assert_eq!(plan.code, 2, "{plan:?}");
     // And the good ruleset applies again.
     let again = apply(&p);

@@ -845,3 +845,61 @@ fn a_host_script_locks_compares_runs_its_plays_in_order_and_stops_between_them()
     assert!(!replies.contains(&Reply::Unlocked), "{out}");
     assert!(has(&tree, "first") && !has(&tree, "second"), "{out}");
 }
+
+#[test]
+fn a_play_script_prints_on_success_exactly_what_a_dry_run_answers() {
+    // A dry run answers a play script with `Built::on_success` instead of sending it: the
+    // script run for real must print the same protocol lines, in the same order, for every
+    // step type (the swaps print after the validations although numbered before them).
+    let s = Scratch::new();
+    let root = s.root();
+    std::fs::create_dir_all(format!("{root}/etc")).unwrap();
+    std::fs::write(format!("{root}/etc/old"), "old\n").unwrap();
+    std::fs::write(format!("{root}/etc/mode"), "same\n").unwrap();
+    std::fs::set_permissions(
+        format!("{root}/etc/mode"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let entries = vec![
+        directory(&format!("{root}/d")),
+        with_validate(
+            file(&format!("{root}/etc/a.conf"), "a\n", 0o644, &["h1", "h2"]),
+            "test -s %s",
+            false,
+        ),
+        file(&format!("{root}/etc/b.conf"), "b\n", 0o640, &[]),
+        file(&format!("{root}/etc/mode"), "same\n", 0o644, &[]),
+        link(&format!("{root}/etc/l"), &format!("{root}/etc/a.conf"), &[]),
+        absent(&format!("{root}/etc/old"), &["h2"]),
+    ];
+    let want = desired_with_services(
+        "every step",
+        vec!["pkg".into()],
+        entries,
+        vec!["svc".into()],
+        vec![service_handler("h1", "svc"), run_handler("h2", "true")],
+    );
+    let mut have = ActualState::default();
+    have.paths
+        .insert(format!("{root}/etc/old"), live_file("old\n", 0o644));
+    have.paths
+        .insert(format!("{root}/etc/mode"), live_file("same\n", 0o600));
+    let hp = plan::diff(&want, &have);
+    let built = build(&want, &hp, "20260101T000000Z-00000000000000ff");
+    let (replies, _, out) = s.run(&built.script.to_stdin().unwrap());
+    let answered: Vec<Reply> = built
+        .on_success
+        .lines()
+        .filter_map(shell::parse_reply)
+        .collect();
+    assert!(replies.contains(&Reply::Done), "{out}");
+    assert!(replies.iter().any(|r| matches!(r, Reply::Skip(_))), "{out}");
+    assert_eq!(
+        answered.len(),
+        built.steps.len() + 1,
+        "{}",
+        built.on_success
+    );
+    assert_eq!(replies, answered, "{out}");
+}

@@ -178,7 +178,7 @@ pub enum ApplyError {
     #[error("the apply script stopped early (exit {code:?}): {stderr}")]
     StoppedEarly { code: Option<i32>, stderr: String },
     #[error("{0}")]
-    Database(String),
+    Database(#[from] crate::apply::database::DatabaseError),
     #[error("not configured: the primary {0} did not finish its database step in this run")]
     PrimaryNotReady(HostName),
     #[error("{source}")]
@@ -224,6 +224,9 @@ impl Diagnostic for ApplyError {
             ),
             ApplyError::Rollout { source, stage } => {
                 Some(source.hint().unwrap_or_else(|| stage.hint().to_string()))
+            }
+            ApplyError::Database(e) => {
+                Some(e.hint().unwrap_or_else(|| Stage::Database.hint().to_string()))
             }
             ApplyError::PrimaryNotReady(_) => Some(
                 "fix the primary's failure shown above; the replica is configured on the next apply"
@@ -322,9 +325,12 @@ mod tests {
                 "command_timeout",
             ),
             (
-                ApplyError::Database("replication needs an operator".into()),
+                ApplyError::Database(crate::apply::database::DatabaseError::NeedsOperator {
+                    host: HostName::new("web-03"),
+                    problems: vec!["the replica's data diverged from the primary's".into()],
+                }),
                 Stage::Database,
-                "foobar verify",
+                "foobar reseed web-03",
             ),
             (
                 ApplyError::Rollout {

@@ -19,22 +19,82 @@
 
 use std::time::Duration;
 
-use crate::apply::database::{DatabaseConfig, read_facts, run_sql};
+use crate::apply::database::exec::{client_line, read_facts, read_running, run_sql};
+use crate::apply::database::plan::rejoin_sql;
+use crate::apply::database::{DatabaseConfig, DatabaseError};
+use crate::error::Diagnostic;
 use crate::inventory::HostName;
-use crate::mysql::{self, DbFacts, GtidFacts, GtidPosition, ReplicaAction, ReplicaDesired, Sql};
+use crate::mysql::{self, DbFacts, GtidFacts, GtidPosition, ReplicaDesired, Sql};
 use crate::secret::Redactor;
-use crate::transport::{RemoteCommand, Transport};
+use crate::transport::{RemoteCommand, Transport, TransportError};
 
 /// How long the chosen replica may take to catch up before the switch is abandoned.
 pub const CATCH_UP_SECONDS: u64 = 30;
 
-fn binlog_pos(facts: &DbFacts) -> Result<GtidPosition, String> {
+/// Why a failover stopped, and what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum FailoverError {
+    #[error("{0}")]
+    Database(#[from] DatabaseError),
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    #[error("cannot read the GTID position `{0}`")]
+    Position(String),
+    #[error("failover is implemented for MariaDB's GTIDs only (MySQL: not yet)")]
+    MySqlGtid,
+    #[error("{host} refused: {stderr}")]
+    Refused { host: HostName, stderr: String },
+    #[error(
+        "{host} did not reach {position} within {CATCH_UP_SECONDS} s (MASTER_GTID_WAIT returned {answer})"
+    )]
+    NotCaughtUp {
+        host: HostName,
+        position: GtidPosition,
+        answer: String,
+    },
+    /// The planned switchover stopped before anything was switched.
+    #[error("{source}; nothing was switched, {old} takes writes again")]
+    Abandoned {
+        source: Box<FailoverError>,
+        old: HostName,
+    },
+    #[error(
+        "refusing to promote {target}: {} (promote that one instead, or pass --force to accept losing those transactions)",
+        .ahead.iter().map(|(h, n)| format!("{h} holds {n} transaction(s) more")).collect::<Vec<_>>().join(", ")
+    )]
+    Behind {
+        target: HostName,
+        ahead: Vec<(String, u64)>,
+    },
+}
+
+impl Diagnostic for FailoverError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            FailoverError::Database(e) => e.hint(),
+            FailoverError::Transport(e) => e.hint(),
+            FailoverError::Position(_) | FailoverError::Refused { .. } => Some(
+                "`foobar verify` shows both servers' replication state; fix what it names, then run failover again".into(),
+            ),
+            FailoverError::MySqlGtid => Some(
+                "promote the MySQL replica by hand (STOP REPLICA; RESET REPLICA ALL; read_only OFF), then edit the inventory and apply".into(),
+            ),
+            FailoverError::NotCaughtUp { host, .. } => Some(format!(
+                "{host} is too far behind or not replicating: check `foobar verify`, let it catch up, then run failover again"
+            )),
+            FailoverError::Abandoned { source, .. } => source.hint(),
+            FailoverError::Behind { .. } => Some(
+                "promote the replica that holds the most, or pass --force to accept the loss".into(),
+            ),
+        }
+    }
+}
+
+fn binlog_pos(facts: &DbFacts) -> Result<GtidPosition, FailoverError> {
     match &facts.gtid {
         GtidFacts::MariaDb { binlog_pos, .. } => GtidPosition::parse(binlog_pos)
-            .ok_or_else(|| format!("cannot read the GTID position `{binlog_pos}`")),
-        GtidFacts::MySql { .. } => {
-            Err("failover is implemented for MariaDB's GTIDs only (MySQL: not yet)".into())
-        }
+            .ok_or_else(|| FailoverError::Position(binlog_pos.clone())),
+        GtidFacts::MySql { .. } => Err(FailoverError::MySqlGtid),
     }
 }
 
@@ -59,24 +119,17 @@ async fn scalar(
     facts: &DbFacts,
     sql: &str,
     timeout: Duration,
-) -> Result<String, String> {
-    let mut line = vec![facts.version.flavor.client_binary().to_string()];
-    line.extend(mysql::CLIENT_ARGS.iter().map(|s| s.to_string()));
-    line.push("--skip-column-names".into());
+) -> Result<String, FailoverError> {
     let cmd = RemoteCommand {
-        command_line: line.join(" "),
+        command_line: client_line(&facts.version, &["--skip-column-names".into()]),
         timeout,
     };
-    let out = t
-        .run(&cmd, Some(sql.as_bytes()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let out = t.run(&cmd, Some(sql.as_bytes())).await?;
     if !out.success() {
-        return Err(format!(
-            "{} refused: {}",
-            t.host(),
-            out.stderr_text().trim()
-        ));
+        return Err(FailoverError::Refused {
+            host: t.host().clone(),
+            stderr: out.stderr_text().trim().to_string(),
+        });
     }
     Ok(out
         .stdout_text()
@@ -93,7 +146,7 @@ async fn wait_for(
     facts: &DbFacts,
     pos: &GtidPosition,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), FailoverError> {
     if pos.domains.is_empty() {
         return Ok(());
     }
@@ -108,10 +161,11 @@ async fn wait_for(
     if answer == "0" {
         Ok(())
     } else {
-        Err(format!(
-            "{} did not reach {pos} within {CATCH_UP_SECONDS} s (MASTER_GTID_WAIT returned {answer})",
-            t.host()
-        ))
+        Err(FailoverError::NotCaughtUp {
+            host: t.host().clone(),
+            position: pos.clone(),
+            answer,
+        })
     }
 }
 
@@ -174,32 +228,25 @@ pub async fn switchover(
     target_address: &str,
     timeout: Duration,
     redactor: &Redactor,
-) -> Result<Vec<String>, String> {
-    let running = |h: &HostName| format!("the database server on {h} is not running");
-    let old_facts = read_facts(old, cfg, timeout)
-        .await?
-        .ok_or_else(|| running(old.host()))?;
-    let target_facts = read_facts(target, cfg, timeout)
-        .await?
-        .ok_or_else(|| running(target.host()))?;
+) -> Result<Vec<String>, FailoverError> {
+    let old_facts = read_running(old, cfg, timeout).await?;
+    let target_facts = read_running(target, cfg, timeout).await?;
     let mut done = Vec::new();
     if let Some(c) = mysql::read_only_changes(&old_facts, true) {
         run_sql(old, &old_facts, &c.sql, &[], timeout, redactor).await?;
     }
     done.push(format!("{}: read_only ON", old.host()));
-    let old_facts = read_facts(old, cfg, timeout)
-        .await?
-        .ok_or_else(|| running(old.host()))?;
+    let old_facts = read_running(old, cfg, timeout).await?;
     let last = binlog_pos(&old_facts)?;
     if let Err(e) = wait_for(target, &target_facts, &last, timeout).await {
         // Give the old primary its writes back: nothing was switched.
         if let Some(c) = mysql::read_only_changes(&old_facts, false) {
             let _ = run_sql(old, &old_facts, &c.sql, &[], timeout, redactor).await;
         }
-        return Err(format!(
-            "{e}; nothing was switched, {} takes writes again",
-            old.host()
-        ));
+        return Err(FailoverError::Abandoned {
+            source: Box::new(e),
+            old: old.host().clone(),
+        });
     }
     done.push(format!(
         "{}: applied {}'s last transaction {last}",
@@ -223,17 +270,7 @@ pub async fn switchover(
         source_host: target_address.to_string(),
         ..cfg.replica_desired()
     };
-    let mut sql = Sql::new();
-    sql.push_text("STOP REPLICA");
-    sql.push_text("SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos");
-    sql.extend(
-        ReplicaAction::Configure {
-            reasons: vec![],
-            stop_first: false,
-        }
-        .sql(&old_facts.version, &desired)
-        .map_err(|e| e.to_string())?,
-    );
+    let sql = rejoin_sql(&old_facts.version, &desired, vec![])?;
     run_sql(old, &old_facts, &sql, &[], timeout, redactor).await?;
     done.push(format!(
         "{}: replicating from {} after its own last transaction {last}",
@@ -252,11 +289,8 @@ pub async fn promote_unplanned(
     force: bool,
     timeout: Duration,
     redactor: &Redactor,
-) -> Result<Vec<String>, String> {
-    let running = |h: &HostName| format!("the database server on {h} is not running");
-    let facts = read_facts(target, cfg, timeout)
-        .await?
-        .ok_or_else(|| running(target.host()))?;
+) -> Result<Vec<String>, FailoverError> {
+    let facts = read_running(target, cfg, timeout).await?;
     let (received, applied) = received_and_applied(&facts);
     let mut others_pos = Vec::new();
     for o in others {
@@ -266,15 +300,10 @@ pub async fn promote_unplanned(
     }
     let ahead = mysql::further_ahead(&received, &others_pos);
     if !ahead.is_empty() && !force {
-        return Err(format!(
-            "refusing to promote {}: {} (promote that one instead, or pass --force to accept losing those transactions)",
-            target.host(),
-            ahead
-                .iter()
-                .map(|(h, n)| format!("{h} holds {n} transaction(s) more"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        return Err(FailoverError::Behind {
+            target: target.host().clone(),
+            ahead: ahead.iter().map(|(h, n)| (h.to_string(), *n)).collect(),
+        });
     }
     let mut done = Vec::new();
     wait_for(target, &facts, &received, timeout).await?;

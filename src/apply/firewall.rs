@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
+use crate::error::Diagnostic;
 use crate::inventory::{HostName, Inventory};
 use crate::render::DesiredState;
-use crate::transport::{self, RemoteCommand};
+use crate::transport::{self, RemoteCommand, TransportError};
 
 /// Where the firewall play installs the loader; a host whose desired state has it manages a
 /// firewall.
@@ -38,6 +39,28 @@ pub enum Outcome {
     Unknown(String),
 }
 
+/// Why one confirmation attempt over a new connection did not get an answer from the loader.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    /// No new connection (what a ruleset that locks foobar out looks like), or it broke.
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    /// The loader ran and refused (its stderr).
+    #[error("{0}")]
+    Loader(String),
+}
+
+impl Diagnostic for FirewallError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            FirewallError::Transport(e) => e.hint(),
+            FirewallError::Loader(_) => Some(format!(
+                "run `{LOADER} --status` on the host to see whether a change is pending"
+            )),
+        }
+    }
+}
+
 pub fn manages_firewall(desired: &DesiredState) -> bool {
     desired.entries().any(|e| e.path == LOADER)
 }
@@ -47,20 +70,20 @@ async fn run_fresh(
     host: &HostName,
     arg: &str,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, FirewallError> {
     // A new SSH master, never a persisted one resumed (ControlPersist): a new TCP connection
     // through the new rules.
     let mut spec = inv.connection(host);
     spec.control_persist = 0;
-    let t = transport::connect(&spec).await.map_err(|e| e.to_string())?;
+    let t = transport::connect(&spec).await?;
     let script = format!("{LOADER} {arg}\n");
     let out = t
         .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
         .await;
     t.finish().await;
-    let out = out.map_err(|e| e.to_string())?;
+    let out = out?;
     if !out.success() {
-        return Err(out.stderr_text().trim().to_string());
+        return Err(FirewallError::Loader(out.stderr_text().trim().to_string()));
     }
     Ok(out.stdout_text().trim().to_string())
 }
@@ -88,7 +111,7 @@ pub async fn confirm(inv: &Inventory, host: &HostName) -> Outcome {
             return Outcome::RolledBack("the host's timer ran out before foobar confirmed".into());
         }
         Ok(_) => return Outcome::NothingPending,
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     // Locked out (or the host is gone): the host's timer restores the previous rules.
     let deadline = started + wait + Duration::from_secs(5);
@@ -102,7 +125,7 @@ pub async fn confirm(inv: &Inventory, host: &HostName) -> Outcome {
                     "foobar could not reconnect to confirm, and the host says `{s}`"
                 ));
             }
-            Err(e) => last = e,
+            Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }

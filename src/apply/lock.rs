@@ -13,7 +13,7 @@ use super::{ApplyOptions, Target};
 use crate::gather;
 use crate::plan::HostPlan;
 use crate::shell::Script;
-use crate::transport::{RemoteCommand, Transport};
+use crate::transport::{Effect, RemoteCommand, Transport};
 
 /// The lock's directory on a host; the holder file is inside.
 pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
@@ -99,19 +99,77 @@ pub fn unlock_script(run_id: &str) -> Script {
 pub fn lock_script(holder: &str, break_lock: bool) -> String {
     let mut s = Script::new();
     s.code("# lock\numask 077\n");
+    take(&mut s, holder, break_lock, " && ");
+    s.code("; echo '#foobar:locked'; fi\n");
+    s.to_stdin().expect("no NUL in the holder")
+}
+
+/// The atomic step of both ways to lock ([`lock_script`], [`lock_check`]): with
+/// `break_lock` remove any lock first, make the parent (`then` joins it to the rest), and if
+/// `mkdir` of the lock succeeds, write the holder. Leaves the `if` open for the caller.
+fn take(s: &mut Script, holder: &str, break_lock: bool, then: &'static str) {
     if break_lock {
         s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
     }
     s.code("mkdir -p -- ")
         .code(parent(LOCK_DIR))
-        .code(" && if mkdir -- ")
+        .code(then)
+        .code("if mkdir -- ")
         .code(LOCK_DIR)
         .code(" 2>/dev/null; then printf '%s\\n' ")
         .word(holder.replace('\0', ""))
         .code(" > ")
         .code(LOCK_DIR)
-        .code("/holder; echo '#foobar:locked'; fi\n");
-    s.to_stdin().expect("no NUL in the holder")
+        .code("/holder");
+}
+
+/// The head of a host's first script: take the lock, then re-read the facts the plan was made
+/// from and compare their digest with the plan's (compare-and-swap). A host locked by another
+/// run prints `LOCKED` and its holder; a host that moved prints `STALE` and releases the lock.
+/// Either way the script stops before its first step.
+pub struct LockCheck<'a> {
+    /// What the lock records: `user@machine pid N since T run ID`.
+    pub holder: &'a str,
+    pub break_lock: bool,
+    /// [`crate::gather::ActualState::cas`] as planned.
+    pub cas: &'a str,
+    /// [`crate::gather::facts_script`] for the host's desired state.
+    pub facts: Script,
+}
+
+/// The head of a host's first script ([`LockCheck`]).
+pub(super) fn lock_check(check: &LockCheck<'_>) -> Script {
+    let mut s = Script::new();
+    s.code("# lock, then compare the facts the plan was made from\n");
+    take(&mut s, check.holder, check.break_lock, " 2>/dev/null\n");
+    s.code("\nelse\n  n=0; while [ ! -s ")
+        .code(LOCK_DIR)
+        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ")
+        .code(LOCK_DIR)
+        .code("/holder 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
+        .append(&check.facts)
+        .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
+        .word(check.cas)
+        .code(" ]; then rm -rf -- ")
+        .code(LOCK_DIR)
+        .code("; echo STALE; exit 0; fi\n");
+    s
+}
+
+/// What a dry run sends instead of [`lock_script`]: only reads. It prints the locked mark
+/// where the lock script would have taken the lock (no lock, or `--break-lock`), so the same
+/// check follows: a host locked by another run, or whose facts moved, fails as it would.
+pub fn lock_probe_script(break_lock: bool) -> String {
+    let mut s = Script::new();
+    s.code("# lock probe\n");
+    if break_lock {
+        s.code("echo '#foobar:locked'\n");
+    } else {
+        s.code("[ -e ")
+            .code(LOCK_DIR)
+            .code(" ] || echo '#foobar:locked'\n");
+    }
+    s.to_stdin().expect("foobar's own text")
 }
 
 pub(super) async fn lock_and_check(
@@ -119,15 +177,40 @@ pub(super) async fn lock_and_check(
     hp: &HostPlan,
     options: &ApplyOptions,
 ) -> Result<(), ApplyError> {
-    let lock = lock_script(&options.lock_holder(), options.break_lock);
-    let (locked, state) = gather::gather_locked(
-        t.transport.as_ref(),
-        t.desired,
-        None,
-        options.timeout,
-        &lock,
-    )
-    .await?;
+    let (locked, state) = if options.dry_run {
+        let script = format!(
+            "{}{}",
+            lock_probe_script(options.break_lock),
+            gather::gather_script(t.desired, None)
+        );
+        let out = t
+            .transport
+            .run_with(
+                &RemoteCommand::script(options.timeout),
+                Some(script.as_bytes()),
+                &Effect::Reads,
+            )
+            .await?;
+        if !out.success() {
+            return Err(gather::GatherError::Script {
+                host: t.transport.host().to_string(),
+                code: out.code,
+                stderr: out.stderr_text().trim().to_string(),
+            }
+            .into());
+        }
+        gather::parse_output(t.transport.host().as_str(), &out.stdout)?
+    } else {
+        let lock = lock_script(&options.lock_holder(), options.break_lock);
+        gather::gather_locked(
+            t.transport.as_ref(),
+            t.desired,
+            None,
+            options.timeout,
+            &lock,
+        )
+        .await?
+    };
     if !locked {
         return Err(ApplyError::Locked {
             holder: state.lock.unwrap_or_else(|| "unknown holder".into()),
@@ -147,9 +230,12 @@ pub async fn unlock(transport: &dyn Transport, run_id: &str) {
         return;
     };
     let _ = transport
-        .run(
+        .run_with(
             &RemoteCommand::script(Duration::from_secs(30)),
             Some(s.as_bytes()),
+            &Effect::Changes {
+                on_success: String::new(),
+            },
         )
         .await;
 }

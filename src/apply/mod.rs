@@ -4,8 +4,21 @@
 //! with what happened on every host. Holds: nothing runs that the plan does not list; before
 //! changing a host, foobar takes the host's lock and re-reads its facts, and refuses the host
 //! if they moved since the plan ("plan is stale"). One host failing never stops its siblings,
-//! but a failed host takes no further plays. `dry_run` walks the same steps and reports what
-//! would happen without sending a single mutating command.
+//! but a failed host takes no further plays.
+//!
+//! `dry_run` is the same executor over [`DryRun`] transports (every target's, and its
+//! database primary's): every remote command declares whether it only reads or changes the
+//! host ([`crate::transport::Effect`]); reads are sent, and a change is answered with the
+//! output its builder computed for success (a play's `OK`/`SKIP`/`DONE` lines,
+//! [`script::Built::on_success`]) and never sent. So a dry run emits the same events in the
+//! same order as an apply in which every step succeeds. What it does instead, and why:
+//! - the lock is not taken: [`lock::lock_probe_script`] reads whether it is free and the
+//!   facts are re-read under the same check, so a locked or stale host fails as it would;
+//! - a database step depends on the live server (what replication says, what a seed
+//!   finds), so it is not run: it is reported as planned (`would ...`) and its replicas go on;
+//! - a rollout's drain, health gate and return depend on live traffic: a dry run passes no
+//!   balancer, so a `serial:` play runs as a pipelined play, without rotation lines;
+//! - a handler or validator is reported as succeeding: only running it would tell.
 //!
 //! The parts: [`lock`] (every part of the host lock, and run ids), `schedule` (which plays run
 //! when, on which hosts), `play` (one play on one host), `rollout` (a play behind the load
@@ -16,6 +29,7 @@ pub mod database;
 pub mod error;
 pub mod failover;
 pub mod firewall;
+mod host_script;
 pub mod lock;
 pub mod outcome;
 mod play;
@@ -36,6 +50,7 @@ use crate::inventory::HostName;
 use crate::plan::Plan;
 use crate::render::DesiredState;
 use crate::transport::Transport;
+use crate::transport::dry::DryRun;
 pub use error::{ApplyError, RolloutError, Stage};
 use lock::lock_and_check;
 pub use lock::{lock_holder, lock_message, machine_name, new_run_id, unlock};
@@ -83,6 +98,8 @@ pub struct Target<'a> {
 /// database step in this run, and a rollout (a `serial:` play while the load balancer answers)
 /// is a barrier: it starts once every earlier play finished on every host, and later plays
 /// wait for it, so nothing else changes while hosts leave and rejoin the pool.
+///
+/// With `dry_run`, the same code runs over [`DryRun`] transports (see the module doc).
 #[allow(clippy::too_many_arguments)]
 pub async fn apply(
     plan: &Plan,
@@ -93,6 +110,28 @@ pub async fn apply(
     redactor: &crate::secret::Redactor,
     cancelled: &AtomicBool,
 ) -> Report {
+    // A dry run: the same code over transports that send only reads, and no balancer (see
+    // the module doc).
+    let dry_targets: BTreeMap<HostName, Target<'_>>;
+    let (targets, balancer) = if options.dry_run {
+        let dry =
+            |t: &Arc<dyn Transport>| -> Arc<dyn Transport> { Arc::new(DryRun::new(t.clone())) };
+        dry_targets = targets
+            .iter()
+            .map(|(h, t)| {
+                let target = Target {
+                    transport: dry(&t.transport),
+                    desired: t.desired,
+                    database: t.database.clone(),
+                    primary: t.primary.as_ref().map(dry),
+                };
+                (h.clone(), target)
+            })
+            .collect();
+        (&dry_targets, None)
+    } else {
+        (targets, balancer)
+    };
     let mut reports: BTreeMap<HostName, HostReport> = BTreeMap::new();
     let changing: Vec<&HostName> = plan
         .hosts
@@ -138,7 +177,7 @@ pub async fn apply(
         })
         .collect();
     let run = run;
-    if !options.dry_run {
+    {
         let lock_in_script = &run.lock_in_script;
         let results: Vec<(HostName, Result<(), ApplyError>)> =
             futures::stream::iter(changing.iter())
@@ -186,7 +225,7 @@ pub async fn apply(
         }
     }
     // Release locks of hosts whose last script did not (failures, interruptions).
-    if !options.dry_run {
+    {
         let to_unlock: Vec<&HostName> = changing
             .iter()
             .copied()

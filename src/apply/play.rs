@@ -9,7 +9,7 @@ use crate::event::Event;
 use crate::inventory::HostName;
 use crate::plan::Action;
 use crate::shell;
-use crate::transport::RemoteCommand;
+use crate::transport::{Effect, RemoteCommand};
 
 impl Run<'_, '_> {
     #[allow(clippy::too_many_arguments)]
@@ -44,21 +44,6 @@ impl Run<'_, '_> {
             host: host.clone(),
             play: play.name.clone(),
         });
-        if options.dry_run {
-            for c in &changes {
-                rep.done.push(Outcome::Planned {
-                    action: c.action,
-                    kind: c.kind,
-                    target: c.target.clone(),
-                });
-            }
-            for h in &handlers {
-                rep.done.push(Outcome::Handler {
-                    name: h.name.clone(),
-                });
-            }
-            return;
-        }
         // Returning a host to rotation is the rollout's job (`roll_host`), not the script's.
         let changes: Vec<_> = changes
             .into_iter()
@@ -90,6 +75,24 @@ impl Run<'_, '_> {
                     return;
                 }
             }
+            if options.dry_run {
+                // What a database step does depends on the live server (see `apply`'s module
+                // doc): a dry run says what it would reconcile and lets its replicas go on.
+                signal.send(true);
+                for c in &db_changes {
+                    let step = Outcome::Planned {
+                        action: c.action,
+                        kind: c.kind,
+                        target: c.target.clone(),
+                    };
+                    reporter.event(Event::StepDone {
+                        host: host.clone(),
+                        step: step.to_string(),
+                    });
+                    rep.done.push(step);
+                }
+                return;
+            }
             let primary = target.primary.as_ref().unwrap_or(&target.transport);
             let result = database::reconcile(
                 role,
@@ -111,7 +114,7 @@ impl Run<'_, '_> {
                         rep.done.push(Outcome::Database { what: d });
                     }
                 }
-                Err(message) => fail(reporter, host, rep, ApplyError::Database(message), redactor),
+                Err(e) => fail(reporter, host, rep, ApplyError::Database(e), redactor),
             }
         }
     }
@@ -149,19 +152,22 @@ impl Run<'_, '_> {
             keep_backups: options.keep_backups,
             lock,
         };
-        let built = match script::build(&input).and_then(|b| Ok((b.script.to_stdin()?, b.steps))) {
+        let built = match script::build(&input)
+            .and_then(|b| Ok((b.script.to_stdin()?, b.steps, b.on_success)))
+        {
             Ok(b) => b,
             Err(e) => {
                 fail(reporter, host, rep, e.into(), redactor);
                 return;
             }
         };
-        let (text, steps) = built;
+        let (text, steps, on_success) = built;
         let result = target
             .transport
-            .run(
+            .run_with(
                 &RemoteCommand::script(options.timeout),
                 Some(text.as_bytes()),
+                &Effect::Changes { on_success },
             )
             .await;
         let out = match result {
@@ -180,16 +186,8 @@ impl Run<'_, '_> {
             unlock,
             rep,
         );
-        if !done_marker && !rep.failed() && out.code == Some(124) {
-            let error = ApplyError::TimedOut {
-                seconds: options.timeout.as_secs(),
-            };
-            fail(reporter, host, rep, error, redactor);
-        } else if !done_marker && !rep.failed() {
-            let error = ApplyError::StoppedEarly {
-                code: out.code,
-                stderr: out.stderr_text().trim().to_string(),
-            };
+        if !done_marker && !rep.failed() {
+            let error = ended_early(&out, options.timeout);
             fail(reporter, host, rep, error, redactor);
         }
     }
@@ -210,6 +208,7 @@ impl Run<'_, '_> {
         let hp = &self.plan.hosts[host];
         let mut parts = Vec::new();
         let mut scripts = Vec::new();
+        let mut printed = Vec::new();
         for &p in plays {
             let Some(play) = self.play_of(host, p) else {
                 continue;
@@ -240,6 +239,7 @@ impl Run<'_, '_> {
             match script::build(&input) {
                 Ok(b) => {
                     scripts.push((p, b.script));
+                    printed.push((p, b.on_success));
                     parts.push((p, b.steps, input.handlers));
                 }
                 Err(e) => {
@@ -273,7 +273,13 @@ impl Run<'_, '_> {
             }
         };
         let command = RemoteCommand::script(options.timeout);
-        let run = target.transport.run(&command, Some(text.as_bytes()));
+        let printed: Vec<(usize, &str)> = printed.iter().map(|(p, o)| (*p, o.as_str())).collect();
+        let effect = Effect::Changes {
+            on_success: script::host_script_on_success(&printed, unlock),
+        };
+        let run = target
+            .transport
+            .run_with(&command, Some(text.as_bytes()), &effect);
         let stop = async {
             while !self.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -281,9 +287,12 @@ impl Run<'_, '_> {
             if let Ok(t) = script::stop_script(&options.run_id).to_stdin() {
                 let _ = target
                     .transport
-                    .run(
+                    .run_with(
                         &RemoteCommand::script(std::time::Duration::from_secs(30)),
                         Some(t.as_bytes()),
+                        &Effect::Changes {
+                            on_success: String::new(),
+                        },
                     )
                     .await;
             }
@@ -334,16 +343,7 @@ impl Run<'_, '_> {
             };
             let done = self.read_replies(host, steps, handlers, replies.into_iter(), false, rep);
             if !done && !rep.failed() {
-                let error = if out.code == Some(124) {
-                    ApplyError::TimedOut {
-                        seconds: options.timeout.as_secs(),
-                    }
-                } else {
-                    ApplyError::StoppedEarly {
-                        code: out.code,
-                        stderr: out.stderr_text().trim().to_string(),
-                    }
-                };
+                let error = ended_early(&out, options.timeout);
                 fail(reporter, host, rep, error, redactor);
                 return;
             }
@@ -455,5 +455,19 @@ impl Run<'_, '_> {
             }
         }
         done_marker
+    }
+}
+
+/// A script that ended before its `DONE`: killed by its `timeout` (exit 124), or stopped.
+fn ended_early(out: &crate::transport::Output, timeout: std::time::Duration) -> ApplyError {
+    if out.code == Some(124) {
+        ApplyError::TimedOut {
+            seconds: timeout.as_secs(),
+        }
+    } else {
+        ApplyError::StoppedEarly {
+            code: out.code,
+            stderr: out.stderr_text().trim().to_string(),
+        }
     }
 }

@@ -13,7 +13,7 @@ use super::rolling;
 use super::schedule::{DbSync, Run};
 use crate::inventory::HostName;
 use crate::shell;
-use crate::transport::RemoteCommand;
+use crate::transport::{Effect, RemoteCommand};
 
 impl Run<'_, '_> {
     /// A rollout of one play: the balancer's backends `batch` at a time, each drained, changed,
@@ -187,9 +187,12 @@ impl Run<'_, '_> {
                     .unwrap_or_default();
                 let restored = target
                     .transport
-                    .run(
+                    .run_with(
                         &RemoteCommand::script(options.timeout),
                         Some(script.as_bytes()),
+                        &Effect::Changes {
+                            on_success: String::new(),
+                        },
                     )
                     .await;
                 let how = match restored {

@@ -289,7 +289,6 @@ impl<'r, 'a> Run<'r, 'a> {
         }) && last.as_ref() == self.last_play.get(host);
         // One remote command for all of them, when nothing needs foobar between them.
         if self.one_script(host, &mine)
-            && !self.options.dry_run
             && !rep.failed()
             && !self.cancelled.load(Ordering::SeqCst)
             && self.over_max_fail().is_none()
@@ -372,6 +371,7 @@ impl<'r, 'a> Run<'r, 'a> {
 mod tests {
     use super::super::{Report, apply, lock};
     use super::*;
+    use crate::event::Event;
     use crate::gather;
     use crate::plan::{Change, HostPlan};
     use crate::render::DesiredPlay;
@@ -394,6 +394,39 @@ mod tests {
         host: HostName,
         log: Arc<Mutex<Log>>,
         commands: std::sync::atomic::AtomicU64,
+        /// (host, first line) of every command that reached the host.
+        sent: Arc<Mutex<Vec<(String, String)>>>,
+    }
+
+    /// Every event, as text (events are not comparable), in the order sent.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Event>>);
+
+    impl Reporter for Recorder {
+        fn event(&self, e: Event) {
+            self.0.lock().unwrap().push(e);
+        }
+    }
+
+    impl Recorder {
+        /// `host`'s events in order: hosts run side by side, so only each host's own
+        /// sequence is fixed.
+        fn of(&self, host: &str) -> Vec<String> {
+            self.0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| match e {
+                    Event::PlayStarted { host: h, .. }
+                    | Event::StepDone { host: h, .. }
+                    | Event::HostFailed { host: h, .. }
+                    | Event::HostStarted { host: h, .. }
+                    | Event::HostGathered { host: h, .. } => h.as_str() == host,
+                    Event::Started { .. } => false,
+                })
+                .map(|e| format!("{e:?}"))
+                .collect()
+        }
     }
 
     #[async_trait::async_trait]
@@ -409,6 +442,10 @@ mod tests {
             self.commands.fetch_add(1, Ordering::SeqCst);
             let text = String::from_utf8_lossy(stdin.unwrap_or_default()).into_owned();
             let label = text.lines().next().unwrap_or("").to_string();
+            self.sent
+                .lock()
+                .unwrap()
+                .push((self.host.to_string(), label.clone()));
             // A host script runs its plays one after the other, each announced by its index.
             let plays: Vec<String> = if label == "# host script" {
                 text.lines()
@@ -437,7 +474,7 @@ mod tests {
                     ));
                 }
                 // The lock is free and the host is as planned (an empty gather).
-                if label == "# lock" {
+                if label.starts_with("# lock") {
                     stdout.push_str(&format!("{}#foobar:end\n", lock::LOCKED_MARK));
                 } else {
                     if text.starts_with("# host script") {
@@ -477,7 +514,25 @@ mod tests {
 
     /// Apply plays (name, after) on hosts; each play installs one package on each host.
     async fn run(hosts: &[&str], plays: &[(&str, &[usize])], cancelled: bool) -> (Report, Log) {
+        let r = run_recorded(hosts, plays, cancelled, false).await;
+        (r.report, r.log)
+    }
+
+    struct Recorded {
+        report: Report,
+        log: Log,
+        events: Recorder,
+        sent: Vec<(String, String)>,
+    }
+
+    async fn run_recorded(
+        hosts: &[&str],
+        plays: &[(&str, &[usize])],
+        cancelled: bool,
+        dry_run: bool,
+    ) -> Recorded {
         let log = Arc::new(Mutex::new(vec![]));
+        let sent = Arc::new(Mutex::new(vec![]));
         let desired: BTreeMap<HostName, DesiredState> = hosts
             .iter()
             .map(|h| {
@@ -541,6 +596,7 @@ mod tests {
                     host: h.clone(),
                     log: log.clone(),
                     commands: Default::default(),
+                    sent: sent.clone(),
                 });
                 (
                     h.clone(),
@@ -554,7 +610,7 @@ mod tests {
             })
             .collect();
         let options = ApplyOptions {
-            dry_run: false,
+            dry_run,
             forks: 10,
             timeout: Duration::from_secs(10),
             break_lock: false,
@@ -564,18 +620,25 @@ mod tests {
             serial: None,
             keep_backups: 5,
         };
+        let events = Recorder::default();
         let report = apply(
             &plan,
             &targets,
             &options,
             None,
-            &crate::report::Silent,
+            &events,
             &crate::secret::Redactor::new([]),
             &AtomicBool::new(cancelled),
         )
         .await;
         let log = log.lock().unwrap().clone();
-        (report, log)
+        let sent = sent.lock().unwrap().clone();
+        Recorded {
+            report,
+            log,
+            events,
+            sent,
+        }
     }
 
     fn span<'l>(log: &'l Log, host: &str, play: &str) -> &'l (String, String, Instant, Instant) {
@@ -631,5 +694,45 @@ mod tests {
             report.hosts[&HostName::new("a")].status,
             HostStatus::Unchanged
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dry_run_reports_the_same_events_and_sends_only_reads() {
+        // Plays in one host script (`after` the one before), and plays side by side (their
+        // steps interleave as fast as the host answers; here it answers both at once, as a
+        // dry run does: a real host's timing is the one thing a dry run cannot repeat).
+        let shapes: [&[(&str, &[usize])]; 2] = [
+            &[("db", &[]), ("app", &[0]), ("web", &[0, 1])],
+            &[("db", &[]), ("app", &[]), ("web", &[0, 1])],
+        ];
+        for plays in shapes {
+            let real = run_recorded(&["a", "b"], plays, false, false).await;
+            let dry = run_recorded(&["a", "b"], plays, false, true).await;
+            assert!(dry.report.dry_run && dry.report.failed_hosts().is_empty());
+            for host in ["a", "b"] {
+                let h = HostName::new(host);
+                assert_eq!(dry.events.of(host), real.events.of(host), "{plays:?}");
+                assert_eq!(real.events.of(host).len(), 2 * plays.len(), "{plays:?}");
+                assert_eq!(dry.report.hosts[&h].done, real.report.hosts[&h].done);
+                assert_eq!(dry.report.hosts[&h].status, HostStatus::WouldChange);
+                assert_eq!(real.report.hosts[&h].status, HostStatus::Changed);
+                // Only the lock probe (a read) reached the host, and it counts.
+                let sent: Vec<&str> = dry
+                    .sent
+                    .iter()
+                    .filter(|(s, _)| s == host)
+                    .map(|(_, l)| l.as_str())
+                    .collect();
+                assert_eq!(sent, ["# lock probe"], "{plays:?}");
+                assert_eq!(dry.report.hosts[&h].remote_commands, 1);
+                let real_sent = real.sent.iter().filter(|(s, _)| s == host).count();
+                assert!(real_sent >= 2, "the real run changed the host: {real_sent}");
+            }
+            assert!(
+                dry.log.is_empty(),
+                "a play script reached a host: {:?}",
+                dry.log
+            );
+        }
     }
 }

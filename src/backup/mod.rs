@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Diagnostic;
 use crate::inventory::{Backups, HostName};
 use crate::mysql::Check;
 use crate::shell::Script;
@@ -66,6 +67,39 @@ pub enum BackupError {
     BadTarget(String),
     #[error("no good backup was finished before {target}{oldest}")]
     NothingBefore { target: String, oldest: String },
+    #[error("--dir {0} is not a plain absolute path")]
+    ScratchNotPlain(String),
+    #[error("--dir {dir} is (inside) {live}")]
+    ScratchIsLive { dir: String, live: &'static str },
+    #[error("the primary writes no binary log (SHOW MASTER STATUS is empty)")]
+    NoBinaryLog,
+    #[error("cannot read SHOW MASTER STATUS: {0:?}")]
+    MasterStatus(String),
+}
+
+impl Diagnostic for BackupError {
+    fn hint(&self) -> Option<String> {
+        Some(
+            match self {
+                BackupError::Listing { .. } => {
+                    "run `foobar apply` so the backup scripts match this foobar"
+                }
+                BackupError::BadTarget(_) => {
+                    "give a UTC time such as `2026-11-29 20:30:00` or `@1795982400`, or a GTID such as `0-1-42`"
+                }
+                BackupError::NothingBefore { .. } => {
+                    "restore to a later point, or see what there is with `foobar backups list`"
+                }
+                BackupError::ScratchNotPlain(_) | BackupError::ScratchIsLive { .. } => {
+                    "name a new directory such as /var/tmp/foobar-restore"
+                }
+                BackupError::NoBinaryLog | BackupError::MasterStatus(_) => {
+                    "enable log_bin on the primary (templates/mysql/primary.cnf.j2)"
+                }
+            }
+            .to_string(),
+        )
+    }
 }
 
 /// The script that lists every backup directory with its metadata.
@@ -286,7 +320,7 @@ impl RestorePlan {
 }
 
 /// A scratch directory given with `--dir`: a plain absolute path away from the live data.
-pub fn check_scratch_dir(dir: &str) -> Result<(), String> {
+pub fn check_scratch_dir(dir: &str) -> Result<(), BackupError> {
     let plain = dir.starts_with('/')
         && dir.len() > 1
         && !dir.split('/').any(|c| c == "..")
@@ -294,12 +328,15 @@ pub fn check_scratch_dir(dir: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '.'));
     if !plain {
-        return Err(format!("--dir {dir} is not a plain absolute path"));
+        return Err(BackupError::ScratchNotPlain(dir.to_string()));
     }
     let d = dir.trim_end_matches('/');
     for live in ["/var/lib/mysql", "/etc", "/usr", "/"] {
         if d == live.trim_end_matches('/') || (live != "/" && d.starts_with(&format!("{live}/"))) {
-            return Err(format!("--dir {dir} is (inside) {live}"));
+            return Err(BackupError::ScratchIsLive {
+                dir: dir.to_string(),
+                live,
+            });
         }
     }
     Ok(())
@@ -333,17 +370,17 @@ pub async fn run_script(
 pub fn archive_lag(
     primary_status: &str,
     archived: &str,
-) -> Result<(String, u64, Option<u64>), String> {
+) -> Result<(String, u64, Option<u64>), BackupError> {
     let line = primary_status
         .lines()
         .find(|l| !l.trim().is_empty())
-        .ok_or("the primary writes no binary log (SHOW MASTER STATUS is empty)")?;
+        .ok_or(BackupError::NoBinaryLog)?;
     let mut f = line.split('\t');
     let file = f.next().unwrap_or_default().to_string();
     let pos: u64 = f
         .next()
         .and_then(|p| p.trim().parse().ok())
-        .ok_or_else(|| format!("cannot read SHOW MASTER STATUS: {line:?}"))?;
+        .ok_or_else(|| BackupError::MasterStatus(line.to_string()))?;
     let size = archived.lines().find_map(|l| {
         let (name, size) = l.split_once('\t')?;
         (name == file).then(|| size.trim().parse().ok()).flatten()

@@ -208,8 +208,11 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     .await;
     reporter.finish();
     conn.finish().await;
-    // Confirm-or-rollback, over new connections now that the apply's are closed.
-    apply::firewall::confirm_changed(&session.inventory, &desired, &mut report).await;
+    // Confirm-or-rollback, over new connections now that the apply's are closed (a dry run
+    // changed no firewall: there is nothing to confirm).
+    if !dry_run {
+        apply::firewall::confirm_changed(&session.inventory, &desired, &mut report).await;
+    }
     for (h, why) in &plan.failed {
         report.hosts.insert(
             h.clone(),

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::error::Diagnostic;
+
 pub const FILE_NAME: &str = "foobar.toml";
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,12 +31,34 @@ pub fn find(start: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A foobar.toml that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", .path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Diagnostic for ConfigError {
+    fn hint(&self) -> Option<String> {
+        Some("foobar.toml may set `inventory` and `playbook` (paths relative to it)".into())
+    }
+}
+
 /// Read a foobar.toml, its paths made relative to the working directory's view of it.
-pub fn load(path: &Path) -> Result<Config, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut config: Config =
-        toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })?;
     let base = path.parent().unwrap_or(Path::new("."));
     for p in [&mut config.inventory, &mut config.playbook]
         .into_iter()

@@ -10,7 +10,9 @@ use std::time::Duration;
 use super::{CliError, Common};
 use crate::apply::lock::{LOCK_DIR, LOCKED_MARK};
 use crate::apply::{self, database};
+use crate::error::Diagnostic;
 use crate::inventory::{self, HostName, Inventory, Secrets};
+use crate::mysql::DbFacts;
 use crate::secret::Redactor;
 use crate::transport::{self, RemoteCommand, Transport};
 
@@ -66,14 +68,7 @@ impl Tier {
         } else {
             Err(CliError::Usage {
                 message: format!("{name} is not a host of {}", self.inventory.path.display()),
-                hint: format!(
-                    "pick one of the replicas: {}",
-                    self.replicas()
-                        .iter()
-                        .map(|h| h.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                hint: format!("pick one of the replicas: {}", self.replica_list()),
             })
         }
     }
@@ -81,6 +76,28 @@ impl Tier {
     /// The hosts of group `db_replica`, in inventory order.
     pub fn replicas(&self) -> Vec<HostName> {
         self.inventory.topology.database_replicas.clone()
+    }
+
+    /// The replicas for a hint: `web-02, web-03`.
+    pub fn replica_list(&self) -> String {
+        self.replicas()
+            .iter()
+            .map(|h| h.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The facts of `t`'s server, read before anything changes: `not_running` is the message
+    /// when no server runs there. Every failure says that nothing was changed.
+    pub async fn running_facts(
+        &self,
+        t: &dyn Transport,
+        not_running: String,
+    ) -> Result<DbFacts, CliError> {
+        database::read_facts(t, &self.cfg, self.timeout)
+            .await
+            .map_err(|e| failed_before_change(&e))?
+            .ok_or_else(|| unchanged(not_running))
     }
 
     pub async fn connect(&self, host: &HostName) -> Result<Arc<dyn Transport>, CliError> {
@@ -128,6 +145,25 @@ impl Tier {
 
     pub async fn unlock(&self, t: &dyn Transport) {
         apply::unlock(t, &self.run_id).await;
+    }
+}
+
+/// A usage error found before anything changed.
+pub(super) fn unchanged(message: String) -> CliError {
+    CliError::Usage {
+        message,
+        hint: "nothing was changed".into(),
+    }
+}
+
+/// A typed error found before anything changed, with its hint.
+pub(super) fn failed_before_change(e: &(impl std::fmt::Display + Diagnostic)) -> CliError {
+    CliError::Usage {
+        message: e.to_string(),
+        hint: match e.hint() {
+            Some(h) => format!("nothing was changed; {h}"),
+            None => "nothing was changed".into(),
+        },
     }
 }
 

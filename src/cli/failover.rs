@@ -11,6 +11,7 @@ use std::path::Path;
 use super::dbtier::{self, Tier, sayln, warnln};
 use super::{CliError, Common};
 use crate::apply::{database, failover};
+use crate::error::Diagnostic;
 use crate::error::ExitCategory;
 use crate::inventory::{failover_edit, topology};
 
@@ -51,11 +52,7 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
             ),
             hint: format!(
                 "nothing was changed; the primary is {old}; name one of: {}",
-                tier.replicas()
-                    .iter()
-                    .map(|h| h.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                tier.replica_list()
             ),
         });
     }
@@ -91,16 +88,9 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
             tier.lock(o.as_ref()).await?;
             locked.push(o.clone());
         }
-        let usage = |message: String| CliError::Usage {
-            message,
-            hint: "nothing was changed".into(),
-        };
-        let target_facts = database::read_facts(target_t.as_ref(), &tier.cfg, tier.timeout)
-            .await
-            .map_err(usage)?
-            .ok_or_else(|| usage(format!("the database server on {target} is not running; start it with `foobar apply --limit {target}` first")))?;
+        let target_facts = tier.running_facts(target_t.as_ref(), format!("the database server on {target} is not running; start it with `foobar apply --limit {target}` first")).await?;
         if target_facts.replica.is_none() {
-            return Err(usage(format!("{target} is not replicating from anything; it cannot be promoted in place of {old}")));
+            return Err(dbtier::unchanged(format!("{target} is not replicating from anything; it cannot be promoted in place of {old}")));
         }
         let old_facts = match &old_t {
             Some(o) => database::read_facts(o.as_ref(), &tier.cfg, tier.timeout)
@@ -150,8 +140,11 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
             }
         }
         .map_err(|e| CliError::Usage {
-            message: format!("failover to {target} failed: {}", tier.redactor.redact(&e)),
-            hint: format!("{old} is still the primary in the inventory; see the message for what to fix"),
+            message: format!("failover to {target} failed: {}", tier.redactor.redact(&e.to_string())),
+            hint: format!(
+                "{old} is still the primary in the inventory; {}",
+                e.hint().unwrap_or_else(|| "see the message for what to fix".into())
+            ),
         })?;
         for d in &done {
             sayln!("  done {d}");

@@ -62,17 +62,8 @@ pub async fn run(args: GraphArgs) -> Result<ExitCategory, CliError> {
         let conn = session
             .connect(&session.hosts, Support::default(), common.forks, &reporter)
             .await;
-        let health = crate::verify::verify(&crate::verify::VerifyInput {
-            inventory: &session.inventory,
-            desired: &desired,
-            transports: &conn.transports,
-            unreachable: &conn.failed,
-            database: session.database.as_deref(),
-            max_lag,
-            timeout: Duration::from_secs(session.inventory.ssh.command_timeout.min(120)),
-            settle: Duration::ZERO,
-        })
-        .await;
+        let input = super::verify::verify_input(&session, &desired, &conn, max_lag, Duration::ZERO);
+        let health = crate::verify::verify(&input).await;
         conn.finish().await;
         reporter.finish();
         if !health.healthy() {

@@ -147,11 +147,10 @@ pub fn parse() -> Result<(Cli, bool), i32> {
     if let Some(path) = std::env::current_dir().ok().and_then(|d| config::find(&d)) {
         match config::load(&path) {
             Ok(c) => command = config::apply_defaults(command, &c),
-            Err(message) => {
+            Err(e) => {
                 let e = CliError::Usage {
-                    message,
-                    hint: "foobar.toml may set `inventory` and `playbook` (paths relative to it)"
-                        .into(),
+                    message: e.to_string(),
+                    hint: crate::error::Diagnostic::hint(&e).unwrap_or_default(),
                 };
                 print_error(&e, json_requested);
                 return Err(1);

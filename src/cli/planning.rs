@@ -139,7 +139,7 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
                 let facts = match db_facts.get(h) {
                     Some(Ok(f)) => f.as_ref(),
                     Some(Err(e)) => {
-                        failed.insert(h.clone(), ctx.redactor.redact(e));
+                        failed.insert(h.clone(), ctx.redactor.redact(&e.to_string()));
                         continue;
                     }
                     None => None,
@@ -147,7 +147,7 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
                 match database::plan_changes(h, role, play.index, cfg, facts, primary_facts) {
                     Ok(changes) => hp.changes.extend(changes),
                     Err(e) => {
-                        failed.insert(h.clone(), ctx.redactor.redact(&e));
+                        failed.insert(h.clone(), ctx.redactor.redact(&e.to_string()));
                     }
                 }
             }

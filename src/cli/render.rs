@@ -71,8 +71,8 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
             && let Some(cfg) = &session.database
         {
             let sql = database::configured_replication_sql(cfg, &session.inventory.host_vars(host))
-                .map_err(|message| CliError::Usage {
-                    message,
+                .map_err(|e| CliError::Usage {
+                    message: e.to_string(),
                     hint: "check `flavor` and `mysql_version` in the inventory".into(),
                 })?;
             record(host, "/foobar/replication.sql", sql.as_bytes())?;

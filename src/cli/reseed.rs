@@ -4,7 +4,7 @@
 use super::dbtier::{self, Tier, sayln, warnln};
 use super::{CliError, Common};
 use crate::apply::database;
-use crate::error::ExitCategory;
+use crate::error::{Diagnostic, ExitCategory};
 
 #[derive(Debug, clap::Args)]
 pub struct ReseedArgs {
@@ -44,19 +44,9 @@ pub async fn run(args: ReseedArgs) -> Result<ExitCategory, CliError> {
     let primary_t = tier.connect(&primary).await?;
     tier.lock(replica_t.as_ref()).await?;
     let result = async {
-        let usage = |message: String| CliError::Usage {
-            message,
-            hint: "nothing was changed".into(),
-        };
-        let facts = database::read_facts(replica_t.as_ref(), &tier.cfg, tier.timeout)
-            .await
-            .map_err(usage)?
-            .ok_or_else(|| usage(format!("the database server on {replica} is not running; run `foobar apply` to start it")))?;
-        let primary_facts = database::read_facts(primary_t.as_ref(), &tier.cfg, tier.timeout)
-            .await
-            .map_err(usage)?
-            .ok_or_else(|| usage(format!("the database server on the primary {primary} is not running")))?;
-        let plan = database::reseed_plan(&facts, &primary_facts).map_err(usage)?;
+        let facts = tier.running_facts(replica_t.as_ref(), format!("the database server on {replica} is not running; run `foobar apply` to start it")).await?;
+        let primary_facts = tier.running_facts(primary_t.as_ref(), format!("the database server on the primary {primary} is not running")).await?;
+        let plan = database::reseed_plan(&facts, &primary_facts).map_err(|e| dbtier::failed_before_change(&e))?;
         sayln!("{replica}:");
         for line in plan.lines(&replica, &primary) {
             sayln!("  {line}");
@@ -86,9 +76,10 @@ pub async fn run(args: ReseedArgs) -> Result<ExitCategory, CliError> {
                 Ok(ExitCategory::Ok)
             }
             Err(e) => {
+                let hint = e.hint().map(|h| format!("{h}; ")).unwrap_or_default();
                 warnln!(
-                    "error: reseeding {replica} failed: {}\nhint: fix the cause and run `foobar reseed {replica}` again",
-                    tier.redactor.redact(&e)
+                    "error: reseeding {replica} failed: {}\nhint: {hint}fix the cause and run `foobar reseed {replica}` again",
+                    tier.redactor.redact(&e.to_string())
                 );
                 Ok(ExitCategory::HostFailed)
             }

@@ -1,13 +1,15 @@
 //! `foobar verify`: replication first, then the load balancer, Nginx and the app.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::session::{Session, Support, colour, progress, render_all};
+use super::session::{Connections, Session, Support, colour, progress, render_all};
 use super::{CliError, Common};
 use crate::error::ExitCategory;
 use crate::inventory::HostName;
+use crate::render::DesiredState;
 use crate::report::{Reporter, human, json};
 
 #[derive(Debug, Args)]
@@ -36,6 +38,26 @@ pub struct VerifyArgs {
     pub interval: f64,
 }
 
+/// What `verify` checks, for a loaded session and its open connections (also `graph --live`).
+pub(super) fn verify_input<'a>(
+    session: &'a Session,
+    desired: &'a BTreeMap<HostName, DesiredState>,
+    conn: &'a Connections,
+    max_lag: u64,
+    settle: Duration,
+) -> crate::verify::VerifyInput<'a> {
+    crate::verify::VerifyInput {
+        inventory: &session.inventory,
+        desired,
+        transports: &conn.transports,
+        unreachable: &conn.failed,
+        database: session.database.as_deref(),
+        max_lag,
+        timeout: Duration::from_secs(session.inventory.ssh.command_timeout.min(120)),
+        settle,
+    }
+}
+
 pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
     let VerifyArgs {
         common,
@@ -59,16 +81,8 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCategory, CliError> {
     let conn = session
         .connect(&session.hosts, Support::default(), common.forks, &reporter)
         .await;
-    let input = crate::verify::VerifyInput {
-        inventory: &session.inventory,
-        desired: &desired,
-        transports: &conn.transports,
-        unreachable: &conn.failed,
-        database: session.database.as_deref(),
-        max_lag,
-        timeout: Duration::from_secs(session.inventory.ssh.command_timeout.min(120)),
-        settle: Duration::from_secs(if watch { 0 } else { settle }),
-    };
+    let settle = Duration::from_secs(if watch { 0 } else { settle });
+    let input = verify_input(&session, &desired, &conn, max_lag, settle);
     if watch {
         reporter.finish();
         let last = crate::verify::watch::watch(&input, interval, common.json).await;

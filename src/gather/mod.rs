@@ -6,12 +6,14 @@
 //! script is generated, sent on stdin, and its output is framed by `#foobar:` section lines.
 //! File bodies are not read here: [`fetch_contents`] reads only the ones whose digest differs,
 //! for diffs.
+//!
+//! Here: the scripts and the remote calls; `parse.rs` reads their output back.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::lock::{LOCK_DIR, LOCKED_MARK};
+use crate::apply::lock::LOCK_DIR;
 use crate::render::{DesiredState, EntryKind};
 use crate::shell::Script;
 use crate::transport::{RemoteCommand, Transport, TransportError};
@@ -91,6 +93,11 @@ pub enum GatherError {
 }
 
 pub use crate::shell::sh_quote;
+
+mod parse;
+
+use parse::parse_frames;
+pub use parse::{facts_digest, parse_gather_output, parse_output};
 
 /// The SQL that reads database facts, run over the local socket as root. Provided by the
 /// caller (the mysql module) so gather stays independent of the database flavour.
@@ -195,41 +202,6 @@ pub fn facts_script(want: &DesiredState) -> Script {
     s
 }
 
-fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
-    let mut parts = line.splitn(7, '\t');
-    let kind = parts.next()?;
-    let mode = u32::from_str_radix(parts.next()?, 8).ok()?;
-    let owner = parts.next()?.to_string();
-    let group = parts.next()?.to_string();
-    let size = parts.next()?.parse().ok()?;
-    // Paths hold no control characters (checked at load): `%n` is the path as it is, and
-    // `%N` (literal quoting) is `path -> target` for a link.
-    let path = parts.next()?.to_string();
-    let shown = parts.next()?;
-    let target = shown
-        .strip_prefix(path.as_str())
-        .and_then(|rest| rest.strip_prefix(" -> "))
-        .map(String::from);
-    let kind = match kind {
-        "regular file" | "regular empty file" => PathType::File,
-        "directory" => PathType::Directory,
-        "symbolic link" => PathType::Link,
-        _ => PathType::Other,
-    };
-    Some((
-        path,
-        PathFacts {
-            kind,
-            mode,
-            owner,
-            group,
-            size,
-            digest: None,
-            link_target: target,
-        },
-    ))
-}
-
 fn probe(sql: &str) -> Script {
     let mut s = Script::new();
     s.code("# database facts\nif command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n\
@@ -256,147 +228,6 @@ pub fn database_probe(sql: &str) -> String {
     probe(sql)
         .to_stdin()
         .expect("a probe has no words that could hold a NUL")
-}
-
-/// Parse the framed output of [`gather_script`].
-pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, GatherError> {
-    let mut state = ActualState::default();
-    let mut section = "";
-    let mut service: Option<(String, ServiceFacts)> = None;
-    let mut database = String::new();
-    let mut ended = false;
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("#foobar:") {
-            section = match name {
-                "stat" => "stat",
-                "sha256" => "sha256",
-                "packages" => "packages",
-                "services" => "services",
-                "pending" => "pending",
-                "lock" => "lock",
-                "database" => "database",
-                "end" => {
-                    ended = true;
-                    "end"
-                }
-                other => {
-                    return Err(GatherError::Parse {
-                        host: host.into(),
-                        detail: format!("unknown section {other}"),
-                    });
-                }
-            };
-            continue;
-        }
-        match section {
-            "stat" => {
-                let (path, facts) = parse_stat_line(line).ok_or_else(|| GatherError::Parse {
-                    host: host.into(),
-                    detail: format!("bad stat line: {line}"),
-                })?;
-                state.paths.insert(path, facts);
-            }
-            "sha256" => {
-                // sha256sum marks a name holding `\\` (or a newline) with a leading `\\` and
-                // escapes it.
-                let (escaped, line) = match line.strip_prefix('\\') {
-                    Some(rest) => (true, rest),
-                    None => (false, line),
-                };
-                if let Some((digest, path)) = line.split_once("  ")
-                    && let Some(p) = state.paths.get_mut(&if escaped {
-                        path.replace("\\n", "\n").replace("\\\\", "\\")
-                    } else {
-                        path.to_string()
-                    })
-                    && p.kind == PathType::File
-                {
-                    p.digest = Some(digest.to_string());
-                }
-            }
-            "packages" => {
-                if let Some((name, status)) = line.split_once('\t') {
-                    state
-                        .packages
-                        .insert(name.to_string(), status.starts_with("ii"));
-                }
-            }
-            "services" => {
-                if line.is_empty() {
-                    if let Some((n, f)) = service.take() {
-                        state.services.insert(n, f);
-                    }
-                    continue;
-                }
-                let (key, value) = line.split_once('=').unwrap_or((line, ""));
-                let entry = service.get_or_insert_with(|| {
-                    (
-                        String::new(),
-                        ServiceFacts {
-                            active: false,
-                            enabled: false,
-                            exists: true,
-                        },
-                    )
-                });
-                match key {
-                    "Id" => entry.0 = value.trim_end_matches(".service").to_string(),
-                    "ActiveState" => entry.1.active = value == "active",
-                    "UnitFileState" => entry.1.enabled = value == "enabled",
-                    "LoadState" => entry.1.exists = value != "not-found",
-                    _ => {}
-                }
-            }
-            "pending" => {
-                if let Some((play, name)) = line.split_once('\t')
-                    && let Ok(play) = play.parse()
-                {
-                    let item = (play, name.to_string());
-                    if !state.pending_handlers.contains(&item) {
-                        state.pending_handlers.push(item);
-                    }
-                }
-            }
-            "lock" => {
-                let l = state.lock.get_or_insert_with(String::new);
-                if !l.is_empty() {
-                    l.push_str(", ");
-                }
-                l.push_str(line);
-            }
-            "database" => {
-                database.push_str(line);
-                database.push('\n');
-            }
-            _ => {}
-        }
-    }
-    if let Some((n, f)) = service.take() {
-        state.services.insert(n, f);
-    }
-    if !ended {
-        return Err(GatherError::Parse {
-            host: host.into(),
-            detail: "the output ended early".into(),
-        });
-    }
-    if !database.is_empty() {
-        state.database = Some(database);
-    }
-    state.digest = facts_digest(&state);
-    Ok(state)
-}
-
-/// The fingerprint a saved plan carries: everything a plan depends on, not who holds the lock.
-pub fn facts_digest(state: &ActualState) -> String {
-    let mut copy = state.clone();
-    copy.lock = None;
-    copy.digest = String::new();
-    // Replication lag and positions move on their own; the database section is re-checked
-    // by the database step itself.
-    copy.database = None;
-    let json = serde_json::to_vec(&copy).expect("facts serialise");
-    crate::render::sha256_hex(&json)
 }
 
 /// Read every live fact `want` depends on: one remote command. Small bodies of differing
@@ -456,40 +287,6 @@ pub async fn lock_gather_fetch(
     Ok((locked, state, bodies))
 }
 
-/// Split a gather's output: an optional `#foobar:locked` line, the framed facts up to
-/// `#foobar:end`, then file frames. Computes the facts' digest and [`ActualState::cas`].
-pub fn parse_output(host: &str, stdout: &[u8]) -> Result<(bool, ActualState), GatherError> {
-    let locked = stdout.starts_with(LOCKED_MARK.as_bytes());
-    let text = if locked {
-        &stdout[LOCKED_MARK.len()..]
-    } else {
-        stdout
-    };
-    const END: &[u8] = b"#foobar:end\n";
-    let split = find_line(text, END)
-        .map(|i| i + END.len())
-        .ok_or_else(|| GatherError::Parse {
-            host: host.to_string(),
-            detail: "the output ended early".into(),
-        })?;
-    let mut state = parse_gather_output(host, &String::from_utf8_lossy(&text[..split]))?;
-    // The facts part ends where the lock section starts.
-    let facts_end = find_line(text, b"#foobar:lock\n").unwrap_or(0);
-    state.cas = crate::render::sha256_hex(&text[..facts_end]);
-    state.bodies = parse_frames(host, &text[split..])?;
-    Ok((locked, state))
-}
-
-/// Where `line` (ending in a newline) starts a line of `text`.
-fn find_line(text: &[u8], line: &[u8]) -> Option<usize> {
-    if text.starts_with(line) {
-        return Some(0);
-    }
-    text.windows(line.len() + 1)
-        .position(|w| w[0] == b'\n' && &w[1..] == line)
-        .map(|i| i + 1)
-}
-
 /// Run a read-only script; a non-zero exit is the host's failure to be read.
 async fn run_script(
     transport: &dyn Transport,
@@ -516,97 +313,6 @@ fn fetch_script(paths: &[&str]) -> String {
         .code("; do printf '%s\\t%s\\n' \"$f\" \"$(wc -c < \"$f\")\"; cat -- \"$f\"; done\n");
     s.to_stdin()
         .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
-}
-
-/// `path<TAB>length<LF>` then that many bytes, for each file.
-fn parse_frames(host: &str, data: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, GatherError> {
-    let mut out = BTreeMap::new();
-    let mut i = 0;
-    while i < data.len() {
-        let nl = data[i..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .ok_or_else(|| GatherError::Parse {
-                host: host.to_string(),
-                detail: "truncated file frame".into(),
-            })?;
-        let header = String::from_utf8_lossy(&data[i..i + nl]).into_owned();
-        let (path, len) = header.rsplit_once('\t').ok_or_else(|| GatherError::Parse {
-            host: host.to_string(),
-            detail: format!("bad file frame header {header:?}"),
-        })?;
-        let len: usize = len.trim().parse().map_err(|_| GatherError::Parse {
-            host: host.to_string(),
-            detail: format!("bad length in {header:?}"),
-        })?;
-        let start = i + nl + 1;
-        let end = (start + len).min(data.len());
-        out.insert(path.to_string(), data[start..end].to_vec());
-        i = end;
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_framed_output() {
-        let text = "#foobar:stat\n\
-regular file\t644\troot\troot\t12\t/etc/a.cfg\t/etc/a.cfg\n\
-symbolic link\t777\troot\troot\t20\t/etc/l\t/etc/l -> /etc/a.cfg\n\
-directory\t2775\thaproxy\thaproxy\t40\t/run/haproxy\t/run/haproxy\n\
-#foobar:sha256\n\
-abc123  /etc/a.cfg\n\
-#foobar:packages\n\
-nginx\tii \n\
-haproxy\tun \n\
-#foobar:services\n\
-Id=nginx.service\nActiveState=active\nUnitFileState=enabled\nLoadState=loaded\n\n\
-Id=haproxy.service\nActiveState=inactive\nUnitFileState=disabled\nLoadState=loaded\n\
-#foobar:pending\n\
-2\treload nginx\n\
-#foobar:lock\n\
-alice@laptop pid 42\n\
-#foobar:end\n";
-        let s = parse_gather_output("h", text).unwrap();
-        assert_eq!(s.paths["/etc/a.cfg"].digest.as_deref(), Some("abc123"));
-        assert_eq!(s.paths["/etc/a.cfg"].mode, 0o644);
-        assert_eq!(s.paths["/etc/l"].link_target.as_deref(), Some("/etc/a.cfg"));
-        assert_eq!(s.paths["/run/haproxy"].kind, PathType::Directory);
-        assert!(s.packages["nginx"]);
-        assert!(!s.packages["haproxy"]);
-        assert!(s.services["nginx"].active && s.services["nginx"].enabled);
-        assert!(!s.services["haproxy"].active);
-        assert_eq!(s.pending_handlers, vec![(2, "reload nginx".to_string())]);
-        assert_eq!(s.lock.as_deref(), Some("alice@laptop pid 42"));
-        // The lock does not change the fingerprint.
-        let mut t = s.clone();
-        t.lock = None;
-        assert_eq!(facts_digest(&t), s.digest);
-    }
-
-    #[test]
-    fn the_facts_digest_covers_facts_up_to_the_lock_and_bodies_follow_the_end() {
-        let facts = "#foobar:sha256\nabc  /etc/a\n#foobar:pending\n";
-        let out = format!(
-            "{LOCKED_MARK}{facts}#foobar:lock\nsomeone\n#foobar:end\n/etc/a\t14\n#foobar:end\nx\n"
-        );
-        let (locked, s) = parse_output("h", out.as_bytes()).unwrap();
-        assert!(locked);
-        assert_eq!(s.cas, crate::render::sha256_hex(facts.as_bytes()));
-        // A body may hold anything, even a line that looks like a section.
-        assert_eq!(s.bodies["/etc/a"], b"#foobar:end\nx\n");
-        // Who holds the lock is not part of what the apply compares.
-        let other = format!("{facts}#foobar:lock\n#foobar:end\n");
-        assert_eq!(parse_output("h", other.as_bytes()).unwrap().1.cas, s.cas);
-    }
-
-    #[test]
-    fn truncated_output_is_an_error() {
-        assert!(parse_gather_output("h", "#foobar:stat\n").is_err());
-    }
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use serde_saphyr::Spanned;
 use super::topology::{DATABASE_PRIMARY, DATABASE_REPLICAS, Topology};
 use super::yaml::{location_of, parse};
 use super::{
-    Group, Host, HostName, Inventory, InventoryError, SecretRef, SecretSource, SshDefaults, Vars,
-    relative_to,
+    Group, Host, HostName, Inventory, InventoryError, Login, SecretRef, SecretSource, SshDefaults,
+    Vars, relative_to,
 };
 use crate::error::did_you_mean;
 
@@ -147,16 +147,18 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     };
 
     let ssh = SshDefaults {
-        user: raw.ssh.user,
-        port: raw.ssh.port,
-        identity_file: raw.ssh.identity_file.map(|p| relative_to(path, &p)),
+        login: Login {
+            user: raw.ssh.user,
+            port: raw.ssh.port,
+            identity_file: raw.ssh.identity_file.map(|p| relative_to(path, &p)),
+            become_root: raw.ssh.become_root,
+        },
         ssh_config: raw.ssh.ssh_config.map(|p| relative_to(path, &p)),
         known_hosts_file: raw.ssh.known_hosts_file.map(|p| relative_to(path, &p)),
         strict_host_key_checking,
         connect_timeout: raw.ssh.connect_timeout.unwrap_or(10),
         command_timeout: raw.ssh.command_timeout.unwrap_or(600),
         control_persist: raw.ssh.control_persist.unwrap_or(60),
-        become_root: raw.ssh.become_root.unwrap_or(false),
     };
 
     let secrets = raw
@@ -207,10 +209,12 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
                 name,
                 address: r.address,
                 private_ip: r.private_ip.map(|s| s.value),
-                user: r.user,
-                port: r.port,
-                identity_file: r.identity_file.map(|p| relative_to(path, &p)),
-                become_root: r.become_root,
+                login: Login {
+                    user: r.user,
+                    port: r.port,
+                    identity_file: r.identity_file.map(|p| relative_to(path, &p)),
+                    become_root: r.become_root,
+                },
                 local,
                 vars: r.vars,
                 location,
@@ -231,7 +235,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         topology,
         backups: None,
     };
-    load_var_files(&mut inventory)?;
+    super::var_files::load_var_files(&mut inventory)?;
     check_database_topology(&inventory)?;
     let backups_location = raw.backups.as_ref().map(|b| at(&b.referenced));
     if let Some(b) = raw.backups {
@@ -430,78 +434,4 @@ fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
         seen.insert(id, host);
     }
     Ok(())
-}
-
-/// `group_vars/NAME.yml` and `host_vars/NAME.yml` (or `.yaml`) beside the inventory, as in
-/// Ansible: each file is a mapping of variables added to that group's (`all`: the global) or
-/// host's inline `vars:`, the file winning on a name both set. Precedence between levels is
-/// unchanged (global < groups < host). A file naming no group or host is an error.
-fn load_var_files(inv: &mut Inventory) -> Result<(), InventoryError> {
-    let dir = inv.path.parent().unwrap_or(Path::new("."));
-    for kind in ["group_vars", "host_vars"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(kind)) else {
-            continue;
-        };
-        let mut files: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
-            })
-            .collect();
-        files.sort();
-        for file in files {
-            let name = file
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_string();
-            let text = read(&file)?;
-            let vars: Vars = if text.trim().is_empty() {
-                Vars::new()
-            } else {
-                parse(&file, &text)?
-            };
-            let target = if kind == "host_vars" {
-                inv.hosts
-                    .get_mut(&HostName::new(name.clone()))
-                    .map(|h| &mut h.vars)
-            } else if name == "all" && !inv.groups.contains_key("all") {
-                Some(&mut inv.vars)
-            } else {
-                inv.groups.get_mut(&name).map(|g| &mut g.vars)
-            };
-            match target {
-                Some(target) => target.extend(vars),
-                None => return Err(var_file_error(inv, &file, kind, &name)),
-            }
-        }
-    }
-    Ok(())
-}
-
-fn var_file_error(inv: &Inventory, file: &Path, kind: &str, name: &str) -> InventoryError {
-    let (what, names): (&str, Vec<&str>) = if kind == "host_vars" {
-        ("host", inv.hosts.keys().map(|h| h.as_str()).collect())
-    } else {
-        (
-            "group",
-            std::iter::once("all")
-                .chain(inv.groups.keys().map(String::as_str))
-                .collect(),
-        )
-    };
-    let hint = match did_you_mean(name, names.iter().copied()) {
-        Some(c) => format!("did you mean `{kind}/{c}.yml`?"),
-        None => format!(
-            "name the file after a {what} of {}: {}",
-            inv.path.display(),
-            names.join(", ")
-        ),
-    };
-    InventoryError::Topology {
-        location: crate::error::Location::file_only(file),
-        message: format!("{kind}/{name} names no {what} of the inventory"),
-        hint,
-    }
 }

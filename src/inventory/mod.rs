@@ -8,6 +8,13 @@
 //! Variable precedence, lowest first: inventory `vars` < group `vars` (outer groups before the
 //! groups nested in them, then by name) < host `vars` < facts foobar sets (`inventory_hostname`,
 //! `private_ip`, `group_names`, `groups`, `hostvars`).
+//!
+//! Its parts: `load` (the inventory file's shape and checks), `var_files` (`group_vars/` and
+//! `host_vars/`), `backups` (the `backups:` section), [`topology`] (who plays which part),
+//! `playbook` (the playbook: its shape, checks and loading), [`rules`] (what a value on a
+//! host must look like), `yaml` (parsing and its errors), [`failover_edit`] (the inventory
+//! rewritten after a failover); this file holds the loaded types, `--limit`, variables,
+//! connections and secrets.
 
 mod backups;
 pub mod failover_edit;
@@ -15,6 +22,7 @@ mod load;
 mod playbook;
 pub mod rules;
 pub mod topology;
+mod var_files;
 mod yaml;
 
 pub use backups::{ARCHIVE_PASSWORD_SECRET, BACKUP_HOST_GROUP, BACKUP_SOURCE_GROUP, Backups};
@@ -35,12 +43,36 @@ use crate::secret::Secret;
 
 pub type Vars = BTreeMap<String, serde_json::Value>;
 
-/// Connection settings shared by all hosts unless a host overrides them.
-#[derive(Debug, Clone)]
-pub struct SshDefaults {
+/// How ssh logs into a host: set under `ssh:` for every host, and under a host to override it.
+#[derive(Debug, Clone, Default)]
+pub struct Login {
     pub user: Option<String>,
     pub port: Option<u16>,
     pub identity_file: Option<PathBuf>,
+    /// Commands run through sudo (`become:`); unset anywhere: no.
+    pub become_root: Option<bool>,
+}
+
+impl Login {
+    /// Each setting of `self`, else that of `defaults`.
+    pub fn or(&self, defaults: &Login) -> Login {
+        Login {
+            user: self.user.clone().or_else(|| defaults.user.clone()),
+            port: self.port.or(defaults.port),
+            identity_file: self
+                .identity_file
+                .clone()
+                .or_else(|| defaults.identity_file.clone()),
+            become_root: self.become_root.or(defaults.become_root),
+        }
+    }
+}
+
+/// Connection settings shared by all hosts unless a host overrides them.
+#[derive(Debug, Clone)]
+pub struct SshDefaults {
+    /// Every host's login, where the host does not set its own.
+    pub login: Login,
     pub ssh_config: Option<PathBuf>,
     pub known_hosts_file: Option<PathBuf>,
     /// `true`: OpenSSH's `StrictHostKeyChecking=yes`; `false`: `accept-new` (a host never
@@ -49,7 +81,6 @@ pub struct SshDefaults {
     pub connect_timeout: u64,
     pub command_timeout: u64,
     pub control_persist: u64,
-    pub become_root: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -58,10 +89,8 @@ pub struct Host {
     /// What ssh connects to: an address, or the name itself when `ssh_config` maps it.
     pub address: Option<String>,
     pub private_ip: Option<String>,
-    pub user: Option<String>,
-    pub port: Option<u16>,
-    pub identity_file: Option<PathBuf>,
-    pub become_root: Option<bool>,
+    /// Its own login settings; [`Inventory::connection`] fills the rest from `ssh:`.
+    pub login: Login,
     pub local: bool,
     pub vars: Vars,
     pub location: Location,
@@ -347,21 +376,19 @@ impl Inventory {
             (Some(a), _) => a.clone(),
             (None, _) => host.0.clone(),
         };
+        let login = h.login.or(&self.ssh.login);
         crate::transport::ConnectionSpec {
             host: host.clone(),
             destination,
-            user: h.user.clone().or_else(|| self.ssh.user.clone()),
-            port: h.port.or(self.ssh.port),
-            identity_file: h
-                .identity_file
-                .clone()
-                .or_else(|| self.ssh.identity_file.clone()),
+            user: login.user,
+            port: login.port,
+            identity_file: login.identity_file,
             ssh_config: self.ssh.ssh_config.clone(),
             known_hosts_file: self.ssh.known_hosts_file.clone(),
             strict_host_key_checking: self.ssh.strict_host_key_checking,
             connect_timeout: std::time::Duration::from_secs(self.ssh.connect_timeout),
             control_persist: self.ssh.control_persist,
-            become_root: h.become_root.unwrap_or(self.ssh.become_root),
+            become_root: login.become_root.unwrap_or(false),
             local: h.local,
         }
     }

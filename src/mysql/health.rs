@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::facts::{DbFacts, GtidFacts};
+use super::output::one_line;
 use super::status::{ReplicaStatus, ThreadState};
 use super::version::Flavor;
 
@@ -400,10 +401,6 @@ fn summary(all: &[ClusterMember<'_>], f: impl Fn(&DbFacts) -> String) -> String 
         .map(|m| format!("{} {}", m.host, f(m.facts)))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -33,6 +33,11 @@ impl Diagnostic for ParseError {
     }
 }
 
+/// A server's message on one line (its error texts may span several).
+pub(crate) fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// One value and the line it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Field {

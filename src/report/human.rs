@@ -177,6 +177,23 @@ pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
     out
 }
 
+/// A step of a dry run as the verb phrase after "would": `file /a` reads `write file /a`.
+fn would(d: &crate::apply::Outcome) -> String {
+    use crate::apply::Outcome as O;
+    match d {
+        O::Packages { names } => format!("install package {}", names.join(" ")),
+        O::Directory { path } => format!("create or fix directory {path}"),
+        O::Attributes { path } => format!("fix owner and mode of {path}"),
+        O::Validated { path } => format!("validate {path}"),
+        O::File { path } => format!("write file {path}"),
+        O::Link { path } => format!("link {path}"),
+        O::Deleted { path } => format!("delete {path}"),
+        O::Service { name } => format!("enable or start service {name}"),
+        O::Handler { name } => format!("run handler {name}"),
+        other => other.to_string(),
+    }
+}
+
 /// The apply report: per host what happened, then the summary.
 pub fn report(r: &Report, st: &Styles) -> String {
     let mut out = String::new();
@@ -194,12 +211,7 @@ pub fn report(r: &Report, st: &Styles) -> String {
         let _ = writeln!(out, "{} {status}", st.bold.apply_to(format!("{host}:")));
         for d in &h.done {
             if r.dry_run {
-                // "handler reload nginx" reads "would run handler reload nginx".
-                let d = match d {
-                    crate::apply::Outcome::Handler { name } => format!("run handler {name}"),
-                    other => other.to_string(),
-                };
-                let _ = writeln!(out, "  would {d}");
+                let _ = writeln!(out, "  would {}", would(d));
             } else {
                 let _ = writeln!(out, "  done {d}");
             }
@@ -492,6 +504,39 @@ mod tests {
         assert_eq!(
             text,
             "web-01: would change (dry run)\n  would create file /a\n  would run handler say hello\nDry run: 1 host would change, 0 unchanged.\n"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_names_each_executed_step_with_what_it_would_do() {
+        use crate::apply::Outcome;
+        let mut report = Report {
+            format_version: 1,
+            dry_run: true,
+            hosts: BTreeMap::new(),
+            interrupted: false,
+        };
+        let mut h = crate::apply::HostReport::new();
+        h.status = HostStatus::WouldChange;
+        h.done = vec![
+            Outcome::Packages {
+                names: vec!["nginx".into()],
+            },
+            Outcome::Validated { path: "/a".into() },
+            Outcome::File { path: "/a".into() },
+            Outcome::Deleted { path: "/b".into() },
+            Outcome::Service {
+                name: "nginx".into(),
+            },
+            Outcome::Handler {
+                name: "reload nginx".into(),
+            },
+        ];
+        report.hosts.insert(HostName::new("web-01"), h);
+        let text = super::report(&report, &Styles::new(false));
+        assert_eq!(
+            text,
+            "web-01: would change (dry run)\n  would install package nginx\n  would validate /a\n  would write file /a\n  would delete /b\n  would enable or start service nginx\n  would run handler reload nginx\nDry run: 1 host would change, 0 unchanged.\n"
         );
     }
 }

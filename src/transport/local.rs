@@ -7,10 +7,12 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::{ConnectionSpec, Output, RemoteCommand, Transport, TransportError, wrap_command_line};
+use super::pipes::{Sink, Source, pump};
+use super::{
+    ConnectionSpec, Output, RemoteCommand, Transport, TransportError, within, wrap_command_line,
+};
 use crate::host::HostName;
 
 /// Extra time the local tokio timeout allows on top of the command's own `timeout`, so the
@@ -39,46 +41,6 @@ impl LocalTransport {
     }
 }
 
-/// Write all of `data` to a child's stdin, then close it so the child sees EOF. A child that
-/// exits (or closes its stdin) without reading everything is not an error: its exit status
-/// tells what happened.
-pub(crate) async fn feed_stdin<W>(mut writer: W, data: &[u8]) -> std::io::Result<()>
-where
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let result = async {
-        writer.write_all(data).await?;
-        writer.shutdown().await
-    }
-    .await;
-    drop(writer);
-    match result {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
-}
-
-/// [`feed_stdin`] for a stream: copy `source` into a child's stdin as the child reads it,
-/// then close it.
-pub(crate) async fn feed_stream<W>(
-    mut writer: W,
-    source: &mut (dyn tokio::io::AsyncRead + Send + Unpin),
-) -> std::io::Result<()>
-where
-    W: tokio::io::AsyncWrite + Unpin,
-{
-    let result = async {
-        tokio::io::copy(source, &mut writer).await?;
-        writer.shutdown().await
-    }
-    .await;
-    drop(writer);
-    match result {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other,
-    }
-}
-
 #[async_trait::async_trait]
 impl Transport for LocalTransport {
     fn host(&self) -> &HostName {
@@ -101,66 +63,11 @@ impl Transport for LocalTransport {
     async fn run_streaming(
         &self,
         command: &RemoteCommand,
-        source: Option<&mut (dyn tokio::io::AsyncRead + Send + Unpin)>,
-        sink: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+        source: Option<Source<'_>>,
+        sink: Sink<'_>,
     ) -> Result<Output, TransportError> {
-        self.commands.fetch_add(1, Ordering::Relaxed);
-        let line = wrap_command_line(command, self.spec.become_root);
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .stdin(if source.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| self.local_error(command, e))?;
-        let writer = child.stdin.take();
-        let mut stdout = child.stdout.take();
-        let mut stderr = child.stderr.take();
-        let work = async {
-            let write = async {
-                match (writer, source) {
-                    (Some(w), Some(s)) => feed_stream(w, s).await,
-                    _ => Ok(()),
-                }
-            };
-            let read = async {
-                match stdout.as_mut() {
-                    Some(o) => tokio::io::copy(o, sink).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            };
-            let errors = async {
-                let mut buf = Vec::new();
-                if let Some(e) = stderr.as_mut() {
-                    tokio::io::AsyncReadExt::read_to_end(e, &mut buf).await?;
-                }
-                Ok::<_, std::io::Error>(buf)
-            };
-            let (written, read, errors) = tokio::join!(write, read, errors);
-            let status = child.wait().await?;
-            written?;
-            read?;
-            Ok::<_, std::io::Error>(Output {
-                stdout: Vec::new(),
-                stderr: errors?,
-                code: status.code(),
-            })
-        };
-        match tokio::time::timeout(command.timeout + LOCAL_GRACE, work).await {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(self.local_error(command, e)),
-            Err(_elapsed) => Err(TransportError::CommandTimedOut {
-                host: self.spec.host.clone(),
-                command: command.command_line.clone(),
-                seconds: (command.timeout + LOCAL_GRACE).as_secs(),
-            }),
-        }
+        self.run_child(command, source, Some(sink), command.timeout + LOCAL_GRACE)
+            .await
     }
 
     fn commands_run(&self) -> u64 {
@@ -176,13 +83,26 @@ impl LocalTransport {
         stdin: Option<&[u8]>,
         limit: Duration,
     ) -> Result<Output, TransportError> {
+        let mut data = stdin;
+        let source = data.as_mut().map(|d| d as Source<'_>);
+        self.run_child(command, source, None, limit).await
+    }
+
+    /// Run the wrapped command line under `sh -c`, feeding `source` and collecting stdout
+    /// (or copying it into `sink`), killed when `limit` passes.
+    async fn run_child(
+        &self,
+        command: &RemoteCommand,
+        source: Option<Source<'_>>,
+        sink: Option<Sink<'_>>,
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
         self.commands.fetch_add(1, Ordering::Relaxed);
         let line = wrap_command_line(command, self.spec.become_root);
-
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&line)
-            .stdin(if stdin.is_some() {
+            .stdin(if source.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -193,36 +113,27 @@ impl LocalTransport {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| self.local_error(command, e))?;
-
-        let writer = child.stdin.take();
-        let work = async move {
-            // Feed stdin while collecting the output: neither side can fill a pipe and block
-            // the other, whatever the sizes.
-            let write = async {
-                match (writer, stdin) {
-                    (Some(w), Some(data)) => feed_stdin(w, data).await,
-                    _ => Ok(()),
-                }
-            };
-            let (written, output) = tokio::join!(write, child.wait_with_output());
-            let output = output?;
-            written?;
-            Ok::<_, std::io::Error>(output)
+        let work = async {
+            let pumped = pump(
+                child.stdin.take(),
+                child.stdout.take(),
+                child.stderr.take(),
+                source,
+                sink,
+            )
+            .await;
+            let status = child.wait().await?;
+            pumped.written?;
+            Ok::<_, std::io::Error>(Output {
+                stdout: pumped.stdout?,
+                stderr: pumped.stderr?,
+                code: status.code(),
+            })
         };
-
-        match tokio::time::timeout(limit, work).await {
-            Ok(Ok(out)) => Ok(Output {
-                stdout: out.stdout,
-                stderr: out.stderr,
-                code: out.status.code(),
-            }),
-            Ok(Err(e)) => Err(self.local_error(command, e)),
-            Err(_elapsed) => Err(TransportError::CommandTimedOut {
-                host: self.spec.host.clone(),
-                command: command.command_line.clone(),
-                seconds: limit.as_secs(),
-            }),
-        }
+        within(&self.spec.host, command, limit, async {
+            work.await.map_err(|e| self.local_error(command, e))
+        })
+        .await
     }
 }
 

@@ -5,8 +5,13 @@
 //! (file bodies, SQL with passwords) travels on stdin. Every command is bounded twice: remotely
 //! by `timeout`, so a hung command does not outlive foobar, and locally by a tokio timeout.
 //! Each transport counts the commands it ran, so tests can pin the number of round trips.
+//!
+//! In: a [`ConnectionSpec`]. Out: a [`Transport`]: [`local`] (`sh -c`) or [`ssh`] (one master
+//! per host); both move a child's pipes with `pipes.rs` and bound it with `within`.
 
+pub mod dry;
 pub mod local;
+pub(crate) mod pipes;
 pub mod ssh;
 
 use std::path::PathBuf;
@@ -54,6 +59,18 @@ impl RemoteCommand {
     }
 }
 
+/// What a command does to its host, as its caller declares it ([`Transport::run_with`]); a
+/// [`dry::DryRun`] transport sends only reads. A command sent through plain
+/// [`Transport::run`] is presumed to change the host, with an output nobody can foretell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Only reads the host: a dry run sends it.
+    Reads,
+    /// Changes the host; `on_success` is exactly what it prints on stdout (exit 0) when every
+    /// step succeeds, computed by whoever built it: a dry run answers with that instead.
+    Changes { on_success: String },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     #[error("cannot connect to {host} ({destination}): {reason}")]
@@ -74,6 +91,8 @@ pub enum TransportError {
         command: String,
         reason: String,
     },
+    #[error("a dry run cannot tell what `{command}` would print on {host}, so it was not sent")]
+    DryRunUnknown { host: HostName, command: String },
     #[error("cannot run `{command}` locally for {host}: {source}")]
     Local {
         host: HostName,
@@ -83,12 +102,52 @@ pub enum TransportError {
     },
 }
 
+impl TransportError {
+    /// [`TransportError::ConnectionLost`] while running `command` on `host`.
+    pub(crate) fn lost(
+        host: &HostName,
+        command: &RemoteCommand,
+        reason: impl Into<String>,
+    ) -> Self {
+        TransportError::ConnectionLost {
+            host: host.clone(),
+            command: command.command_line.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What to do when `host` cannot be reached.
+pub fn unreachable_hint(host: &HostName) -> String {
+    format!(
+        "check that {host} is up and that `ssh` to it works with the inventory's settings (address, port, user, identity_file, ssh_config)"
+    )
+}
+
+/// Run `work` (one command on `host`) within `limit`, else [`TransportError::CommandTimedOut`].
+/// Giving up drops `work`: a local child is killed, an SSH channel closed (the remote process
+/// is bounded by its own `timeout`).
+pub(crate) async fn within(
+    host: &HostName,
+    command: &RemoteCommand,
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<Output, TransportError>>,
+) -> Result<Output, TransportError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_elapsed| {
+            Err(TransportError::CommandTimedOut {
+                host: host.clone(),
+                command: command.command_line.clone(),
+                seconds: limit.as_secs(),
+            })
+        })
+}
+
 impl crate::error::Diagnostic for TransportError {
     fn hint(&self) -> Option<String> {
         match self {
-            TransportError::HostUnreachable { host, .. } => Some(format!(
-                "check that {host} is up and that `ssh` to it works with the inventory's settings (address, port, user, identity_file, ssh_config)"
-            )),
+            TransportError::HostUnreachable { host, .. } => Some(unreachable_hint(host)),
             TransportError::CommandTimedOut { .. } => Some(
                 "the host may be overloaded or the command hung; raise `command_timeout` under `ssh:` in the inventory if it is expected to take longer".to_string(),
             ),
@@ -126,6 +185,17 @@ pub trait Transport: Send + Sync {
         command: &RemoteCommand,
         stdin: Option<&[u8]>,
     ) -> Result<Output, TransportError>;
+    /// [`Transport::run`] with what the command does to the host declared, so a
+    /// [`dry::DryRun`] transport knows whether to send it. Other transports just run it.
+    async fn run_with(
+        &self,
+        command: &RemoteCommand,
+        stdin: Option<&[u8]>,
+        effect: &Effect,
+    ) -> Result<Output, TransportError> {
+        let _ = effect;
+        self.run(command, stdin).await
+    }
     /// Like [`Transport::run`], but stdin is read from `source` as the command consumes it
     /// and stdout is copied into `sink` as it arrives, so neither is ever held whole (a
     /// database dump streamed from one host into another). The returned [`Output`] has an
@@ -140,26 +210,25 @@ pub trait Transport: Send + Sync {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut input = Vec::new();
         if let Some(source) = source {
-            source
-                .read_to_end(&mut input)
-                .await
-                .map_err(|e| TransportError::ConnectionLost {
-                    host: self.host().clone(),
-                    command: command.command_line.clone(),
-                    reason: format!("reading the command's input: {e}"),
-                })?;
+            source.read_to_end(&mut input).await.map_err(|e| {
+                TransportError::lost(
+                    self.host(),
+                    command,
+                    format!("reading the command's input: {e}"),
+                )
+            })?;
         }
         let mut out = self
             .run(command, (!input.is_empty()).then_some(&input[..]))
             .await?;
         let stdout = std::mem::take(&mut out.stdout);
-        sink.write_all(&stdout)
-            .await
-            .map_err(|e| TransportError::ConnectionLost {
-                host: self.host().clone(),
-                command: command.command_line.clone(),
-                reason: format!("passing the command's output on: {e}"),
-            })?;
+        sink.write_all(&stdout).await.map_err(|e| {
+            TransportError::lost(
+                self.host(),
+                command,
+                format!("passing the command's output on: {e}"),
+            )
+        })?;
         Ok(out)
     }
     /// How many commands this transport has run since it was opened.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{VerifyInput, sections};
+use super::{VerifyFailure, VerifyInput, sections};
 use crate::inventory::{HostName, Inventory};
 use crate::mysql::Check;
 use crate::transport::{Output, RemoteCommand, TransportError};
@@ -17,9 +17,11 @@ pub fn haproxy_checks(text: &str) -> Vec<Check> {
             continue;
         }
         let (backend, server, op, admin) = (f[1], f[3], f[5], f[6]);
-        let name = format!("{backend}/{server}");
         if op == "2" && admin == "0" {
-            checks.push(Check::pass("backend_server", format!("{name} is UP")));
+            checks.push(Check::pass(
+                "backend_server",
+                format!("{backend}/{server} is UP"),
+            ));
         } else {
             let state = match op {
                 "0" => "DOWN",
@@ -27,19 +29,25 @@ pub fn haproxy_checks(text: &str) -> Vec<Check> {
                 "3" => "stopping",
                 _ => "not UP",
             };
-            checks.push(Check::fail(
-                "backend_server",
-                format!("{name} is {state} (operational state {op}, admin state {admin})"),
-                format!("HAProxy's health check to {server} fails: check Nginx and the app on it (`foobar plan --limit {server}`)"),
-            ));
+            checks.push(
+                VerifyFailure::BackendDown {
+                    backend: backend.to_string(),
+                    server: server.to_string(),
+                    state,
+                    op: op.to_string(),
+                    admin: admin.to_string(),
+                }
+                .check("backend_server"),
+            );
         }
     }
     if checks.is_empty() {
-        checks.push(Check::fail(
-            "backend_server",
-            format!("no server state from the runtime API: {}", text.trim()),
-            "is HAProxy running with the admin socket the template sets (`haproxy_admin_socket`)?",
-        ));
+        checks.push(
+            VerifyFailure::NoServerState {
+                output: text.trim().to_string(),
+            }
+            .check("backend_server"),
+        );
     }
     checks
 }

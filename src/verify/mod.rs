@@ -22,6 +22,7 @@ use crate::mysql::{self, Check, ClusterMember, DbFacts};
 use crate::render::DesiredState;
 use crate::transport::{RemoteCommand, Transport};
 
+mod failure;
 mod haproxy;
 mod replication;
 pub mod tls;
@@ -30,6 +31,8 @@ pub use haproxy::haproxy_checks;
 use haproxy::{lb_address, settle_balancers};
 use replication::heartbeat;
 use tls::verify_https;
+
+pub use failure::VerifyFailure;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HostHealth {
@@ -152,11 +155,13 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         hosts.insert(
             h.clone(),
             HostHealth {
-                checks: vec![Check::fail(
-                    "reachable",
-                    why.clone(),
-                    "check the host is up and `ssh` to it works",
-                )],
+                checks: vec![
+                    VerifyFailure::Unreachable {
+                        host: h.clone(),
+                        reason: why.clone(),
+                    }
+                    .check("reachable"),
+                ],
             },
         );
     }
@@ -165,20 +170,17 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         let out = match out {
             Ok(o) if o.success() => o,
             Ok(o) => {
-                checks.push(Check::fail(
-                    "reachable",
-                    format!("the check script failed: {}", o.stderr_text().trim()),
-                    "run `foobar plan` to see what is wrong on the host",
-                ));
+                checks.push(
+                    VerifyFailure::CheckScript {
+                        stderr: o.stderr_text().trim().to_string(),
+                    }
+                    .check("reachable"),
+                );
                 hosts.insert(h, HostHealth { checks });
                 continue;
             }
             Err(e) => {
-                checks.push(Check::fail(
-                    "reachable",
-                    e.to_string(),
-                    "check the host is up and `ssh` to it works",
-                ));
+                checks.push(VerifyFailure::Transport(e).check("reachable"));
                 hosts.insert(h, HostHealth { checks });
                 continue;
             }
@@ -189,12 +191,8 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
                 Ok(Some(f)) => {
                     facts.insert(h.clone(), f);
                 }
-                Ok(None) => checks.push(Check::fail(
-                    "database",
-                    "the database server is not running",
-                    "start it with `foobar apply`, or read its log",
-                )),
-                Err(e) => checks.push(Check::fail("database", e, "run `foobar plan` on this host")),
+                Ok(None) => checks.push(VerifyFailure::DatabaseStopped.check("database")),
+                Err(e) => checks.push(VerifyFailure::DatabaseProbe(e).check("database")),
             }
         }
         if let Some(text) = sec.get("services") {
@@ -203,14 +201,14 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
                 if state == "active" {
                     checks.push(Check::pass("service", format!("{svc} is active")));
                 } else {
-                    checks.push(Check::fail(
-                        "service",
-                        format!(
-                            "{svc} is {}",
-                            if state.is_empty() { "unknown" } else { state }
-                        ),
-                        format!("`foobar apply --limit {h}` starts it; if it fails, read its log"),
-                    ));
+                    checks.push(
+                        VerifyFailure::ServiceInactive {
+                            host: h.clone(),
+                            service: svc.to_string(),
+                            state: if state.is_empty() { "unknown" } else { state }.to_string(),
+                        }
+                        .check("service"),
+                    );
                 }
             }
         }
@@ -218,11 +216,12 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
             if text.trim_end().ends_with("exit 0") {
                 checks.push(Check::pass("nginx_config", "nginx -t passes"));
             } else {
-                checks.push(Check::fail(
-                    "nginx_config",
-                    format!("nginx -t fails: {}", text.trim()),
-                    "fix the site template, then `foobar apply`",
-                ));
+                checks.push(
+                    VerifyFailure::NginxConfig {
+                        output: text.trim().to_string(),
+                    }
+                    .check("nginx_config"),
+                );
             }
         }
         if let Some(text) = sec.get("haproxy") {
@@ -346,12 +345,20 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
             .or_insert(HostHealth { checks: vec![] });
         for w in &web {
             match seen.get(w.as_str()) {
-                Some(n) => entry.checks.push(Check::pass("http_through_lb", format!("GET http://{domain}/ via {addr} reached {w} ({n} times)"))),
-                None => entry.checks.push(Check::fail(
+                Some(n) => entry.checks.push(Check::pass(
                     "http_through_lb",
-                    format!("GET http://{domain}/ via {addr} never reached {w}{}", if errors.is_empty() { String::new() } else { format!(" ({})", errors[0]) }),
-                    format!("see the backend_server check for {w}; `foobar verify --limit {w}` checks the host itself"),
+                    format!("GET http://{domain}/ via {addr} reached {w} ({n} times)"),
                 )),
+                None => entry.checks.push(
+                    VerifyFailure::NeverReached {
+                        scheme: "http",
+                        domain: domain.clone(),
+                        addr: addr.clone(),
+                        web: w.clone(),
+                        error: errors.first().map(|e| e.to_string()),
+                    }
+                    .check("http_through_lb"),
+                ),
             }
         }
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::VerifyFailure;
 use crate::inventory::HostName;
 use crate::mysql::{Check, DbFacts};
 use crate::transport::{RemoteCommand, Transport};
@@ -39,25 +40,19 @@ pub(super) async fn heartbeat(
             for (h, _, _) in replicas {
                 out.insert(
                     h.clone(),
-                    Check::fail(
-                        "heartbeat",
-                        format!(
-                            "could not write the heartbeat on {}: {}",
-                            primary.host(),
-                            o.stderr_text().trim()
-                        ),
-                        "is the primary writable (read_only OFF)?",
-                    ),
+                    VerifyFailure::HeartbeatNotWritten {
+                        primary: primary.host().clone(),
+                        stderr: o.stderr_text().trim().to_string(),
+                    }
+                    .check("heartbeat"),
                 );
             }
             return out;
         }
         Err(e) => {
+            let check = VerifyFailure::PrimaryUnreachable { source: e }.check("heartbeat");
             for (h, _, _) in replicas {
-                out.insert(
-                    h.clone(),
-                    Check::fail("heartbeat", e.to_string(), "check the primary is reachable"),
-                );
+                out.insert(h.clone(), check.clone());
             }
             return out;
         }
@@ -91,15 +86,11 @@ pub(super) async fn heartbeat(
                 );
             }
             if started.elapsed() > limit {
-                break Check::fail(
-                    "heartbeat",
-                    format!(
-                        "a row written on {} did not arrive within {} s",
-                        primary.host(),
-                        limit.as_secs()
-                    ),
-                    "replication is not applying changes: see the io_thread/sql_thread checks and the replica's error log",
-                );
+                break VerifyFailure::HeartbeatLate {
+                    primary: primary.host().clone(),
+                    seconds: limit.as_secs(),
+                }
+                .check("heartbeat");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::http::{Answer, Client, HttpError};
 use std::collections::BTreeMap;
 
+use super::VerifyFailure;
 use crate::inventory::HostName;
 use crate::mysql::Check;
 
@@ -108,14 +109,21 @@ pub(super) async fn verify_https(
         .map(|a| (a.status().to_string(), a.location()))
     {
         Ok((status, Some(loc))) if status.starts_with('3') && loc.starts_with("https://") => {
-            checks.push(Check::pass("http_redirect", format!("GET http://{domain}/ via {http_addr} answers {status} to {loc}")));
+            checks.push(Check::pass(
+                "http_redirect",
+                format!("GET http://{domain}/ via {http_addr} answers {status} to {loc}"),
+            ));
         }
-        Ok((status, loc)) => checks.push(Check::fail(
-            "http_redirect",
-            format!("GET http://{domain}/ via {http_addr} answers {status}{}", loc.map(|l| format!(" to {l}")).unwrap_or_default()),
-            "plain HTTP should redirect to HTTPS: `foobar apply` renders the redirect into haproxy.cfg",
-        )),
-        Err(e) => checks.push(Check::fail("http_redirect", e.to_string(), "is HAProxy running? `foobar apply --limit` the load balancer")),
+        Ok((status, location)) => checks.push(
+            VerifyFailure::NoRedirect {
+                domain: domain.to_string(),
+                addr: http_addr.to_string(),
+                status,
+                location,
+            }
+            .check("http_redirect"),
+        ),
+        Err(e) => checks.push(VerifyFailure::Http(e).check("http_redirect")),
     }
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -145,25 +153,37 @@ pub(super) async fn verify_https(
                 if days < 30 { ": renew it now" } else { "" }
             ),
         )),
-        Some((days, _)) => checks.push(Check::fail(
-            "tls_certificate",
-            format!("the certificate served on {addr} has expired ({} days ago)", days.map(|d| -d).unwrap_or(0)),
-            "renew it and `foobar apply`: the certificate comes from the secrets tls_certificate and tls_key",
-        )),
-        None => checks.push(Check::fail(
-            "tls_certificate",
-            format!("no verified TLS connection to {addr}: {}", errors.first().map(|e| e.to_string()).unwrap_or_default()),
-            "check the certificate is for this domain and signed by a CA foobar trusts (`tls_ca_file` under vars for a private CA)",
-        )),
+        Some((days, _)) => checks.push(
+            VerifyFailure::CertificateExpired {
+                addr: addr.clone(),
+                days_ago: days.map(|d| -d).unwrap_or(0),
+            }
+            .check("tls_certificate"),
+        ),
+        None => checks.push(
+            VerifyFailure::NoVerifiedTls {
+                addr: addr.clone(),
+                error: errors.first().map(|e| e.to_string()).unwrap_or_default(),
+            }
+            .check("tls_certificate"),
+        ),
     }
     for w in web {
         match seen.get(w.as_str()) {
-            Some(n) => checks.push(Check::pass("https_through_lb", format!("GET https://{domain}/ via {addr} reached {w} ({n} times)"))),
-            None => checks.push(Check::fail(
+            Some(n) => checks.push(Check::pass(
                 "https_through_lb",
-                format!("GET https://{domain}/ via {addr} never reached {w}{}", errors.first().map(|e| format!(" ({e})")).unwrap_or_default()),
-                format!("see the backend_server check for {w}; `foobar verify --limit {w}` checks the host itself"),
+                format!("GET https://{domain}/ via {addr} reached {w} ({n} times)"),
             )),
+            None => checks.push(
+                VerifyFailure::NeverReached {
+                    scheme: "https",
+                    domain: domain.to_string(),
+                    addr: addr.clone(),
+                    web: w.clone(),
+                    error: errors.first().map(|e| e.to_string()),
+                }
+                .check("https_through_lb"),
+            ),
         }
     }
     checks

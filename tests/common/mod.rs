@@ -60,6 +60,17 @@ impl Run {
     }
 }
 
+/// What a finished process printed and how it exited (-1: killed by a signal).
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -70,13 +81,17 @@ impl std::fmt::Debug for Run {
     }
 }
 
-/// Every output a test sees passes through here, so no test can miss a leaked secret.
-fn check_no_secret(run: &Run, what: &str) {
+/// Every output a test sees passes through here, so no test can miss a leaked secret:
+/// the test secrets and any `other` secret the test set.
+fn check_no_secret(run: &Run, what: &str, other: &[&str]) {
     for s in [
         REPLICATION_PASSWORD,
         APP_DB_PASSWORD,
         MONITORING_DB_PASSWORD,
-    ] {
+    ]
+    .iter()
+    .chain(other)
+    {
         assert!(
             !run.stdout.contains(s) && !run.stderr.contains(s),
             "secret leaked by {what}: {run:?}"
@@ -98,21 +113,23 @@ pub fn lab(args: &[&str]) {
 }
 
 pub fn foobar_in(dir: &Path, args: &[&str]) -> Run {
+    foobar_with_secrets(dir, args, REPLICATION_PASSWORD, APP_DB_PASSWORD)
+}
+
+/// `foobar ARGS` in `dir` with `replication` and `app` as the replication and application
+/// database passwords; no output may show them or any test secret.
+pub fn foobar_with_secrets(dir: &Path, args: &[&str], replication: &str, app: &str) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_foobar"))
         .args(args)
         .current_dir(dir)
-        .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
-        .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .env("FOOBAR_REPLICATION_PASSWORD", replication)
+        .env("FOOBAR_APP_DB_PASSWORD", app)
         .env("FOOBAR_MYSQLD_EXPORTER_PASSWORD", MONITORING_DB_PASSWORD)
         .env("NO_COLOR", "1")
         .output()
         .expect("run foobar");
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    check_no_secret(&run, &format!("foobar {args:?}"));
+    let run = Run::from(out);
+    check_no_secret(&run, &format!("foobar {args:?}"), &[replication, app]);
     run
 }
 
@@ -123,23 +140,31 @@ pub fn foobar(args: &[&str]) -> Run {
     foobar_in(&repo(), &all)
 }
 
+/// `ssh` into a lab host (`.lab/ssh_config`).
 pub fn ssh(host: &str, command: &str) -> Run {
+    ssh_with(&repo().join(".lab/ssh_config"), &[], host, command)
+}
+
+pub fn ssh_ok(host: &str, command: &str) -> String {
+    ssh_ok_with(&repo().join(".lab/ssh_config"), &[], host, command)
+}
+
+/// `ssh -F config OPTIONS host command`, for hosts with an ssh config of their own.
+pub fn ssh_with(config: &Path, options: &[&str], host: &str, command: &str) -> Run {
     let out = Command::new("ssh")
         .arg("-F")
-        .arg(repo().join(".lab/ssh_config"))
+        .arg(config)
+        .args(options)
         .arg(host)
         .arg(command)
         .output()
         .expect("run ssh");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    Run::from(out)
 }
 
-pub fn ssh_ok(host: &str, command: &str) -> String {
-    let r = ssh(host, command);
+/// [`ssh_with`] that must exit 0; its stdout.
+pub fn ssh_ok_with(config: &Path, options: &[&str], host: &str, command: &str) -> String {
+    let r = ssh_with(config, options, host, command);
     assert_eq!(r.code, 0, "ssh {host} {command}: {r:?}");
     r.stdout
 }

@@ -24,6 +24,13 @@ use crate::gather::PENDING_FILE;
 use crate::plan::{Action, Change, HandlerCommand, HandlerRef, Step};
 use crate::render::{DesiredPlay, EntryKind, sha256_hex};
 use crate::shell::{self, Script, ShellError};
+use head::{Staged, base, parent, temp_var};
+
+mod head;
+pub(super) use head::PRELUDE;
+
+pub use super::host_script::{host_script, host_script_on_success, stop_file, stop_script};
+pub use super::lock::LockCheck;
 
 pub struct ScriptInput<'a> {
     pub play: &'a DesiredPlay,
@@ -39,120 +46,31 @@ pub struct ScriptInput<'a> {
     pub lock: Option<LockCheck<'a>>,
 }
 
-/// The head of a host's first script: take the lock, then re-read the facts the plan was made
-/// from and compare their digest with the plan's (compare-and-swap). A host locked by another
-/// run prints `LOCKED` and its holder; a host that moved prints `STALE` and releases the lock.
-/// Either way the script stops before its first step.
-pub struct LockCheck<'a> {
-    /// What the lock records: `user@machine pid N since T run ID`.
-    pub holder: &'a str,
-    pub break_lock: bool,
-    /// [`crate::gather::ActualState::cas`] as planned.
-    pub cas: &'a str,
-    /// [`crate::gather::facts_script`] for the host's desired state.
-    pub facts: Script,
-}
-
-/// The file whose presence tells a host script to start no further play (Ctrl-C): inside the
-/// lock's directory, so releasing the lock removes it.
-pub fn stop_file() -> String {
-    format!("{}/stop", crate::apply::lock::LOCK_DIR)
-}
-
-/// Ask the host script of run `run_id` to start no further play: creates [`stop_file`] if
-/// the host's lock is this run's.
-pub fn stop_script(run_id: &str) -> Script {
-    let mut s = Script::new();
-    s.code("if grep -q -F -- ")
-        .word(format!("run {run_id}"))
-        .code(" ")
-        .code(crate::apply::lock::LOCK_DIR)
-        .code("/holder 2>/dev/null; then : > ")
-        .word(stop_file())
-        .code("; fi\n");
-    s
-}
-
-/// All of a host's plays of a phase in one script, one round trip: the lock and the facts'
-/// compare-and-swap first (`lock`), then each play's own script ([`build`]) in a shell of its
-/// own, in order, each announced by `PLAY <index>`. A play that fails ends the script;
-/// between plays the script stops (releasing the lock, `STOPPED`) if [`stop_file`] exists.
-/// With `unlock` it releases the lock after the last play and prints `UNLOCKED`.
-pub fn host_script(
-    plays: &[(usize, Script)],
-    lock: Option<&LockCheck<'_>>,
-    run_id: &str,
-    unlock: bool,
-) -> Script {
-    let mut s = Script::new();
-    s.comment("host script").code(PRELUDE);
-    if let Some(check) = lock {
-        s.append(&lock_check(check));
-    }
-    for (i, (index, play)) in plays.iter().enumerate() {
-        if i > 0 {
-            s.code("if [ -e ")
-                .word(stop_file())
-                .code(" ]; then\n")
-                .append(&super::lock::unlock_script(run_id))
-                .code("echo STOPPED; exit 0; fi\n");
-        }
-        // Each play is a shell of its own, fed its script as `sh -s` is fed a play's script
-        // alone (same stdin rules, same `$$`): a play that dies ends the host script. The
-        // here-document's end is a random number no play text can guess.
-        let mut token = [0u8; 8];
-        getrandom::fill(&mut token).expect("the system's random number generator");
-        let token = u64::from_le_bytes(token);
-        s.code("printf 'PLAY\\t%s\\n' ")
-            .int(*index as u64)
-            .code("\nsh -s <<'__FOOBAR_PLAY_")
-            .int(token)
-            .code("__'\n")
-            .append(play)
-            .code("__FOOBAR_PLAY_")
-            .int(token)
-            .code("__\nrc=$?; [ $rc -eq 0 ] || exit $rc\n");
-    }
-    if unlock {
-        s.append(&super::lock::unlock_script(run_id))
-            .code("echo UNLOCKED\n");
-    }
-    s
-}
-
-fn lock_check(check: &LockCheck<'_>) -> Script {
-    use crate::apply::lock::LOCK_DIR;
-    let mut s = Script::new();
-    s.code("# lock, then compare the facts the plan was made from\n");
-    if check.break_lock {
-        s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
-    }
-    s.code("mkdir -p -- ")
-        .code(parent(LOCK_DIR))
-        .code(" 2>/dev/null\nif mkdir -- ")
-        .code(LOCK_DIR)
-        .code(" 2>/dev/null; then printf '%s\\n' ")
-        .word(check.holder.replace('\0', ""))
-        .code(" > ")
-        .code(LOCK_DIR)
-        .code("/holder\nelse\n  n=0; while [ ! -s ")
-        .code(LOCK_DIR)
-        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ")
-        .code(LOCK_DIR)
-        .code("/holder 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
-        .append(&check.facts)
-        .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
-        .word(check.cas)
-        .code(" ]; then rm -rf -- ")
-        .code(LOCK_DIR)
-        .code("; echo STALE; exit 0; fi\n");
-    s
-}
-
 /// A built script and what each step number in its output stands for.
 pub struct Built {
     pub script: Script,
     pub steps: Vec<Outcome>,
+    /// Exactly what the script prints on stdout when every step succeeds (its `OK`, `SKIP`
+    /// and `DONE` lines, in the order it prints them): a dry run's answer
+    /// ([`crate::transport::Effect::Changes`]).
+    pub on_success: String,
+}
+
+/// The end of a checked step: `then err <n>` and `on_error` (its stage word, cleanup, exit),
+/// and past it `ok <n>`, noted in `printed` (what the script prints on success).
+fn err_else_ok(body: &mut Script, printed: &mut String, n: u64, on_error: &'static str) {
+    body.code("then err ")
+        .int(n)
+        .code(on_error)
+        .code("\nok ")
+        .int(n)
+        .code("\n");
+    ok_line(printed, n);
+}
+
+/// `OK <n>` as the protocol prints it.
+fn ok_line(printed: &mut String, n: impl std::fmt::Display) {
+    printed.push_str(&format!("OK\t{n}\n"));
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,48 +87,6 @@ pub enum ScriptError {
     Shell(#[from] ShellError),
 }
 
-fn parent(path: &str) -> &str {
-    match path.rsplit_once('/') {
-        Some(("", _)) => "/",
-        Some((d, _)) => d,
-        None => ".",
-    }
-}
-
-fn base(path: &str) -> &str {
-    path.rsplit_once('/').map_or(path, |(_, b)| b)
-}
-
-const PRELUDE: &str = "set -u\numask 077\nexport LC_ALL=C DEBIAN_FRONTEND=noninteractive\nout=\n";
-
-/// Shell helpers for directory and attribute steps: refuse a symbolic link where a directory
-/// or a regular file is expected, and never follow one (`chown -h`).
-const STEP_FUNCTIONS: &str = r#"ensure_dir() {
-  if [ -L "$1" ]; then echo "a symbolic link is where a directory belongs"; return 1; fi
-  [ -d "$1" ] || { rm -f -- "$1" && (umask 022 && mkdir -p -- "$1"); } || return 1
-  chown -h -- "$2" "$1" && chmod -- "$3" "$1"
-}
-fix_attributes() {
-  if [ -L "$1" ] || [ ! -f "$1" ]; then echo "not a regular file"; return 1; fi
-  chown -h -- "$2" "$1" && chmod -- "$3" "$1"
-}
-"#;
-
-struct Staged<'a> {
-    /// Step number of the swap.
-    step: usize,
-    /// Index of its `T_<n>` variable.
-    var: usize,
-    path: &'a str,
-    validate: Option<&'a str>,
-    sensitive: bool,
-}
-
-/// `"$T_<n>"`.
-fn temp_var(s: &mut Script, n: usize) {
-    s.code("\"$T_").int(n as u64).code("\"");
-}
-
 pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
     let play = input.play;
     let mut steps: Vec<Outcome> = Vec::new();
@@ -219,6 +95,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         steps.len() - 1
     };
     let mut body = Script::new();
+    let mut printed = String::new();
     let changed = |pred: fn(&Step) -> bool| {
         input
             .changes
@@ -257,11 +134,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         });
         body.code("if ! out=$( (umask 022 && apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -- ")
             .words(&pkgs)
-            .code(") 2>&1 </dev/null); then err ")
-            .int(n as u64)
-            .code(" package \"$out\"; exit 1; fi\nok ")
-            .int(n as u64)
-            .code("\n");
+            .code(") 2>&1 </dev/null); ");
+        err_else_ok(
+            &mut body,
+            &mut printed,
+            n as u64,
+            " package \"$out\"; exit 1; fi",
+        );
     }
 
     // Directories.
@@ -282,11 +161,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .word(format!("{owner}:{group}"))
             .code(" ")
             .octal(*mode)
-            .code(" 2>&1); then err ")
-            .int(n)
-            .code(" directory \"$out\"; exit 1; fi\nok ")
-            .int(n)
-            .code("\n");
+            .code(" 2>&1); ");
+        err_else_ok(
+            &mut body,
+            &mut printed,
+            n,
+            " directory \"$out\"; exit 1; fi",
+        );
     }
 
     // Files: fix attributes in place, or stage a new body.
@@ -314,11 +195,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
                 .word(&owner_group)
                 .code(" ")
                 .octal(*mode)
-                .code(" 2>&1); then err ")
-                .int(n)
-                .code(" attributes \"$out\"; cleanup; exit 1; fi\nok ")
-                .int(n)
-                .code("\n");
+                .code(" 2>&1); ");
+            err_else_ok(
+                &mut body,
+                &mut printed,
+                n,
+                " attributes \"$out\"; cleanup; exit 1; fi",
+            );
             continue;
         }
         let bytes = content(path, digest)?;
@@ -397,11 +280,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             }
             body.trusted(piece);
         }
-        body.code(") 2>&1 </dev/null); then err ")
-            .int(n)
-            .code(" validate \"$out\"; cleanup; exit 1; fi\nok ")
-            .int(n)
-            .code("\n");
+        body.code(") 2>&1 </dev/null); ");
+        err_else_ok(
+            &mut body,
+            &mut printed,
+            n,
+            " validate \"$out\"; cleanup; exit 1; fi",
+        );
     }
 
     // From here on the host changes: remember which handlers must run even if we die.
@@ -454,6 +339,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code("=1\nok ")
             .int(st.step as u64)
             .code("\n");
+        ok_line(&mut printed, st.step);
         swapped.push((k, st.path));
     }
     for c in changed(|s| matches!(s, Step::Link { .. })) {
@@ -480,6 +366,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code("=1\nok ")
             .int(n as u64)
             .code("\n");
+        ok_line(&mut printed, n);
         swapped.push((k, path));
     }
     for c in changed(|s| matches!(s, Step::Absent { .. })) {
@@ -498,6 +385,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code("=1\nok ")
             .int(n as u64)
             .code("\n");
+        ok_line(&mut printed, n);
         swapped.push((k, path));
     }
 
@@ -545,6 +433,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         }
         for n in &service_steps {
             body.code("ok ").int(*n as u64).code("\n");
+            ok_line(&mut printed, n);
         }
     }
 
@@ -558,6 +447,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             && to_start.contains(&name.as_str())
         {
             body.code("skip ").int(n).code("\n");
+            printed.push_str(&format!("SKIP\t{n}\n"));
             continue;
         }
         let cmd = h.command.script();
@@ -570,6 +460,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             .code(") 2>&1 </dev/null); then second='ok after restoring the previous files'; clear_pending; else second=$out2; fi\n  rolled_back ")
             .int(n)
             .code(" \"$first\" \"$second\"\n  exit 3\nfi\n");
+        ok_line(&mut printed, n);
     }
 
     if !input.handlers.is_empty() {
@@ -582,69 +473,16 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         body.append(&super::lock::unlock_script(input.run_id));
     }
     body.code("echo DONE\n");
+    printed.push_str("DONE\n");
 
-    // The head: prelude, protocol, helpers, and this script's own cleanup and rollback.
-    let mut s = Script::new();
-    s.comment(&format!("play {} {}", play.index, play.name))
-        .code(PRELUDE)
-        .code(shell::PROTOCOL)
-        .code(shell::BACKUP_FUNCTIONS)
-        .code(STEP_FUNCTIONS);
-    // Plays of one host may run side by side (`after:`): the pending-handler record is
-    // changed under a lock. This play's handlers are done (or their files were restored).
-    s.code("with_pending() { mkdir -p -- ")
-        .code(parent(PENDING_FILE))
-        .code(" && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
-        .code(PENDING_FILE)
-        .code(".lock; }\nclear_pending_now() { if [ -f ")
-        .code(PENDING_FILE)
-        .code(" ]; then grep -v '^")
-        .int(play.index as u64)
-        .code("\t' ")
-        .code(PENDING_FILE)
-        .code(" > ")
-        .code(PENDING_FILE)
-        .code(".new.$$; mv -f -- ")
-        .code(PENDING_FILE)
-        .code(".new.$$ ")
-        .code(PENDING_FILE)
-        .code("; fi; }\nclear_pending() { with_pending clear_pending_now; }\ncleanup() {\n");
-    for st in &staged {
-        s.code("  [ -n \"${T_")
-            .int(st.var as u64)
-            .code("-}\" ] && rm -f -- ");
-        temp_var(&mut s, st.var);
-        s.code("\n");
-    }
-    s.code("  :\n}\nrollback() {\n");
-    for (k, path) in swapped.iter().rev() {
-        s.code("  [ -n \"${S_")
-            .int(*k as u64)
-            .code("-}\" ] && restore_one ")
-            .word(path)
-            .code(" ")
-            .word(shell::backup_path(input.run_id, path))
-            .code("\n");
-    }
-    s.code("  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1\n  :\n}\n");
+    let mut s = head::head(play, &staged, &swapped, input.run_id);
     if let Some(check) = &input.lock {
-        s.append(&lock_check(check));
+        s.append(&super::lock::lock_check(check));
     }
     s.append(&body);
-    Ok(Built { script: s, steps })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_files_sit_beside_their_destination() {
-        assert_eq!(
-            parent("/etc/systemd/system/a.service"),
-            "/etc/systemd/system"
-        );
-        assert_eq!(parent("/a"), "/");
-        assert_eq!(base("/etc/x y.conf"), "x y.conf");
-    }
+    Ok(Built {
+        script: s,
+        steps,
+        on_success: printed,
+    })
 }

@@ -1,9 +1,13 @@
 //! `foobar backup now`, `foobar backups list`, `foobar restore`, and the backup checks
 //! `foobar verify` adds. Every check of the user's input runs before anything connects: a bad
 //! target, a restore over the live primary without its flag, or an inventory without
-//! `backups:` ends with one error and exit 1, nothing touched.
+//! `backups:` ends with one error and exit 1, nothing touched. The checks `verify` adds are
+//! in [`checks`].
 
-use std::collections::BTreeMap;
+mod checks;
+
+pub use checks::add_verify_checks;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,11 +15,9 @@ use clap::{Args, Subcommand};
 
 use super::CliError;
 use crate::backup::{self, BackupRecord, RestorePlan, RestoreTarget};
-use crate::error::ExitCategory;
+use crate::error::{Diagnostic, ExitCategory};
 use crate::inventory::{self, Backups, HostName, Inventory};
-use crate::mysql::Check;
 use crate::transport::{self, Transport};
-use crate::verify::{Health, HostHealth};
 
 #[derive(Debug, Args, Clone)]
 pub struct BackupCommon {
@@ -78,6 +80,11 @@ fn usage(message: impl Into<String>, hint: impl Into<String>) -> CliError {
     }
 }
 
+/// A backup error for the user, with its own hint.
+fn failed(e: &backup::BackupError) -> CliError {
+    usage(e.to_string(), e.hint().unwrap_or_default())
+}
+
 fn configured(inv: &Inventory) -> Result<&Backups, CliError> {
     inv.backups.as_ref().ok_or_else(|| {
         usage(
@@ -92,7 +99,7 @@ async fn connect(inv: &Inventory, host: &HostName) -> Result<Arc<dyn Transport>,
         .await
         .map(Arc::from)
         .map_err(|e| {
-            let hint = crate::error::Diagnostic::hint(&e).unwrap_or_default();
+            let hint = e.hint().unwrap_or_default();
             usage(e.to_string(), hint)
         })
 }
@@ -114,12 +121,7 @@ async fn list(
                 "check that the host is up and `foobar apply` has run",
             )
         })?;
-    backup::parse_listing(&b.host, &text).map_err(|e| {
-        usage(
-            e.to_string(),
-            "run `foobar apply` so the backup scripts match this foobar",
-        )
-    })
+    backup::parse_listing(&b.host, &text).map_err(|e| failed(&e))
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
@@ -263,12 +265,7 @@ pub async fn backups_list(common: BackupCommon) -> Result<ExitCategory, CliError
 pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
     let inv = inventory::load_inventory(&args.common.inventory)?;
     let b = configured(&inv)?;
-    let target = RestoreTarget::parse(&args.to).map_err(|e| {
-        usage(
-            e.to_string(),
-            "give a UTC time such as `2026-11-29 20:30:00` or `@1795982400`, or a GTID such as `0-1-42`",
-        )
-    })?;
+    let target = RestoreTarget::parse(&args.to).map_err(|e| failed(&e))?;
     let primary = inv
         .groups
         .get("db_primary")
@@ -313,8 +310,7 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
     }
     let scratch = match &args.dir {
         Some(d) => {
-            backup::check_scratch_dir(d)
-                .map_err(|m| usage(m, "name a new directory such as /var/tmp/foobar-restore"))?;
+            backup::check_scratch_dir(d).map_err(|e| failed(&e))?;
             d.trim_end_matches('/').to_string()
         }
         None => format!(
@@ -337,10 +333,7 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
         Ok(c) => c,
         Err(e) => {
             t.finish().await;
-            return Err(usage(
-                e.to_string(),
-                "restore to a later point, or see what there is with `foobar backups list`",
-            ));
+            return Err(failed(&e));
         }
     };
     let meta = chosen.meta.as_ref().expect("chosen backups are good");
@@ -408,124 +401,4 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
         );
     }
     Ok(ExitCategory::Ok)
-}
-
-/// `verify`'s backup checks, added to the backup host's checks: the newest backup's age and
-/// restore test, and the binary log archive caught up with the primary.
-pub async fn add_verify_checks(
-    inv: &Inventory,
-    transports: &BTreeMap<HostName, Arc<dyn Transport>>,
-    health: &mut Health,
-) {
-    let Some(b) = &inv.backups else { return };
-    let Some(t) = transports.get(&b.host) else {
-        return;
-    };
-    let mut checks = match list(inv, b, t.as_ref()).await {
-        Ok(records) => backup::backup_checks(b, &records, jiff::Timestamp::now().as_second()),
-        Err(e) => vec![Check::fail(
-            "backup_age",
-            e.to_string(),
-            "run `foobar apply`",
-        )],
-    };
-    checks.push(archive_check(inv, b, transports, t.as_ref()).await);
-    health
-        .hosts
-        .entry(b.host.clone())
-        .or_insert_with(|| HostHealth { checks: vec![] })
-        .checks
-        .extend(checks);
-}
-
-async fn archive_check(
-    inv: &Inventory,
-    b: &Backups,
-    transports: &BTreeMap<HostName, Arc<dyn Transport>>,
-    t: &dyn Transport,
-) -> Check {
-    const NAME: &str = "binlog_archive";
-    let Some(primary) = inv.groups.get("db_primary").and_then(|g| g.hosts.first()) else {
-        return Check::fail(
-            NAME,
-            "no db_primary in the inventory",
-            "add the primary to db_primary",
-        );
-    };
-    let own;
-    let p: &dyn Transport = match transports.get(primary) {
-        Some(p) => p.as_ref(),
-        None => match connect(inv, primary).await {
-            Ok(c) => {
-                own = c;
-                own.as_ref()
-            }
-            Err(e) => {
-                return Check::fail(
-                    NAME,
-                    format!("cannot reach {primary}: {e}"),
-                    "check the primary",
-                );
-            }
-        },
-    };
-    let tmo = Duration::from_secs(30);
-    let status_script = backup::primary_status_script();
-    // The archive follows within milliseconds when it runs: wait up to max_lag (at most 15 s)
-    // for it to reach the primary's position.
-    let wait = b.archive_max_lag.min(Duration::from_secs(15));
-    let deadline = Instant::now() + wait;
-    loop {
-        let status = match backup::run_script(p, &status_script, tmo).await {
-            Ok(s) => s,
-            Err((_, e)) => {
-                return Check::fail(
-                    NAME,
-                    format!("cannot read the primary's binary log position: {e}"),
-                    "check the primary's server",
-                );
-            }
-        };
-        let archived = backup::run_script(t, &backup::archive_stat_script(b), tmo)
-            .await
-            .unwrap_or_default();
-        let (file, pos, size) = match backup::archive_lag(&status, &archived) {
-            Ok(x) => x,
-            Err(e) => {
-                return Check::fail(
-                    NAME,
-                    e,
-                    "enable log_bin on the primary (templates/mysql/primary.cnf.j2)",
-                );
-            }
-        };
-        if size.is_some_and(|s| s >= pos) {
-            return Check::pass(
-                NAME,
-                format!(
-                    "{}: {file} archived up to the primary's position {pos}",
-                    b.host
-                ),
-            );
-        }
-        if Instant::now() >= deadline {
-            let have = match size {
-                Some(s) => format!("{s} of {pos} bytes of {file}"),
-                None => format!("nothing of {file} (the primary is at {pos})"),
-            };
-            return Check::fail(
-                NAME,
-                format!(
-                    "the archive on {} has {have} after {} s",
-                    b.host,
-                    wait.as_secs()
-                ),
-                format!(
-                    "check `systemctl status foobar-binlog-archive` on {} (`foobar apply` starts it) and the archive account on {primary}",
-                    b.host
-                ),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }

@@ -1,0 +1,119 @@
+//! The head of a play's script: the prelude, the protocol and helper functions every play
+//! script shares, and the play's own pending-handler record, cleanup (its temp files) and
+//! rollback (its swapped paths, in reverse). In: the play and what its body staged and
+//! swapped. Out: the [`Script`] the body is appended to.
+
+use crate::gather::PENDING_FILE;
+use crate::render::DesiredPlay;
+use crate::shell::{self, Script};
+
+pub(super) fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((d, _)) => d,
+        None => ".",
+    }
+}
+
+pub(super) fn base(path: &str) -> &str {
+    path.rsplit_once('/').map_or(path, |(_, b)| b)
+}
+
+pub(crate) const PRELUDE: &str =
+    "set -u\numask 077\nexport LC_ALL=C DEBIAN_FRONTEND=noninteractive\nout=\n";
+
+/// Shell helpers for directory and attribute steps: refuse a symbolic link where a directory
+/// or a regular file is expected, and never follow one (`chown -h`).
+const STEP_FUNCTIONS: &str = r#"ensure_dir() {
+  if [ -L "$1" ]; then echo "a symbolic link is where a directory belongs"; return 1; fi
+  [ -d "$1" ] || { rm -f -- "$1" && (umask 022 && mkdir -p -- "$1"); } || return 1
+  chown -h -- "$2" "$1" && chmod -- "$3" "$1"
+}
+fix_attributes() {
+  if [ -L "$1" ] || [ ! -f "$1" ]; then echo "not a regular file"; return 1; fi
+  chown -h -- "$2" "$1" && chmod -- "$3" "$1"
+}
+"#;
+
+pub(super) struct Staged<'a> {
+    /// Step number of the swap.
+    pub(super) step: usize,
+    /// Index of its `T_<n>` variable.
+    pub(super) var: usize,
+    pub(super) path: &'a str,
+    pub(super) validate: Option<&'a str>,
+    pub(super) sensitive: bool,
+}
+
+/// `"$T_<n>"`.
+pub(super) fn temp_var(s: &mut Script, n: usize) {
+    s.code("\"$T_").int(n as u64).code("\"");
+}
+
+/// Everything before the play's steps; `staged` and `swapped` as the body built them.
+pub(super) fn head(
+    play: &DesiredPlay,
+    staged: &[Staged<'_>],
+    swapped: &[(usize, &str)],
+    run_id: &str,
+) -> Script {
+    let mut s = Script::new();
+    s.comment(&format!("play {} {}", play.index, play.name))
+        .code(PRELUDE)
+        .code(shell::PROTOCOL)
+        .code(shell::BACKUP_FUNCTIONS)
+        .code(STEP_FUNCTIONS);
+    // Plays of one host may run side by side (`after:`): the pending-handler record is
+    // changed under a lock. This play's handlers are done (or their files were restored).
+    s.code("with_pending() { mkdir -p -- ")
+        .code(parent(PENDING_FILE))
+        .code(" && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
+        .code(PENDING_FILE)
+        .code(".lock; }\nclear_pending_now() { if [ -f ")
+        .code(PENDING_FILE)
+        .code(" ]; then grep -v '^")
+        .int(play.index as u64)
+        .code("\t' ")
+        .code(PENDING_FILE)
+        .code(" > ")
+        .code(PENDING_FILE)
+        .code(".new.$$; mv -f -- ")
+        .code(PENDING_FILE)
+        .code(".new.$$ ")
+        .code(PENDING_FILE)
+        .code("; fi; }\nclear_pending() { with_pending clear_pending_now; }\ncleanup() {\n");
+    for st in staged {
+        s.code("  [ -n \"${T_")
+            .int(st.var as u64)
+            .code("-}\" ] && rm -f -- ");
+        temp_var(&mut s, st.var);
+        s.code("\n");
+    }
+    s.code("  :\n}\nrollback() {\n");
+    for (k, path) in swapped.iter().rev() {
+        s.code("  [ -n \"${S_")
+            .int(*k as u64)
+            .code("-}\" ] && restore_one ")
+            .word(path)
+            .code(" ")
+            .word(shell::backup_path(run_id, path))
+            .code("\n");
+    }
+    s.code("  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1\n  :\n}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_files_sit_beside_their_destination() {
+        assert_eq!(
+            parent("/etc/systemd/system/a.service"),
+            "/etc/systemd/system"
+        );
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(base("/etc/x y.conf"), "x y.conf");
+    }
+}

@@ -1,0 +1,199 @@
+//! The work shared by every host of one run, and the rendering of one template or playbook
+//! string for one host: the inventory, playbook and secrets in, text and the secrets it read
+//! out. Parsing templates, reading synced directories and building `hostvars` happen once, in
+//! [`RenderContext::new`]; per host only the variables differ.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use minijinja::{Environment, ErrorKind, Value};
+
+use super::environment::environment;
+use super::error::{RenderError, describe, hint_for, suggest_variable, template_error};
+use super::sync_tree::{SyncTree, read_trees};
+use super::taint::{HostScope, render_tracked};
+use crate::error::Location;
+use crate::inventory::{HostName, Inventory, Playbook, Secrets, Vars};
+use crate::secret::Redactor;
+
+/// The work shared by every host of one run.
+pub struct RenderContext<'a> {
+    env: Environment<'static>,
+    sources: BTreeMap<String, String>,
+    pub inventory: &'a Inventory,
+    pub playbook: &'a Playbook,
+    secrets: &'a Secrets,
+    pub redactor: Redactor,
+    hostvars: Value,
+    groups: Value,
+    pub(super) sync_trees: BTreeMap<PathBuf, SyncTree>,
+}
+
+impl<'a> RenderContext<'a> {
+    pub fn new(
+        inventory: &'a Inventory,
+        playbook: &'a Playbook,
+        secrets: &'a Secrets,
+    ) -> Result<Self, RenderError> {
+        let (env, sources) = environment(playbook)?;
+
+        let mut hostvars = BTreeMap::new();
+        for host in inventory.hosts.keys() {
+            hostvars.insert(host.0.clone(), inventory.host_vars(host));
+        }
+        let groups: BTreeMap<&str, Vec<&str>> = inventory
+            .groups
+            .iter()
+            .map(|(n, g)| (n.as_str(), g.hosts.iter().map(|h| h.as_str()).collect()))
+            .collect();
+        Ok(Self {
+            env,
+            sources,
+            inventory,
+            playbook,
+            secrets,
+            redactor: Redactor::new(secrets.values()),
+            hostvars: Value::from(minijinja::value::Serde(&hostvars)),
+            groups: Value::from(minijinja::value::Serde(&groups)),
+            sync_trees: read_trees(playbook)?,
+        })
+    }
+
+    /// The variables a template sees on `host`: its variables, foobar's, and the secrets.
+    pub(super) fn host_scope(&self, host: &HostName, extra: &Vars) -> Arc<HostScope> {
+        let mut vars: BTreeMap<String, Value> = self
+            .inventory
+            .host_vars(host)
+            .into_iter()
+            .map(|(k, v)| (k, Value::from(minijinja::value::Serde(&v))))
+            .collect();
+        for (k, v) in extra {
+            vars.insert(k.clone(), Value::from(minijinja::value::Serde(v)));
+        }
+        vars.insert("groups".into(), self.groups.clone());
+        vars.insert("hostvars".into(), self.hostvars.clone());
+        if let Some(b) = &self.inventory.backups {
+            vars.insert("backups".into(), Value::from(minijinja::value::Serde(b)));
+        }
+        let secrets = self
+            .secrets
+            .iter()
+            .map(|(name, secret)| {
+                vars.remove(name);
+                (
+                    name.clone(),
+                    (
+                        Value::from(secret.expose()),
+                        Value::from(crate::secret::placeholder(name)),
+                    ),
+                )
+            })
+            .collect();
+        Arc::new(HostScope { vars, secrets })
+    }
+
+    /// A playbook string (`dest`, owner, package, service): may not read a secret, since it
+    /// is shown in every plan.
+    pub(super) fn render_string(
+        &self,
+        host: &HostName,
+        scope: &Arc<HostScope>,
+        text: &str,
+        location: &Location,
+    ) -> Result<String, RenderError> {
+        let (out, reads) = self.render_text(host, scope, text, location)?;
+        if let Some(name) = reads.first() {
+            return Err(RenderError::Invalid {
+                location: location.clone(),
+                host: host.clone(),
+                message: format!(
+                    "`{text}` reads the secret `{name}`, but paths, owners, packages and service names are shown in every plan"
+                ),
+                hint: "use secrets only in file contents (templates or `content:`)".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Inline `content:` or a playbook string, with the secrets it read.
+    pub(super) fn render_text(
+        &self,
+        host: &HostName,
+        scope: &Arc<HostScope>,
+        text: &str,
+        location: &Location,
+    ) -> Result<(String, Vec<String>), RenderError> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok((text.to_string(), vec![]));
+        }
+        render_tracked(scope, |ctx| self.env.render_str(text, ctx)).map_err(|e| {
+            RenderError::Template {
+                location: match e.line() {
+                    Some(line) if e.kind() == ErrorKind::OutOfFuel => {
+                        Location::new(&location.file, location.line + line as u32 - 1, 0)
+                    }
+                    _ => location.clone(),
+                },
+                host: host.clone(),
+                message: describe(&e, Some(text)),
+                hint: hint_for(&e, host, self.playbook.limits.template_fuel),
+            }
+        })
+    }
+
+    pub(super) fn absolute_path(
+        &self,
+        host: &HostName,
+        ctx: &Arc<HostScope>,
+        text: &str,
+        location: &Location,
+    ) -> Result<String, RenderError> {
+        let path = self.render_string(host, ctx, text, location)?;
+        if !path.starts_with('/') {
+            return Err(RenderError::Invalid {
+                location: location.clone(),
+                host: host.clone(),
+                message: format!("path `{text}` renders to `{path}`, which is not absolute"),
+                hint: "paths on hosts must start with /".into(),
+            });
+        }
+        Ok(path)
+    }
+
+    /// A template's output and the secrets its rendering read.
+    pub(super) fn render_template(
+        &self,
+        host: &HostName,
+        name: &str,
+        scope: &Arc<HostScope>,
+    ) -> Result<(String, Vec<String>), RenderError> {
+        let template = self.env.get_template(name).map_err(|e| {
+            template_error(
+                &self.playbook.templates_dir,
+                &self.sources,
+                e,
+                host,
+                self.playbook.limits.template_fuel,
+            )
+        })?;
+        render_tracked(scope, |ctx| template.render(ctx)).map_err(|e| {
+            let mut err = template_error(
+                &self.playbook.templates_dir,
+                &self.sources,
+                e,
+                host,
+                self.playbook.limits.template_fuel,
+            );
+            suggest_variable(
+                &mut err,
+                scope
+                    .vars
+                    .keys()
+                    .chain(scope.secrets.keys())
+                    .map(String::as_str),
+            );
+            err
+        })
+    }
+}

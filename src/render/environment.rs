@@ -1,0 +1,83 @@
+//! The minijinja environment of one run: the playbook in (its templates' names, the templates
+//! directory, `limits.template_fuel`), out an [`Environment`] with foobar's filters and every
+//! template parsed once, and each template's source (for line:column in errors).
+//!
+//! Undefined variables are errors, nothing is auto-escaped, and Ansible's whitespace rules
+//! apply (`trim_blocks`, `lstrip_blocks`, trailing newline kept). Filters foobar adds:
+//! `sql_string`, `sha256`, `shell_quote`, `mysql_native_password_hash`.
+
+use std::collections::BTreeMap;
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+
+use super::error::{RenderError, template_error};
+use super::sha256_hex;
+use crate::inventory::{HostName, Playbook};
+
+/// The environment every render of the run uses, and the templates' sources by name.
+pub(super) fn environment(
+    playbook: &Playbook,
+) -> Result<(Environment<'static>, BTreeMap<String, String>), RenderError> {
+    let mut env = Environment::new();
+    minijinja_contrib::add_to_environment(&mut env);
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("static syntax config"),
+    );
+    env.add_filter("sql_string", sql_string);
+    // A file's fingerprint in another (a certificate's in the server config that loads it),
+    // so that a new certificate changes the config and its handler restarts the server.
+    env.add_filter("sha256", |value: String| sha256_hex(value.as_bytes()));
+    env.set_fuel(Some(playbook.limits.template_fuel));
+    env.add_filter("shell_quote", |v: String| crate::gather::sh_quote(&v));
+    env.add_filter("mysql_native_password_hash", |v: String| {
+        crate::mysql::mysql_native_password_hash(&v)
+    });
+
+    let mut names: Vec<String> = playbook
+        .plays
+        .iter()
+        .flat_map(|p| p.files.iter().filter_map(|f| f.template.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut sources = BTreeMap::new();
+    for name in names {
+        let path = playbook.templates_dir.join(&name);
+        let source =
+            std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path, source })?;
+        sources.insert(name, source);
+    }
+    for (name, source) in &sources {
+        if let Err(e) = env.add_template_owned(name.clone(), source.clone()) {
+            return Err(template_error(
+                &playbook.templates_dir,
+                &sources,
+                e,
+                &HostName::new("(all hosts)"),
+                playbook.limits.template_fuel,
+            ));
+        }
+    }
+    Ok((env, sources))
+}
+
+fn sql_string(value: String) -> String {
+    value.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_string_escapes_quotes_and_backslashes() {
+        assert_eq!(sql_string("a'b\\c".into()), "a\\'b\\\\c");
+    }
+}
