@@ -824,3 +824,45 @@ fn backup_units_and_scripts_are_valid() {
         }
     }
 }
+
+/// Hosts that get the same body share one copy of it (memory grows with distinct bodies, not
+/// with hosts × bodies: a 1,000-host backend list rendered on every host is held once).
+#[test]
+fn identical_bodies_on_different_hosts_are_held_once() {
+    use foobar::render::EntryKind;
+    let tree = project_tree();
+    std::fs::write(
+        tree.path().join("inventories/two.yml"),
+        "hosts:\n  a: {address: 127.0.0.1, vars: {n: 1}}\n  b: {address: 127.0.0.1, vars: {n: 2}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tree.path().join("playbooks/two.yml"),
+        "plays:\n  - name: p\n    hosts: all\n    files:\n      - content: \"same on every host\\n\"\n        dest: /etc/x/same.conf\n      - content: \"host {{ n }}\\n\"\n        dest: /etc/x/own.conf\n",
+    )
+    .unwrap();
+    let inventory = foobar::inventory::load_inventory(&tree.path().join("inventories/two.yml"))
+        .expect("inventory");
+    let playbook =
+        foobar::inventory::load_playbook(&tree.path().join("playbooks/two.yml"), &inventory)
+            .expect("playbook");
+    let secrets = foobar::inventory::resolve_secrets(&inventory).expect("secrets");
+    let ctx = foobar::render::RenderContext::new(&inventory, &playbook, &secrets).unwrap();
+    let body = |host: &str, path: &str| {
+        let d = ctx
+            .render_host(&foobar::host::HostName::new(host))
+            .expect("render");
+        d.entries()
+            .find(|e| e.path == path)
+            .and_then(|e| match &e.kind {
+                EntryKind::File { content, .. } => Some(content.clone()),
+                _ => None,
+            })
+            .expect("file")
+    };
+    let (a, b) = (body("a", "/etc/x/same.conf"), body("b", "/etc/x/same.conf"));
+    assert_eq!(&a[..], b"same on every host\n");
+    assert!(std::sync::Arc::ptr_eq(&a, &b), "one copy for both hosts");
+    let (a, b) = (body("a", "/etc/x/own.conf"), body("b", "/etc/x/own.conf"));
+    assert_eq!((&a[..], &b[..]), (&b"host 1\n"[..], &b"host 2\n"[..]));
+}

@@ -28,6 +28,10 @@ pub struct RenderContext<'a> {
     hostvars: Value,
     groups: Value,
     pub(super) sync_trees: BTreeMap<PathBuf, SyncTree>,
+    /// Every rendered body once, by SHA-256: hosts that get the same file (a load
+    /// balancer's list of backends, a site config) share one copy, so memory grows with the
+    /// distinct bodies, not with hosts × bodies.
+    bodies: std::sync::Mutex<std::collections::HashMap<String, Arc<[u8]>>>,
 }
 
 impl<'a> RenderContext<'a> {
@@ -57,7 +61,19 @@ impl<'a> RenderContext<'a> {
             hostvars: Value::from(minijinja::value::Serde(&hostvars)),
             groups: Value::from(minijinja::value::Serde(&groups)),
             sync_trees: read_trees(playbook)?,
+            bodies: Default::default(),
         })
+    }
+
+    /// `text`'s one shared copy, and its SHA-256.
+    pub(super) fn intern(&self, text: String) -> (Arc<[u8]>, String) {
+        let digest = super::sha256_hex(text.as_bytes());
+        let mut bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
+        let body = bodies
+            .entry(digest.clone())
+            .or_insert_with(|| text.into_bytes().into())
+            .clone();
+        (body, digest)
     }
 
     /// The variables a template sees on `host`: its variables, foobar's, and the secrets.

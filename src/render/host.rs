@@ -3,13 +3,11 @@
 //! [`DesiredState`] in play order.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::check::{check_duplicate_paths, check_rendered};
 use super::context::RenderContext;
 use super::desired::{DesiredEntry, DesiredPlay, DesiredState, EntryKind};
 use super::error::RenderError;
-use super::sha256_hex;
 use crate::inventory::{FileState, HostName, ServiceSpec, Vars};
 
 impl RenderContext<'_> {
@@ -72,11 +70,11 @@ impl RenderContext<'_> {
                         location: f.location.clone(),
                     });
                 }
-                let content: Arc<[u8]> = text.into_bytes().into();
+                let (content, digest) = self.intern(text);
                 entries.push(DesiredEntry {
                     path: dest.clone(),
                     kind: EntryKind::File {
-                        digest: sha256_hex(&content),
+                        digest,
                         // Taint, not text matching; the text check stays as a backstop for
                         // a value that reached the output without a lookup being seen.
                         sensitive: f.sensitive
