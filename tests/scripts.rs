@@ -903,3 +903,60 @@ fn a_play_script_prints_on_success_exactly_what_a_dry_run_answers() {
     );
     assert_eq!(replies, answered, "{out}");
 }
+
+/// The unlock and the pending-handler record use shell builtins where they can (issue 18):
+/// the unlock still removes only this run's lock, and a play still clears only its own
+/// pending handlers, keeping another play's.
+#[test]
+fn unlock_removes_only_this_runs_lock_and_a_play_clears_only_its_own_pending_handlers() {
+    let unlock = foobar::apply::lock::unlock_script("r1").to_stdin().unwrap();
+    let s = Scratch::new();
+    let (_, _, out) = s.run(&format!(
+        "mkdir -p /var/lib/foobar/lock\n\
+         printf '%s\\n' 'me pid 1 since x run r2' > /var/lib/foobar/lock/holder\n\
+         {unlock}[ -d /var/lib/foobar/lock ] && echo other-run-kept\n\
+         printf 'me\\n pid 1 since x run r1\\n' > /var/lib/foobar/lock/holder\n\
+         {unlock}[ -d /var/lib/foobar/lock ] || echo own-removed\n"
+    ));
+    assert!(out.contains("other-run-kept"), "{out}");
+    assert!(out.contains("own-removed"), "{out}");
+
+    // A play with a handler, run with a pending record holding another play's line, then
+    // with only its own: the other play's line stays; its own are cleared.
+    let root = s.root();
+    let want = desired_with_services(
+        "p",
+        vec![],
+        vec![file(&format!("{root}/f"), "x\n", 0o644, &["h"])],
+        vec![],
+        vec![run_handler("h", "true")],
+    );
+    let hp = plan::diff(&want, &ActualState::default());
+    let play = script::build(&ScriptInput {
+        play: &want.plays[0],
+        changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
+        handlers: hp.handlers.iter().collect(),
+        run_id: "r1",
+        unlock: false,
+        keep_backups: 5,
+        lock: None,
+    })
+    .expect("script builds")
+    .script
+    .to_stdin()
+    .unwrap();
+    let p = "/var/lib/foobar/pending-handlers";
+    for (before, after) in [("0\\th\\n5\\tother\\n", "5\tother\n"), ("0\\th\\n", "")] {
+        let (replies, _, out) = s.run(&format!(
+            "mkdir -p /var/lib/foobar && printf '{before}' > {p}\n\
+             sh -s <<'__PLAY__'\n{play}__PLAY__\n\
+             printf 'PENDING<'; cat {p}; echo '>'\n"
+        ));
+        assert!(replies.contains(&Reply::Done), "{out}");
+        assert!(
+            out.contains(&format!("PENDING<{after}>")),
+            "{before}: {out}"
+        );
+        std::fs::remove_file(format!("{root}/f")).unwrap();
+    }
+}

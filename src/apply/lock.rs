@@ -84,13 +84,14 @@ pub fn machine_name() -> String {
 /// Remove the host's lock if this run holds it.
 pub fn unlock_script(run_id: &str) -> Script {
     let mut s = Script::new();
-    s.code("if grep -q -F -- ")
+    // `read` and `case` are builtins: checking the holder costs no process.
+    s.code("h=; { while IFS= read -r l || [ -n \"$l\" ]; do h=\"$h $l\"; done < ")
+        .code(LOCK_DIR)
+        .code("/holder; } 2>/dev/null; case $h in *")
         .word(format!("run {run_id}"))
-        .code(" ")
+        .code("*) rm -rf -- ")
         .code(LOCK_DIR)
-        .code("/holder 2>/dev/null; then rm -rf -- ")
-        .code(LOCK_DIR)
-        .code("; fi\n");
+        .code(";; esac\n");
     s
 }
 
@@ -111,8 +112,12 @@ fn take(s: &mut Script, holder: &str, break_lock: bool, then: &'static str) {
     if break_lock {
         s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
     }
-    s.code("mkdir -p -- ")
+    // An existing parent (every run after the first) costs no process.
+    s.code("{ [ -d ")
         .code(parent(LOCK_DIR))
+        .code(" ] || mkdir -p -- ")
+        .code(parent(LOCK_DIR))
+        .code("; }")
         .code(then)
         .code("if mkdir -- ")
         .code(LOCK_DIR)

@@ -65,13 +65,23 @@ pub(super) fn head(
         .code(STEP_FUNCTIONS);
     // Plays of one host may run side by side (`after:`): the pending-handler record is
     // changed under a lock. This play's handlers are done (or their files were restored).
-    s.code("with_pending() { mkdir -p -- ")
+    // Builtins where they do: an existing directory and a record holding only this play's
+    // handlers (the usual case) cost no process; `grep`/`mv` only keep other plays' lines.
+    s.code("with_pending() { { [ -d ")
         .code(parent(PENDING_FILE))
-        .code(" && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
+        .code(" ] || mkdir -p -- ")
+        .code(parent(PENDING_FILE))
+        .code("; } && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
         .code(PENDING_FILE)
         .code(".lock; }\nclear_pending_now() { if [ -f ")
         .code(PENDING_FILE)
-        .code(" ]; then grep -v '^")
+        .code(" ]; then other=; while IFS= read -r l || [ -n \"$l\" ]; do case $l in '")
+        .int(play.index as u64)
+        .code("\t'*) ;; *) other=1;; esac; done < ")
+        .code(PENDING_FILE)
+        .code("; if [ -z \"$other\" ]; then : > ")
+        .code(PENDING_FILE)
+        .code("; else grep -v '^")
         .int(play.index as u64)
         .code("\t' ")
         .code(PENDING_FILE)
@@ -81,7 +91,7 @@ pub(super) fn head(
         .code(PENDING_FILE)
         .code(".new.$$ ")
         .code(PENDING_FILE)
-        .code("; fi; }\nclear_pending() { with_pending clear_pending_now; }\ncleanup() {\n");
+        .code("; fi; fi; }\nclear_pending() { with_pending clear_pending_now; }\ncleanup() {\n");
     for st in staged {
         s.code("  [ -n \"${T_")
             .int(st.var as u64)
