@@ -30,7 +30,7 @@ pub fn stop_script(run_id: &str) -> Script {
 }
 
 /// All of a host's plays of a phase in one script, one round trip: the lock and the facts'
-/// compare-and-swap first (`lock`), then each play's own script ([`build`]) in a shell of its
+/// compare-and-swap first (`lock`), then each play's own script ([`super::script::build`]) in a shell of its
 /// own, in order, each announced by `PLAY <index>`. A play that fails ends the script;
 /// between plays the script stops (releasing the lock, `STOPPED`) if [`stop_file`] exists.
 /// With `unlock` it releases the lock after the last play and prints `UNLOCKED`.
@@ -77,7 +77,7 @@ pub fn host_script(
 }
 
 /// What [`host_script`] prints when every play succeeds: each play's `PLAY <index>` and its
-/// own [`Built::on_success`], then `UNLOCKED` with `unlock`.
+/// own [`super::script::Built::on_success`], then `UNLOCKED` with `unlock`.
 pub fn host_script_on_success(plays: &[(usize, &str)], unlock: bool) -> String {
     let mut out = String::new();
     for (index, printed) in plays {

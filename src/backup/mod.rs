@@ -2,7 +2,7 @@
 //! and whether backups and the binary log archive are healthy.
 //!
 //! In: the inventory's [`Backups`], text read from the backup host and the primary by the
-//! scripts built here (every value in them passes through [`sh_quote`]). Out: typed
+//! scripts built here (every value in them passes through [`crate::shell::sh_quote`]). Out: typed
 //! [`BackupRecord`]s, a [`RestorePlan`] and [`Check`]s for `verify`. The work on the hosts is
 //! done by the scripts `foobar apply` installs there (templates/backup/): `foobar-backup` (run
 //! under flock by the timer's service and by `foobar backup now`), `foobar-restore` and the

@@ -44,7 +44,7 @@ fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
     ))
 }
 
-/// Parse the framed output of [`gather_script`].
+/// Parse the framed output of [`super::gather_script`].
 pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, GatherError> {
     let mut state = ActualState::default();
     let mut section = "";

@@ -13,8 +13,8 @@ use crate::mysql::version::{Dialect, Flavor, ServerVersion};
 ///    command line) and pipe its stdout into the replica's client, started with
 ///    [`SeedPlan::load_client_args`] added (MariaDB: keep the load out of the replica's own
 ///    binary log, where it would mint local GTIDs; mysqldump's output does that itself);
-/// 3. on the replica, gather facts again and run what [`replica_changes`] and
-///    [`read_only_changes`] decide, as on any run: the dump already set the GTID position
+/// 3. on the replica, gather facts again and run what [`super::replica::replica_changes`] and
+///    [`super::primary::read_only_changes`] decide, as on any run: the dump already set the GTID position
 ///    (`gtid_slave_pos` on MariaDB, `GTID_PURGED` on MySQL).
 #[derive(Debug, Clone)]
 pub struct SeedPlan {
