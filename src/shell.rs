@@ -52,6 +52,15 @@ pub struct Script {
     parts: Vec<Part>,
 }
 
+/// The directory `path` is in (`/` for a top-level path, `.` for a bare name).
+pub fn parent(path: &str) -> &str {
+    match path.rsplit_once('/') {
+        Some(("", _)) => "/",
+        Some((d, _)) => d,
+        None => ".",
+    }
+}
+
 impl Script {
     pub fn new() -> Self {
         Self::default()
@@ -61,6 +70,17 @@ impl Script {
     pub fn code(&mut self, text: &'static str) -> &mut Self {
         self.parts.push(Part::Code(text));
         self
+    }
+
+    /// `{ [ -d DIR ] || mkdir -p -- DIR; }` for the parent directory of foobar's own file
+    /// `path`: no process when it exists (`[` is a builtin), as on every run after the first.
+    pub fn parent_dir_made(&mut self, path: &'static str) -> &mut Self {
+        let dir = parent(path);
+        self.code("{ [ -d ")
+            .code(dir)
+            .code(" ] || mkdir -p -- ")
+            .code(dir)
+            .code("; }")
     }
 
     /// A value, quoted as exactly one shell word.

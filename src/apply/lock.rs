@@ -20,11 +20,6 @@ pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
 /// What a lock script prints first when it took the lock.
 pub const LOCKED_MARK: &str = "#foobar:locked\n";
 
-fn parent(path: &str) -> &str {
-    path.rsplit_once('/')
-        .map_or("/", |(d, _)| if d.is_empty() { "/" } else { d })
-}
-
 /// Who this process is, for a lock it takes: `user@machine pid N since <run's start>`.
 pub fn holder(run_id: &str) -> String {
     format!(
@@ -113,11 +108,7 @@ fn take(s: &mut Script, holder: &str, break_lock: bool, then: &'static str) {
         s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
     }
     // An existing parent (every run after the first) costs no process.
-    s.code("{ [ -d ")
-        .code(parent(LOCK_DIR))
-        .code(" ] || mkdir -p -- ")
-        .code(parent(LOCK_DIR))
-        .code("; }")
+    s.parent_dir_made(LOCK_DIR)
         .code(then)
         .code("if mkdir -- ")
         .code(LOCK_DIR)

@@ -7,13 +7,7 @@ use crate::gather::PENDING_FILE;
 use crate::render::DesiredPlay;
 use crate::shell::{self, Script};
 
-pub(super) fn parent(path: &str) -> &str {
-    match path.rsplit_once('/') {
-        Some(("", _)) => "/",
-        Some((d, _)) => d,
-        None => ".",
-    }
-}
+pub(super) use crate::shell::parent;
 
 pub(super) fn base(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(_, b)| b)
@@ -67,11 +61,9 @@ pub(super) fn head(
     // changed under a lock. This play's handlers are done (or their files were restored).
     // Builtins where they do: an existing directory and a record holding only this play's
     // handlers (the usual case) cost no process; `grep`/`mv` only keep other plays' lines.
-    s.code("with_pending() { { [ -d ")
-        .code(parent(PENDING_FILE))
-        .code(" ] || mkdir -p -- ")
-        .code(parent(PENDING_FILE))
-        .code("; } && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
+    s.code("with_pending() { ")
+        .parent_dir_made(PENDING_FILE)
+        .code(" && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
         .code(PENDING_FILE)
         .code(".lock; }\nclear_pending_now() { if [ -f ")
         .code(PENDING_FILE)
