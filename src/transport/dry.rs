@@ -134,10 +134,12 @@ mod tests {
         };
         let changed = dry.run_with(&cmd, Some(b"rm -rf"), &change).await.unwrap();
         assert_eq!(changed.stdout_text(), "OK\t0\nDONE\n");
-        assert!(matches!(
-            dry.run(&cmd, Some(b"undeclared")).await,
-            Err(TransportError::DryRunUnknown { .. })
-        ));
+        let refused = dry.run(&cmd, Some(b"undeclared")).await.unwrap_err();
+        assert!(matches!(refused, TransportError::DryRunUnknown { .. }));
+        // The refusal says what to do instead, naming the host.
+        use crate::error::Diagnostic;
+        let hint = refused.hint().expect("a hint");
+        assert!(hint.contains("foobar plan --limit"), "{hint}");
         assert_eq!(inner.commands_run(), 1, "only the read reached the host");
         assert_eq!(dry.commands_run(), 1);
         assert_eq!(dry.changes_answered(), 1);

@@ -151,6 +151,9 @@ impl crate::error::Diagnostic for TransportError {
             TransportError::CommandTimedOut { .. } => Some(
                 "the host may be overloaded or the command hung; raise `command_timeout` under `ssh:` in the inventory if it is expected to take longer".to_string(),
             ),
+            TransportError::DryRunUnknown { host, .. } => Some(format!(
+                "this step cannot be previewed; `foobar plan --limit {host}` shows what would change, and please report the step as a foobar bug"
+            )),
             _ => None,
         }
     }
