@@ -6,7 +6,9 @@
 //! - [`Script::word`] quotes a value as one shell word (by `shlex`), whatever it holds;
 //! - [`Script::trusted`] pastes a command verbatim; only the two commands a playbook author
 //!   writes as commands go through it: a file's `validate` and a handler's `run:`;
-//! - [`Script::data`] carries bytes (a file body) as a base64 here-document.
+//! - [`Script::data`] carries bytes (a file body) as a base64 here-document;
+//! - [`Script::text`] carries a text body (UTF-8, no NUL) as one quoted word, for the
+//!   shell's own `printf '%s'` to write: no process (see [`is_text`]).
 //!
 //! So no data can become code by forgetting to quote it: there is no way to add a `String`
 //! as code. [`Script::to_stdin`] is the real script; `Display` is the same script with every
@@ -32,6 +34,14 @@ pub const DEFAULT_KEEP_BACKUPS: u32 = 5;
 pub enum ShellError {
     #[error("`{0}` holds a NUL byte, which no shell word can carry")]
     Nul(String),
+    #[error("a body given as text is not UTF-8 text without NUL bytes")]
+    NotText,
+}
+
+/// Whether a body can travel as a quoted word ([`Script::text`]): UTF-8 without NUL bytes.
+/// Anything else travels as base64 ([`Script::data`]).
+pub fn is_text(bytes: &[u8]) -> bool {
+    !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok()
 }
 
 #[derive(Clone)]
@@ -42,6 +52,8 @@ enum Part {
     Word(String),
     Trusted(String),
     Data(Arc<[u8]>),
+    /// A body that [`is_text`], as one quoted word.
+    Text(Arc<[u8]>),
     /// A comment line; control characters become spaces, so it cannot end early.
     Comment(String),
 }
@@ -131,6 +143,25 @@ impl Script {
         self
     }
 
+    /// A text body (it must satisfy [`is_text`]) as exactly one quoted word, e.g.
+    /// `s.code("printf '%s' ").text(body).code(" > \"$T\"")`: `printf` is a builtin of every
+    /// POSIX shell, so writing the body starts no process, and `%s` prints it as it is.
+    /// Shown as its size and digest, like [`Script::data`].
+    pub fn text(&mut self, bytes: Arc<[u8]>) -> &mut Self {
+        self.parts.push(Part::Text(bytes));
+        self
+    }
+
+    /// Whether any value in the script (a word, a trusted command, a body) holds `needle`:
+    /// e.g. a here-document's end marker, which no line of what it carries may equal.
+    pub fn mentions(&self, needle: &str) -> bool {
+        self.parts.iter().any(|p| match p {
+            Part::Word(v) | Part::Trusted(v) | Part::Comment(v) => v.contains(needle),
+            Part::Text(b) | Part::Data(b) => String::from_utf8_lossy(b).contains(needle),
+            Part::Code(_) | Part::Number(_) => false,
+        })
+    }
+
     /// A `# ...` line (e.g. the play's name, which traces and tests read).
     pub fn comment(&mut self, text: &str) -> &mut Self {
         self.parts.push(Part::Comment(
@@ -159,6 +190,22 @@ impl Script {
                     out.push_str("# ");
                     out.push_str(c);
                     out.push('\n');
+                }
+                Part::Text(bytes) => {
+                    if real {
+                        // Checked first: an error must never carry the body (it may be secret).
+                        let text = std::str::from_utf8(bytes)
+                            .ok()
+                            .filter(|t| !t.contains('\0'))
+                            .ok_or(ShellError::NotText)?;
+                        out.push_str(&quote(text).map_err(|_| ShellError::NotText)?);
+                    } else {
+                        out.push_str(&format!(
+                            "'<{} bytes, sha256 {}>'",
+                            bytes.len(),
+                            crate::render::sha256_hex(bytes)
+                        ));
+                    }
                 }
                 Part::Data(bytes) => {
                     out.push_str("<<'__FOOBAR_DATA__'\n");
@@ -331,15 +378,17 @@ pub fn backup_path(run_id: &str, path: &str) -> String {
 
 /// Shell functions for backups and restores.
 ///
-/// `backup_one PATH BACKUP SENSITIVE` copies PATH (if it exists) to BACKUP, in the run's
-/// root-only directory; a sensitive file's copy is made 0600 and its mode kept beside it.
-/// `restore_one PATH BACKUP` puts BACKUP back over PATH (atomically, with its mode), or
-/// removes PATH when there was nothing to back up (foobar created it).
-pub const BACKUP_FUNCTIONS: &str = r#"backup_one() {
-  if [ -e "$1" ] || [ -L "$1" ]; then
-    mkdir -p -- "${2%/*}" && cp -a -- "$1" "$2" || return 1
-    if [ "$3" = 1 ] && [ -f "$2" ] && [ ! -L "$2" ]; then stat -c %a -- "$1" > "$2.foobar-mode" && chmod 0600 -- "$2" || return 1; fi
-  fi
+/// `backup_all RUN_DIR PATH...` copies each PATH (they exist) to `RUN_DIR/PATH`, in the
+/// run's root-only directory, with one `cp` for all of them (`--parents` works from `/`).
+/// `protect_backup PATH BACKUP` makes a sensitive file's copy 0600 and keeps its mode
+/// beside it. `restore_one PATH BACKUP` puts BACKUP back over PATH (atomically, with its
+/// mode), or removes PATH when there was nothing to back up (foobar created it).
+pub const BACKUP_FUNCTIONS: &str = r#"backup_all() {
+  d=$1; shift
+  { [ -d "$d" ] || mkdir -p -- "$d"; } && cd / && cp -a --parents -- "$@" "$d"
+}
+protect_backup() {
+  if [ -f "$2" ] && [ ! -L "$2" ]; then stat -c %a -- "$1" > "$2.foobar-mode" && chmod 0600 -- "$2" || return 1; fi
   return 0
 }
 restore_one() {
@@ -384,17 +433,24 @@ pub fn is_unit(path: &str) -> bool {
     path.starts_with("/etc/systemd/") || path.starts_with("/lib/systemd/")
 }
 
-/// Prune a host's backups to the newest `keep` runs (run ids sort by time). Only names that
-/// look like run ids are considered.
+/// Prune a host's backups to the newest `keep` runs (run ids sort by time): sets the
+/// positional parameters to the run directories beyond them (only names that look like run
+/// ids), for the caller's one `rm -rf -- "$@"` ([`REMOVE_ARGS`]), which may remove more (the
+/// lock) in the same process.
 pub fn prune_backups(keep: u32) -> Script {
     let mut s = Script::new();
+    // `for d do` walks the list as it was; each `shift` drops one old entry, victims are
+    // appended behind them.
     s.code("set -- ")
         .code(BACKUP_ROOT)
-        .code("/[0-9]*Z-*; n=$#; for d do [ -d \"$d\" ] || continue; [ \"$n\" -gt ")
+        .code("/[0-9]*Z-*; n=$#; for d do shift; [ -d \"$d\" ] && [ \"$n\" -gt ")
         .int(keep.max(1))
-        .code(" ] || break; rm -rf -- \"$d\"; n=$((n-1)); done\n");
+        .code(" ] && { set -- \"$@\" \"$d\"; n=$((n-1)); }; done\n");
     s
 }
+
+/// Remove what the positional parameters name, in one process (none when they name nothing).
+pub const REMOVE_ARGS: &str = "[ $# -eq 0 ] || rm -rf -- \"$@\"\n";
 
 // ---------------------------------------------------------------------------------------------
 // Handlers and services.

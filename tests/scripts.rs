@@ -160,6 +160,8 @@ fn build(want: &DesiredState, hp: &HostPlan, run_id: &str) -> script::Built {
         unlock: true,
         keep_backups: 5,
         lock: None,
+        alone: true,
+        temp_salt: 0x0123_4567_89ab_cdef,
     })
     .expect("script builds")
 }
@@ -670,6 +672,99 @@ fn symlinks_are_never_followed_and_temp_files_are_private() {
     assert_eq!(victim_mode, 0o600);
 }
 
+/// A body reaches the disk byte for byte, whatever it holds, with exactly its mode and
+/// owner (issue 18: text bodies are written by the shell's own `printf` under a `umask`,
+/// other bodies by `base64 -d`; `chown` and `chmod` run only when they must).
+#[test]
+fn bodies_reach_disk_byte_for_byte_with_their_mode_and_owner() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Scratch::new();
+    let root = s.root();
+    // A set-group-ID directory: a new file in it gets the directory's group, so foobar must
+    // chown it to root:root.
+    std::fs::create_dir(format!("{root}/sgid")).unwrap();
+    std::os::unix::fs::chown(format!("{root}/sgid"), Some(0), Some(4242)).unwrap();
+    std::fs::set_permissions(
+        format!("{root}/sgid"),
+        std::fs::Permissions::from_mode(0o2755),
+    )
+    .unwrap();
+    let mut long = String::new();
+    while long.len() < 1 << 20 {
+        long.push_str("line with 'quotes', \\backslashes\\, $(id) `id` %s %% \"dq\"\n");
+    }
+    let bodies: Vec<(&str, Vec<u8>, u32)> = vec![
+        (
+            "quotes.conf",
+            b"a'b\"c\\d $HOME `id` $(id) %s %% %b\n".to_vec(),
+            0o644,
+        ),
+        ("empty", Vec::new(), 0o640),
+        ("newlines", b"\n\n\n".to_vec(), 0o600),
+        ("no-final-newline", b"x = 1".to_vec(), 0o444),
+        ("dash", b"-n\n".to_vec(), 0o644),
+        ("control", b"\r\n\t\x01\x1b[31m\x7f end\r".to_vec(), 0o644),
+        (
+            "utf8",
+            "\u{e9}\u{4e2d}\u{1f600}\n".as_bytes().to_vec(),
+            0o644,
+        ),
+        (
+            "heredoc",
+            b"__FOOBAR_DATA__\nEOF\n__FOOBAR_PLAY_1__\n".to_vec(),
+            0o644,
+        ),
+        ("binary", vec![0, 159, 146, 150, 255, 0, 10], 0o644),
+        ("latin1", vec![b'c', b'a', b'f', 0xe9, b'\n'], 0o600),
+        ("exec.sh", b"#!/bin/sh\necho hi\n".to_vec(), 0o755),
+        ("setuid", b"x\n".to_vec(), 0o4750),
+        ("sgid/in-sgid-dir", b"group\n".to_vec(), 0o640),
+        ("new/dir/deep.conf", b"deep\n".to_vec(), 0o644),
+        ("long", long.into_bytes(), 0o644),
+    ];
+    let entries: Vec<DesiredEntry> = bodies
+        .iter()
+        .map(|(name, bytes, mode)| {
+            let mut e = file(&format!("{root}/{name}"), "", *mode, &[]);
+            if let EntryKind::File {
+                content, digest, ..
+            } = &mut e.kind
+            {
+                *content = Arc::from(bytes.as_slice());
+                *digest = sha256_hex(bytes);
+            }
+            e
+        })
+        .collect();
+    let want = desired_with_services("bodies", vec![], entries, vec![], vec![]);
+    let hp = plan::diff(&want, &ActualState::default());
+    let built = build(&want, &hp, "20260101T000000Z-00000000000000ab");
+    let text = built.script.to_stdin().unwrap();
+    assert!(
+        !built.script.to_string().contains("backslashes"),
+        "a body leaked into the display"
+    );
+    let (replies, _, out) = s.run(&text);
+    assert!(replies.contains(&Reply::Done), "{out}");
+    for (name, bytes, mode) in &bodies {
+        let path = format!("{root}/{name}");
+        assert_eq!(&std::fs::read(&path).unwrap(), bytes, "{name}");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.file_type().is_file(), "{name}");
+        assert_eq!(meta.permissions().mode() & 0o7777, *mode, "{name}");
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{name}");
+    }
+    // No temp file is left behind, and the new parents are readable by others.
+    let leftovers: Vec<_> = s
+        .tree()
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains(".foobar-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let new_dir = std::fs::metadata(format!("{root}/new/dir")).unwrap();
+    assert_eq!(new_dir.permissions().mode() & 0o7777, 0o755);
+}
+
 #[test]
 fn saved_plans_are_refused_on_any_difference_naming_it() {
     let base = || {
@@ -770,6 +865,8 @@ fn host_run(
             unlock: false,
             keep_backups: 5,
             lock: None,
+            alone: true,
+            temp_salt: 0x0123_4567_89ab_cdef,
         })
         .expect("script builds")
         .script
@@ -940,6 +1037,8 @@ fn unlock_removes_only_this_runs_lock_and_a_play_clears_only_its_own_pending_han
         unlock: false,
         keep_backups: 5,
         lock: None,
+        alone: true,
+        temp_salt: 0x0123_4567_89ab_cdef,
     })
     .expect("script builds")
     .script

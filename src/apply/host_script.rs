@@ -55,10 +55,16 @@ pub fn host_script(
         }
         // Each play is a shell of its own, fed its script as `sh -s` is fed a play's script
         // alone (same stdin rules, same `$$`): a play that dies ends the host script. The
-        // here-document's end is a random number no play text can guess.
-        let mut token = [0u8; 8];
-        getrandom::fill(&mut token).expect("the system's random number generator");
-        let token = u64::from_le_bytes(token);
+        // here-document's end is a random number no play text can guess, and that no value
+        // in the play (a body travels as text) holds.
+        let token = loop {
+            let mut token = [0u8; 8];
+            getrandom::fill(&mut token).expect("the system's random number generator");
+            let token = u64::from_le_bytes(token);
+            if !play.mentions(&format!("__FOOBAR_PLAY_{token}__")) {
+                break token;
+            }
+        };
         s.code("printf 'PLAY\\t%s\\n' ")
             .int(*index as u64)
             .code("\nsh -s <<'__FOOBAR_PLAY_")

@@ -79,12 +79,22 @@ pub fn machine_name() -> String {
 /// Remove the host's lock if this run holds it.
 pub fn unlock_script(run_id: &str) -> Script {
     let mut s = Script::new();
+    s.code("set --\n")
+        .append(&unlock_args(run_id))
+        .code(crate::shell::REMOVE_ARGS);
+    s
+}
+
+/// Append the lock's directory to the positional parameters if this run holds it, for one
+/// `rm` that may remove more ([`crate::shell::REMOVE_ARGS`]).
+pub(super) fn unlock_args(run_id: &str) -> Script {
+    let mut s = Script::new();
     // `read` and `case` are builtins: checking the holder costs no process.
     s.code("h=; { while IFS= read -r l || [ -n \"$l\" ]; do h=\"$h $l\"; done < ")
         .code(LOCK_DIR)
         .code("/holder; } 2>/dev/null; case $h in *")
         .word(format!("run {run_id}"))
-        .code("*) rm -rf -- ")
+        .code("*) set -- \"$@\" ")
         .code(LOCK_DIR)
         .code(";; esac\n");
     s

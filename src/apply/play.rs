@@ -20,6 +20,7 @@ impl Run<'_, '_> {
         play_index: usize,
         target: &Target<'_>,
         unlock: bool,
+        alone: bool,
         sync: DbSync<'_>,
         rep: &mut HostReport,
     ) {
@@ -53,7 +54,7 @@ impl Run<'_, '_> {
             .into_iter()
             .partition(|c| matches!(c.step, crate::plan::Step::Database { .. }));
         if !changes.is_empty() || !handlers.is_empty() {
-            self.run_play_script(host, play, changes, handlers, target, unlock, rep)
+            self.run_play_script(host, play, changes, handlers, target, unlock, alone, rep)
                 .await;
             if rep.failed() {
                 return;
@@ -129,6 +130,7 @@ impl Run<'_, '_> {
         handlers: Vec<&crate::plan::HandlerRef>,
         target: &Target<'_>,
         unlock: bool,
+        alone: bool,
         rep: &mut HostReport,
     ) {
         let (options, reporter, redactor) = (self.options, self.reporter, self.redactor);
@@ -151,6 +153,8 @@ impl Run<'_, '_> {
             unlock,
             keep_backups: options.keep_backups,
             lock,
+            alone,
+            temp_salt: temp_salt(),
         };
         let built = match script::build(&input)
             .and_then(|b| Ok((b.script.to_stdin()?, b.steps, b.on_success)))
@@ -235,6 +239,8 @@ impl Run<'_, '_> {
                 unlock: false,
                 keep_backups: options.keep_backups,
                 lock: None,
+                alone: true,
+                temp_salt: temp_salt(),
             };
             match script::build(&input) {
                 Ok(b) => {
@@ -470,4 +476,11 @@ fn ended_early(out: &crate::transport::Output, timeout: std::time::Duration) -> 
             stderr: out.stderr_text().trim().to_string(),
         }
     }
+}
+
+/// 64 random bits for a script's temp file names ([`script::ScriptInput::temp_salt`]).
+fn temp_salt() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).expect("the system's random number generator");
+    u64::from_le_bytes(b)
 }

@@ -57,6 +57,7 @@ impl Run<'_, '_> {
                         play_index,
                         &self.targets[host],
                         false,
+                        false,
                         DbSync::default(),
                         &mut rep,
                     )
@@ -133,8 +134,16 @@ impl Run<'_, '_> {
             what: format!("drained and put in maintenance on {}", b.host),
         });
         let first_step = rep.done.len();
-        self.run_play(host, play_index, target, false, DbSync::default(), &mut rep)
-            .await;
+        self.run_play(
+            host,
+            play_index,
+            target,
+            false,
+            false,
+            DbSync::default(),
+            &mut rep,
+        )
+        .await;
         if rep.failed() {
             // Nothing new went live (validation) or the script restored it (handler): the previous
             // version may serve again.

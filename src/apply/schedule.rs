@@ -345,9 +345,11 @@ impl<'r, 'a> Run<'r, 'a> {
                         },
                     };
                     let unlock = sequential_tail && Some(p) == last;
+                    // The only play of this phase on the host: no other runs beside it.
+                    let alone = mine.len() == 1;
                     running.push(async move {
                         let mut frag = HostReport::new();
-                        self.run_play(host, p, target, unlock, sync, &mut frag)
+                        self.run_play(host, p, target, unlock, alone, sync, &mut frag)
                             .await;
                         (p, frag)
                     });

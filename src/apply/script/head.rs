@@ -50,6 +50,7 @@ pub(super) fn head(
     staged: &[Staged<'_>],
     swapped: &[(usize, &str)],
     run_id: &str,
+    alone: bool,
 ) -> Script {
     let mut s = Script::new();
     s.comment(&format!("play {} {}", play.index, play.name))
@@ -57,13 +58,13 @@ pub(super) fn head(
         .code(shell::PROTOCOL)
         .code(shell::BACKUP_FUNCTIONS)
         .code(STEP_FUNCTIONS);
-    // Plays of one host may run side by side (`after:`): the pending-handler record is
+    // Plays of one host may run side by side (`after:`): then the pending-handler record is
     // changed under a lock. This play's handlers are done (or their files were restored).
     // Builtins where they do: an existing directory and a record holding only this play's
     // handlers (the usual case) cost no process; `grep`/`mv` only keep other plays' lines.
-    s.code("with_pending() { ")
+    s.code("pending_dir() { ")
         .parent_dir_made(PENDING_FILE)
-        .code(" && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
+        .code("; }\nwith_pending() { pending_dir && ( if command -v flock >/dev/null 2>&1; then flock 9; fi; \"$@\" ) 9>>")
         .code(PENDING_FILE)
         .code(".lock; }\nclear_pending_now() { if [ -f ")
         .code(PENDING_FILE)
@@ -83,7 +84,11 @@ pub(super) fn head(
         .code(PENDING_FILE)
         .code(".new.$$ ")
         .code(PENDING_FILE)
-        .code("; fi; fi; }\nclear_pending() { with_pending clear_pending_now; }\ncleanup() {\n");
+        .code(if alone {
+            "; fi; fi; }\nclear_pending() { clear_pending_now; }\ncleanup() {\n"
+        } else {
+            "; fi; fi; }\nclear_pending() { with_pending clear_pending_now; }\ncleanup() {\n"
+        });
     for st in staged {
         s.code("  [ -n \"${T_")
             .int(st.var as u64)

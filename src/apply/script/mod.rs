@@ -24,8 +24,9 @@ use crate::gather::PENDING_FILE;
 use crate::plan::{Action, Change, HandlerCommand, HandlerRef, Step};
 use crate::render::{DesiredPlay, EntryKind, sha256_hex};
 use crate::shell::{self, Script, ShellError};
-use head::{Staged, base, parent, temp_var};
+use head::{Staged, parent, temp_var};
 
+mod files;
 mod head;
 pub(super) use head::PRELUDE;
 
@@ -44,6 +45,11 @@ pub struct ScriptInput<'a> {
     /// Take the host's lock and compare its facts with the plan's before any step (the
     /// host's first script of this run, when the plan was not made under the lock).
     pub lock: Option<LockCheck<'a>>,
+    /// No other play of this run runs on the host while this script does (a host script's
+    /// plays run one after another): the pending-handler record needs no `flock`.
+    pub alone: bool,
+    /// 64 random bits that make this script's temp file names unguessable.
+    pub temp_salt: u64,
 }
 
 /// A built script and what each step number in its output stands for.
@@ -89,8 +95,9 @@ pub enum ScriptError {
 
 pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
     let play = input.play;
-    let mut steps: Vec<Outcome> = Vec::new();
-    let mut step = |o: Outcome| {
+    let steps: std::cell::RefCell<Vec<Outcome>> = Default::default();
+    let step = |o: Outcome| {
+        let mut steps = steps.borrow_mut();
         steps.push(o);
         steps.len() - 1
     };
@@ -172,6 +179,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
 
     // Files: fix attributes in place, or stage a new body.
     let mut staged: Vec<Staged<'_>> = Vec::new();
+    let mut new_bodies: Vec<files::NewBody<'_>> = Vec::new();
     for c in changed(|s| matches!(s, Step::File { .. })) {
         let Step::File {
             path,
@@ -207,41 +215,15 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         let bytes = content(path, digest)?;
         let var = staged.len();
         let n = step(Outcome::File { path: path.clone() });
-        let dir = parent(path);
-        // Keep the file's own name last so validators that look at the extension still work
-        // (within the length a file name may have).
-        let b = base(path);
-        // `[ -d ]` is a builtin: an existing directory costs no process (issue 18).
-        body.code("if ! { [ -d ")
-            .word(dir)
-            .code(" ] || out=$( (umask 022 && mkdir -p -- ")
-            .word(dir)
-            .code(") 2>&1); } || ! out=$(mktemp ");
-        if b.len() <= 200 {
-            body.word(format!("--suffix=.{b}")).code(" ");
-        }
-        body.code("-- ")
-            .word(format!("{}/.foobar-XXXXXXXXXX", dir.trim_end_matches('/')))
-            .code(" 2>&1); then err ")
-            .int(n as u64)
-            .code(" stage \"$out\"; cleanup; exit 1; fi\nT_")
-            .int(var as u64)
-            .code("=$out\nbase64 -d > ");
-        temp_var(&mut body, var);
-        body.code(" ").data(bytes);
-        body.code("[ $? -eq 0 ] || { err ")
-            .int(n as u64)
-            .code(" stage 'cannot write the new file'; cleanup; exit 1; }\nif [ -L ");
-        temp_var(&mut body, var);
-        body.code(" ] || ! out=$( { chown -h -- ")
-            .word(&owner_group)
-            .code(" ");
-        temp_var(&mut body, var);
-        body.code(" && chmod -- ").octal(*mode).code(" ");
-        temp_var(&mut body, var);
-        body.code("; } 2>&1); then err ")
-            .int(n as u64)
-            .code(" stage \"$out\"; cleanup; exit 1; fi\n");
+        new_bodies.push(files::NewBody {
+            step: n,
+            var,
+            path,
+            bytes,
+            mode: *mode,
+            owner,
+            group,
+        });
         staged.push(Staged {
             step: n,
             var,
@@ -250,21 +232,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             sensitive: *sensitive,
         });
     }
-
-    // Every staged file on disk before any is validated or swapped in: one `sync` for all of
-    // them (one process per play rather than one per file).
-    if let Some(first) = staged.first() {
-        body.code("if ! out=$(sync -- ");
-        for (i, st) in staged.iter().enumerate() {
-            if i > 0 {
-                body.code(" ");
-            }
-            temp_var(&mut body, st.var);
-        }
-        body.code(" 2>&1); then err ")
-            .int(first.step as u64)
-            .code(" stage \"$out\"; cleanup; exit 1; fi\n");
-    }
+    files::stage(&mut body, &new_bodies, input.temp_salt);
 
     // Validate every staged file before any is swapped in.
     for st in &staged {
@@ -272,7 +240,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         let n = step(Outcome::Validated {
             path: st.path.to_string(),
         }) as u64;
-        body.code("if ! out=$( (umask 022; ");
+        body.code("if ! out=$( { umask 022; ");
         // `%s` is the staged file: the variable, never its text.
         for (i, piece) in cmd.split("%s").enumerate() {
             if i > 0 {
@@ -280,7 +248,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             }
             body.trusted(piece);
         }
-        body.code(") 2>&1 </dev/null); ");
+        body.code("\n} 2>&1 </dev/null); ");
         err_else_ok(
             &mut body,
             &mut printed,
@@ -289,7 +257,40 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         );
     }
 
+    // Step numbers of links and removals come after the files' and validations'.
+    let links: Vec<(usize, &str, &str)> = changed(|s| matches!(s, Step::Link { .. }))
+        .filter_map(|c| match &c.step {
+            Step::Link { path, target } => Some((path.as_str(), target.as_str())),
+            _ => None,
+        })
+        .map(|(path, target)| {
+            let n = step(Outcome::Link {
+                path: path.to_string(),
+            });
+            (n, path, target)
+        })
+        .collect();
+    let removals: Vec<(usize, &str)> = changed(|s| matches!(s, Step::Absent { .. }))
+        .map(|c| {
+            let path = c.step.target();
+            let n = step(Outcome::Deleted {
+                path: path.to_string(),
+            });
+            (n, path)
+        })
+        .collect();
+
+    // Back up every path about to be replaced, before the first is (one `cp`).
+    let replaced: Vec<(usize, &str, bool)> = staged
+        .iter()
+        .map(|st| (st.step, st.path, st.sensitive))
+        .chain(links.iter().map(|(n, p, _)| (*n, *p, false)))
+        .chain(removals.iter().map(|(n, p)| (*n, *p, false)))
+        .collect();
+    files::backup(&mut body, &replaced, input.run_id);
+
     // From here on the host changes: remember which handlers must run even if we die.
+    // Lines are appended; with other plays of the run side by side, under their lock.
     if !input.handlers.is_empty() {
         body.code("add_pending() {\n{\n");
         for h in &input.handlers {
@@ -301,30 +302,32 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         }
         body.code("} >> ")
             .code(PENDING_FILE)
-            .code(" && sync -- ")
-            .code(PENDING_FILE)
-            .code("\n}\nwith_pending add_pending\n");
+            .code("\n}\n")
+            .code(if input.alone {
+                "pending_dir && add_pending\n"
+            } else {
+                "with_pending add_pending\n"
+            });
+    }
+    // Every staged file and the pending record on disk before anything is renamed: one
+    // `sync` for all of them.
+    if !staged.is_empty() || !input.handlers.is_empty() {
+        body.code("if ! out=$(sync -- ");
+        for st in &staged {
+            temp_var(&mut body, st.var);
+            body.code(" ");
+        }
+        if !input.handlers.is_empty() {
+            body.code(PENDING_FILE).code(" ");
+        }
+        body.code("2>&1); then err ")
+            .int(replaced.first().map_or(steps.borrow().len(), |r| r.0) as u64)
+            .code(" stage \"$out\"; cleanup; exit 1; fi\n");
     }
 
-    // Swaps, links, removals: each backed up first, each with its own rollback line.
+    // Swaps, links, removals, each with its own rollback line.
     let mut swapped: Vec<(usize, &str)> = Vec::new();
-    let backup = |s: &mut Script, n: usize, path: &str, sensitive: bool| {
-        // Nothing to back up (a new path) costs no process: the test is a builtin.
-        s.code("if { [ -e ")
-            .word(path)
-            .code(" ] || [ -L ")
-            .word(path)
-            .code(" ]; } && ! out=$(backup_one ")
-            .word(path)
-            .code(" ")
-            .word(shell::backup_path(input.run_id, path))
-            .code(if sensitive { " 1" } else { " 0" })
-            .code(" 2>&1); then err ")
-            .int(n as u64)
-            .code(" backup \"$out\"; cleanup; rollback; exit 3; fi\n");
-    };
     for st in &staged {
-        backup(&mut body, st.step, st.path, st.sensitive);
         let k = swapped.len();
         body.code("if ! out=$(mv -fT -- ");
         temp_var(&mut body, st.var);
@@ -342,12 +345,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         ok_line(&mut printed, st.step);
         swapped.push((k, st.path));
     }
-    for c in changed(|s| matches!(s, Step::Link { .. })) {
-        let Step::Link { path, target } = &c.step else {
-            continue;
-        };
-        let n = step(Outcome::Link { path: path.clone() });
-        backup(&mut body, n, path, false);
+    for &(n, path, target) in &links {
         let k = swapped.len();
         let dir = parent(path);
         // `ln -s` (no -f) fails on any existing name: the temp link is created exclusively.
@@ -369,12 +367,7 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         ok_line(&mut printed, n);
         swapped.push((k, path));
     }
-    for c in changed(|s| matches!(s, Step::Absent { .. })) {
-        let path = c.step.target();
-        let n = step(Outcome::Deleted {
-            path: path.to_string(),
-        });
-        backup(&mut body, n, path, false);
+    for &(n, path) in &removals {
         let k = swapped.len();
         body.code("if ! out=$(rm -f -- ")
             .word(path)
@@ -451,13 +444,13 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
             continue;
         }
         let cmd = h.command.script();
-        body.code("if out=$( (umask 022; ")
+        body.code("if out=$( { umask 022; ")
             .append(&cmd)
-            .code(") 2>&1 </dev/null); then ok ")
+            .code("\n} 2>&1 </dev/null); then ok ")
             .int(n)
-            .code("; else\n  first=$out; rollback\n  if out2=$( (umask 022; ")
+            .code("; else\n  first=$out; rollback\n  if out2=$( { umask 022; ")
             .append(&cmd)
-            .code(") 2>&1 </dev/null); then second='ok after restoring the previous files'; clear_pending; else second=$out2; fi\n  rolled_back ")
+            .code("\n} 2>&1 </dev/null); then second='ok after restoring the previous files'; clear_pending; else second=$out2; fi\n  rolled_back ")
             .int(n)
             .code(" \"$first\" \"$second\"\n  exit 3\nfi\n");
         ok_line(&mut printed, n);
@@ -466,23 +459,29 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
     if !input.handlers.is_empty() {
         body.code("clear_pending\n");
     }
+    // Old backups and the lock go in one `rm`.
     if !swapped.is_empty() {
         body.append(&shell::prune_backups(input.keep_backups));
+    } else if input.unlock {
+        body.code("set --\n");
     }
     if input.unlock {
-        body.append(&super::lock::unlock_script(input.run_id));
+        body.append(&super::lock::unlock_args(input.run_id));
+    }
+    if !swapped.is_empty() || input.unlock {
+        body.code(shell::REMOVE_ARGS);
     }
     body.code("echo DONE\n");
     printed.push_str("DONE\n");
 
-    let mut s = head::head(play, &staged, &swapped, input.run_id);
+    let mut s = head::head(play, &staged, &swapped, input.run_id, input.alone);
     if let Some(check) = &input.lock {
         s.append(&super::lock::lock_check(check));
     }
     s.append(&body);
     Ok(Built {
         script: s,
-        steps,
+        steps: steps.into_inner(),
         on_success: printed,
     })
 }
