@@ -15,7 +15,7 @@
 //! | [`cli`] | arguments → a command over a `Session` (load, render, connect, finish); picks human or JSON, maps outcomes to exit codes |
 //! | [`inventory`] | inventory + playbook YAML → [`inventory::Inventory`] (hosts, groups, vars, secrets, and the [`inventory::Topology`]: load balancers, web servers, database primary and replicas, monitoring, backups) and [`inventory::Playbook`] |
 //! | [`render`] | Inventory + Playbook + secrets → one `DesiredState` per host (minijinja, strict) |
-//! | [`transport`] | a [`host::HostName`]'s connection settings → a [`transport::Transport`] (ssh, local; `dry` wraps either for `apply --dry-run`: reads are sent, changes answered with their known success output) |
+//! | [`transport`] | a [`host::HostName`]'s connection settings → a [`transport::Transport`] (ssh, local; `dry` wraps either for `apply --dry-run`: reads are sent, changes answered with their known success output; ssh `held`: an apply's gather keeps its shell waiting and the host's script continues in it, one session for both) |
 //! | [`gather`] | Transport + DesiredState → `ActualState`, in one remote command per host |
 //! | [`plan`] | (DesiredState, ActualState) → `Plan`; pure; `planfile` saves and checks plans |
 //! | [`apply`] | Plan → `apply::Report`: schedule, plays, rollout, database tier (pure `database::plan`, then `exec`/`seed`), lock, typed `ApplyError`s with a `Stage` and hints |

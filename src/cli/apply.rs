@@ -120,6 +120,7 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
                 primary: primary.as_ref(),
                 failed: conn.failed.clone(),
                 forks: common.forks,
+                hold: !dry_run,
             };
             make_plan(&session, input, &reporter).await
         }

@@ -53,6 +53,7 @@ pub async fn run(args: PlanArgs) -> Result<ExitCategory, CliError> {
         primary: primary.as_ref(),
         failed: conn.failed.clone(),
         forks: common.forks,
+        hold: false,
     };
     let mut plan = make_plan(&session, input, &reporter).await;
     if has_rolling_play(&desired) {

@@ -25,6 +25,9 @@ pub struct PlanInput<'a> {
     pub primary: Option<&'a Arc<dyn Transport>>,
     pub failed: BTreeMap<HostName, String>,
     pub forks: usize,
+    /// Keep each host's shell waiting after its gather for the apply's script (an apply that
+    /// will run right after this plan, not a dry run).
+    pub hold: bool,
 }
 
 /// Gather every host and diff it against its desired state.
@@ -36,6 +39,7 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
         primary,
         mut failed,
         forks,
+        hold,
     } = input;
     let timeout = Duration::from_secs(loaded.inventory.ssh.command_timeout.min(120));
     let facts_sql = loaded.database.as_ref().map(|c| c.facts_sql());
@@ -56,7 +60,13 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
                     .then_some(())
                     .and(facts_sql)
                     .map(|sql| gather::DatabaseProbe { sql });
-                let mut have = gather::gather(t.as_ref(), want, probe.as_ref(), timeout).await?;
+                let mut have = if hold {
+                    let session = Duration::from_secs(loaded.inventory.ssh.command_timeout);
+                    gather::gather_and_hold(t.as_ref(), want, probe.as_ref(), timeout, session)
+                        .await?
+                } else {
+                    gather::gather(t.as_ref(), want, probe.as_ref(), timeout).await?
+                };
                 let mut hp = plan::diff(want, &have);
                 // Bodies for the diff came with the gather when they were small; a second
                 // round trip reads only the rest. An apply does not lock here: its script

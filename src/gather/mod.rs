@@ -242,6 +242,27 @@ pub async fn gather(
     Ok(parse_output(transport.host().as_str(), &out.stdout)?.1)
 }
 
+/// [`gather`] (bounded by `timeout`), keeping the host's shell waiting for the apply's
+/// script ([`Transport::run_and_hold`]; `session_timeout` bounds the whole session, the
+/// apply's own bound): a changed host then costs one session, not two.
+pub async fn gather_and_hold(
+    transport: &dyn Transport,
+    want: &DesiredState,
+    database: Option<&DatabaseProbe<'_>>,
+    timeout: std::time::Duration,
+    session_timeout: std::time::Duration,
+) -> Result<ActualState, GatherError> {
+    let out = transport
+        .run_and_hold(
+            &RemoteCommand::script(session_timeout),
+            gather_script(want, database).as_bytes(),
+            timeout,
+        )
+        .await?;
+    let out = checked(transport, out)?;
+    Ok(parse_output(transport.host().as_str(), &out.stdout)?.1)
+}
+
 /// [`gather`] under the host's lock: `lock_script` runs first and prints `#foobar:locked`
 /// when it took the lock. Returns whether it did, and the state read under it.
 pub async fn gather_locked(
@@ -296,6 +317,14 @@ async fn run_script(
     let out = transport
         .run(&RemoteCommand::script(timeout), Some(script.as_bytes()))
         .await?;
+    checked(transport, out)
+}
+
+/// A read-only script's output; a non-zero exit is the host's failure to be read.
+fn checked(
+    transport: &dyn Transport,
+    out: crate::transport::Output,
+) -> Result<crate::transport::Output, GatherError> {
     if !out.success() {
         return Err(GatherError::Script {
             host: transport.host().to_string(),

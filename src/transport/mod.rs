@@ -234,6 +234,26 @@ pub trait Transport: Send + Sync {
         })?;
         Ok(out)
     }
+    /// A read-only script (`sh -s`), like [`Transport::run`], after which the host's shell
+    /// is kept waiting for more: the next `sh -s` script sent through [`Transport::run`]
+    /// continues in it, one round trip without opening a new session (issue 18: an apply's
+    /// gather, then its script). The script runs with stdin from `/dev/null`, so nothing in it
+    /// can read what follows. `command.timeout` bounds the whole session (the script and
+    /// what continues it: the apply's own bound); `limit` bounds this script. A transport
+    /// that cannot keep a session just runs the script within `limit` (the default). Counts
+    /// as one command; the continuation counts as another.
+    async fn run_and_hold(
+        &self,
+        command: &RemoteCommand,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
+        let bounded = RemoteCommand {
+            command_line: command.command_line.clone(),
+            timeout: limit,
+        };
+        self.run_with(&bounded, Some(stdin), &Effect::Reads).await
+    }
     /// How many commands this transport has run since it was opened.
     fn commands_run(&self) -> u64;
     /// Release the connection: keep a persistent master for the next run, or close it.

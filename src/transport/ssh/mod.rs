@@ -27,7 +27,8 @@
 //!
 //! In: a [`ConnectionSpec`]. Out: an [`SshTransport`] whose commands return [`Output`] or a
 //! [`TransportError`]. Here: the transport and its channels; `master.rs` starts, resumes and
-//! persists the master; `diagnose.rs` turns a failed connect into a plain reason;
+//! persists the master; `held.rs` keeps an apply's gather session open for the host's script
+//! ([`Transport::run_and_hold`]); `diagnose.rs` turns a failed connect into a plain reason;
 //! `control_dir.rs` owns the private socket directory.
 
 use std::io;
@@ -36,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openssh::{Error as SshError, Session, SessionBuilder, Stdio};
+use openssh::{Child, Error as SshError, Session, SessionBuilder, Stdio};
 use tokio::sync::Semaphore;
 
 use super::pipes::{Sink, Source, pump};
@@ -47,6 +48,7 @@ use crate::host::HostName;
 
 mod control_dir;
 mod diagnose;
+mod held;
 mod master;
 
 use control_dir::control_dir;
@@ -68,8 +70,10 @@ pub struct SshTransport {
     session: Mutex<Option<Arc<Session>>>,
     /// Serialises reconnects after the master went away.
     reconnect: tokio::sync::Mutex<()>,
-    channels: Semaphore,
+    channels: Arc<Semaphore>,
     commands: AtomicU64,
+    /// A gather's shell kept waiting for the apply's script ([`held`]).
+    held: tokio::sync::Mutex<Option<held::Held>>,
     /// Where to record the master at `finish` to persist it; `None` closes it.
     record: Option<PathBuf>,
 }
@@ -111,8 +115,9 @@ impl SshTransport {
             builder,
             session: Mutex::new(Some(Arc::new(session))),
             reconnect: tokio::sync::Mutex::new(()),
-            channels: Semaphore::new(MAX_CHANNELS),
+            channels: Arc::new(Semaphore::new(MAX_CHANNELS)),
             commands: AtomicU64::new(0),
+            held: tokio::sync::Mutex::new(None),
             record,
         })
     }
@@ -202,42 +207,7 @@ impl SshTransport {
         stdin: Option<Source<'_>>,
         sink: Option<Sink<'_>>,
     ) -> Result<Output, TransportError> {
-        let mut session = self
-            .current()
-            .ok_or_else(|| finished(&self.spec, command))?;
-        let mut retried = false;
-        let mut child = loop {
-            let spawned = Session::to_raw_command(session.clone(), line)
-                .stdin(if stdin.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                })
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .await;
-            match spawned {
-                Ok(child) => break child,
-                // The control socket is gone or refuses connections: nothing ran yet, so it
-                // is safe to start a new master and try once more.
-                Err(SshError::Disconnected) if !retried => {
-                    retried = true;
-                    session = self
-                        .replace_dead_master(command, &session)
-                        .await
-                        .map_err(|e| match e {
-                            TransportError::HostUnreachable { reason, .. } => self.lost(
-                                command,
-                                format!("the master connection went away and reconnecting failed: {reason}"),
-                            ),
-                            other => other,
-                        })?;
-                }
-                Err(e) => return Err(self.lost(command, error_chain(&e))),
-            }
-        };
-
+        let (mut child, session) = self.spawn(command, line, stdin.is_some()).await?;
         // Write stdin while draining stdout and stderr: no pipe can fill up and stall.
         let pumped = pump(
             child.stdin().take(),
@@ -256,21 +226,7 @@ impl SshTransport {
                 return Err(self.lost(command, format!("reading the command's output: {e}")));
             }
         };
-        let code = match status {
-            Ok(status) => status.code(),
-            // Native mux reports the remote exit value 127 as an error; it is a plain exit
-            // code (`timeout`/the shell: command not found) and the output says why.
-            Err(SshError::Remote(e)) if e.kind() == io::ErrorKind::NotFound => Some(127),
-            // No exit value: the remote process died of a signal, or the master went away.
-            Err(SshError::RemoteProcessTerminated) => {
-                if session.check().await.is_ok() {
-                    None
-                } else {
-                    return Err(self.lost(command, "the ssh master connection went away"));
-                }
-            }
-            Err(e) => return Err(self.lost(command, error_chain(&e))),
-        };
+        let code = self.exit_code(command, &session, status).await?;
         if let Err(e) = pumped.written {
             return Err(self.lost(command, format!("writing the command's stdin: {e}")));
         }
@@ -279,6 +235,70 @@ impl SshTransport {
             stderr,
             code,
         })
+    }
+
+    /// Open a channel running `line` (stdout and stderr piped; stdin piped or null).
+    async fn spawn(
+        &self,
+        command: &RemoteCommand,
+        line: &str,
+        stdin: bool,
+    ) -> Result<(Child<Arc<Session>>, Arc<Session>), TransportError> {
+        let mut session = self
+            .current()
+            .ok_or_else(|| finished(&self.spec, command))?;
+        let mut retried = false;
+        loop {
+            let spawned = Session::to_raw_command(session.clone(), line)
+                .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .await;
+            match spawned {
+                Ok(child) => return Ok((child, session)),
+                // The control socket is gone or refuses connections: nothing ran yet, so it
+                // is safe to start a new master and try once more.
+                Err(SshError::Disconnected) if !retried => {
+                    retried = true;
+                    session = self
+                        .replace_dead_master(command, &session)
+                        .await
+                        .map_err(|e| match e {
+                            TransportError::HostUnreachable { reason, .. } => self.lost(
+                                command,
+                                format!("the master connection went away and reconnecting failed: {reason}"),
+                            ),
+                            other => other,
+                        })?;
+                }
+                Err(e) => return Err(self.lost(command, error_chain(&e))),
+            }
+        }
+    }
+
+    /// The remote exit code from a channel's end, or why there is none.
+    async fn exit_code(
+        &self,
+        command: &RemoteCommand,
+        session: &Session,
+        status: Result<std::process::ExitStatus, SshError>,
+    ) -> Result<Option<i32>, TransportError> {
+        match status {
+            Ok(status) => Ok(status.code()),
+            // Native mux reports the remote exit value 127 as an error; it is a plain exit
+            // code (`timeout`/the shell: command not found) and the output says why.
+            Err(SshError::Remote(e)) if e.kind() == io::ErrorKind::NotFound => Ok(Some(127)),
+            // No exit value: the remote process died of a signal, or the master went away.
+            Err(SshError::RemoteProcessTerminated) => {
+                if session.check().await.is_ok() {
+                    Ok(None)
+                } else {
+                    Err(self.lost(command, "the ssh master connection went away"))
+                }
+            }
+            Err(e) => Err(self.lost(command, error_chain(&e))),
+        }
     }
 }
 
@@ -297,9 +317,23 @@ impl Transport for SshTransport {
         command: &RemoteCommand,
         stdin: Option<&[u8]>,
     ) -> Result<Output, TransportError> {
+        if let Some(script) = stdin
+            && let Some(result) = self.continue_held(command, script).await
+        {
+            return result;
+        }
         let mut data = stdin;
         let source = data.as_mut().map(|d| d as Source<'_>);
         self.run_on_channel(command, source, None, stdin).await
+    }
+
+    async fn run_and_hold(
+        &self,
+        command: &RemoteCommand,
+        stdin: &[u8],
+        limit: Duration,
+    ) -> Result<Output, TransportError> {
+        self.hold(command, stdin, limit).await
     }
 
     async fn run_streaming(
@@ -316,6 +350,7 @@ impl Transport for SshTransport {
     }
 
     async fn finish(&self) {
+        self.release().await;
         // Wait until no command holds a channel (and so a clone of the session).
         let Ok(_all) = self.channels.acquire_many(MAX_CHANNELS as u32).await else {
             return;

@@ -1,0 +1,166 @@
+//! A held session over real SSH (issue 18): an apply's gather keeps the host's shell waiting,
+//! and the apply's script continues in it, one session for both. Pinned here against the
+//! local test host web-01: the script runs in the same shell and only once, with its own exit
+//! status; the gather cannot read what follows it; a stale or ended held shell is never used
+//! (the script runs on a new session instead, still once).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{lab_lock, repo, ssh_ok};
+use foobar::host::HostName;
+use foobar::transport::{self, ConnectionSpec, RemoteCommand};
+
+fn spec() -> ConnectionSpec {
+    ConnectionSpec {
+        host: HostName::new("web-01"),
+        destination: "web-01".into(),
+        user: None,
+        port: None,
+        identity_file: None,
+        ssh_config: Some(repo().join(".lab/ssh_config")),
+        known_hosts_file: None,
+        strict_host_key_checking: true,
+        connect_timeout: Duration::from_secs(10),
+        control_persist: 0,
+        become_root: false,
+        local: false,
+    }
+}
+
+fn text(out: &transport::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `pid=N` line a script printed.
+fn pid(out: &transport::Output) -> String {
+    text(out)
+        .lines()
+        .find_map(|l| l.strip_prefix("pid=").map(str::to_string))
+        .unwrap_or_else(|| panic!("no pid in {:?}", text(out)))
+}
+
+#[test]
+fn a_gather_and_the_script_after_it_share_one_shell_and_the_script_runs_once() {
+    let _lab = lab_lock();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(held_session());
+}
+
+async fn held_session() {
+    ssh_ok("web-01", "rm -f /tmp/held-runs");
+    let t = transport::connect(&spec())
+        .await
+        .expect("connect to web-01");
+    let cmd = RemoteCommand::script(Duration::from_secs(60));
+
+    // The held script's stdin is /dev/null: `cat` reads none of what follows.
+    let gathered = t
+        .run_and_hold(
+            &cmd,
+            b"echo pid=$$\ncat\necho read-nothing\n",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("gather");
+    let shell = pid(&gathered);
+    assert_eq!(text(&gathered), format!("pid={shell}\nread-nothing\n"));
+    assert_eq!(gathered.code, Some(0));
+
+    // The next script continues in the same shell (`$$` in its subshell is the shell's),
+    // with its own exit status and output, and counts as a second command.
+    let applied = t
+        .run(
+            &cmd,
+            Some(b"set -u\necho pid=$$\necho ran >> /tmp/held-runs\nexit 3\n"),
+        )
+        .await
+        .expect("continued script");
+    assert_eq!(text(&applied), format!("pid={shell}\n"));
+    assert_eq!(applied.code, Some(3));
+    assert_eq!(t.commands_run(), 2);
+    assert_eq!(ssh_ok("web-01", "cat /tmp/held-runs"), "ran\n");
+
+    // The held session is used once: the next script gets a new shell.
+    let next = t
+        .run(&cmd, Some(b"echo pid=$$\n"))
+        .await
+        .expect("a new session");
+    assert_ne!(pid(&next), shell);
+
+    // A held shell that ended before the script came (here: killed) is not used: the script
+    // runs on a new session, and once.
+    let gathered = t
+        .run_and_hold(&cmd, b"echo pid=$$\n", Duration::from_secs(30))
+        .await
+        .expect("gather");
+    let killed = pid(&gathered);
+    ssh_ok("web-01", &format!("kill -9 {killed}"));
+    let applied = t
+        .run(&cmd, Some(b"echo pid=$$\necho ran >> /tmp/held-runs\n"))
+        .await
+        .expect("script on a new session");
+    assert_ne!(pid(&applied), killed);
+    assert_eq!(applied.code, Some(0));
+    assert_eq!(ssh_ok("web-01", "cat /tmp/held-runs"), "ran\nran\n");
+
+    // A held session older than a tenth of its timeout (here 1 s of 10 s) is not used: the
+    // remote `timeout` started with the gather, and a script gets its whole time. The held
+    // shell is released (it reads EOF and exits).
+    let short = RemoteCommand::script(Duration::from_secs(10));
+    let gathered = t
+        .run_and_hold(&short, b"echo pid=$$\n", Duration::from_secs(10))
+        .await
+        .expect("gather");
+    let stale = pid(&gathered);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let applied = t
+        .run(&short, Some(b"echo pid=$$\n"))
+        .await
+        .expect("script on a new session");
+    assert_ne!(pid(&applied), stale);
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        ssh_ok(
+            "web-01",
+            &format!("[ -e /proc/{stale} ] && echo alive || echo gone"),
+        ) == "gone\n"
+    });
+    assert!(gone, "the stale held shell {stale} still runs");
+
+    // A gather that ends its shell (exit) is an ordinary command: nothing is held.
+    let ended = t
+        .run_and_hold(&cmd, b"echo pid=$$\nexit 5\n", Duration::from_secs(30))
+        .await
+        .expect("gather that exits");
+    assert_eq!(ended.code, Some(5));
+    let after = t
+        .run(&cmd, Some(b"echo pid=$$\n"))
+        .await
+        .expect("a new session");
+    assert_ne!(pid(&after), pid(&ended));
+
+    // `finish` releases a held session that nothing used.
+    let gathered = t
+        .run_and_hold(&cmd, b"echo pid=$$\n", Duration::from_secs(30))
+        .await
+        .expect("gather");
+    let unused = pid(&gathered);
+    t.finish().await;
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        ssh_ok(
+            "web-01",
+            &format!("[ -e /proc/{unused} ] && echo alive || echo gone"),
+        ) == "gone\n"
+    });
+    assert!(
+        gone,
+        "the unused held shell {unused} still runs after finish"
+    );
+    ssh_ok("web-01", "rm -f /tmp/held-runs");
+}
