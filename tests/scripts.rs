@@ -841,9 +841,12 @@ fn saved_plans_are_refused_on_any_difference_naming_it() {
 /// One host script of two plays (files `first` and `second` under root/, each notifying a
 /// handler; `first_handler` is the first play's), with the lock and a facts check whose
 /// digest is right or not. Returns the replies, the tree after and the output.
+/// `raw`: compare the facts as text (a run that gathered them) rather than by digest (a
+/// saved plan).
 fn host_run(
     first_handler: &str,
     cas_right: bool,
+    raw: bool,
 ) -> (Vec<Reply>, BTreeMap<PathBuf, String>, String) {
     let run_id = "20260101T000000Z-00000000000000cc";
     let s = Scratch::new();
@@ -883,10 +886,12 @@ fn host_run(
     } else {
         sha256_hex(b"other\n")
     };
+    let text = if cas_right { "facts\n" } else { "other\n" };
     let check = script::LockCheck {
         holder: &format!("me pid 1 since x run {run_id}"),
         break_lock: false,
         cas: &cas,
+        cas_text: raw.then_some(text),
         facts,
     };
     let whole = script::host_script(&plays, Some(&check), run_id, true);
@@ -901,7 +906,15 @@ fn has(tree: &BTreeMap<PathBuf, String>, name: &str) -> bool {
 #[test]
 fn a_host_script_locks_compares_runs_its_plays_in_order_and_stops_between_them() {
     // Everything as planned: both plays, in order, each to its end, then the unlock.
-    let (replies, tree, out) = host_run("true", true);
+    for raw in [false, true] {
+        let (replies, _, out) = host_run("true", true, raw);
+        assert!(replies.contains(&Reply::Unlocked), "{out}");
+        // The host moved since the plan: nothing runs, nothing changes.
+        let (replies, tree, out) = host_run("true", false, raw);
+        assert_eq!(replies, vec![Reply::Stale], "{out}");
+        assert!(!has(&tree, "first") && !has(&tree, "second"), "{out}");
+    }
+    let (replies, tree, out) = host_run("true", true, true);
     let marks: Vec<&Reply> = replies
         .iter()
         .filter(|r| matches!(r, Reply::Play(_) | Reply::Done | Reply::Unlocked))
@@ -924,20 +937,20 @@ fn a_host_script_locks_compares_runs_its_plays_in_order_and_stops_between_them()
     assert!(has(&tree, "first") && has(&tree, "second"), "{out}");
 
     // The host moved since the plan: nothing runs, nothing changes.
-    let (replies, tree, out) = host_run("true", false);
+    let (replies, tree, out) = host_run("true", false, false);
     assert_eq!(replies, vec![Reply::Stale], "{out}");
     assert!(!has(&tree, "first") && !has(&tree, "second"), "{out}");
 
     // Interrupted (the stop file appears while the first play runs): it finishes, the
     // second never starts, the lock is released.
-    let (replies, tree, out) = host_run(": > /var/lib/foobar/lock/stop", true);
+    let (replies, tree, out) = host_run(": > /var/lib/foobar/lock/stop", true, true);
     assert!(replies.contains(&Reply::Stopped), "{out}");
     assert!(!replies.contains(&Reply::Play(1)), "{out}");
     assert!(has(&tree, "first") && !has(&tree, "second"), "{out}");
 
     // The first play's shell dies: the host script ends there, lock kept for the next run
     // to name.
-    let (replies, tree, out) = host_run("kill -9 $$", true);
+    let (replies, tree, out) = host_run("kill -9 $$", true, true);
     assert!(!replies.contains(&Reply::Play(1)), "{out}");
     assert!(!replies.contains(&Reply::Unlocked), "{out}");
     assert!(has(&tree, "first") && !has(&tree, "second"), "{out}");

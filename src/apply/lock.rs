@@ -139,6 +139,9 @@ pub struct LockCheck<'a> {
     pub break_lock: bool,
     /// [`crate::gather::ActualState::cas`] as planned.
     pub cas: &'a str,
+    /// The raw facts behind `cas`, when this run gathered them: compared as they are (no
+    /// `sha256sum` on the host). A saved plan has only `cas`.
+    pub cas_text: Option<&'a str>,
     /// [`crate::gather::facts_script`] for the host's desired state.
     pub facts: Script,
 }
@@ -153,10 +156,17 @@ pub(super) fn lock_check(check: &LockCheck<'_>) -> Script {
         .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ")
         .code(LOCK_DIR)
         .code("/holder 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
-        .append(&check.facts)
-        .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
-        .word(check.cas)
-        .code(" ]; then rm -rf -- ")
+        .append(&check.facts);
+    match check.cas_text {
+        // `$( )` drops trailing newlines: so does the text it is compared with.
+        Some(text) => s
+            .code("} 2>/dev/null)\nif [ \"$c\" != ")
+            .word(text.trim_end_matches('\n')),
+        None => s
+            .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
+            .word(check.cas),
+    };
+    s.code(" ]; then rm -rf -- ")
         .code(LOCK_DIR)
         .code("; echo STALE; exit 0; fi\n");
     s

@@ -143,6 +143,7 @@ impl Run<'_, '_> {
                 holder: &holder,
                 break_lock: options.break_lock,
                 cas: &self.plan.hosts[host].cas,
+                cas_text: self.plan.hosts[host].cas_text.as_deref(),
                 facts: crate::gather::facts_script(target.desired),
             });
         let input = script::ScriptInput {
@@ -262,6 +263,7 @@ impl Run<'_, '_> {
             holder: &holder,
             break_lock: options.break_lock,
             cas: &hp.cas,
+            cas_text: hp.cas_text.as_deref(),
             facts: crate::gather::facts_script(target.desired),
         });
         let whole = script::host_script(&scripts, lock.as_ref(), &options.run_id, unlock);

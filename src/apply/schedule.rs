@@ -579,6 +579,7 @@ mod tests {
                                 .unwrap()
                                 .digest,
                             cas: String::new(),
+                            cas_text: None,
                             changes,
                             handlers: vec![],
                             locked_by: None,

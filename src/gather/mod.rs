@@ -68,6 +68,10 @@ pub struct ActualState {
     /// host, under its lock, before it changes anything (compare-and-swap). Never saved here.
     #[serde(skip)]
     pub cas: String,
+    /// That raw output itself: an apply script of the same run compares it as it is, with no
+    /// `sha256sum` on the host. Never saved (a saved plan compares [`ActualState::cas`]).
+    #[serde(skip)]
+    pub cas_text: Option<std::sync::Arc<str>>,
     /// Bodies of files whose digest differs from the desired one, read in the gather itself
     /// while their total stays under [`INLINE_BODIES`] (for diffs). Never saved.
     #[serde(skip)]
@@ -137,13 +141,17 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
         })
         .collect();
     if !expected.is_empty() {
-        s.code("t=0\nprintf '%s\\n' \"${H-}\" | while IFS= read -r l; do case $l in ''|\\\\*");
+        // A here-document, not `printf | while`: the loop runs in this shell, no fork.
+        s.code("t=0\nwhile IFS= read -r l; do case $l in ''|\\\\*");
         for e in &expected {
             s.code("|").word(e);
         }
-        s.code(") ;; *) f=${l#*  }; [ -f \"$f\" ] && [ ! -L \"$f\" ] && z=$(wc -c < \"$f\") && [ $((t+z)) -le ")
+        // The size is stat's (`%s`, the field before `<tab>path<tab>` in `$S`), checked to be
+        // a number; `head -c` sends exactly that many bytes, so a file that grew since keeps
+        // the framing (its body then fails the digest check and is fetched again).
+        s.code(") ;; *) f=${l#*  }; [ -f \"$f\" ] && [ ! -L \"$f\" ] && z=${S%%\"\t$f\t\"*} && z=${z##*\t} && case $z in ''|*[!0-9]*) false;; esac && [ $((t+z)) -le ")
             .int(INLINE_BODIES)
-            .code(" ] && t=$((t+z)) && printf '%s\\t%s\\n' \"$f\" \"$z\" && cat -- \"$f\";; esac; done\n");
+            .code(" ] && t=$((t+z)) && printf '%s\\t%s\\n' \"$f\" \"$z\" && head -c \"$z\" -- \"$f\";; esac; done <<__FOOBAR_SUMS__\n${H-}\n__FOOBAR_SUMS__\n");
     }
     // Every value is a word: only a NUL could fail, and load refuses those.
     s.to_stdin()
@@ -160,13 +168,15 @@ pub fn facts_script(want: &DesiredState) -> Script {
     let packages = want.packages();
     let services = want.services();
     let mut s = Script::new();
-    s.code("H=\n");
+    s.code("H=\nS=\n");
     if !paths.is_empty() {
         // Paths hold no control characters (checked at load): `%n` is the path as it is, and
         // `%N` with literal quoting is `path -> target` for a link.
-        s.code("echo '#foobar:stat'\nQUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\n' -- ")
+        // Kept in `$S` (and printed as stat printed it): the gather's bodies take their sizes
+        // from it, no `wc` per file.
+        s.code("echo '#foobar:stat'\nS=$(QUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\n' -- ")
             .words(&paths)
-            .code(" 2>/dev/null\n");
+            .code(" 2>/dev/null)\n[ -n \"$S\" ] && printf '%s\\n' \"$S\"\n");
         // Only regular files are hashed; sha256sum skips what it cannot read.
         let files: Vec<&str> = want
             .entries()

@@ -205,7 +205,22 @@ pub fn parse_output(host: &str, stdout: &[u8]) -> Result<(bool, ActualState), Ga
     // The facts part ends where the lock section starts.
     let facts_end = find_line(text, b"#foobar:lock\n").unwrap_or(0);
     state.cas = crate::render::sha256_hex(&text[..facts_end]);
-    state.bodies = parse_frames(host, &text[split..])?;
+    state.cas_text = std::str::from_utf8(&text[..facts_end])
+        .ok()
+        .filter(|t| !t.contains('\0'))
+        .map(std::sync::Arc::from);
+    // Bodies are for diffs only, and a file may change between its stat and its read: a
+    // body section that does not parse, or a body whose digest is not the one just read, is
+    // dropped (the plan then reads it in a command of its own).
+    let mut bodies = parse_frames(host, &text[split..]).unwrap_or_default();
+    bodies.retain(|path, body| {
+        state
+            .paths
+            .get(path)
+            .and_then(|p| p.digest.as_deref())
+            .is_some_and(|d| d == crate::render::sha256_hex(body))
+    });
+    state.bodies = bodies;
     Ok((locked, state))
 }
 
@@ -293,18 +308,34 @@ alice@laptop pid 42\n\
 
     #[test]
     fn the_facts_digest_covers_facts_up_to_the_lock_and_bodies_follow_the_end() {
-        let facts = "#foobar:sha256\nabc  /etc/a\n#foobar:pending\n";
+        let body = b"#foobar:end\nx\n";
+        let digest = crate::render::sha256_hex(body);
+        let facts = format!(
+            "#foobar:stat\nregular file\t644\troot\troot\t14\t/etc/a\t/etc/a\n\
+             regular file\t644\troot\troot\t2\t/etc/b\t/etc/b\n\
+             #foobar:sha256\n{digest}  /etc/a\n{digest}  /etc/b\n#foobar:pending\n"
+        );
         let out = format!(
-            "{LOCKED_MARK}{facts}#foobar:lock\nsomeone\n#foobar:end\n/etc/a\t14\n#foobar:end\nx\n"
+            "{LOCKED_MARK}{facts}#foobar:lock\nsomeone\n#foobar:end\n/etc/a\t14\n#foobar:end\nx\n/etc/b\t2\nzz"
         );
         let (locked, s) = parse_output("h", out.as_bytes()).unwrap();
         assert!(locked);
         assert_eq!(s.cas, crate::render::sha256_hex(facts.as_bytes()));
+        assert_eq!(s.cas_text.as_deref(), Some(facts.as_str()));
         // A body may hold anything, even a line that looks like a section.
-        assert_eq!(s.bodies["/etc/a"], b"#foobar:end\nx\n");
+        assert_eq!(s.bodies["/etc/a"], body);
+        // A body that is not what its digest says (the file changed after it was hashed) is
+        // dropped: the plan reads it again.
+        assert!(!s.bodies.contains_key("/etc/b"), "{:?}", s.bodies);
         // Who holds the lock is not part of what the apply compares.
         let other = format!("{facts}#foobar:lock\n#foobar:end\n");
         assert_eq!(parse_output("h", other.as_bytes()).unwrap().1.cas, s.cas);
+        // A body section that does not parse (a file that shrank between its stat and its
+        // read) loses its bodies, not the facts.
+        let broken = format!("{facts}#foobar:lock\n#foobar:end\n/etc/a\t99\nshort");
+        let (_, b) = parse_output("h", broken.as_bytes()).unwrap();
+        assert!(b.bodies.is_empty());
+        assert_eq!(b.cas, s.cas);
     }
 
     #[test]

@@ -411,6 +411,7 @@ mod tests {
             HostName::new("web-01"),
             HostPlan {
                 cas: String::new(),
+                cas_text: None,
                 facts_digest: String::new(),
                 changes,
                 handlers,
