@@ -1042,33 +1042,39 @@ fn unlock_removes_only_this_runs_lock_and_a_play_clears_only_its_own_pending_han
         vec![run_handler("h", "true")],
     );
     let hp = plan::diff(&want, &ActualState::default());
-    let play = script::build(&ScriptInput {
-        play: &want.plays[0],
-        changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
-        handlers: hp.handlers.iter().collect(),
-        run_id: "r1",
-        unlock: false,
-        keep_backups: 5,
-        lock: None,
-        alone: true,
-        temp_salt: 0x0123_4567_89ab_cdef,
-    })
-    .expect("script builds")
-    .script
-    .to_stdin()
-    .unwrap();
-    let p = "/var/lib/foobar/pending-handlers";
-    for (before, after) in [("0\\th\\n5\\tother\\n", "5\tother\n"), ("0\\th\\n", "")] {
-        let (replies, _, out) = s.run(&format!(
-            "mkdir -p /var/lib/foobar && printf '{before}' > {p}\n\
-             sh -s <<'__PLAY__'\n{play}__PLAY__\n\
-             printf 'PENDING<'; cat {p}; echo '>'\n"
-        ));
-        assert!(replies.contains(&Reply::Done), "{out}");
-        assert!(
-            out.contains(&format!("PENDING<{after}>")),
-            "{before}: {out}"
+    // Alone on its host (no `flock`), and beside other plays (under the record's lock).
+    for alone in [true, false] {
+        let built = script::build(&ScriptInput {
+            play: &want.plays[0],
+            changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
+            handlers: hp.handlers.iter().collect(),
+            run_id: "r1",
+            unlock: false,
+            keep_backups: 5,
+            lock: None,
+            alone,
+            temp_salt: 0x0123_4567_89ab_cdef,
+        })
+        .expect("script builds")
+        .script;
+        assert_eq!(
+            built.to_string().contains("with_pending add_pending"),
+            !alone
         );
-        std::fs::remove_file(format!("{root}/f")).unwrap();
+        let play = built.to_stdin().unwrap();
+        let p = "/var/lib/foobar/pending-handlers";
+        for (before, after) in [("0\\th\\n5\\tother\\n", "5\tother\n"), ("0\\th\\n", "")] {
+            let (replies, _, out) = s.run(&format!(
+                "mkdir -p /var/lib/foobar && printf '{before}' > {p}\n\
+                 sh -s <<'__PLAY__'\n{play}__PLAY__\n\
+                 printf 'PENDING<'; cat {p}; echo '>'\n"
+            ));
+            assert!(replies.contains(&Reply::Done), "{out}");
+            assert!(
+                out.contains(&format!("PENDING<{after}>")),
+                "{alone} {before}: {out}"
+            );
+            std::fs::remove_file(format!("{root}/f")).unwrap();
+        }
     }
 }

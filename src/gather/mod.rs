@@ -174,7 +174,12 @@ pub fn facts_script(want: &DesiredState) -> Script {
         // `%N` with literal quoting is `path -> target` for a link.
         // Kept in `$S` (and printed as stat printed it): the gather's bodies take their sizes
         // from it, no `wc` per file.
-        s.code("echo '#foobar:stat'\nS=$(QUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\n' -- ")
+        // None of the paths there (a fresh host): stat and sha256sum would print nothing, so
+        // they are not started (`[ -e ]` is a builtin).
+        s.code("x=; for p in ")
+            .words(&paths)
+            .code("; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then x=1; break; fi; done\n");
+        s.code("echo '#foobar:stat'\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\n' -- ")
             .words(&paths)
             .code(" 2>/dev/null)\n[ -n \"$S\" ] && printf '%s\\n' \"$S\"\n");
         // Only regular files are hashed; sha256sum skips what it cannot read.
@@ -186,7 +191,7 @@ pub fn facts_script(want: &DesiredState) -> Script {
         if !files.is_empty() {
             // One process for all files; digests of links and directories are ignored when
             // parsing (stat says what each path is).
-            s.code("echo '#foobar:sha256'\nH=$(sha256sum -- ")
+            s.code("echo '#foobar:sha256'\n[ -n \"$x\" ] && H=$(sha256sum -- ")
                 .words(&files)
                 .code(" 2>/dev/null)\n[ -n \"$H\" ] && printf '%s\\n' \"$H\"\n");
         }
