@@ -378,16 +378,11 @@ pub fn backup_path(run_id: &str, path: &str) -> String {
 
 /// Shell functions for backups and restores.
 ///
-/// `backup_all RUN_DIR PATH...` copies each PATH (they exist) to `RUN_DIR/PATH`, in the
-/// run's root-only directory, with one `cp` for all of them (`--parents` works from `/`).
-/// `protect_backup PATH BACKUP` makes a sensitive file's copy 0600 and keeps its mode
+/// An apply script copies what it replaces into the run's root-only directory itself (one
+/// `cp -a --parents` per play, `apply::script`). `protect_backup PATH BACKUP` makes a sensitive file's copy 0600 and keeps its mode
 /// beside it. `restore_one PATH BACKUP` puts BACKUP back over PATH (atomically, with its
 /// mode), or removes PATH when there was nothing to back up (foobar created it).
-pub const BACKUP_FUNCTIONS: &str = r#"backup_all() {
-  d=$1; shift
-  { [ -d "$d" ] || mkdir -p -- "$d"; } && cd / && cp -a --parents -- "$@" "$d"
-}
-protect_backup() {
+pub const BACKUP_FUNCTIONS: &str = r#"protect_backup() {
   if [ -f "$2" ] && [ ! -L "$2" ]; then stat -c %a -- "$1" > "$2.foobar-mode" && chmod 0600 -- "$2" || return 1; fi
   return 0
 }

@@ -69,6 +69,7 @@ async fn held_session() {
         .expect("gather");
     let shell = pid(&gathered);
     assert_eq!(text(&gathered), format!("pid={shell}\nread-nothing\n"));
+
     assert_eq!(gathered.code, Some(0));
 
     // The next script continues in the same shell (`$$` in its subshell is the shell's),
@@ -91,6 +92,24 @@ async fn held_session() {
         .await
         .expect("a new session");
     assert_ne!(pid(&next), shell);
+
+    // Output that does not end with a newline (a body read with `head -c`) is held too, comes
+    // back exactly, and the next script continues after it.
+    let unended = t
+        .run_and_hold(
+            &cmd,
+            b"printf 'pid=%s\\nno newline' $$\n",
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("gather without a final newline");
+    let shell = pid(&unended);
+    assert_eq!(text(&unended), format!("pid={shell}\nno newline"));
+    let applied = t
+        .run(&cmd, Some(b"echo pid=$$\n"))
+        .await
+        .expect("continued script");
+    assert_eq!(text(&applied), format!("pid={shell}\n"));
 
     // A held shell that ended before the script came (here: killed) is not used: the script
     // runs on a new session, and once.

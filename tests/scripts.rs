@@ -765,6 +765,59 @@ fn bodies_reach_disk_byte_for_byte_with_their_mode_and_owner() {
     assert_eq!(new_dir.permissions().mode() & 0o7777, 0o755);
 }
 
+/// Plays side by side on one host back up into the same run's directory at the same time:
+/// neither may fail because the other made a directory first (`cp --parents` alone does).
+#[test]
+fn plays_side_by_side_back_up_into_one_run_directory() {
+    let s = Scratch::new();
+    let root = s.root();
+    let mut both = String::new();
+    for round in 0..40 {
+        let run_id = format!("20260101T000000Z-{round:016x}");
+        let mut scripts = Vec::new();
+        for play in ["a", "b"] {
+            let dir = format!("{root}/r{round}/shared/{play}");
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = format!("{dir}/f.conf");
+            std::fs::write(&path, "old\n").unwrap();
+            let want = desired_with_services(
+                play,
+                vec![],
+                vec![file(&path, "new\n", 0o644, &[])],
+                vec![],
+                vec![],
+            );
+            let mut have = ActualState::default();
+            have.paths.insert(path, live_file("old\n", 0o644));
+            let hp = plan::diff(&want, &have);
+            let built = script::build(&ScriptInput {
+                play: &want.plays[0],
+                changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
+                handlers: vec![],
+                run_id: &run_id,
+                unlock: false,
+                keep_backups: 100,
+                lock: None,
+                alone: false,
+                temp_salt: round,
+            })
+            .expect("script builds");
+            scripts.push(built.script.to_stdin().unwrap());
+        }
+        both.push_str(&format!(
+            "sh -s > a.out 2>&1 <<'__A__' &\n{}__A__\nsh -s > b.out 2>&1 <<'__B__' &\n{}__B__\nwait\ncat a.out b.out\n",
+            scripts[0], scripts[1]
+        ));
+    }
+    let (replies, _, out) = s.run(&both);
+    let done = replies.iter().filter(|r| **r == Reply::Done).count();
+    assert!(
+        !replies.iter().any(|r| matches!(r, Reply::Err { .. })),
+        "{out}"
+    );
+    assert_eq!(done, 80, "{out}");
+}
+
 #[test]
 fn saved_plans_are_refused_on_any_difference_naming_it() {
     let base = || {

@@ -151,7 +151,7 @@ pub(super) fn stage(body: &mut Script, bodies: &[NewBody<'_>], salt: u64) {
 }
 
 /// Back up every path of `paths` (step, path, sensitive) that exists, before the first
-/// swap: one `cp -a --parents` into the run's directory; a sensitive file's copy is then made
+/// swap: one `mkdir -p` and one `cp -a --parents` (from `/`) into the run's directory; a sensitive file's copy is then made
 /// 0600 with its mode kept beside it. A failure prints `ERR <first step> backup`, removes the
 /// temp files and ends the script (nothing live changed yet).
 pub(super) fn backup(body: &mut Script, paths: &[(usize, &str, bool)], run_id: &str) {
@@ -168,9 +168,20 @@ pub(super) fn backup(body: &mut Script, paths: &[(usize, &str, bool)], run_id: &
             .word(p)
             .code("\n");
     }
-    body.code("if [ $# -gt 0 ] && ! out=$(backup_all ")
+    // Every directory the copies go in is made first by `mkdir -p`, which takes a directory
+    // that appears meanwhile in its stride: plays side by side back up into the same run's
+    // directory, and `cp --parents` fails on a directory another `cp` just made.
+    let mut dirs: Vec<String> = paths
+        .iter()
+        .map(|(_, p, _)| shell::backup_path(run_id, parent(p).trim_end_matches('/')))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    body.code("if [ $# -gt 0 ] && ! out=$(mkdir -p -- ")
+        .words(&dirs)
+        .code(" && cd / && cp -a --parents -- \"$@\" ")
         .word(shell::backup_path(run_id, ""))
-        .code(" \"$@\" 2>&1); then err ")
+        .code(" 2>&1); then err ")
         .int(first as u64)
         .code(" backup \"$out\"; cleanup; exit 1; fi\n");
     for (n, p, sensitive) in paths {

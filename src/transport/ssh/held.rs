@@ -48,17 +48,9 @@ fn mark(word: &str) -> String {
     format!("#foobar:{word} {}\n", hex::encode(b))
 }
 
-/// Where `mark` starts a line of `out`, if it does.
-fn find_line(out: &[u8], mark: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = out[from..].windows(mark.len()).position(|w| w == mark) {
-        let at = from + i;
-        if at == 0 || out[at - 1] == b'\n' {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
+/// Where `needle` starts in `out`, if it does.
+fn find(out: &[u8], needle: &[u8]) -> Option<usize> {
+    out.windows(needle.len()).position(|w| w == needle)
 }
 
 impl SshTransport {
@@ -83,9 +75,12 @@ impl SshTransport {
         let end = mark("held");
         let mut input = b"{\n".to_vec();
         input.extend_from_slice(script);
-        input.extend_from_slice(b"\n} </dev/null\nprintf '%s' '");
+        // The mark follows a newline of its own: the script's output may not end with one (a
+        // body read with `head -c`), and that newline is not part of the output.
+        input.extend_from_slice(b"\n} </dev/null\nprintf '\\n%s' '");
         input.extend_from_slice(end.as_bytes());
         input.extend_from_slice(b"'\n");
+        let needle = format!("\n{end}");
         let work = async {
             let (mut child, session) = self.spawn(command, &line, true).await?;
             let (Some(mut stdin), Some(mut stdout), Some(mut stderr)) = (
@@ -107,7 +102,7 @@ impl SshTransport {
                 let mut out = Vec::new();
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
-                    if let Some(at) = find_line(&out, end.as_bytes()) {
+                    if let Some(at) = find(&out, needle.as_bytes()) {
                         out.truncate(at);
                         return Ok::<_, io::Error>((out, true));
                     }
@@ -255,16 +250,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_mark_counts_only_at_the_start_of_a_line() {
-        let m = b"#foobar:held 00ff\n";
-        assert_eq!(find_line(b"#foobar:held 00ff\n", m), Some(0));
-        assert_eq!(find_line(b"a\n#foobar:held 00ff\n", m), Some(2));
-        assert_eq!(find_line(b"x #foobar:held 00ff\n", m), None);
-        assert_eq!(
-            find_line(b"x #foobar:held 00ff\n#foobar:held 00ff\n", m),
-            Some(20)
-        );
-        assert_eq!(find_line(b"#foobar:held 00f", m), None);
-        assert_eq!(find_line(b"", m), None);
+    fn the_end_mark_is_found_after_output_with_or_without_a_final_newline() {
+        let m = b"\n#foobar:held 00ff\n";
+        assert_eq!(find(b"\n#foobar:held 00ff\n", m), Some(0));
+        assert_eq!(find(b"a\n\n#foobar:held 00ff\n", m), Some(2));
+        assert_eq!(find(b"body\n#foobar:held 00ff\n", m), Some(4));
+        assert_eq!(find(b"\n#foobar:held 00f", m), None);
+        assert_eq!(find(b"", m), None);
     }
 }
