@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{lab_lock, repo, ssh_ok};
 use foobar::host::HostName;
-use foobar::transport::{self, ConnectionSpec, RemoteCommand};
+use foobar::transport::{self, ConnectionSpec, RemoteCommand, Transport};
 
 fn spec() -> ConnectionSpec {
     ConnectionSpec {
@@ -51,78 +51,72 @@ fn a_gather_and_the_script_after_it_share_one_shell_and_the_script_runs_once() {
         .block_on(held_session());
 }
 
+/// A held gather (bounded by the command's own timeout).
+async fn hold(t: &dyn Transport, cmd: &RemoteCommand, script: &[u8]) -> transport::Output {
+    t.run_and_hold(cmd, script, cmd.timeout)
+        .await
+        .expect("held gather")
+}
+
+/// A script through the transport (continuing a held session when there is one fit).
+async fn run(t: &dyn Transport, cmd: &RemoteCommand, script: &[u8]) -> transport::Output {
+    t.run(cmd, Some(script)).await.expect("script")
+}
+
+/// Whether the shell `pid` on web-01 ends within 5 s.
+fn ends(pid: &str) -> bool {
+    (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        ssh_ok(
+            "web-01",
+            &format!("[ -e /proc/{pid} ] && echo alive || echo gone"),
+        ) == "gone\n"
+    })
+}
+
 async fn held_session() {
     ssh_ok("web-01", "rm -f /tmp/held-runs");
     let t = transport::connect(&spec())
         .await
         .expect("connect to web-01");
+    let t = t.as_ref();
     let cmd = RemoteCommand::script(Duration::from_secs(60));
 
     // The held script's stdin is /dev/null: `cat` reads none of what follows.
-    let gathered = t
-        .run_and_hold(
-            &cmd,
-            b"echo pid=$$\ncat\necho read-nothing\n",
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("gather");
+    let gathered = hold(t, &cmd, b"echo pid=$$\ncat\necho read-nothing\n").await;
     let shell = pid(&gathered);
     assert_eq!(text(&gathered), format!("pid={shell}\nread-nothing\n"));
-
     assert_eq!(gathered.code, Some(0));
 
     // The next script continues in the same shell (`$$` in its subshell is the shell's),
     // with its own exit status and output, and counts as a second command.
-    let applied = t
-        .run(
-            &cmd,
-            Some(b"set -u\necho pid=$$\necho ran >> /tmp/held-runs\nexit 3\n"),
-        )
-        .await
-        .expect("continued script");
+    let applied = run(
+        t,
+        &cmd,
+        b"set -u\necho pid=$$\necho ran >> /tmp/held-runs\nexit 3\n",
+    )
+    .await;
     assert_eq!(text(&applied), format!("pid={shell}\n"));
     assert_eq!(applied.code, Some(3));
     assert_eq!(t.commands_run(), 2);
     assert_eq!(ssh_ok("web-01", "cat /tmp/held-runs"), "ran\n");
 
     // The held session is used once: the next script gets a new shell.
-    let next = t
-        .run(&cmd, Some(b"echo pid=$$\n"))
-        .await
-        .expect("a new session");
-    assert_ne!(pid(&next), shell);
+    assert_ne!(pid(&run(t, &cmd, b"echo pid=$$\n").await), shell);
 
     // Output that does not end with a newline (a body read with `head -c`) is held too, comes
     // back exactly, and the next script continues after it.
-    let unended = t
-        .run_and_hold(
-            &cmd,
-            b"printf 'pid=%s\\nno newline' $$\n",
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("gather without a final newline");
+    let unended = hold(t, &cmd, b"printf 'pid=%s\\nno newline' $$\n").await;
     let shell = pid(&unended);
     assert_eq!(text(&unended), format!("pid={shell}\nno newline"));
-    let applied = t
-        .run(&cmd, Some(b"echo pid=$$\n"))
-        .await
-        .expect("continued script");
+    let applied = run(t, &cmd, b"echo pid=$$\n").await;
     assert_eq!(text(&applied), format!("pid={shell}\n"));
 
     // A held shell that ended before the script came (here: killed) is not used: the script
     // runs on a new session, and once.
-    let gathered = t
-        .run_and_hold(&cmd, b"echo pid=$$\n", Duration::from_secs(30))
-        .await
-        .expect("gather");
-    let killed = pid(&gathered);
+    let killed = pid(&hold(t, &cmd, b"echo pid=$$\n").await);
     ssh_ok("web-01", &format!("kill -9 {killed}"));
-    let applied = t
-        .run(&cmd, Some(b"echo pid=$$\necho ran >> /tmp/held-runs\n"))
-        .await
-        .expect("script on a new session");
+    let applied = run(t, &cmd, b"echo pid=$$\necho ran >> /tmp/held-runs\n").await;
     assert_ne!(pid(&applied), killed);
     assert_eq!(applied.code, Some(0));
     assert_eq!(ssh_ok("web-01", "cat /tmp/held-runs"), "ran\nran\n");
@@ -131,54 +125,21 @@ async fn held_session() {
     // remote `timeout` started with the gather, and a script gets its whole time. The held
     // shell is released (it reads EOF and exits).
     let short = RemoteCommand::script(Duration::from_secs(10));
-    let gathered = t
-        .run_and_hold(&short, b"echo pid=$$\n", Duration::from_secs(10))
-        .await
-        .expect("gather");
-    let stale = pid(&gathered);
+    let stale = pid(&hold(t, &short, b"echo pid=$$\n").await);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let applied = t
-        .run(&short, Some(b"echo pid=$$\n"))
-        .await
-        .expect("script on a new session");
-    assert_ne!(pid(&applied), stale);
-    let gone = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        ssh_ok(
-            "web-01",
-            &format!("[ -e /proc/{stale} ] && echo alive || echo gone"),
-        ) == "gone\n"
-    });
-    assert!(gone, "the stale held shell {stale} still runs");
+    assert_ne!(pid(&run(t, &short, b"echo pid=$$\n").await), stale);
+    assert!(ends(&stale), "the stale held shell {stale} still runs");
 
     // A gather that ends its shell (exit) is an ordinary command: nothing is held.
-    let ended = t
-        .run_and_hold(&cmd, b"echo pid=$$\nexit 5\n", Duration::from_secs(30))
-        .await
-        .expect("gather that exits");
+    let ended = hold(t, &cmd, b"echo pid=$$\nexit 5\n").await;
     assert_eq!(ended.code, Some(5));
-    let after = t
-        .run(&cmd, Some(b"echo pid=$$\n"))
-        .await
-        .expect("a new session");
-    assert_ne!(pid(&after), pid(&ended));
+    assert_ne!(pid(&run(t, &cmd, b"echo pid=$$\n").await), pid(&ended));
 
     // `finish` releases a held session that nothing used.
-    let gathered = t
-        .run_and_hold(&cmd, b"echo pid=$$\n", Duration::from_secs(30))
-        .await
-        .expect("gather");
-    let unused = pid(&gathered);
+    let unused = pid(&hold(t, &cmd, b"echo pid=$$\n").await);
     t.finish().await;
-    let gone = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        ssh_ok(
-            "web-01",
-            &format!("[ -e /proc/{unused} ] && echo alive || echo gone"),
-        ) == "gone\n"
-    });
     assert!(
-        gone,
+        ends(&unused),
         "the unused held shell {unused} still runs after finish"
     );
     ssh_ok("web-01", "rm -f /tmp/held-runs");

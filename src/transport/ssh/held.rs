@@ -102,15 +102,17 @@ impl SshTransport {
                 let mut out = Vec::new();
                 let mut buf = vec![0u8; 64 * 1024];
                 loop {
-                    if let Some(at) = find(&out, needle.as_bytes()) {
-                        out.truncate(at);
-                        return Ok::<_, io::Error>((out, true));
-                    }
                     let n = stdout.read(&mut buf).await?;
                     if n == 0 {
-                        return Ok((out, false));
+                        return Ok::<_, io::Error>((out, false));
                     }
+                    // Only the new bytes (and the needle's length before them) can hold it.
+                    let from = out.len().saturating_sub(needle.len());
                     out.extend_from_slice(&buf[..n]);
+                    if let Some(at) = find(&out[from..], needle.as_bytes()) {
+                        out.truncate(from + at);
+                        return Ok((out, true));
+                    }
                 }
             };
             let (written, read) = tokio::join!(write, read);
