@@ -97,7 +97,7 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
 
     // Every lock this run took is released, by the last script or a final unlock.
     for h in ["lb-01", "web-01", "web-02"] {
-        ssh_ok(h, "test ! -e /var/lib/foobar/lock");
+        ssh_ok(h, "test ! -e /var/lib/foobar/lock/holder");
     }
 
     // Converged: nothing to do, and a second apply runs no handler.
@@ -124,7 +124,7 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
             "{}",
             json.stdout
         );
-        ssh_ok(h, "test ! -e /var/lib/foobar/lock");
+        ssh_ok(h, "test ! -e /var/lib/foobar/lock/holder");
     }
     let pid = haproxy_master_pid();
     let second = foobar(&["apply", "--yes"]);
@@ -211,7 +211,7 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
         "{}",
         json.stdout
     );
-    ssh_ok("lb-01", "test ! -e /var/lib/foobar/lock");
+    ssh_ok("lb-01", "test ! -e /var/lib/foobar/lock/holder");
 }
 
 fn sql(host: &str, query: &str) -> String {

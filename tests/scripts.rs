@@ -952,6 +952,122 @@ fn host_run(
     (replies, s.tree(), out)
 }
 
+/// The compare-and-swap of an apply in the run that gathered (issue 18): the gather's own
+/// facts, compared under the lock with no file hashed again when its change time vouches for
+/// it. Nothing moved: the play runs. A file rewritten in place with its own size, or
+/// chmodded away and back, since the gather: stale, nothing changes (stat would print the
+/// same type, mode, owner and size; the change time moved).
+#[test]
+fn the_quick_check_sees_a_same_size_rewrite_or_a_chmod_and_back_since_the_gather() {
+    let run_id = "20260101T000000Z-00000000000000dd";
+    for between in [
+        ":",
+        "printf 'B\\n' > \"$K\"",
+        "chmod 600 \"$K\" && chmod 644 \"$K\"",
+    ] {
+        let s = Scratch::new();
+        let root = s.root();
+        let (kept, changed) = (format!("{root}/kept"), format!("{root}/changed"));
+        let want = desired_with_services(
+            "p",
+            vec![],
+            vec![
+                file(&kept, "A\n", 0o644, &[]),
+                file(&changed, "new\n", 0o644, &["h"]),
+            ],
+            vec![],
+            vec![run_handler("h", "true")],
+        );
+        for (path, body) in [(&kept, "A\n"), (&changed, "old\n")] {
+            std::fs::write(path, body).unwrap();
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        // Older than the gather's clock by more than a tick: vouched for by change time.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (_, _, out) = s.run(&foobar::gather::gather_script(&want, None));
+        let (_, have) = foobar::gather::parse_output("h", out.as_bytes()).expect("gather parses");
+        let hp = plan::diff(&want, &have);
+        let quick = hp.cas_quick.clone().expect("a quick check");
+        assert!(quick.hashed.is_empty(), "{quick:?}");
+        let built = script::build(&ScriptInput {
+            play: &want.plays[0],
+            changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
+            handlers: hp.handlers.iter().collect(),
+            run_id,
+            unlock: true,
+            keep_backups: 5,
+            lock: Some(script::LockCheck {
+                holder: &format!("me pid 1 since x run {run_id}"),
+                break_lock: false,
+                cas: &hp.cas,
+                cas_text: Some(&quick.text),
+                facts: foobar::gather::quick_check_script(&want, &quick.hashed),
+            }),
+            alone: true,
+            temp_salt: 0x0123_4567_89ab_cdef,
+        })
+        .expect("script builds");
+        let (replies, _, out) = s.run(&format!(
+            "K={}\n{between}\n{}",
+            shell::sh_quote(&kept),
+            built.script.to_stdin().unwrap()
+        ));
+        let after = std::fs::read_to_string(&changed).unwrap();
+        if between == ":" {
+            assert!(!replies.contains(&Reply::Stale), "{out}");
+            assert_eq!(after, "new\n", "{out}");
+        } else {
+            assert_eq!(replies, vec![Reply::Stale], "{between}: {out}");
+            assert_eq!(after, "old\n", "{between}: {out}");
+        }
+    }
+}
+
+/// The gather sends the bodies of files that differ, for the diff, byte for byte (issue 18):
+/// small ones by shell builtins (with or without a final newline, with backslashes, leading
+/// blanks, a carriage return, bytes that are not UTF-8), large ones by `head`. A body holding
+/// a NUL cannot pass through the shell: it is dropped (the plan fetches it on its own), as
+/// is one past the inline total; the gather still succeeds whichever file comes last.
+#[test]
+fn the_gather_sends_differing_bodies_byte_for_byte() {
+    let s = Scratch::new();
+    let root = s.root();
+    let big: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let live: Vec<(&str, Vec<u8>)> = vec![
+        ("nl", b"a\\b\n  c\r\n".to_vec()),
+        ("no-nl", b"x\n\ty \xff\xfe end".to_vec()),
+        ("empty-lines", b"\n\n\n".to_vec()),
+        ("one", b"z".to_vec()),
+        ("big", big),
+        ("nul", b"a\0b\n".to_vec()),
+        // Past the inline total: not sent (the plan fetches it), and no failure either.
+        ("huge", vec![b'h'; 70_000]),
+    ];
+    let mut entries = vec![];
+    for (name, body) in &live {
+        let path = format!("{root}/{name}");
+        std::fs::write(&path, body).unwrap();
+        entries.push(file(&path, "wanted\n", 0o644, &[]));
+    }
+    let want = desired_with_services("p", vec![], entries, vec![], vec![]);
+    // Read-only, and bytes as they are (no lossy text): the gather runs here, under sh.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(foobar::gather::gather_script(&want, None))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (_, have) = foobar::gather::parse_output("h", &out.stdout).expect("gather parses");
+    for (name, body) in &live {
+        let got = have.bodies.get(&format!("{root}/{name}"));
+        if *name == "nul" || *name == "huge" {
+            assert!(got.is_none(), "{name}: {got:?}");
+        } else {
+            assert_eq!(got, Some(body), "{name}");
+        }
+    }
+}
+
 fn has(tree: &BTreeMap<PathBuf, String>, name: &str) -> bool {
     tree.keys().any(|p| p.ends_with(name))
 }
@@ -1067,6 +1183,60 @@ fn a_play_script_prints_on_success_exactly_what_a_dry_run_answers() {
     assert_eq!(replies, answered, "{out}");
 }
 
+/// The lock is its holder file, created exclusively by the shell (`set -C`, a builtin) (issue
+/// 18): of eight runs racing for a fresh host exactly one takes it, its holder is 0600, a
+/// released lock leaves its directory, and taking it again starts no process (no `mkdir`).
+#[test]
+fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process() {
+    let s = Scratch::new();
+    let mut race = String::new();
+    for i in 0..8 {
+        let lock = foobar::apply::lock::lock_script(&format!("me pid {i} since x run r{i}"), false);
+        // A run that loses goes on past the lock (its gather follows): `survived`.
+        race.push_str(&format!(
+            "cat > /var/l{i} <<'__LOCK__'\n{lock}echo survived\n__LOCK__\n"
+        ));
+    }
+    race.push_str(
+        "for i in 0 1 2 3 4 5 6 7; do sh /var/l$i > /var/o$i & done; wait\n\
+         echo \"won $(cat /var/o[0-7] | grep -c '^#foobar:locked$')\"\n\
+         echo \"survived $(cat /var/o[0-7] | grep -c '^survived$')\"\n\
+         echo \"mode $(stat -c %a /var/lib/foobar/lock/holder)\"\n\
+         echo \"holder $(cat /var/lib/foobar/lock/holder)\"\n",
+    );
+    let (_, _, out) = s.run(&race);
+    assert!(out.contains("won 1\n"), "{out}");
+    assert!(out.contains("survived 8\n"), "{out}");
+    assert!(out.contains("mode 600\n"), "{out}");
+    let winner = out
+        .lines()
+        .find_map(|l| l.strip_prefix("holder me pid "))
+        .and_then(|l| l.split(" run ").nth(1))
+        .unwrap_or_else(|| panic!("no holder: {out}"))
+        .to_string();
+
+    // Released by its own run, then taken again with `mkdir` stubbed out (a call would be
+    // recorded): the directory is still there, so none is made.
+    let unlock = foobar::apply::lock::unlock_script(&winner)
+        .to_stdin()
+        .unwrap();
+    let again = foobar::apply::lock::lock_script("me pid 9 since x run r9", false);
+    let stub = s.base.join("stubs").join("mkdir");
+    std::fs::write(&stub, STUB).unwrap();
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_, calls, out) = s.run(&format!(
+        "{{ PATH=${{PATH#*:}} sh -s <<'__LOCK__'\n{}__LOCK__\n}} >/dev/null\n{unlock}\
+         [ -d /var/lib/foobar/lock ] && [ ! -e /var/lib/foobar/lock/holder ] && echo released\n\
+         {again}cat /var/lib/foobar/lock/holder\n",
+        foobar::apply::lock::lock_script(&format!("me pid 0 since x run {winner}"), false)
+    ));
+    assert!(
+        out.contains("released\n#foobar:locked\nme pid 9 since x run r9\n"),
+        "{out}"
+    );
+    assert!(calls.is_empty(), "{calls:?}");
+}
+
 /// The unlock and the pending-handler record use shell builtins where they can (issue 18):
 /// the unlock still removes only this run's lock, and a play still clears only its own
 /// pending handlers, keeping another play's.
@@ -1077,9 +1247,10 @@ fn unlock_removes_only_this_runs_lock_and_a_play_clears_only_its_own_pending_han
     let (_, _, out) = s.run(&format!(
         "mkdir -p /var/lib/foobar/lock\n\
          printf '%s\\n' 'me pid 1 since x run r2' > /var/lib/foobar/lock/holder\n\
-         {unlock}[ -d /var/lib/foobar/lock ] && echo other-run-kept\n\
+         {unlock}[ -e /var/lib/foobar/lock/holder ] && echo other-run-kept\n\
          printf 'me\\n pid 1 since x run r1\\n' > /var/lib/foobar/lock/holder\n\
-         {unlock}[ -d /var/lib/foobar/lock ] || echo own-removed\n"
+         : > /var/lib/foobar/lock/stop\n\
+         {unlock}[ -e /var/lib/foobar/lock/holder ] || [ -e /var/lib/foobar/lock/stop ] || echo own-removed\n"
     ));
     assert!(out.contains("other-run-kept"), "{out}");
     assert!(out.contains("own-removed"), "{out}");

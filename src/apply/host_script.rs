@@ -9,10 +9,10 @@
 use super::lock::LockCheck;
 use crate::shell::Script;
 
-/// The file whose presence tells a host script to start no further play (Ctrl-C): inside the
-/// lock's directory, so releasing the lock removes it.
+/// The file whose presence tells a host script to start no further play (Ctrl-C): beside the
+/// lock's holder, and removed with it when the lock is released.
 pub fn stop_file() -> String {
-    format!("{}/stop", super::lock::LOCK_DIR)
+    super::lock::STOP.to_string()
 }
 
 /// Ask the host script of run `run_id` to start no further play: creates [`stop_file`] if
@@ -22,8 +22,8 @@ pub fn stop_script(run_id: &str) -> Script {
     s.code("if grep -q -F -- ")
         .word(format!("run {run_id}"))
         .code(" ")
-        .code(super::lock::LOCK_DIR)
-        .code("/holder 2>/dev/null; then : > ")
+        .code(super::lock::HOLDER)
+        .code(" 2>/dev/null; then : > ")
         .word(stop_file())
         .code("; fi\n");
     s

@@ -2,9 +2,12 @@
 //! take and release it, what the holder says (who, which run), the check an apply makes under
 //! it (facts unchanged since the plan), and run ids.
 //!
-//! `mkdir /var/lib/foobar/lock` is the atomic step; the holder (`user@machine pid N since T run
-//! ID`, mode 0600) is written right after. The gather reads it back (waiting out that instant)
-//! and a run releases only a lock whose holder names its own run id.
+//! The lock is the holder file `/var/lib/foobar/lock/holder` (`user@machine pid N since T run
+//! ID`, mode 0600). Creating it is the atomic step: the shell's `set -C` opens it with
+//! `O_EXCL`, a builtin, so taking the lock starts no process (the directory stays between
+//! runs; `mkdir` runs only on a host's first lock). Its text is written right after; the gather
+//! reads it back (waiting out that instant) and a run releases only a lock whose holder names
+//! its own run id, by removing the holder (and a stop request beside it).
 
 use std::time::Duration;
 
@@ -15,8 +18,13 @@ use crate::plan::HostPlan;
 use crate::shell::Script;
 use crate::transport::{Effect, RemoteCommand, Transport};
 
-/// The lock's directory on a host; the holder file is inside.
+/// The lock's directory on a host: the holder file and a stop request live inside.
 pub const LOCK_DIR: &str = "/var/lib/foobar/lock";
+/// The lock itself: whoever created this file holds the host.
+pub const HOLDER: &str = "/var/lib/foobar/lock/holder";
+/// A request to the run holding the lock to start no further play (Ctrl-C): removed with the
+/// holder when the lock is released.
+pub const STOP: &str = "/var/lib/foobar/lock/stop";
 /// What a lock script prints first when it took the lock.
 pub const LOCKED_MARK: &str = "#foobar:locked\n";
 
@@ -85,48 +93,53 @@ pub fn unlock_script(run_id: &str) -> Script {
     s
 }
 
-/// Append the lock's directory to the positional parameters if this run holds it, for one
-/// `rm` that may remove more ([`crate::shell::REMOVE_ARGS`]).
+/// Append the lock (the holder, and a stop request before it) to the positional parameters
+/// if this run holds it, for one `rm` that may remove more ([`crate::shell::REMOVE_ARGS`]).
 pub(super) fn unlock_args(run_id: &str) -> Script {
     let mut s = Script::new();
     // `read` and `case` are builtins: checking the holder costs no process.
     s.code("h=; { while IFS= read -r l || [ -n \"$l\" ]; do h=\"$h $l\"; done < ")
-        .code(LOCK_DIR)
-        .code("/holder; } 2>/dev/null; case $h in *")
+        .code(HOLDER)
+        .code("; } 2>/dev/null; case $h in *")
         .word(format!("run {run_id}"))
         .code("*) set -- \"$@\" ")
-        .code(LOCK_DIR)
+        .code(STOP)
+        .code(" ")
+        .code(HOLDER)
         .code(";; esac\n");
     s
 }
 
-/// Take the host's lock (or report who holds it), then gather. `mkdir` is the atomic step;
-/// the holder is written right after (readers wait out that instant, see the gather), 0600.
+/// Take the host's lock (or report who holds it), then gather. Creating the holder is the
+/// atomic step; its text is written right after (readers wait out that instant, see the
+/// gather), 0600.
 pub fn lock_script(holder: &str, break_lock: bool) -> String {
     let mut s = Script::new();
     s.code("# lock\numask 077\n");
-    take(&mut s, holder, break_lock, " && ");
+    take(&mut s, holder, break_lock);
     s.code("; echo '#foobar:locked'; fi\n");
     s.to_stdin().expect("no NUL in the holder")
 }
 
 /// The atomic step of both ways to lock ([`lock_script`], [`lock_check`]): with
-/// `break_lock` remove any lock first, make the parent (`then` joins it to the rest), and if
-/// `mkdir` of the lock succeeds, write the holder. Leaves the `if` open for the caller.
-fn take(s: &mut Script, holder: &str, break_lock: bool, then: &'static str) {
+/// `break_lock` remove any lock first, make the directory, and create the holder exclusively
+/// (`set -C`: `O_EXCL`) with its text. Leaves an `if` open (after `then`) for the caller.
+fn take(s: &mut Script, holder: &str, break_lock: bool) {
     if break_lock {
         s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
     }
-    // An existing parent (every run after the first) costs no process.
-    s.parent_dir_made(LOCK_DIR)
-        .code(then)
-        .code("if mkdir -- ")
+    // An existing directory (every run after the host's first) costs no process, and
+    // neither does the exclusive create: `set -C` and `printf` are builtins, and a failed
+    // redirection only fails `printf` (not a special builtin: the shell goes on).
+    s.code("{ [ -d ")
         .code(LOCK_DIR)
-        .code(" 2>/dev/null; then printf '%s\\n' ")
+        .code(" ] || mkdir -p -- ")
+        .code(LOCK_DIR)
+        .code("; } 2>/dev/null\nset -C; { printf '%s\\n' ")
         .word(holder.replace('\0', ""))
         .code(" > ")
-        .code(LOCK_DIR)
-        .code("/holder");
+        .code(HOLDER)
+        .code("; } 2>/dev/null; took=$?; set +C\nif [ $took -eq 0 ]; then :");
 }
 
 /// The head of a host's first script: take the lock, then re-read the facts the plan was made
@@ -150,12 +163,16 @@ pub struct LockCheck<'a> {
 pub(super) fn lock_check(check: &LockCheck<'_>) -> Script {
     let mut s = Script::new();
     s.code("# lock, then compare the facts the plan was made from\n");
-    take(&mut s, check.holder, check.break_lock, " 2>/dev/null\n");
-    s.code("\nelse\n  n=0; while [ ! -s ")
-        .code(LOCK_DIR)
-        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ")
-        .code(LOCK_DIR)
-        .code("/holder 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
+    take(&mut s, check.holder, check.break_lock);
+    s.code("\nelse\n  n=0; while [ -e ")
+        .code(HOLDER)
+        .code(" ] && [ ! -s ")
+        .code(HOLDER)
+        .code(
+            " ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ",
+        )
+        .code(HOLDER)
+        .code(" 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
         .append(&check.facts);
     match check.cas_text {
         // `$( )` drops trailing newlines: so does the text it is compared with.
@@ -166,8 +183,10 @@ pub(super) fn lock_check(check: &LockCheck<'_>) -> Script {
             .code("} 2>/dev/null | sha256sum)\nif [ \"${c%% *}\" != ")
             .word(check.cas),
     };
-    s.code(" ]; then rm -rf -- ")
-        .code(LOCK_DIR)
+    s.code(" ]; then rm -f -- ")
+        .code(STOP)
+        .code(" ")
+        .code(HOLDER)
         .code("; echo STALE; exit 0; fi\n");
     s
 }
@@ -182,7 +201,7 @@ pub fn lock_probe_script(break_lock: bool) -> String {
         s.code("echo '#foobar:locked'\n");
     } else {
         s.code("[ -e ")
-            .code(LOCK_DIR)
+            .code(HOLDER)
             .code(" ] || echo '#foobar:locked'\n");
     }
     s.to_stdin().expect("foobar's own text")

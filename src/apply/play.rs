@@ -143,8 +143,11 @@ impl Run<'_, '_> {
                 holder: &holder,
                 break_lock: options.break_lock,
                 cas: &self.plan.hosts[host].cas,
-                cas_text: self.plan.hosts[host].cas_text.as_deref(),
-                facts: crate::gather::facts_script(target.desired),
+                cas_text: self.plan.hosts[host]
+                    .cas_quick
+                    .as_ref()
+                    .map(|q| q.text.as_str()),
+                facts: check_facts(target.desired, &self.plan.hosts[host]),
             });
         let input = script::ScriptInput {
             play,
@@ -263,8 +266,8 @@ impl Run<'_, '_> {
             holder: &holder,
             break_lock: options.break_lock,
             cas: &hp.cas,
-            cas_text: hp.cas_text.as_deref(),
-            facts: crate::gather::facts_script(target.desired),
+            cas_text: hp.cas_quick.as_ref().map(|q| q.text.as_str()),
+            facts: check_facts(target.desired, hp),
         });
         let whole = script::host_script(&scripts, lock.as_ref(), &options.run_id, unlock);
         let text = match whole.to_stdin() {
@@ -485,4 +488,13 @@ fn temp_salt() -> u64 {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).expect("the system's random number generator");
     u64::from_le_bytes(b)
+}
+
+/// The facts a host's first script compares under the lock: the quick check when this run
+/// gathered them, else the whole facts script (a saved plan, compared by digest).
+fn check_facts(desired: &crate::render::DesiredState, hp: &crate::plan::HostPlan) -> shell::Script {
+    match &hp.cas_quick {
+        Some(q) => crate::gather::quick_check_script(desired, &q.hashed),
+        None => crate::gather::facts_script(desired),
+    }
 }

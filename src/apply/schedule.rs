@@ -579,7 +579,7 @@ mod tests {
                                 .unwrap()
                                 .digest,
                             cas: String::new(),
-                            cas_text: None,
+                            cas_quick: None,
                             changes,
                             handlers: vec![],
                             locked_by: None,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::lock::LOCK_DIR;
+use crate::apply::lock::HOLDER;
 use crate::render::{DesiredState, EntryKind};
 use crate::shell::Script;
 use crate::transport::{RemoteCommand, Transport, TransportError};
@@ -68,15 +68,33 @@ pub struct ActualState {
     /// host, under its lock, before it changes anything (compare-and-swap). Never saved here.
     #[serde(skip)]
     pub cas: String,
-    /// That raw output itself: an apply script of the same run compares it as it is, with no
-    /// `sha256sum` on the host. Never saved (a saved plan compares [`ActualState::cas`]).
+    /// What an apply script of the same run compares instead, as it is: no `sha256sum` of the
+    /// output, and none of the files whose change time vouches for them. Never saved (a
+    /// saved plan compares [`ActualState::cas`]).
     #[serde(skip)]
-    pub cas_text: Option<std::sync::Arc<str>>,
+    pub cas_quick: Option<std::sync::Arc<QuickFacts>>,
     /// Bodies of files whose digest differs from the desired one, read in the gather itself
     /// while their total stays under [`INLINE_BODIES`] (for diffs). Never saved.
     #[serde(skip)]
     pub bodies: BTreeMap<String, Vec<u8>>,
 }
+
+/// The compare-and-swap of an apply in the run that gathered ([`quick_check_script`]), as
+/// git checks its index: a file is known unchanged by its stat line (type, mode, owner, size,
+/// inode, change time) alone, unless it changed in the same clock tick as the gather read it
+/// ("racily clean": its change time is not older than [`CLOCK_PATH`]'s), or the clock could
+/// not be read; those are hashed again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuickFacts {
+    /// What the check prints when nothing moved: the gather's facts without the clock's line,
+    /// with the digests of `hashed` only.
+    pub text: String,
+    /// The files the check hashes.
+    pub hashed: Vec<String>,
+}
+
+/// A body up to this size is sent by shell builtins rather than `head` (see [`gather_script`]).
+const BUILTIN_BODY: u64 = 1024;
 
 /// Bodies of differing files up to this many bytes in total come back with the gather, so a
 /// small change needs no second round trip for its diff.
@@ -101,7 +119,7 @@ pub use crate::shell::sh_quote;
 mod parse;
 
 use parse::parse_frames;
-pub use parse::{facts_digest, parse_gather_output, parse_output};
+pub use parse::{facts_digest, parse_gather_output, parse_output, quick_facts};
 
 /// The SQL that reads database facts, run over the local socket as root. Provided by the
 /// caller (the mysql module) so gather stays independent of the database flavour.
@@ -115,18 +133,17 @@ pub struct DatabaseProbe<'a> {
 pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) -> String {
     let mut s = Script::new();
     s.code("# gather\nexport LC_ALL=C\n")
-        .append(&facts_script(want));
-    s.code("echo '#foobar:lock'\nn=0; while [ -d ")
-        .code(LOCK_DIR)
+        .append(&facts(want, None, true));
+    // A holder that exists but is still empty is being written (see `apply::lock`).
+    s.code("echo '#foobar:lock'\nn=0; while [ -e ")
+        .code(HOLDER)
         .code(" ] && [ ! -s ")
-        .code(LOCK_DIR)
-        .code("/holder ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f ")
-        .code(LOCK_DIR)
-        .code(
-            "/holder ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ",
-        )
-        .code(LOCK_DIR)
-        .code("/holder\n");
+        .code(HOLDER)
+        .code(" ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f ")
+        .code(HOLDER)
+        .code(" ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ")
+        .code(HOLDER)
+        .code("\n");
     if let Some(db) = database {
         s.code("echo '#foobar:database'\n").append(&probe(db.sql));
     }
@@ -148,20 +165,50 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
         }
         // The size is stat's (`%s`, the field before `<tab>path<tab>` in `$S`), checked to be
         // a number; `head -c` sends exactly that many bytes, so a file that grew since keeps
-        // the framing (its body then fails the digest check and is fetched again).
+        // the framing (its body then fails the digest check and is fetched again). A body of
+        // up to `BUILTIN_BODY` bytes is sent by `read` and `printf` instead, builtins: no
+        // process (dash reads a byte per call, so past that size `head` is cheaper). They stop
+        // at the size too; a NUL or a file changed since makes a body that fails its digest,
+        // or a frame that does not parse: either way it is fetched again.
         s.code(") ;; *) f=${l#*  }; [ -f \"$f\" ] && [ ! -L \"$f\" ] && z=${S%%\"\t$f\t\"*} && z=${z##*\t} && case $z in ''|*[!0-9]*) false;; esac && [ $((t+z)) -le ")
             .int(INLINE_BODIES)
-            .code(" ] && t=$((t+z)) && printf '%s\\t%s\\n' \"$f\" \"$z\" && head -c \"$z\" -- \"$f\";; esac; done <<__FOOBAR_SUMS__\n${H-}\n__FOOBAR_SUMS__\n");
+            .code(" ] && t=$((t+z)) && printf '%s\\t%s\\n' \"$f\" \"$z\" && if [ \"$z\" -le ")
+            .int(BUILTIN_BODY)
+            .code(" ]; then n=0; { while [ $n -lt \"$z\" ] && IFS= read -r b; do printf '%s\\n' \"$b\"; n=$((n+${#b}+1)); done; if [ $n -lt \"$z\" ]; then printf '%s' \"$b\"; fi; } < \"$f\"; else head -c \"$z\" -- \"$f\"; fi;; esac; done <<__FOOBAR_SUMS__\n${H-}\n__FOOBAR_SUMS__\n");
+        // A body not sent (too large, or not a regular file) is no failure: the loop's last
+        // test must not become the gather's exit status.
+        s.code(":\n");
     }
     // Every value is a word: only a NUL could fail, and load refuses those.
     s.to_stdin()
         .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
 }
 
-/// The part of the gather an apply script repeats under the lock to compare-and-swap: paths,
-/// digests, packages, services, pending handlers. Its output is deterministic for a given
-/// state; its SHA-256 is [`ActualState::cas`]. Leaves sha256sum's lines in `$H`.
+/// A path the gather's `stat` reads after every managed path, and the facts leave out: the
+/// new process's own `/proc` directory, made as `stat` looks it up, so its change time is the
+/// host's clock at that moment (the kernel's coarse clock, the one file change times come
+/// from). A file whose change time is older than it cannot change again and keep that change
+/// time, so the apply's check under the lock needs no hash of it ([`QuickFacts`]).
+pub const CLOCK_PATH: &str = "/proc/self/";
+
+/// The part of the gather an apply script repeats under the lock to compare-and-swap: paths
+/// (type, mode, owner, size, inode and change time), digests, packages, services, pending
+/// handlers. Its output is deterministic for a given state; its SHA-256 is
+/// [`ActualState::cas`] (a saved plan's check). Leaves sha256sum's lines in `$H`.
 pub fn facts_script(want: &DesiredState) -> Script {
+    facts(want, None, false)
+}
+
+/// The check an apply of the same run makes under its lock ([`QuickFacts`]): the facts
+/// script, hashing only `hashed` (in the gather's order). Prints [`QuickFacts::text`] when
+/// nothing moved.
+pub fn quick_check_script(want: &DesiredState, hashed: &[String]) -> Script {
+    facts(want, Some(hashed), false)
+}
+
+/// The facts script: every file hashed (`hash` None) or only those named; the gather adds
+/// [`CLOCK_PATH`] to `stat` (`clock`).
+fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
     let mut paths: Vec<&str> = want.entries().map(|e| e.path.as_str()).collect();
     paths.sort();
     paths.dedup();
@@ -171,27 +218,38 @@ pub fn facts_script(want: &DesiredState) -> Script {
     s.code("H=\nS=\n");
     if !paths.is_empty() {
         // Paths hold no control characters (checked at load): `%n` is the path as it is, and
-        // `%N` with literal quoting is `path -> target` for a link.
+        // `%N` with literal quoting is `path -> target` for a link. The inode and change time
+        // come last (`%z` has spaces; a link's target could hold a tab).
         // Kept in `$S` (and printed as stat printed it): the gather's bodies take their sizes
-        // from it, no `wc` per file.
+        // from it (the field before the path), no `wc` per file.
         // None of the paths there (a fresh host): stat and sha256sum would print nothing, so
         // they are not started (`[ -e ]` is a builtin).
         s.code("x=; for p in ")
             .words(&paths)
             .code("; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then x=1; break; fi; done\n");
-        s.code("echo '#foobar:stat'\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\n' -- ")
-            .words(&paths)
-            .code(" 2>/dev/null)\n[ -n \"$S\" ] && printf '%s\\n' \"$S\"\n");
+        s.code("echo '#foobar:stat'\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\t%i %z\\n' -- ")
+            .words(&paths);
+        if clock {
+            s.code(" ").code(CLOCK_PATH);
+        }
+        s.code(" 2>/dev/null)\n[ -n \"$S\" ] && printf '%s\\n' \"$S\"\n");
         // Only regular files are hashed; sha256sum skips what it cannot read.
         let files: Vec<&str> = want
             .entries()
             .filter(|e| matches!(e.kind, EntryKind::File { .. }))
             .map(|e| e.path.as_str())
+            .filter(|p| hash.is_none_or(|h| h.iter().any(|f| f == p)))
             .collect();
+        let any_files = want
+            .entries()
+            .any(|e| matches!(e.kind, EntryKind::File { .. }));
+        if any_files {
+            s.code("echo '#foobar:sha256'\n");
+        }
         if !files.is_empty() {
             // One process for all files; digests of links and directories are ignored when
             // parsing (stat says what each path is).
-            s.code("echo '#foobar:sha256'\n[ -n \"$x\" ] && H=$(sha256sum -- ")
+            s.code("[ -n \"$x\" ] && H=$(sha256sum -- ")
                 .words(&files)
                 .code(" 2>/dev/null)\n[ -n \"$H\" ] && printf '%s\\n' \"$H\"\n");
         }

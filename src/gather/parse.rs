@@ -6,10 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use super::{ActualState, GatherError, PathFacts, PathType, ServiceFacts};
+use super::{ActualState, CLOCK_PATH, GatherError, PathFacts, PathType, QuickFacts, ServiceFacts};
 use crate::apply::lock::LOCKED_MARK;
 
+/// One `stat` line: `type, mode, owner, group, size, path, shown, inode and change time`
+/// (tab-separated; the last field is split off first, since a live link's target could
+/// hold a tab).
 fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
+    let (line, _change) = line.rsplit_once('\t')?;
     let mut parts = line.splitn(7, '\t');
     let kind = parts.next()?;
     let mode = u32::from_str_radix(parts.next()?, 8).ok()?;
@@ -42,6 +46,90 @@ fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
             link_target: target,
         },
     ))
+}
+
+/// A stat line's path and change time (`%z`: `2026-01-01 12:00:00.123456789 +0000`), when
+/// both read.
+fn stat_change(line: &str) -> Option<(&str, jiff::Timestamp)> {
+    let (rest, change) = line.rsplit_once('\t')?;
+    let path = rest.split('\t').nth(5)?;
+    let (_inode, time) = change.split_once(' ')?;
+    let at = jiff::fmt::strtime::parse("%Y-%m-%d %H:%M:%S%.f %z", time)
+        .and_then(|t| t.to_timestamp())
+        .ok()?;
+    Some((path, at))
+}
+
+/// sha256sum's `digest  path` line, its path unescaped (a name holding `\\` or a newline
+/// is marked with a leading `\\` and escaped).
+fn sha_line(line: &str) -> Option<(&str, String)> {
+    let (escaped, line) = match line.strip_prefix('\\') {
+        Some(rest) => (true, rest),
+        None => (false, line),
+    };
+    let (digest, path) = line.split_once("  ")?;
+    let path = if escaped {
+        path.replace("\\n", "\n").replace("\\\\", "\\")
+    } else {
+        path.to_string()
+    };
+    Some((digest, path))
+}
+
+/// Whether a stat line is the clock's ([`CLOCK_PATH`]): its path field.
+fn clock_line(line: &[u8]) -> bool {
+    line.split(|b| *b == b'\t').nth(5) == Some(CLOCK_PATH.as_bytes())
+}
+
+/// What a saved plan's check prints ([`super::facts_script`]): the gather's facts without
+/// the clock's line.
+fn without_clock(facts: &[u8]) -> Vec<u8> {
+    facts
+        .split_inclusive(|b| *b == b'\n')
+        .filter(|l| !clock_line(l))
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// The quick check of an apply in the run that gathered these facts ([`QuickFacts`]).
+pub fn quick_facts(facts: &str) -> QuickFacts {
+    let mut section = "";
+    let mut clock = None;
+    let mut changed: BTreeMap<&str, jiff::Timestamp> = BTreeMap::new();
+    for line in facts.lines() {
+        if let Some(name) = line.strip_prefix("#foobar:") {
+            section = name;
+        } else if section == "stat"
+            && let Some((path, at)) = stat_change(line)
+        {
+            if path == CLOCK_PATH {
+                clock = Some(at);
+            } else {
+                changed.insert(path, at);
+            }
+        }
+    }
+    // Racily clean: changed in the clock's own tick or later (or either time unknown).
+    let vouched = |path: &str| matches!((changed.get(path), clock), (Some(at), Some(c)) if *at < c);
+    let (mut text, mut hashed) = (String::new(), Vec::new());
+    section = "";
+    for line in facts.split_inclusive('\n') {
+        let bare = line.trim_end_matches('\n');
+        if let Some(name) = bare.strip_prefix("#foobar:") {
+            section = name;
+        } else if section == "stat" && clock_line(bare.as_bytes()) {
+            continue;
+        } else if section == "sha256" {
+            match sha_line(bare) {
+                Some((_, path)) if vouched(&path) => continue,
+                Some((_, path)) => hashed.push(path),
+                None => {}
+            }
+        }
+        text.push_str(line);
+    }
+    QuickFacts { text, hashed }
 }
 
 /// Parse the framed output of [`super::gather_script`].
@@ -80,21 +168,14 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
                     host: host.into(),
                     detail: format!("bad stat line: {line}"),
                 })?;
-                state.paths.insert(path, facts);
+                // The clock's line is not a fact (see `CLOCK_PATH`).
+                if path != CLOCK_PATH {
+                    state.paths.insert(path, facts);
+                }
             }
             "sha256" => {
-                // sha256sum marks a name holding `\\` (or a newline) with a leading `\\` and
-                // escapes it.
-                let (escaped, line) = match line.strip_prefix('\\') {
-                    Some(rest) => (true, rest),
-                    None => (false, line),
-                };
-                if let Some((digest, path)) = line.split_once("  ")
-                    && let Some(p) = state.paths.get_mut(&if escaped {
-                        path.replace("\\n", "\n").replace("\\\\", "\\")
-                    } else {
-                        path.to_string()
-                    })
+                if let Some((digest, path)) = sha_line(line)
+                    && let Some(p) = state.paths.get_mut(&path)
                     && p.kind == PathType::File
                 {
                     p.digest = Some(digest.to_string());
@@ -204,11 +285,14 @@ pub fn parse_output(host: &str, stdout: &[u8]) -> Result<(bool, ActualState), Ga
     let mut state = parse_gather_output(host, &String::from_utf8_lossy(&text[..split]))?;
     // The facts part ends where the lock section starts.
     let facts_end = find_line(text, b"#foobar:lock\n").unwrap_or(0);
-    state.cas = crate::render::sha256_hex(&text[..facts_end]);
-    state.cas_text = std::str::from_utf8(&text[..facts_end])
+    // What a check under the lock prints: the facts without the clock's line; the quick
+    // check only when they are text a shell word can hold.
+    let facts = &text[..facts_end];
+    state.cas = crate::render::sha256_hex(&without_clock(facts));
+    state.cas_quick = std::str::from_utf8(facts)
         .ok()
         .filter(|t| !t.contains('\0'))
-        .map(std::sync::Arc::from);
+        .map(|t| std::sync::Arc::new(quick_facts(t)));
     // Bodies are for diffs only, and a file may change between its stat and its read: a
     // body section that does not parse, or a body whose digest is not the one just read, is
     // dropped (the plan then reads it in a command of its own).
@@ -273,9 +357,9 @@ mod tests {
     #[test]
     fn parses_framed_output() {
         let text = "#foobar:stat\n\
-regular file\t644\troot\troot\t12\t/etc/a.cfg\t/etc/a.cfg\n\
-symbolic link\t777\troot\troot\t20\t/etc/l\t/etc/l -> /etc/a.cfg\n\
-directory\t2775\thaproxy\thaproxy\t40\t/run/haproxy\t/run/haproxy\n\
+regular file\t644\troot\troot\t12\t/etc/a.cfg\t/etc/a.cfg\t5 2026-01-01 12:00:00.000000000 +0000\n\
+symbolic link\t777\troot\troot\t20\t/etc/l\t/etc/l -> /etc/a.cfg\t5 2026-01-01 12:00:00.000000000 +0000\n\
+directory\t2775\thaproxy\thaproxy\t40\t/run/haproxy\t/run/haproxy\t5 2026-01-01 12:00:00.000000000 +0000\n\
 #foobar:sha256\n\
 abc123  /etc/a.cfg\n\
 #foobar:packages\n\
@@ -311,31 +395,85 @@ alice@laptop pid 42\n\
         let body = b"#foobar:end\nx\n";
         let digest = crate::render::sha256_hex(body);
         let facts = format!(
-            "#foobar:stat\nregular file\t644\troot\troot\t14\t/etc/a\t/etc/a\n\
-             regular file\t644\troot\troot\t2\t/etc/b\t/etc/b\n\
+            "#foobar:stat\nregular file\t644\troot\troot\t14\t/etc/a\t/etc/a\t7 {OLD}\n\
+             regular file\t644\troot\troot\t2\t/etc/b\t/etc/b\t8 {OLD}\n\
              #foobar:sha256\n{digest}  /etc/a\n{digest}  /etc/b\n#foobar:pending\n"
         );
+        let gathered = clocked(&facts, NOW);
         let out = format!(
-            "{LOCKED_MARK}{facts}#foobar:lock\nsomeone\n#foobar:end\n/etc/a\t14\n#foobar:end\nx\n/etc/b\t2\nzz"
+            "{LOCKED_MARK}{gathered}#foobar:lock\nsomeone\n#foobar:end\n/etc/a\t14\n#foobar:end\nx\n/etc/b\t2\nzz"
         );
         let (locked, s) = parse_output("h", out.as_bytes()).unwrap();
         assert!(locked);
+        // The clock's line is neither a fact nor part of what a check prints.
+        assert!(!s.paths.contains_key(CLOCK_PATH), "{:?}", s.paths);
         assert_eq!(s.cas, crate::render::sha256_hex(facts.as_bytes()));
-        assert_eq!(s.cas_text.as_deref(), Some(facts.as_str()));
         // A body may hold anything, even a line that looks like a section.
         assert_eq!(s.bodies["/etc/a"], body);
         // A body that is not what its digest says (the file changed after it was hashed) is
         // dropped: the plan reads it again.
         assert!(!s.bodies.contains_key("/etc/b"), "{:?}", s.bodies);
-        // Who holds the lock is not part of what the apply compares.
-        let other = format!("{facts}#foobar:lock\n#foobar:end\n");
+        // Who holds the lock is not part of what the apply compares, nor is the clock.
+        let other = format!("{}#foobar:lock\n#foobar:end\n", clocked(&facts, LATER));
         assert_eq!(parse_output("h", other.as_bytes()).unwrap().1.cas, s.cas);
         // A body section that does not parse (a file that shrank between its stat and its
         // read) loses its bodies, not the facts.
-        let broken = format!("{facts}#foobar:lock\n#foobar:end\n/etc/a\t99\nshort");
+        let broken = format!("{gathered}#foobar:lock\n#foobar:end\n/etc/a\t99\nshort");
         let (_, b) = parse_output("h", broken.as_bytes()).unwrap();
         assert!(b.bodies.is_empty());
         assert_eq!(b.cas, s.cas);
+    }
+
+    const OLD: &str = "2026-01-01 12:00:00.100000000 +0100";
+    const NOW: &str = "2026-01-01 11:00:00.200000000 +0000";
+    const LATER: &str = "2026-01-01 11:00:05.000000000 +0000";
+
+    /// `facts` with the clock's line, reading `now`, at the end of its stat section.
+    fn clocked(facts: &str, now: &str) -> String {
+        facts.replacen(
+            "#foobar:sha256",
+            &format!(
+                "directory\t555\troot\troot\t0\t{CLOCK_PATH}\t{CLOCK_PATH}\t1 {now}\n#foobar:sha256"
+            ),
+            1,
+        )
+    }
+
+    /// The quick check hashes again only what its change time cannot vouch for (issue 18):
+    /// a file changed before the clock's tick is known by its stat line; one changed in that
+    /// tick or after it (whatever the offset it is printed in), or any file when the clock
+    /// is missing or a time does not read, is hashed.
+    #[test]
+    fn the_quick_check_hashes_only_racily_clean_files() {
+        let facts = |a: &str, b: &str| {
+            format!(
+                "#foobar:stat\nregular file\t644\troot\troot\t1\t/etc/a\t/etc/a\t7 {a}\n\
+                 regular file\t644\troot\troot\t1\t/etc/b b\t/etc/b b\t8 {b}\n\
+                 #foobar:sha256\nda  /etc/a\ndb  /etc/b b\n#foobar:pending\n0\th\n"
+            )
+        };
+        // 11:00:00.1 UTC is before the clock (11:00:00.2); 12:00:00.2 +0100 is the clock's
+        // own instant.
+        let f = facts(OLD, "2026-01-01 12:00:00.200000000 +0100");
+        let q = quick_facts(&clocked(&f, NOW));
+        assert_eq!(q.hashed, vec!["/etc/b b".to_string()]);
+        assert_eq!(q.text, f.replace("da  /etc/a\n", ""));
+        // Both older: no file is hashed, the section's header stays.
+        let q = quick_facts(&clocked(&facts(OLD, OLD), NOW));
+        assert!(q.hashed.is_empty());
+        assert!(
+            q.text.contains("#foobar:sha256\n#foobar:pending\n"),
+            "{}",
+            q.text
+        );
+        // No clock, or a time that does not read: everything is hashed.
+        for text in [facts(OLD, OLD), clocked(&facts(OLD, "yesterday"), NOW)] {
+            let q = quick_facts(&text);
+            assert_eq!(
+                q.hashed.len(),
+                if text.contains("yesterday") { 1 } else { 2 }
+            );
+        }
     }
 
     #[test]

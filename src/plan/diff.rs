@@ -273,7 +273,7 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
     HostPlan {
         facts_digest: have.digest.clone(),
         cas: have.cas.clone(),
-        cas_text: have.cas_text.clone(),
+        cas_quick: have.cas_quick.clone(),
         changes,
         handlers,
         locked_by: have.lock.clone(),

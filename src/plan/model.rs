@@ -269,10 +269,10 @@ pub struct HostPlan {
     /// the apply script compares it on the host, under the lock, before changing anything.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cas: String,
-    /// The raw facts `cas` digests, when this run gathered them
-    /// ([`crate::gather::ActualState::cas_text`]). Never saved.
+    /// The check an apply of the run that gathered makes instead of `cas`
+    /// ([`crate::gather::ActualState::cas_quick`]). Never saved.
     #[serde(skip)]
-    pub cas_text: Option<std::sync::Arc<str>>,
+    pub cas_quick: Option<std::sync::Arc<crate::gather::QuickFacts>>,
     pub changes: Vec<Change>,
     pub handlers: Vec<HandlerRef>,
     /// Who holds the host's lock, when someone does.

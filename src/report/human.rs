@@ -411,7 +411,7 @@ mod tests {
             HostName::new("web-01"),
             HostPlan {
                 cas: String::new(),
-                cas_text: None,
+                cas_quick: None,
                 facts_digest: String::new(),
                 changes,
                 handlers,
