@@ -4,9 +4,11 @@
 //! stdin from `/dev/null` and, after it, a line that prints a random end mark; once the mark
 //! arrives, the gather's output is complete and the host's `sh -s` waits, reading its stdin
 //! for more. The next `sh -s` script sent through [`Transport::run`](super::Transport::run)
-//! goes there instead of opening a new session: it prints a start mark, then runs in a
-//! subshell `( … )` (its `exit`, `set -u` and variables stay its own), then stdin is closed and
-//! the shell ends with the script's status. So a changed host costs two round trips over one
+//! goes there instead of opening a new session: it prints a start mark, then runs as one
+//! brace group `{ … }` (parsed whole before any of it runs, so nothing in it can read the rest
+//! of the input as its own; no subshell to fork: nothing runs after it, so its `exit`,
+//! `set -u` and variables may end or change the held shell), then stdin is closed and the shell
+//! ends with the script's status. So a changed host costs two round trips over one
 //! session, where it took two sessions (a session is most of what a round trip costs).
 //!
 //! Holds: a script is only ever run once. If the start mark does not come back, the held
@@ -177,9 +179,9 @@ impl SshTransport {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let started = Instant::now();
         let begin = mark("continued");
-        let mut input = format!("printf '%s' '{begin}'\n(\n").into_bytes();
+        let mut input = format!("printf '%s' '{begin}'\n{{\n").into_bytes();
         input.extend_from_slice(script);
-        input.extend_from_slice(b"\n)\n");
+        input.extend_from_slice(b"\n}\n");
         let Held {
             child,
             session,
