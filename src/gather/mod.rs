@@ -119,7 +119,7 @@ pub use crate::shell::sh_quote;
 mod parse;
 
 use parse::parse_frames;
-pub use parse::{facts_digest, parse_gather_output, parse_output, quick_facts};
+pub use parse::{facts_digest, parse_gather_output, parse_output};
 
 /// The SQL that reads database facts, run over the local socket as root. Provided by the
 /// caller (the mysql module) so gather stays independent of the database flavour.
@@ -219,7 +219,9 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
     if !paths.is_empty() {
         // Paths hold no control characters (checked at load): `%n` is the path as it is, and
         // `%N` with literal quoting is `path -> target` for a link. The inode and change time
-        // come last (`%z` has spaces; a link's target could hold a tab).
+        // come last (`%z` has spaces; a link's target could hold a tab), printed in UTC: the
+        // facts do not depend on the host's time zone file (a saved plan would otherwise go
+        // stale when it changes).
         // Kept in `$S` (and printed as stat printed it): the gather's bodies take their sizes
         // from it (the field before the path), no `wc` per file.
         // None of the paths there (a fresh host): stat and sha256sum would print nothing, so
@@ -227,7 +229,7 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
         s.code("x=; for p in ")
             .words(&paths)
             .code("; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then x=1; break; fi; done\n");
-        s.code("echo '#foobar:stat'\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\t%i %z\\n' -- ")
+        s.code("echo '#foobar:stat'\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal TZ=UTC0 stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\t%i %z\\n' -- ")
             .words(&paths);
         if clock {
             s.code(" ").code(CLOCK_PATH);

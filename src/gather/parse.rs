@@ -93,7 +93,7 @@ fn without_clock(facts: &[u8]) -> Vec<u8> {
 }
 
 /// The quick check of an apply in the run that gathered these facts ([`QuickFacts`]).
-pub fn quick_facts(facts: &str) -> QuickFacts {
+pub(super) fn quick_facts(facts: &str) -> QuickFacts {
     let mut section = "";
     let mut clock = None;
     let mut changed: BTreeMap<&str, jiff::Timestamp> = BTreeMap::new();
