@@ -1,5 +1,5 @@
 //! `foobar audit` on the shipped production inventory and on copies of it with the fixes
-//! applied: the findings (JSON, documented in README "foobar audit"), their fixes, and the exit
+//! applied: the findings (JSON, documented in docs/operations/audit.md), their fixes, and the exit
 //! codes (0 nothing at or above --fail-on, 2 something, 1 error). Offline: no host is
 //! contacted (the production addresses are documentation ranges; a fake `ssh` first on PATH
 //! would record a call, and none is made without --live).

@@ -127,7 +127,7 @@ fn rolling_apply_drops_no_request_and_a_failing_host_stops_the_rollout() {
     let (rolled, total, failed) = under_load(|| p.foobar(&["apply", "--yes"]));
     let took = started.elapsed().as_secs_f64();
     assert_eq!(rolled.code, 0, "{rolled:?}");
-    // Not asserted (no test asserts wall-clock time): the figure README's rollout row quotes.
+    // Not asserted (no test asserts wall-clock time): the figure docs/operations/rolling-changes.md quotes.
     eprintln!(
         "rolling apply of 2 web hosts (drain, apply, gate, ready): {took:.2} s, {:.2} s per host",
         took / 2.0

@@ -38,7 +38,8 @@ pub use run::run;
 #[command(
     name = "foobar",
     version,
-    about = "Provision www.foobar.com: HAProxy, Nginx, the app and MySQL replication, over SSH."
+    about = "An infrastructure-as-code engine (inventory, playbook, templates; plan, apply, verify \
+             over SSH) and the web stack it ships (HAProxy, Nginx + app, MySQL/MariaDB replicas)."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -419,7 +419,7 @@ mod tests {
             "{:?}",
             plan.changes.iter().map(|c| &c.summary).collect::<Vec<_>>()
         );
-        // Without SLAVE MONITOR (MariaDB's REPLICATION CLIENT alone), the grant is re-issued.
+        // Without SLAVE MONITOR (MariaDB's REPLICATION CLIENT alone), the grant is sent again.
         let mut partial = live.clone();
         partial
             .monitoring_privileges
