@@ -92,7 +92,10 @@ fn every_fence_in_a_page_with_examples_names_its_language() {
 
 #[test]
 fn console_examples_print_what_the_pages_show() {
-    // The examples write here; each run starts from nothing.
+    // The examples write here; each run starts from nothing, and runs from other checkouts
+    // on this machine wait for each other.
+    let lock = std::fs::File::create("/tmp/foobar-docs-example.lock").unwrap();
+    lock.lock().unwrap();
     for dir in ["/tmp/foobar-docs-example", "/tmp/foobar-docs-render"] {
         let _ = std::fs::remove_dir_all(dir);
     }
