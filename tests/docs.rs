@@ -123,6 +123,25 @@ fn cli_reference() -> String {
         .title("Command-line reference".to_string())
         .show_footer(false);
     let body = clap_markdown::help_markdown_command_custom(&foobar::cli::Cli::command(), &options);
+    // Help texts say `DIR/<host>/<path>`: outside code spans Markdown would take those for
+    // HTML tags and show nothing.
+    let body: String = body
+        .lines()
+        .map(|line| {
+            let escaped: Vec<String> = line
+                .split('`')
+                .enumerate()
+                .map(|(i, part)| {
+                    if i % 2 == 0 {
+                        part.replace('<', "&lt;").replace('>', "&gt;")
+                    } else {
+                        part.to_string()
+                    }
+                })
+                .collect();
+            escaped.join("`") + "\n"
+        })
+        .collect();
     format!(
         "<!-- Generated from the clap definition by `TRYCMD=overwrite cargo test --test docs`. Do not edit. -->\n\n{}\n\n{}\n",
         body.trim_end(),
