@@ -71,28 +71,57 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-/// Make the config's paths the defaults of every subcommand's `--inventory`/`--playbook`.
+/// Make the config's paths the defaults of every subcommand's `--inventory`/`--playbook`,
+/// nested ones (`backup now`, `backups list`) included.
 pub fn apply_defaults(mut cmd: clap::Command, config: &Config) -> clap::Command {
+    for (id, value) in [
+        ("inventory", &config.inventory),
+        ("playbook", &config.playbook),
+    ] {
+        if let Some(v) = value
+            && cmd.get_arguments().any(|a| a.get_id() == id)
+        {
+            // clap keeps defaults as `&'static str`; once per process.
+            let v: &'static str = Box::leak(v.display().to_string().into_boxed_str());
+            cmd = cmd.mut_arg(id, |a| a.default_value(v));
+        }
+    }
     let names: Vec<String> = cmd
         .get_subcommands()
         .map(|c| c.get_name().to_string())
         .collect();
     for name in names {
-        cmd = cmd.mut_subcommand(name, |mut sub| {
-            for (id, value) in [
-                ("inventory", &config.inventory),
-                ("playbook", &config.playbook),
-            ] {
-                if let Some(v) = value
-                    && sub.get_arguments().any(|a| a.get_id() == id)
-                {
-                    // clap keeps defaults as `&'static str`; once per process.
-                    let v: &'static str = Box::leak(v.display().to_string().into_boxed_str());
-                    sub = sub.mut_arg(id, |a| a.default_value(v));
-                }
-            }
-            sub
-        });
+        cmd = cmd.mut_subcommand(name, |sub| apply_defaults(sub, config));
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn nested_subcommands_take_the_defaults_too() {
+        let config = Config {
+            inventory: Some(PathBuf::from("/site/inventory.yml")),
+            playbook: None,
+        };
+        let cmd = apply_defaults(crate::cli::Cli::command(), &config);
+        for path in [&["plan"][..], &["backup", "now"], &["backups", "list"]] {
+            let mut args = vec!["foobar"];
+            args.extend_from_slice(path);
+            let matches = cmd.clone().try_get_matches_from(&args).unwrap();
+            let mut m = &matches;
+            while let Some((_, sub)) = m.subcommand() {
+                m = sub;
+            }
+            assert_eq!(
+                m.get_one::<PathBuf>("inventory").unwrap(),
+                Path::new("/site/inventory.yml"),
+                "{path:?}"
+            );
+        }
+    }
 }
