@@ -125,7 +125,7 @@ impl Stage {
                 "run again with FOOBAR_TRACE=1 to see each remote command; raise `command_timeout` under `ssh:` if the play needs longer"
             }
             Stage::Database => {
-                "`foobar verify` shows the replication state; see the README's database section"
+                "`foobar verify` shows the replication state; see docs/operations/database.md"
             }
             Stage::Drain | Stage::Rotation => {
                 "check HAProxy's runtime API (`stats socket` in haproxy.cfg) and that the backend's servers are named as the hosts"

@@ -31,7 +31,7 @@ use crate::render::{DesiredState, EntryKind};
 mod certificate;
 pub use certificate::{CertificateError, certificate_days, certificate_days_left};
 
-/// Audit JSON documents carry this version; see README "foobar audit".
+/// Audit JSON documents carry this version; see docs/operations/audit.md.
 pub const FORMAT_VERSION: u32 = 1;
 
 /// How bad a finding is. Ordered: `Low < Medium < High < Critical`.
