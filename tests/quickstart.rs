@@ -3,7 +3,8 @@
 //! note's changes, the page's secrets commands, then plan, plan --out, show, apply, plan
 //! again, verify and a request through the load balancer. What the page shows of each
 //! command's output must be in what the command prints now (the lines the page elides with
-//! `…` excepted, numbers aside; the plan after apply line for line), so the page cannot drift from the tool.
+//! `…` excepted, numbers aside; the plan after apply line for line), so the page cannot
+//! drift from the tool.
 
 mod common;
 
