@@ -299,6 +299,105 @@ fn golden_rolling_restore_and_lock_scripts() {
     );
 }
 
+/// The gather (facts, the lock holder, database facts, differing bodies), the check an apply
+/// makes under the lock (a saved plan's and a same-run quick one), and a dry run's lock probe:
+/// as text, so a change to what is sent to every host shows up here.
+#[test]
+fn golden_gather_and_lock_check_scripts() {
+    let want = desired(
+        "web servers",
+        PlayParts {
+            packages: vec!["nginx"],
+            entries: vec![
+                directory("/opt/app"),
+                file("/opt/app/app.py", "print('hi')\n", 0o644, &[]),
+                file("/etc/it's here.conf", "x\n", 0o600, &[]),
+                link(
+                    "/etc/nginx/sites-enabled/app",
+                    "/etc/nginx/sites-available/app",
+                    &[],
+                ),
+                absent("/etc/nginx/sites-enabled/default", &[]),
+            ],
+            services: vec!["nginx"],
+            handlers: vec![],
+        },
+    );
+    let probe = foobar::gather::DatabaseProbe { sql: "SELECT 1;\n" };
+    insta::assert_snapshot!("gather", foobar::gather::gather_script(&want, Some(&probe)));
+    insta::assert_snapshot!(
+        "gather_bare",
+        foobar::gather::gather_script(
+            &desired(
+                "empty",
+                PlayParts {
+                    packages: vec![],
+                    entries: vec![],
+                    services: vec![],
+                    handlers: vec![],
+                }
+            ),
+            None
+        )
+    );
+    insta::assert_snapshot!(
+        "quick_check",
+        foobar::gather::quick_check_script(&want, &["/opt/app/app.py".into()]).to_string()
+    );
+    insta::assert_snapshot!("lock_probe", foobar::apply::lock::lock_probe_script(false));
+}
+
+/// The head of a host's first script: take the lock, then compare the facts (a saved plan's
+/// digest; a same-run text, with `--break-lock`).
+#[test]
+fn golden_lock_check_heads() {
+    let want = desired(
+        "web servers",
+        PlayParts {
+            packages: vec![],
+            entries: vec![file("/etc/a.conf", "a\n", 0o644, &[])],
+            services: vec![],
+            handlers: vec![],
+        },
+    );
+    let hp = plan::diff(&want, &ActualState::default());
+    let head = |check: script::LockCheck<'_>| {
+        let built = script::build(&ScriptInput {
+            play: &want.plays[0],
+            changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
+            handlers: hp.handlers.iter().collect(),
+            run_id: "r1",
+            unlock: false,
+            keep_backups: 5,
+            lock: Some(check),
+            alone: true,
+            temp_salt: 0x0123_4567_89ab_cdef,
+        })
+        .expect("script builds");
+        built.script.to_string()
+    };
+    insta::assert_snapshot!(
+        "apply_locked_saved_plan",
+        head(script::LockCheck {
+            holder: "alice@laptop pid 1 since 20260101T000000Z run r1",
+            break_lock: false,
+            cas: "0123abcd",
+            cas_text: None,
+            facts: foobar::gather::facts_script(&want),
+        })
+    );
+    insta::assert_snapshot!(
+        "apply_locked_same_run_break_lock",
+        head(script::LockCheck {
+            holder: "alice@laptop pid 1 since 20260101T000000Z run r1",
+            break_lock: true,
+            cas: "0123abcd",
+            cas_text: Some("#foobar:stat\nregular file\t644\n"),
+            facts: foobar::gather::facts_script(&want),
+        })
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hostile names, run under sh.
 
