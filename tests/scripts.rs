@@ -20,8 +20,9 @@ use foobar::apply::script::{self, ScriptInput};
 use foobar::gather::{ActualState, PathFacts, PathType, ServiceFacts};
 use foobar::inventory::{HandlerSpec, HostName, ServiceAction, ServiceSpec, ServiceState};
 use foobar::plan::{self, Action, HostPlan};
+use foobar::remote::Reply;
 use foobar::render::{DesiredEntry, DesiredPlay, DesiredState, EntryKind, sha256_hex};
-use foobar::shell::{self, Reply};
+use foobar::shell;
 
 fn file(path: &str, body: &str, mode: u32, notify: &[&str]) -> DesiredEntry {
     DesiredEntry {
@@ -280,7 +281,7 @@ fn golden_rolling_restore_and_lock_scripts() {
         }
         .script(),
     ];
-    let restore = shell::restore_script(
+    let restore = foobar::remote::backups::restore_script(
         "r1",
         &[
             "/etc/systemd/system/foobar-app.service".into(),
@@ -291,11 +292,14 @@ fn golden_rolling_restore_and_lock_scripts() {
     insta::assert_snapshot!("rolling_restore", restore.to_string());
     insta::assert_snapshot!(
         "lock",
-        foobar::apply::lock::lock_script("alice@laptop pid 1 since 20260101T000000Z run r1", false)
+        foobar::remote::lock::lock_script(
+            "alice@laptop pid 1 since 20260101T000000Z run r1",
+            false
+        )
     );
     insta::assert_snapshot!(
         "unlock",
-        foobar::apply::lock::unlock_script("r1").to_string()
+        foobar::remote::lock::unlock_script("r1").to_string()
     );
 }
 
@@ -344,7 +348,7 @@ fn golden_gather_and_lock_check_scripts() {
         "quick_check",
         foobar::gather::quick_check_script(&want, &["/opt/app/app.py".into()]).to_string()
     );
-    insta::assert_snapshot!("lock_probe", foobar::apply::lock::lock_probe_script(false));
+    insta::assert_snapshot!("lock_probe", foobar::remote::lock::lock_probe_script(false));
 }
 
 /// The head of a host's first script: take the lock, then compare the facts (a saved plan's
@@ -480,7 +484,10 @@ impl Scratch {
             })
             .expect("unshare and sh run (tests run as root)");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let replies = stdout.lines().filter_map(shell::parse_reply).collect();
+        let replies = stdout
+            .lines()
+            .filter_map(foobar::remote::parse_reply)
+            .collect();
         let calls = std::fs::read_to_string(&log)
             .unwrap_or_default()
             .split('\u{1e}')
@@ -1274,7 +1281,7 @@ fn a_play_script_prints_on_success_exactly_what_a_dry_run_answers() {
     let answered: Vec<Reply> = built
         .on_success
         .lines()
-        .filter_map(shell::parse_reply)
+        .filter_map(foobar::remote::parse_reply)
         .collect();
     assert!(replies.contains(&Reply::Done), "{out}");
     assert!(replies.iter().any(|r| matches!(r, Reply::Skip(_))), "{out}");
@@ -1295,7 +1302,8 @@ fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process
     let s = Scratch::new();
     let mut race = String::new();
     for i in 0..8 {
-        let lock = foobar::apply::lock::lock_script(&format!("me pid {i} since x run r{i}"), false);
+        let lock =
+            foobar::remote::lock::lock_script(&format!("me pid {i} since x run r{i}"), false);
         // A run that loses goes on past the lock (its gather follows): `survived`.
         race.push_str(&format!(
             "cat > /var/l{i} <<'__LOCK__'\n{lock}echo survived\n__LOCK__\n"
@@ -1321,10 +1329,10 @@ fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process
 
     // Released by its own run, then taken again with `mkdir` stubbed out (a call would be
     // recorded): the directory is still there, so none is made.
-    let unlock = foobar::apply::lock::unlock_script(&winner)
+    let unlock = foobar::remote::lock::unlock_script(&winner)
         .to_stdin()
         .unwrap();
-    let again = foobar::apply::lock::lock_script("me pid 9 since x run r9", false);
+    let again = foobar::remote::lock::lock_script("me pid 9 since x run r9", false);
     let stub = s.base.join("stubs").join("mkdir");
     std::fs::write(&stub, STUB).unwrap();
     std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -1332,7 +1340,7 @@ fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process
         "{{ PATH=${{PATH#*:}} sh -s <<'__LOCK__'\n{}__LOCK__\n}} >/dev/null\n{unlock}\
          [ -d /var/lib/foobar/lock ] && [ ! -e /var/lib/foobar/lock/holder ] && echo released\n\
          {again}cat /var/lib/foobar/lock/holder\n",
-        foobar::apply::lock::lock_script(&format!("me pid 0 since x run {winner}"), false)
+        foobar::remote::lock::lock_script(&format!("me pid 0 since x run {winner}"), false)
     ));
     assert!(
         out.contains("released\n#foobar:locked\nme pid 9 since x run r9\n"),
@@ -1346,7 +1354,9 @@ fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process
 /// pending handlers, keeping another play's.
 #[test]
 fn unlock_removes_only_this_runs_lock_and_a_play_clears_only_its_own_pending_handlers() {
-    let unlock = foobar::apply::lock::unlock_script("r1").to_stdin().unwrap();
+    let unlock = foobar::remote::lock::unlock_script("r1")
+        .to_stdin()
+        .unwrap();
     let s = Scratch::new();
     let (_, _, out) = s.run(&format!(
         "mkdir -p /var/lib/foobar/lock\n\

@@ -13,13 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::lock::HOLDER;
+use crate::remote::Section;
+use crate::remote::layout::{HOLDER, PENDING_FILE};
 use crate::render::{DesiredState, EntryKind};
 use crate::shell::Script;
 use crate::transport::{RemoteCommand, Transport, TransportError};
-
-pub const STATE_DIR: &str = "/var/lib/foobar";
-pub const PENDING_FILE: &str = "/var/lib/foobar/pending-handlers";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -135,7 +133,8 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
     s.code("# gather\nexport LC_ALL=C\n")
         .append(&facts(want, None, true));
     // A holder that exists but is still empty is being written (see `apply::lock`).
-    s.code("echo '#foobar:lock'\nn=0; while [ -e ")
+    s.code(Section::Lock.echo())
+        .code("\nn=0; while [ -e ")
         .code(HOLDER)
         .code(" ] && [ ! -s ")
         .code(HOLDER)
@@ -145,9 +144,11 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
         .code(HOLDER)
         .code("\n");
     if let Some(db) = database {
-        s.code("echo '#foobar:database'\n").append(&probe(db.sql));
+        s.code(Section::Database.echo())
+            .code("\n")
+            .append(&probe(db.sql));
     }
-    s.code("echo '#foobar:end'\n");
+    s.code(Section::End.echo()).code("\n");
     // Bodies of differing files: `$H` holds sha256sum's lines; a line that is not exactly
     // the desired `digest  path` names a file whose body the diff will want.
     let expected: Vec<String> = want
@@ -229,7 +230,7 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
         s.code("x=; for p in ")
             .words(&paths)
             .code("; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then x=1; break; fi; done\n");
-        s.code("echo '#foobar:stat'\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal TZ=UTC0 stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\t%i %z\\n' -- ")
+        s.code(Section::Stat.echo()).code("\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal TZ=UTC0 stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\t%i %z\\n' -- ")
             .words(&paths);
         if clock {
             s.code(" ").code(CLOCK_PATH);
@@ -246,7 +247,7 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
             .entries()
             .any(|e| matches!(e.kind, EntryKind::File { .. }));
         if any_files {
-            s.code("echo '#foobar:sha256'\n");
+            s.code(Section::Sha256.echo()).code("\n");
         }
         if !files.is_empty() {
             // One process for all files; digests of links and directories are ignored when
@@ -257,19 +258,19 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
         }
     }
     if !packages.is_empty() {
-        s.code(
-            "echo '#foobar:packages'\ndpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\n' -- ",
-        )
-        .words(&packages)
-        .code(" 2>/dev/null\n");
+        s.code(Section::Packages.echo())
+            .code("\ndpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\n' -- ")
+            .words(&packages)
+            .code(" 2>/dev/null\n");
     }
     if !services.is_empty() {
-        s.code("echo '#foobar:services'\ncommand -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,ActiveState,UnitFileState,LoadState -- ")
+        s.code(Section::Services.echo()).code("\ncommand -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,ActiveState,UnitFileState,LoadState -- ")
             .words(&services)
             .code(" 2>/dev/null\n");
     }
     // Shell builtins, not `cat`: every program started is a cost paid on every host.
-    s.code("echo '#foobar:pending'\n[ -f ")
+    s.code(Section::Pending.echo())
+        .code("\n[ -f ")
         .code(PENDING_FILE)
         .code(" ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ")
         .code(PENDING_FILE)
@@ -303,6 +304,11 @@ pub fn database_probe(sql: &str) -> String {
     probe(sql)
         .to_stdin()
         .expect("a probe has no words that could hold a NUL")
+}
+
+/// [`database_probe`] as a script, for a script that reads more (verify's).
+pub fn database_probe_script(sql: &str) -> Script {
+    probe(sql)
 }
 
 /// Read every live fact `want` depends on: one remote command. Small bodies of differing
