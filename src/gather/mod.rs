@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::remote::Section;
 use crate::remote::layout::{HOLDER, PENDING_FILE};
+use crate::remote::{Section, sh};
 use crate::render::{DesiredState, EntryKind};
 use crate::shell::Script;
 use crate::transport::{RemoteCommand, Transport, TransportError};
@@ -132,15 +132,10 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
     let mut s = Script::new();
     s.code("# gather\nexport LC_ALL=C\n")
         .append(&facts(want, None, true));
-    // A holder that exists but is still empty is being written (see `apply::lock`).
-    s.code(Section::Lock.echo())
-        .code("\nn=0; while [ -e ")
-        .code(HOLDER)
-        .code(" ] && [ ! -s ")
-        .code(HOLDER)
-        .code(" ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f ")
-        .code(HOLDER)
-        .code(" ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ")
+    // A holder that exists but is still empty is being written (see `remote::lock`).
+    s.code(sh::holder())
+        .code(Section::Lock.echo())
+        .code("\nread_holder ")
         .code(HOLDER)
         .code("\n");
     if let Some(db) = database {
@@ -159,26 +154,14 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
         })
         .collect();
     if !expected.is_empty() {
-        // A here-document, not `printf | while`: the loop runs in this shell, no fork.
-        s.code("t=0\nwhile IFS= read -r l; do case $l in ''|\\\\*");
-        for e in &expected {
-            s.code("|").word(e);
-        }
-        // The size is stat's (`%s`, the field before `<tab>path<tab>` in `$S`), checked to be
-        // a number; `head -c` sends exactly that many bytes, so a file that grew since keeps
-        // the framing (its body then fails the digest check and is fetched again). A body of
-        // up to `BUILTIN_BODY` bytes is sent by `read` and `printf` instead, builtins: no
-        // process (dash reads a byte per call, so past that size `head` is cheaper). They stop
-        // at the size too; a NUL or a file changed since makes a body that fails its digest,
-        // or a frame that does not parse: either way it is fetched again.
-        s.code(") ;; *) f=${l#*  }; [ -f \"$f\" ] && [ ! -L \"$f\" ] && z=${S%%\"\t$f\t\"*} && z=${z##*\t} && case $z in ''|*[!0-9]*) false;; esac && [ $((t+z)) -le ")
+        s.code(sh::gather())
+            .code("send_bodies ")
             .int(INLINE_BODIES)
-            .code(" ] && t=$((t+z)) && printf '%s\\t%s\\n' \"$f\" \"$z\" && if [ \"$z\" -le ")
+            .code(" ")
             .int(BUILTIN_BODY)
-            .code(" ]; then n=0; { while [ $n -lt \"$z\" ] && IFS= read -r b; do printf '%s\\n' \"$b\"; n=$((n+${#b}+1)); done; if [ $n -lt \"$z\" ]; then printf '%s' \"$b\"; fi; } < \"$f\"; else head -c \"$z\" -- \"$f\"; fi;; esac; done <<__FOOBAR_SUMS__\n${H-}\n__FOOBAR_SUMS__\n");
-        // A body not sent (too large, or not a regular file) is no failure: the loop's last
-        // test must not become the gather's exit status.
-        s.code(":\n");
+            .code(" ")
+            .words(&expected)
+            .code("\n");
     }
     // Every value is a word: only a NUL could fail, and load refuses those.
     s.to_stdin()
@@ -216,26 +199,19 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
     let packages = want.packages();
     let services = want.services();
     let mut s = Script::new();
-    s.code("H=\nS=\n");
+    s.code(sh::lines()).code("H=\nS=\n");
     if !paths.is_empty() {
-        // Paths hold no control characters (checked at load): `%n` is the path as it is, and
-        // `%N` with literal quoting is `path -> target` for a link. The inode and change time
-        // come last (`%z` has spaces; a link's target could hold a tab), printed in UTC: the
-        // facts do not depend on the host's time zone file (a saved plan would otherwise go
-        // stale when it changes).
-        // Kept in `$S` (and printed as stat printed it): the gather's bodies take their sizes
-        // from it (the field before the path), no `wc` per file.
-        // None of the paths there (a fresh host): stat and sha256sum would print nothing, so
-        // they are not started (`[ -e ]` is a builtin).
-        s.code("x=; for p in ")
+        // None of the paths there (a fresh host): stat and sha256sum are not started.
+        s.code(sh::facts())
+            .code("set -- ")
             .words(&paths)
-            .code("; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then x=1; break; fi; done\n");
-        s.code(Section::Stat.echo()).code("\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal TZ=UTC0 stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\t%i %z\\n' -- ")
-            .words(&paths);
+            .code("\nx=; any_path \"$@\" && x=1\n")
+            .code(Section::Stat.echo())
+            .code("\n[ -n \"$x\" ] && stat_paths \"$@\"");
         if clock {
             s.code(" ").code(CLOCK_PATH);
         }
-        s.code(" 2>/dev/null)\n[ -n \"$S\" ] && printf '%s\\n' \"$S\"\n");
+        s.code("\n");
         // Only regular files are hashed; sha256sum skips what it cannot read.
         let files: Vec<&str> = want
             .entries()
@@ -252,9 +228,9 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
         if !files.is_empty() {
             // One process for all files; digests of links and directories are ignored when
             // parsing (stat says what each path is).
-            s.code("[ -n \"$x\" ] && H=$(sha256sum -- ")
+            s.code("[ -n \"$x\" ] && hash_files ")
                 .words(&files)
-                .code(" 2>/dev/null)\n[ -n \"$H\" ] && printf '%s\\n' \"$H\"\n");
+                .code("\n");
         }
     }
     if !packages.is_empty() {
@@ -268,11 +244,8 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
             .words(&services)
             .code(" 2>/dev/null\n");
     }
-    // Shell builtins, not `cat`: every program started is a cost paid on every host.
     s.code(Section::Pending.echo())
-        .code("\n[ -f ")
-        .code(PENDING_FILE)
-        .code(" ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ")
+        .code("\nprint_lines ")
         .code(PENDING_FILE)
         .code("\n");
     s

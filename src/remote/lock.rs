@@ -11,6 +11,7 @@
 use super::backups::REMOVE_ARGS;
 use super::layout::{HOLDER, LOCK_DIR, STOP};
 use super::section::Section;
+use super::sh;
 use crate::shell::Script;
 
 /// What a lock script prints first when it took the lock.
@@ -29,16 +30,16 @@ pub fn unlock_script(run_id: &str) -> Script {
 /// if this run holds it, for one `rm` that may remove more ([`REMOVE_ARGS`]).
 pub(crate) fn unlock_args(run_id: &str) -> Script {
     let mut s = Script::new();
-    // `read` and `case` are builtins: checking the holder costs no process.
-    s.code("h=; { while IFS= read -r l || [ -n \"$l\" ]; do h=\"$h $l\"; done < ")
+    s.code(sh::unlock())
+        .code("if holds_lock ")
         .code(HOLDER)
-        .code("; } 2>/dev/null; case $h in *")
+        .code(" ")
         .word(format!("run {run_id}"))
-        .code("*) set -- \"$@\" ")
+        .code("; then set -- \"$@\" ")
         .code(STOP)
         .code(" ")
         .code(HOLDER)
-        .code(";; esac\n");
+        .code("; fi\n");
     s
 }
 
@@ -47,31 +48,24 @@ pub(crate) fn unlock_args(run_id: &str) -> Script {
 /// gather), 0600.
 pub fn lock_script(holder: &str, break_lock: bool) -> String {
     let mut s = Script::new();
-    s.code("# lock\numask 077\n");
+    s.code("# lock\numask 077\n").code(sh::lock()).code("if ");
     take(&mut s, holder, break_lock);
-    s.code("; ").code(Section::Locked.echo()).code("; fi\n");
+    s.code("; then ")
+        .code(Section::Locked.echo())
+        .code("; fi\n");
     s.to_stdin().expect("no NUL in the holder")
 }
 
-/// The atomic step of both ways to lock ([`lock_script`], [`lock_check`]): with
-/// `break_lock` remove any lock first, make the directory, and create the holder exclusively
-/// (`set -C`: `O_EXCL`) with its text. Leaves an `if` open (after `then`) for the caller.
+/// The call that takes the lock, for both ways to lock ([`lock_script`], [`lock_check`]):
+/// `take_lock` with `break_lock`, the lock's directory, the holder file and its text.
 fn take(s: &mut Script, holder: &str, break_lock: bool) {
-    if break_lock {
-        s.code("rm -rf -- ").code(LOCK_DIR).code("\n");
-    }
-    // An existing directory (every run after the host's first) costs no process, and
-    // neither does the exclusive create: `set -C` and `printf` are builtins, and a failed
-    // redirection only fails `printf` (not a special builtin: the shell goes on).
-    s.code("{ [ -d ")
+    s.code("take_lock ")
+        .code(if break_lock { "1 " } else { "0 " })
         .code(LOCK_DIR)
-        .code(" ] || mkdir -p -- ")
-        .code(LOCK_DIR)
-        .code("; } 2>/dev/null\nset -C; { printf '%s\\n' ")
-        .word(holder.replace('\0', ""))
-        .code(" > ")
+        .code(" ")
         .code(HOLDER)
-        .code("; } 2>/dev/null; took=$?; set +C\nif [ $took -eq 0 ]; then :");
+        .code(" ")
+        .word(holder.replace('\0', ""));
 }
 
 /// The head of a host's first script: take the lock, then re-read the facts the plan was made
@@ -94,17 +88,13 @@ pub struct LockCheck<'a> {
 /// The head of a host's first script ([`LockCheck`]).
 pub(crate) fn lock_check(check: &LockCheck<'_>) -> Script {
     let mut s = Script::new();
-    s.code("# lock, then compare the facts the plan was made from\n");
+    s.code("# lock, then compare the facts the plan was made from\n")
+        .code(sh::lock())
+        .code("if ! ");
     take(&mut s, check.holder, check.break_lock);
-    s.code("\nelse\n  n=0; while [ -e ")
+    s.code("; then locked_by ")
         .code(HOLDER)
-        .code(" ] && [ ! -s ")
-        .code(HOLDER)
-        .code(
-            " ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n  printf 'LOCKED\\t'; { cat -- ",
-        )
-        .code(HOLDER)
-        .code(" 2>/dev/null || :; } | base64 -w0; echo; exit 0\nfi\nc=$( { ")
+        .code("; exit 0; fi\nc=$( { ")
         .append(&check.facts);
     match check.cas_text {
         // `$( )` drops trailing newlines: so does the text it is compared with.

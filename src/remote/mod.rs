@@ -15,6 +15,7 @@ pub mod layout;
 pub mod lock;
 pub mod protocol;
 pub mod section;
+pub mod sh;
 
 pub use protocol::{Reply, parse_reply};
 pub use section::Section;
