@@ -7,8 +7,8 @@
 //!   `$()`, backticks, newlines, `|`, `*` and leading `-` run under `sh` against a scratch
 //!   directory, in a private mount namespace whose `/var` is a fresh tmpfs (so backups and the
 //!   pending-handler record stay inside), with stub `systemctl` and `apt-get` that record their
-//!   arguments (stubs are right here: what is tested is the script text). Each finding of issue
-//!   #12 is a named case: exactly the declared paths are written or restored, nothing else in
+//!   arguments (stubs are right here: what is tested is the script text). Each kind of injection
+//!   is a named case: exactly the declared paths are written or restored, nothing else in
 //!   the scratch directory changes, and no injected command runs.
 
 use std::collections::BTreeMap;
@@ -779,7 +779,7 @@ fn symlinks_are_never_followed_and_temp_files_are_private() {
 }
 
 /// A body reaches the disk byte for byte, whatever it holds, with exactly its mode and
-/// owner (issue 18: text bodies are written by the shell's own `printf` under a `umask`,
+/// owner (text bodies are written by the shell's own `printf` under a `umask`,
 /// other bodies by `base64 -d`; `chown` and `chmod` run only when they must).
 #[test]
 fn bodies_reach_disk_byte_for_byte_with_their_mode_and_owner() {
@@ -1058,7 +1058,7 @@ fn host_run(
     (replies, s.tree(), out)
 }
 
-/// The compare-and-swap of an apply in the run that gathered (issue 18): the gather's own
+/// The compare-and-swap of an apply in the run that gathered: the gather's own
 /// facts, compared under the lock with no file hashed again when its change time vouches for
 /// it. Nothing moved: the play runs. A file rewritten in place with its own size, or
 /// chmodded away and back, since the gather: stale, nothing changes (stat would print the
@@ -1134,7 +1134,7 @@ fn the_quick_check_sees_a_same_size_rewrite_or_a_chmod_and_back_since_the_gather
     }
 }
 
-/// The gather sends the bodies of files that differ, for the diff, byte for byte (issue 18):
+/// The gather sends the bodies of files that differ, for the diff, byte for byte:
 /// small ones by shell builtins (with or without a final newline, with backslashes, leading
 /// blanks, a carriage return, bytes that are not UTF-8), large ones by `head`. A body holding
 /// a NUL cannot pass through the shell: it is dropped (the plan fetches it on its own), as
@@ -1294,8 +1294,8 @@ fn a_play_script_prints_on_success_exactly_what_a_dry_run_answers() {
     assert_eq!(replies, answered, "{out}");
 }
 
-/// The lock is its holder file, created exclusively by the shell (`set -C`, a builtin) (issue
-/// 18): of eight runs racing for a fresh host exactly one takes it, its holder is 0600, a
+/// The lock is its holder file, created exclusively by the shell (`set -C`, a builtin):
+/// of eight runs racing for a fresh host exactly one takes it, its holder is 0600, a
 /// released lock leaves its directory, and taking it again starts no process (no `mkdir`).
 #[test]
 fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process() {
@@ -1349,7 +1349,7 @@ fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process
     assert!(calls.is_empty(), "{calls:?}");
 }
 
-/// The unlock and the pending-handler record use shell builtins where they can (issue 18):
+/// The unlock and the pending-handler record use shell builtins where they can:
 /// the unlock still removes only this run's lock, and a play still clears only its own
 /// pending handlers, keeping another play's.
 #[test]

@@ -436,7 +436,7 @@ alice@laptop pid 42\n\
         )
     }
 
-    /// The quick check hashes again only what its change time cannot vouch for (issue 18):
+    /// The quick check hashes again only what its change time cannot vouch for:
     /// a file changed before the clock's tick is known by its stat line; one changed in that
     /// tick or after it (whatever the offset it is printed in), or any file when the clock
     /// is missing or a time does not read, is hashed.

@@ -236,8 +236,8 @@ pub trait Transport: Send + Sync {
     }
     /// A read-only script (`sh -s`), like [`Transport::run`], after which the host's shell
     /// is kept waiting for more: the next `sh -s` script sent through [`Transport::run`]
-    /// continues in it, one round trip without opening a new session (issue 18: an apply's
-    /// gather, then its script). The script runs with stdin from `/dev/null`, so nothing in it
+    /// continues in it, one round trip without opening a new session (an apply's gather,
+    /// then its script). The script runs with stdin from `/dev/null`, so nothing in it
     /// can read what follows. `command.timeout` bounds the whole session (the script and
     /// what continues it: the apply's own bound); `limit` bounds this script. A transport
     /// that cannot keep a session just runs the script within `limit` (the default). Counts

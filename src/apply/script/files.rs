@@ -1,7 +1,7 @@
 //! The file steps of a play's script: stage each new body in a temp file beside its
 //! destination, back up what the swaps will replace, all with as few processes as the shell
-//! allows (issue 18: on a first apply or a small change, the processes a script starts are
-//! most of the time a host spends).
+//! allows (on a first apply or a small change, the processes a script starts are most of
+//! the time a host spends).
 //!
 //! What costs a process, and what does not:
 //! - a missing parent directory: one `mkdir -p` for all of a play's missing ones; an existing

@@ -1,4 +1,4 @@
-//! A held session: an apply's gather and its script in one SSH session (issue 18).
+//! A held session: an apply's gather and its script in one SSH session.
 //!
 //! [`Transport::run_and_hold`](super::Transport::run_and_hold) sends the gather's script with
 //! stdin from `/dev/null` and, after it, a line that prints a random end mark; once the mark
