@@ -16,6 +16,7 @@
 //! | [`inventory`] | inventory + playbook YAML → [`inventory::Inventory`] (hosts, groups, vars, secrets, and the [`inventory::Topology`]: load balancers, web servers, database primary and replicas, monitoring, backups) and [`inventory::Playbook`] |
 //! | [`render`] | Inventory + Playbook + secrets → one `DesiredState` per host (minijinja, strict) |
 //! | [`transport`] | a [`host::HostName`]'s connection settings → a [`transport::Transport`] (ssh, local; `dry` wraps either for `apply --dry-run`: reads are sent, changes answered with their known success output; ssh `held`: an apply's gather keeps its shell waiting and the host's script continues in it, one session for both) |
+//! | [`remote`] | what exists on a host: foobar's paths there (one state directory), the `#foobar:` sections of every script's output (one `Section` enum, one reader), the `OK`/`ERR` reply protocol, and the scripts stages share (lock, backups and restore, handlers, HAProxy's runtime API) |
 //! | [`gather`] | Transport + DesiredState → `ActualState`, in one remote command per host |
 //! | [`plan`] | (DesiredState, ActualState) → `Plan`; pure; `planfile` saves and checks plans |
 //! | [`apply`] | Plan → `apply::Report`: schedule, plays, rollout, database tier (pure `database::plan`, then `exec`/`seed`), lock, typed `ApplyError`s with a `Stage` and hints |
@@ -27,7 +28,9 @@
 //! | [`report`] | the only code that prints: progress, human plans and reports, JSON documents |
 //! | [`host`], [`http`], [`shell`], [`secret`], [`error`] | shared values: host names, a bounded HTTP GET, quoted scripts, masked secrets, locations/hints/exit codes |
 //!
-//! Dependencies point down the pipeline: `transport` does not know `inventory`, `apply` sends
+//! Dependencies point down the pipeline: `gather`, `apply`, `verify` and `audit` share what
+//! runs on a host through `remote` (which knows none of them), `transport` does not know
+//! `inventory`, `apply` sends
 //! [`event::Event`]s without knowing `report`, and `report` reads `apply`'s results.
 //!
 //! `plan` is pure; only `gather`, `apply` and `verify` touch a [`transport::Transport`] (and
@@ -48,6 +51,7 @@ pub mod http;
 pub mod inventory;
 pub mod mysql;
 pub mod plan;
+pub mod remote;
 pub mod render;
 pub mod report;
 pub mod secret;

@@ -139,7 +139,7 @@ fn production_inventory_shows_the_seeds_weaknesses_with_fixes() {
     let ids = ids(&f);
     // The design's "Infrastructure issues": two single points of failure, no firewall and no
     // HTTPS. (Its fourth, no monitoring, the shipped inventory now fixes: group `monitoring`
-    // with Prometheus, issue #17; a copy without it is checked below.)
+    // with Prometheus; a copy without it is checked below.)
     for id in [
         "single_load_balancer",
         "single_primary",
@@ -264,7 +264,7 @@ fn fail_on_sets_the_exit_code() {
         bad.stderr
     );
     let bad = audit(dir.path(), &["--fail-on", "severe"]);
-    // A usage error exits 1 (issue #11: 2 means "changes/findings present").
+    // A usage error exits 1 (2 means "changes/findings present").
     assert_eq!(
         bad.code, 1,
         "clap rejects an unknown severity: {}",

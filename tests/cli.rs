@@ -530,7 +530,7 @@ fn render_output_contains_no_secret() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The automation contract (issue #11): exit codes, JSON errors, saved plans, --limit
+// The automation contract: exit codes, JSON errors, saved plans, --limit
 // patterns, group_vars/host_vars, fail-fast connecting.
 
 /// `foobar <args>` in `dir`, real `ssh`, no secrets needed by the fixtures used here.

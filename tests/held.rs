@@ -1,4 +1,4 @@
-//! A held session over real SSH (issue 18): an apply's gather keeps the host's shell waiting,
+//! A held session over real SSH: an apply's gather keeps the host's shell waiting,
 //! and the apply's script continues in it, one session for both. Pinned here against the
 //! local test host web-01: the script runs in the same shell and only once, with its own exit
 //! status; the gather cannot read what follows it; a stale or ended held shell is never used

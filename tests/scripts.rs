@@ -7,8 +7,8 @@
 //!   `$()`, backticks, newlines, `|`, `*` and leading `-` run under `sh` against a scratch
 //!   directory, in a private mount namespace whose `/var` is a fresh tmpfs (so backups and the
 //!   pending-handler record stay inside), with stub `systemctl` and `apt-get` that record their
-//!   arguments (stubs are right here: what is tested is the script text). Each finding of issue
-//!   #12 is a named case: exactly the declared paths are written or restored, nothing else in
+//!   arguments (stubs are right here: what is tested is the script text). Each kind of injection
+//!   is a named case: exactly the declared paths are written or restored, nothing else in
 //!   the scratch directory changes, and no injected command runs.
 
 use std::collections::BTreeMap;
@@ -20,8 +20,9 @@ use foobar::apply::script::{self, ScriptInput};
 use foobar::gather::{ActualState, PathFacts, PathType, ServiceFacts};
 use foobar::inventory::{HandlerSpec, HostName, ServiceAction, ServiceSpec, ServiceState};
 use foobar::plan::{self, Action, HostPlan};
+use foobar::remote::Reply;
 use foobar::render::{DesiredEntry, DesiredPlay, DesiredState, EntryKind, sha256_hex};
-use foobar::shell::{self, Reply};
+use foobar::shell;
 
 fn file(path: &str, body: &str, mode: u32, notify: &[&str]) -> DesiredEntry {
     DesiredEntry {
@@ -280,7 +281,7 @@ fn golden_rolling_restore_and_lock_scripts() {
         }
         .script(),
     ];
-    let restore = shell::restore_script(
+    let restore = foobar::remote::backups::restore_script(
         "r1",
         &[
             "/etc/systemd/system/foobar-app.service".into(),
@@ -291,11 +292,113 @@ fn golden_rolling_restore_and_lock_scripts() {
     insta::assert_snapshot!("rolling_restore", restore.to_string());
     insta::assert_snapshot!(
         "lock",
-        foobar::apply::lock::lock_script("alice@laptop pid 1 since 20260101T000000Z run r1", false)
+        foobar::remote::lock::lock_script(
+            "alice@laptop pid 1 since 20260101T000000Z run r1",
+            false
+        )
     );
     insta::assert_snapshot!(
         "unlock",
-        foobar::apply::lock::unlock_script("r1").to_string()
+        foobar::remote::lock::unlock_script("r1").to_string()
+    );
+}
+
+/// The gather (facts, the lock holder, database facts, differing bodies), the check an apply
+/// makes under the lock (a saved plan's and a same-run quick one), and a dry run's lock probe:
+/// as text, so a change to what is sent to every host shows up here.
+#[test]
+fn golden_gather_and_lock_check_scripts() {
+    let want = desired(
+        "web servers",
+        PlayParts {
+            packages: vec!["nginx"],
+            entries: vec![
+                directory("/opt/app"),
+                file("/opt/app/app.py", "print('hi')\n", 0o644, &[]),
+                file("/etc/it's here.conf", "x\n", 0o600, &[]),
+                link(
+                    "/etc/nginx/sites-enabled/app",
+                    "/etc/nginx/sites-available/app",
+                    &[],
+                ),
+                absent("/etc/nginx/sites-enabled/default", &[]),
+            ],
+            services: vec!["nginx"],
+            handlers: vec![],
+        },
+    );
+    let probe = foobar::gather::DatabaseProbe { sql: "SELECT 1;\n" };
+    insta::assert_snapshot!("gather", foobar::gather::gather_script(&want, Some(&probe)));
+    insta::assert_snapshot!(
+        "gather_bare",
+        foobar::gather::gather_script(
+            &desired(
+                "empty",
+                PlayParts {
+                    packages: vec![],
+                    entries: vec![],
+                    services: vec![],
+                    handlers: vec![],
+                }
+            ),
+            None
+        )
+    );
+    insta::assert_snapshot!(
+        "quick_check",
+        foobar::gather::quick_check_script(&want, &["/opt/app/app.py".into()]).to_string()
+    );
+    insta::assert_snapshot!("lock_probe", foobar::remote::lock::lock_probe_script(false));
+}
+
+/// The head of a host's first script: take the lock, then compare the facts (a saved plan's
+/// digest; a same-run text, with `--break-lock`).
+#[test]
+fn golden_lock_check_heads() {
+    let want = desired(
+        "web servers",
+        PlayParts {
+            packages: vec![],
+            entries: vec![file("/etc/a.conf", "a\n", 0o644, &[])],
+            services: vec![],
+            handlers: vec![],
+        },
+    );
+    let hp = plan::diff(&want, &ActualState::default());
+    let head = |check: script::LockCheck<'_>| {
+        let built = script::build(&ScriptInput {
+            play: &want.plays[0],
+            changes: hp.changes.iter().filter(|c| c.is_change()).collect(),
+            handlers: hp.handlers.iter().collect(),
+            run_id: "r1",
+            unlock: false,
+            keep_backups: 5,
+            lock: Some(check),
+            alone: true,
+            temp_salt: 0x0123_4567_89ab_cdef,
+        })
+        .expect("script builds");
+        built.script.to_string()
+    };
+    insta::assert_snapshot!(
+        "apply_locked_saved_plan",
+        head(script::LockCheck {
+            holder: "alice@laptop pid 1 since 20260101T000000Z run r1",
+            break_lock: false,
+            cas: "0123abcd",
+            cas_text: None,
+            facts: foobar::gather::facts_script(&want),
+        })
+    );
+    insta::assert_snapshot!(
+        "apply_locked_same_run_break_lock",
+        head(script::LockCheck {
+            holder: "alice@laptop pid 1 since 20260101T000000Z run r1",
+            break_lock: true,
+            cas: "0123abcd",
+            cas_text: Some("#foobar:stat\nregular file\t644\n"),
+            facts: foobar::gather::facts_script(&want),
+        })
     );
 }
 
@@ -381,7 +484,10 @@ impl Scratch {
             })
             .expect("unshare and sh run (tests run as root)");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let replies = stdout.lines().filter_map(shell::parse_reply).collect();
+        let replies = stdout
+            .lines()
+            .filter_map(foobar::remote::parse_reply)
+            .collect();
         let calls = std::fs::read_to_string(&log)
             .unwrap_or_default()
             .split('\u{1e}')
@@ -673,7 +779,7 @@ fn symlinks_are_never_followed_and_temp_files_are_private() {
 }
 
 /// A body reaches the disk byte for byte, whatever it holds, with exactly its mode and
-/// owner (issue 18: text bodies are written by the shell's own `printf` under a `umask`,
+/// owner (text bodies are written by the shell's own `printf` under a `umask`,
 /// other bodies by `base64 -d`; `chown` and `chmod` run only when they must).
 #[test]
 fn bodies_reach_disk_byte_for_byte_with_their_mode_and_owner() {
@@ -952,7 +1058,7 @@ fn host_run(
     (replies, s.tree(), out)
 }
 
-/// The compare-and-swap of an apply in the run that gathered (issue 18): the gather's own
+/// The compare-and-swap of an apply in the run that gathered: the gather's own
 /// facts, compared under the lock with no file hashed again when its change time vouches for
 /// it. Nothing moved: the play runs. A file rewritten in place with its own size, or
 /// chmodded away and back, since the gather: stale, nothing changes (stat would print the
@@ -1028,7 +1134,7 @@ fn the_quick_check_sees_a_same_size_rewrite_or_a_chmod_and_back_since_the_gather
     }
 }
 
-/// The gather sends the bodies of files that differ, for the diff, byte for byte (issue 18):
+/// The gather sends the bodies of files that differ, for the diff, byte for byte:
 /// small ones by shell builtins (with or without a final newline, with backslashes, leading
 /// blanks, a carriage return, bytes that are not UTF-8), large ones by `head`. A body holding
 /// a NUL cannot pass through the shell: it is dropped (the plan fetches it on its own), as
@@ -1175,7 +1281,7 @@ fn a_play_script_prints_on_success_exactly_what_a_dry_run_answers() {
     let answered: Vec<Reply> = built
         .on_success
         .lines()
-        .filter_map(shell::parse_reply)
+        .filter_map(foobar::remote::parse_reply)
         .collect();
     assert!(replies.contains(&Reply::Done), "{out}");
     assert!(replies.iter().any(|r| matches!(r, Reply::Skip(_))), "{out}");
@@ -1188,15 +1294,16 @@ fn a_play_script_prints_on_success_exactly_what_a_dry_run_answers() {
     assert_eq!(replies, answered, "{out}");
 }
 
-/// The lock is its holder file, created exclusively by the shell (`set -C`, a builtin) (issue
-/// 18): of eight runs racing for a fresh host exactly one takes it, its holder is 0600, a
+/// The lock is its holder file, created exclusively by the shell (`set -C`, a builtin):
+/// of eight runs racing for a fresh host exactly one takes it, its holder is 0600, a
 /// released lock leaves its directory, and taking it again starts no process (no `mkdir`).
 #[test]
 fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process() {
     let s = Scratch::new();
     let mut race = String::new();
     for i in 0..8 {
-        let lock = foobar::apply::lock::lock_script(&format!("me pid {i} since x run r{i}"), false);
+        let lock =
+            foobar::remote::lock::lock_script(&format!("me pid {i} since x run r{i}"), false);
         // A run that loses goes on past the lock (its gather follows): `survived`.
         race.push_str(&format!(
             "cat > /var/l{i} <<'__LOCK__'\n{lock}echo survived\n__LOCK__\n"
@@ -1222,10 +1329,10 @@ fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process
 
     // Released by its own run, then taken again with `mkdir` stubbed out (a call would be
     // recorded): the directory is still there, so none is made.
-    let unlock = foobar::apply::lock::unlock_script(&winner)
+    let unlock = foobar::remote::lock::unlock_script(&winner)
         .to_stdin()
         .unwrap();
-    let again = foobar::apply::lock::lock_script("me pid 9 since x run r9", false);
+    let again = foobar::remote::lock::lock_script("me pid 9 since x run r9", false);
     let stub = s.base.join("stubs").join("mkdir");
     std::fs::write(&stub, STUB).unwrap();
     std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -1233,7 +1340,7 @@ fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process
         "{{ PATH=${{PATH#*:}} sh -s <<'__LOCK__'\n{}__LOCK__\n}} >/dev/null\n{unlock}\
          [ -d /var/lib/foobar/lock ] && [ ! -e /var/lib/foobar/lock/holder ] && echo released\n\
          {again}cat /var/lib/foobar/lock/holder\n",
-        foobar::apply::lock::lock_script(&format!("me pid 0 since x run {winner}"), false)
+        foobar::remote::lock::lock_script(&format!("me pid 0 since x run {winner}"), false)
     ));
     assert!(
         out.contains("released\n#foobar:locked\nme pid 9 since x run r9\n"),
@@ -1242,12 +1349,14 @@ fn one_of_eight_racing_runs_takes_the_lock_and_taking_it_again_starts_no_process
     assert!(calls.is_empty(), "{calls:?}");
 }
 
-/// The unlock and the pending-handler record use shell builtins where they can (issue 18):
+/// The unlock and the pending-handler record use shell builtins where they can:
 /// the unlock still removes only this run's lock, and a play still clears only its own
 /// pending handlers, keeping another play's.
 #[test]
 fn unlock_removes_only_this_runs_lock_and_a_play_clears_only_its_own_pending_handlers() {
-    let unlock = foobar::apply::lock::unlock_script("r1").to_stdin().unwrap();
+    let unlock = foobar::remote::lock::unlock_script("r1")
+        .to_stdin()
+        .unwrap();
     let s = Scratch::new();
     let (_, _, out) = s.run(&format!(
         "mkdir -p /var/lib/foobar/lock\n\

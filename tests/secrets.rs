@@ -1,4 +1,4 @@
-//! Secrets stay secret after a filter, and trust is never widened silently (issue 15).
+//! Secrets stay secret after a filter, and trust is never widened silently.
 //!
 //! Offline: `render` needs no secret and writes placeholders; `--with-secrets` writes a 0600
 //! tree; an `{% include %}` of a secret, an endless loop, an oversized file and a secret in a
@@ -228,7 +228,7 @@ fn failing_templates_name_the_template_and_line_and_never_the_secret() {
     );
     assert!(run.stderr.contains("leak/leak.conf.j2:2"), "{run:?}");
     assert!(run.stderr.contains("template_fuel"), "{run:?}");
-    // Bounded, not a performance figure: the issue saw 20 s and more before a kill.
+    // Bounded, not a performance figure: a template that runs away is stopped by its fuel.
     assert!(started.elapsed() < Duration::from_secs(60));
 
     // A rendered file over the size cap.

@@ -1,33 +1,13 @@
-//! A host script: all of a host's plays of a phase in one remote command, and the stop file
-//! that asks it, between plays, to start no further play (Ctrl-C).
+//! A host script: all of a host's plays of a phase in one remote command; between plays it
+//! stops when asked to ([`stop_file`], Ctrl-C).
 //!
 //! In: each play's built script ([`super::script::build`]), the lock's check for the host's
 //! first script ([`LockCheck`]), the run id. Out: one [`Script`], and what it prints when
 //! every play succeeds (a dry run's answer). Holds: a play that fails ends the script; the
 //! lock is released only by the script that was told to (`unlock`).
 
-use super::lock::LockCheck;
+use crate::remote::lock::{LockCheck, lock_check, stop_file, unlock_script};
 use crate::shell::Script;
-
-/// The file whose presence tells a host script to start no further play (Ctrl-C): beside the
-/// lock's holder, and removed with it when the lock is released.
-pub fn stop_file() -> String {
-    super::lock::STOP.to_string()
-}
-
-/// Ask the host script of run `run_id` to start no further play: creates [`stop_file`] if
-/// the host's lock is this run's.
-pub fn stop_script(run_id: &str) -> Script {
-    let mut s = Script::new();
-    s.code("if grep -q -F -- ")
-        .word(format!("run {run_id}"))
-        .code(" ")
-        .code(super::lock::HOLDER)
-        .code(" 2>/dev/null; then : > ")
-        .word(stop_file())
-        .code("; fi\n");
-    s
-}
 
 /// All of a host's plays of a phase in one script, one round trip: the lock and the facts'
 /// compare-and-swap first (`lock`), then each play's own script ([`super::script::build`]) in a shell of its
@@ -43,14 +23,14 @@ pub fn host_script(
     let mut s = Script::new();
     s.comment("host script").code(super::script::PRELUDE);
     if let Some(check) = lock {
-        s.append(&super::lock::lock_check(check));
+        s.append(&lock_check(check));
     }
     for (i, (index, play)) in plays.iter().enumerate() {
         if i > 0 {
             s.code("if [ -e ")
                 .word(stop_file())
                 .code(" ]; then\n")
-                .append(&super::lock::unlock_script(run_id))
+                .append(&unlock_script(run_id))
                 .code("echo STOPPED; exit 0; fi\n");
         }
         // Each play is a shell of its own, fed its script as `sh -s` is fed a play's script
@@ -76,8 +56,7 @@ pub fn host_script(
             .code("__\nrc=$?; [ $rc -eq 0 ] || exit $rc\n");
     }
     if unlock {
-        s.append(&super::lock::unlock_script(run_id))
-            .code("echo UNLOCKED\n");
+        s.append(&unlock_script(run_id)).code("echo UNLOCKED\n");
     }
     s
 }

@@ -12,7 +12,7 @@
 //! output its builder computed for success (a play's `OK`/`SKIP`/`DONE` lines,
 //! [`script::Built::on_success`]) and never sent. So a dry run emits the same events in the
 //! same order as an apply in which every step succeeds. What it does instead, and why:
-//! - the lock is not taken: [`lock::lock_probe_script`] reads whether it is free and the
+//! - the lock is not taken: [`crate::remote::lock::lock_probe_script`] reads whether it is free and the
 //!   facts are re-read under the same check, so a locked or stale host fails as it would;
 //! - a database step depends on the live server (what replication says, what a seed
 //!   finds), so it is not run: it is reported as planned (`would ...`) and its replicas go on;

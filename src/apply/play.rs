@@ -1,5 +1,5 @@
 //! One play on one host: its script (built by [`super::script`], run in one round trip, its
-//! output read line by line through [`crate::shell::parse_reply`]), then its database step.
+//! output read line by line through [`crate::crate::remote::parse_reply`]), then its database step.
 
 use super::error::{ApplyError, Stage};
 use super::outcome::{HostReport, HostStatus, Outcome, Skipped, fail};
@@ -8,6 +8,7 @@ use super::{Target, database, script};
 use crate::event::Event;
 use crate::inventory::HostName;
 use crate::plan::Action;
+use crate::remote::Reply;
 use crate::shell;
 use crate::transport::{Effect, RemoteCommand};
 
@@ -190,7 +191,7 @@ impl Run<'_, '_> {
             host,
             &steps,
             &input.handlers,
-            stdout.lines().filter_map(shell::parse_reply),
+            stdout.lines().filter_map(crate::remote::parse_reply),
             unlock,
             rep,
         );
@@ -322,17 +323,17 @@ impl Run<'_, '_> {
         };
         // Split the output at each `PLAY n`; what comes before is the lock's.
         let stdout = out.stdout_text();
-        let mut segments: std::collections::BTreeMap<usize, Vec<shell::Reply>> = Default::default();
+        let mut segments: std::collections::BTreeMap<usize, Vec<Reply>> = Default::default();
         let (mut head, mut current) = (Vec::new(), None);
         let (mut stopped, mut unlocked) = (false, false);
-        for reply in stdout.lines().filter_map(shell::parse_reply) {
+        for reply in stdout.lines().filter_map(crate::remote::parse_reply) {
             match reply {
-                shell::Reply::Play(n) => {
+                Reply::Play(n) => {
                     current = Some(n);
                     segments.entry(n).or_default();
                 }
-                shell::Reply::Stopped => stopped = true,
-                shell::Reply::Unlocked => unlocked = true,
+                Reply::Stopped => stopped = true,
+                Reply::Unlocked => unlocked = true,
                 r => match current {
                     Some(n) => segments.entry(n).or_default().push(r),
                     None => head.push(r),
@@ -375,7 +376,7 @@ impl Run<'_, '_> {
         host: &HostName,
         steps: &[Outcome],
         handlers: &[&crate::plan::HandlerRef],
-        replies: impl Iterator<Item = shell::Reply>,
+        replies: impl Iterator<Item = Reply>,
         unlock: bool,
         rep: &mut HostReport,
     ) -> bool {
@@ -389,7 +390,7 @@ impl Run<'_, '_> {
         };
         for reply in replies {
             match reply {
-                shell::Reply::Ok(n) => {
+                Reply::Ok(n) => {
                     let Some(what) = steps.get(n) else { continue };
                     reporter.event(Event::StepDone {
                         host: host.clone(),
@@ -397,7 +398,7 @@ impl Run<'_, '_> {
                     });
                     rep.done.push(what.clone());
                 }
-                shell::Reply::Skip(n) => {
+                Reply::Skip(n) => {
                     // Only a service handler is skipped: its service was started by this run.
                     let Some(Outcome::Handler { name }) = steps.get(n) else {
                         continue;
@@ -416,7 +417,7 @@ impl Run<'_, '_> {
                         });
                     }
                 }
-                shell::Reply::Err {
+                Reply::Err {
                     step,
                     stage,
                     output,
@@ -428,7 +429,7 @@ impl Run<'_, '_> {
                     };
                     fail(reporter, host, rep, error, redactor);
                 }
-                shell::Reply::Rollback {
+                Reply::Rollback {
                     step,
                     first,
                     second,
@@ -447,19 +448,19 @@ impl Run<'_, '_> {
                         after_restore: redactor.redact(&second),
                     };
                 }
-                shell::Reply::Locked(holder) => {
+                Reply::Locked(holder) => {
                     // Another run holds the lock: nothing here changed, and it is not ours.
                     rep.unlocked = true;
                     fail(reporter, host, rep, ApplyError::Locked { holder }, redactor);
                 }
-                shell::Reply::Stale => {
+                Reply::Stale => {
                     // The script released the lock itself.
                     rep.unlocked = true;
                     fail(reporter, host, rep, ApplyError::Stale, redactor);
                 }
                 // A host script's own lines are read by `run_host_script`.
-                shell::Reply::Play(_) | shell::Reply::Stopped | shell::Reply::Unlocked => {}
-                shell::Reply::Done => {
+                Reply::Play(_) | Reply::Stopped | Reply::Unlocked => {}
+                Reply::Done => {
                     done_marker = true;
                     rep.unlocked = unlock;
                 }

@@ -4,8 +4,8 @@
 //! health gate has its files restored, stays out of rotation, and stops the rollout.
 //!
 //! The runtime API is HAProxy's admin socket on the load balancer, spoken over SSH by
-//! [`shell::haproxy_runtime`] (also used by `verify`); restoring a host is
-//! [`shell::restore_script`], the same routine an apply script's rollback uses.
+//! [`crate::remote::haproxy::haproxy_runtime`] (also used by `verify`); restoring a host is
+//! [`crate::remote::backups::restore_script`], the same routine an apply script's rollback uses.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +16,6 @@ use super::error::RolloutError;
 /// while it waits: the wait is what a rollout costs per host, so the poll is short.
 const POLL: Duration = Duration::from_millis(50);
 use crate::inventory::HostName;
-use crate::shell;
 use crate::transport::{RemoteCommand, Transport};
 
 /// HAProxy on the load balancer, and where to check each backend host directly.
@@ -40,7 +39,7 @@ impl Balancer {
             balancer: self.host.clone(),
             detail,
         };
-        let script = shell::haproxy_runtime(&self.socket, commands)
+        let script = crate::remote::haproxy::haproxy_runtime(&self.socket, commands)
             .to_stdin()
             .map_err(|e| api(e.to_string()))?;
         let out = self

@@ -1,6 +1,6 @@
 //! A rollout of one play behind the load balancer: its backends `batch` at a time, each
 //! drained, changed, checked directly and put back; a host that fails its health gate has its
-//! files restored ([`crate::shell::restore_script`]) and stays out of rotation.
+//! files restored ([`crate::remote::backups::restore_script`]) and stays out of rotation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -12,7 +12,6 @@ use super::outcome::{HostReport, HostStatus, Outcome, Skipped, fail};
 use super::rolling;
 use super::schedule::{DbSync, Run};
 use crate::inventory::HostName;
-use crate::shell;
 use crate::transport::{Effect, RemoteCommand};
 
 impl Run<'_, '_> {
@@ -191,9 +190,10 @@ impl Run<'_, '_> {
                     })
                     .map(|h| h.command.script())
                     .collect();
-                let script = shell::restore_script(&options.run_id, &paths, &handlers)
-                    .to_stdin()
-                    .unwrap_or_default();
+                let script =
+                    crate::remote::backups::restore_script(&options.run_id, &paths, &handlers)
+                        .to_stdin()
+                        .unwrap_or_default();
                 let restored = target
                     .transport
                     .run_with(

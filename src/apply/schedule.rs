@@ -371,7 +371,7 @@ impl<'r, 'a> Run<'r, 'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Report, apply, lock};
+    use super::super::{Report, apply};
     use super::*;
     use crate::event::Event;
     use crate::gather;
@@ -477,7 +477,10 @@ mod tests {
                 }
                 // The lock is free and the host is as planned (an empty gather).
                 if label.starts_with("# lock") {
-                    stdout.push_str(&format!("{}#foobar:end\n", lock::LOCKED_MARK));
+                    stdout.push_str(&format!(
+                        "{}#foobar:end\n",
+                        crate::remote::lock::LOCKED_MARK
+                    ));
                 } else {
                     if text.starts_with("# host script") {
                         let index = label.split_whitespace().nth(2).unwrap_or("0");

@@ -26,7 +26,9 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::inventory::{HostName, Inventory};
+use crate::remote::section::{self, Line, Section};
 use crate::render::{DesiredState, EntryKind};
+use crate::shell::Script;
 
 mod certificate;
 pub use certificate::{CertificateError, certificate_days, certificate_days_left};
@@ -368,24 +370,24 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
 /// The read-only script `--live` runs on every host (one round trip, like plan's gather):
 /// listening TCP sockets, and on database hosts `read_only` and the anonymous accounts.
 pub fn live_script(database: bool) -> String {
-    let mut s = String::from(
-        "export LC_ALL=C\necho '#foobar:listen'\nss -Hltn 2>/dev/null | awk '{print $4}'\n\
-         echo '#foobar:firewall'\nnft list tables 2>/dev/null || true\n",
-    );
+    let mut s = Script::new();
+    s.code("export LC_ALL=C\n")
+        .code(Section::Listen.echo())
+        .code("\nss -Hltn 2>/dev/null | awk '{print $4}'\n")
+        .code(Section::Firewall.echo())
+        .code("\nnft list tables 2>/dev/null || true\n");
     if database {
-        s.push_str(
-            "echo '#foobar:database'\n\
-             mysql -N -B -e \"SELECT 'read_only', @@global.read_only; SELECT 'anonymous', COUNT(*) FROM mysql.user WHERE user = ''\" 2>&1 || true\n",
+        s.code(Section::Database.echo()).code(
+            "\nmysql -N -B -e \"SELECT 'read_only', @@global.read_only; SELECT 'anonymous', COUNT(*) FROM mysql.user WHERE user = ''\" 2>&1 || true\n",
         );
     }
-    s.push_str("echo '#foobar:end'\n");
-    s
+    s.code(Section::End.echo()).code("\n");
+    s.to_stdin().expect("foobar's own text")
 }
 
 /// Findings from what [`live_script`] printed on `host`.
 pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut section = "";
     let vars = inv.host_vars(host);
     let port_of = |name: &str| {
         vars.get(name).and_then(|v| {
@@ -397,23 +399,22 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
     let mysql_port = port_of("mysql_port").unwrap_or_else(|| "3306".into());
     let app_port = port_of("app_port").unwrap_or_else(|| "8000".into());
     let mut tables = String::new();
-    for line in output.lines() {
-        if let Some(s) = line.strip_prefix("#foobar:") {
-            section = match s {
-                "listen" => "listen",
-                "database" => "database",
-                "firewall" => "firewall",
-                _ => "",
-            };
-            continue;
-        }
-        if section == "firewall" {
-            tables.push_str(line);
-            tables.push('\n');
-            continue;
-        }
+    let mut firewall_read = false;
+    for line in section::lines(output) {
+        let (section, line) = match line {
+            Line::Start(s) => {
+                firewall_read |= s == Section::Firewall;
+                continue;
+            }
+            Line::Unknown(_) | Line::Body(None, _) => continue,
+            Line::Body(Some(section), line) => (section, line),
+        };
         match section {
-            "listen" => {
+            Section::Firewall => {
+                tables.push_str(line);
+                tables.push('\n');
+            }
+            Section::Listen => {
                 let Some((addr, port)) = line.trim().rsplit_once(':') else {
                     continue;
                 };
@@ -436,7 +437,7 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
                     fix: "bind it to the host's private address and run `foobar apply`; if the file foobar manages says so already, an older config on the host wins: look for another bind-address".into(),
                 });
             }
-            "database" => {
+            Section::Database => {
                 let f: Vec<&str> = line.split('\t').collect();
                 match f.as_slice() {
                     ["read_only", "0"] if inv.topology.is_replica(host) => out.push(Finding {
@@ -461,7 +462,7 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
             _ => {}
         }
     }
-    let firewalled = output.contains("#foobar:firewall") && inv.topology.is_firewalled(host);
+    let firewalled = firewall_read && inv.topology.is_firewalled(host);
     if firewalled && !tables.lines().any(|l| l.trim() == "table inet foobar") {
         out.push(Finding {
             id: "firewall_not_loaded",
@@ -477,6 +478,18 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_live_script_frames_each_part() {
+        assert_eq!(
+            super::live_script(true),
+            "export LC_ALL=C\necho '#foobar:listen'\nss -Hltn 2>/dev/null | awk '{print $4}'\n\
+             echo '#foobar:firewall'\nnft list tables 2>/dev/null || true\n\
+             echo '#foobar:database'\n\
+             mysql -N -B -e \"SELECT 'read_only', @@global.read_only; SELECT 'anonymous', COUNT(*) FROM mysql.user WHERE user = ''\" 2>&1 || true\n\
+             echo '#foobar:end'\n"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{CliError, Common};
-use crate::apply::lock::{LOCK_DIR, LOCKED_MARK};
 use crate::apply::{self, database};
 use crate::error::Diagnostic;
 use crate::inventory::{self, HostName, Inventory, Secrets};
 use crate::mysql::DbFacts;
+use crate::remote::layout::HOLDER;
+use crate::remote::lock::LOCKED_MARK;
 use crate::secret::Redactor;
 use crate::transport::{self, RemoteCommand, Transport};
 
@@ -116,8 +117,11 @@ impl Tier {
     /// Take `t`'s host lock (the one `apply` takes), or fail naming who holds it.
     pub async fn lock(&self, t: &dyn Transport) -> Result<(), CliError> {
         let script = format!(
-            "{}[ -f {LOCK_DIR}/holder ] && cat {LOCK_DIR}/holder\n",
-            apply::lock::lock_script(&apply::lock_holder(&self.holder, &self.run_id), false)
+            "{}[ -f {HOLDER} ] && cat {HOLDER}\n",
+            crate::remote::lock::lock_script(
+                &apply::lock_holder(&self.holder, &self.run_id),
+                false
+            )
         );
         let out = t
             .run(

@@ -13,13 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::lock::HOLDER;
+use crate::remote::layout::{HOLDER, PENDING_FILE};
+use crate::remote::{Section, sh};
 use crate::render::{DesiredState, EntryKind};
 use crate::shell::Script;
 use crate::transport::{RemoteCommand, Transport, TransportError};
-
-pub const STATE_DIR: &str = "/var/lib/foobar";
-pub const PENDING_FILE: &str = "/var/lib/foobar/pending-handlers";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -134,20 +132,18 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
     let mut s = Script::new();
     s.code("# gather\nexport LC_ALL=C\n")
         .append(&facts(want, None, true));
-    // A holder that exists but is still empty is being written (see `apply::lock`).
-    s.code("echo '#foobar:lock'\nn=0; while [ -e ")
-        .code(HOLDER)
-        .code(" ] && [ ! -s ")
-        .code(HOLDER)
-        .code(" ] && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done\n[ -f ")
-        .code(HOLDER)
-        .code(" ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ")
+    // A holder that exists but is still empty is being written (see `remote::lock`).
+    s.code(sh::holder())
+        .code(Section::Lock.echo())
+        .code("\nread_holder ")
         .code(HOLDER)
         .code("\n");
     if let Some(db) = database {
-        s.code("echo '#foobar:database'\n").append(&probe(db.sql));
+        s.code(Section::Database.echo())
+            .code("\n")
+            .append(&probe(db.sql));
     }
-    s.code("echo '#foobar:end'\n");
+    s.code(Section::End.echo()).code("\n");
     // Bodies of differing files: `$H` holds sha256sum's lines; a line that is not exactly
     // the desired `digest  path` names a file whose body the diff will want.
     let expected: Vec<String> = want
@@ -158,26 +154,14 @@ pub fn gather_script(want: &DesiredState, database: Option<&DatabaseProbe<'_>>) 
         })
         .collect();
     if !expected.is_empty() {
-        // A here-document, not `printf | while`: the loop runs in this shell, no fork.
-        s.code("t=0\nwhile IFS= read -r l; do case $l in ''|\\\\*");
-        for e in &expected {
-            s.code("|").word(e);
-        }
-        // The size is stat's (`%s`, the field before `<tab>path<tab>` in `$S`), checked to be
-        // a number; `head -c` sends exactly that many bytes, so a file that grew since keeps
-        // the framing (its body then fails the digest check and is fetched again). A body of
-        // up to `BUILTIN_BODY` bytes is sent by `read` and `printf` instead, builtins: no
-        // process (dash reads a byte per call, so past that size `head` is cheaper). They stop
-        // at the size too; a NUL or a file changed since makes a body that fails its digest,
-        // or a frame that does not parse: either way it is fetched again.
-        s.code(") ;; *) f=${l#*  }; [ -f \"$f\" ] && [ ! -L \"$f\" ] && z=${S%%\"\t$f\t\"*} && z=${z##*\t} && case $z in ''|*[!0-9]*) false;; esac && [ $((t+z)) -le ")
+        s.code(sh::gather())
+            .code("send_bodies ")
             .int(INLINE_BODIES)
-            .code(" ] && t=$((t+z)) && printf '%s\\t%s\\n' \"$f\" \"$z\" && if [ \"$z\" -le ")
+            .code(" ")
             .int(BUILTIN_BODY)
-            .code(" ]; then n=0; { while [ $n -lt \"$z\" ] && IFS= read -r b; do printf '%s\\n' \"$b\"; n=$((n+${#b}+1)); done; if [ $n -lt \"$z\" ]; then printf '%s' \"$b\"; fi; } < \"$f\"; else head -c \"$z\" -- \"$f\"; fi;; esac; done <<__FOOBAR_SUMS__\n${H-}\n__FOOBAR_SUMS__\n");
-        // A body not sent (too large, or not a regular file) is no failure: the loop's last
-        // test must not become the gather's exit status.
-        s.code(":\n");
+            .code(" ")
+            .words(&expected)
+            .code("\n");
     }
     // Every value is a word: only a NUL could fail, and load refuses those.
     s.to_stdin()
@@ -215,26 +199,19 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
     let packages = want.packages();
     let services = want.services();
     let mut s = Script::new();
-    s.code("H=\nS=\n");
+    s.code(sh::lines()).code("H=\nS=\n");
     if !paths.is_empty() {
-        // Paths hold no control characters (checked at load): `%n` is the path as it is, and
-        // `%N` with literal quoting is `path -> target` for a link. The inode and change time
-        // come last (`%z` has spaces; a link's target could hold a tab), printed in UTC: the
-        // facts do not depend on the host's time zone file (a saved plan would otherwise go
-        // stale when it changes).
-        // Kept in `$S` (and printed as stat printed it): the gather's bodies take their sizes
-        // from it (the field before the path), no `wc` per file.
-        // None of the paths there (a fresh host): stat and sha256sum would print nothing, so
-        // they are not started (`[ -e ]` is a builtin).
-        s.code("x=; for p in ")
+        // None of the paths there (a fresh host): stat and sha256sum are not started.
+        s.code(sh::facts())
+            .code("set -- ")
             .words(&paths)
-            .code("; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then x=1; break; fi; done\n");
-        s.code("echo '#foobar:stat'\n[ -n \"$x\" ] && S=$(QUOTING_STYLE=literal TZ=UTC0 stat --printf '%F\\t%a\\t%U\\t%G\\t%s\\t%n\\t%N\\t%i %z\\n' -- ")
-            .words(&paths);
+            .code("\nx=; any_path \"$@\" && x=1\n")
+            .code(Section::Stat.echo())
+            .code("\n[ -n \"$x\" ] && stat_paths \"$@\"");
         if clock {
             s.code(" ").code(CLOCK_PATH);
         }
-        s.code(" 2>/dev/null)\n[ -n \"$S\" ] && printf '%s\\n' \"$S\"\n");
+        s.code("\n");
         // Only regular files are hashed; sha256sum skips what it cannot read.
         let files: Vec<&str> = want
             .entries()
@@ -246,32 +223,29 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
             .entries()
             .any(|e| matches!(e.kind, EntryKind::File { .. }));
         if any_files {
-            s.code("echo '#foobar:sha256'\n");
+            s.code(Section::Sha256.echo()).code("\n");
         }
         if !files.is_empty() {
             // One process for all files; digests of links and directories are ignored when
             // parsing (stat says what each path is).
-            s.code("[ -n \"$x\" ] && H=$(sha256sum -- ")
+            s.code("[ -n \"$x\" ] && hash_files ")
                 .words(&files)
-                .code(" 2>/dev/null)\n[ -n \"$H\" ] && printf '%s\\n' \"$H\"\n");
+                .code("\n");
         }
     }
     if !packages.is_empty() {
-        s.code(
-            "echo '#foobar:packages'\ndpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\n' -- ",
-        )
-        .words(&packages)
-        .code(" 2>/dev/null\n");
+        s.code(Section::Packages.echo())
+            .code("\ndpkg-query -W -f='${Package}\\t${db:Status-Abbrev}\\n' -- ")
+            .words(&packages)
+            .code(" 2>/dev/null\n");
     }
     if !services.is_empty() {
-        s.code("echo '#foobar:services'\ncommand -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,ActiveState,UnitFileState,LoadState -- ")
+        s.code(Section::Services.echo()).code("\ncommand -v systemctl >/dev/null 2>&1 && systemctl show --property=Id,ActiveState,UnitFileState,LoadState -- ")
             .words(&services)
             .code(" 2>/dev/null\n");
     }
-    // Shell builtins, not `cat`: every program started is a cost paid on every host.
-    s.code("echo '#foobar:pending'\n[ -f ")
-        .code(PENDING_FILE)
-        .code(" ] && while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < ")
+    s.code(Section::Pending.echo())
+        .code("\nprint_lines ")
         .code(PENDING_FILE)
         .code("\n");
     s
@@ -303,6 +277,11 @@ pub fn database_probe(sql: &str) -> String {
     probe(sql)
         .to_stdin()
         .expect("a probe has no words that could hold a NUL")
+}
+
+/// [`database_probe`] as a script, for a script that reads more (verify's).
+pub fn database_probe_script(sql: &str) -> Script {
+    probe(sql)
 }
 
 /// Read every live fact `want` depends on: one remote command. Small bodies of differing

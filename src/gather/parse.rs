@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use super::{ActualState, CLOCK_PATH, GatherError, PathFacts, PathType, QuickFacts, ServiceFacts};
-use crate::apply::lock::LOCKED_MARK;
+use crate::remote::lock::LOCKED_MARK;
+use crate::remote::section::{self, Line, Section};
 
 /// One `stat` line: `type, mode, owner, group, size, path, shown, inode and change time`
 /// (tab-separated; the last field is split off first, since a live link's target could
@@ -94,13 +95,10 @@ fn without_clock(facts: &[u8]) -> Vec<u8> {
 
 /// The quick check of an apply in the run that gathered these facts ([`QuickFacts`]).
 pub(super) fn quick_facts(facts: &str) -> QuickFacts {
-    let mut section = "";
     let mut clock = None;
     let mut changed: BTreeMap<&str, jiff::Timestamp> = BTreeMap::new();
-    for line in facts.lines() {
-        if let Some(name) = line.strip_prefix("#foobar:") {
-            section = name;
-        } else if section == "stat"
+    for line in section::lines(facts) {
+        if let Line::Body(Some(Section::Stat), line) = line
             && let Some((path, at)) = stat_change(line)
         {
             if path == CLOCK_PATH {
@@ -113,57 +111,56 @@ pub(super) fn quick_facts(facts: &str) -> QuickFacts {
     // Racily clean: changed in the clock's own tick or later (or either time unknown).
     let vouched = |path: &str| matches!((changed.get(path), clock), (Some(at), Some(c)) if *at < c);
     let (mut text, mut hashed) = (String::new(), Vec::new());
-    section = "";
-    for line in facts.split_inclusive('\n') {
-        let bare = line.trim_end_matches('\n');
-        if let Some(name) = bare.strip_prefix("#foobar:") {
-            section = name;
-        } else if section == "stat" && clock_line(bare.as_bytes()) {
-            continue;
-        } else if section == "sha256" {
-            match sha_line(bare) {
+    for (line, raw) in section::lines_raw(facts) {
+        match line {
+            Line::Body(Some(Section::Stat), bare) if clock_line(bare.as_bytes()) => continue,
+            Line::Body(Some(Section::Sha256), bare) => match sha_line(bare) {
                 Some((_, path)) if vouched(&path) => continue,
                 Some((_, path)) => hashed.push(path),
                 None => {}
-            }
+            },
+            _ => {}
         }
-        text.push_str(line);
+        text.push_str(raw);
     }
     QuickFacts { text, hashed }
+}
+
+fn unknown(host: &str, name: &str) -> GatherError {
+    GatherError::Parse {
+        host: host.into(),
+        detail: format!("unknown section {name}"),
+    }
 }
 
 /// Parse the framed output of [`super::gather_script`].
 pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, GatherError> {
     let mut state = ActualState::default();
-    let mut section = "";
     let mut service: Option<(String, ServiceFacts)> = None;
     let mut database = String::new();
     let mut ended = false;
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("#foobar:") {
-            section = match name {
-                "stat" => "stat",
-                "sha256" => "sha256",
-                "packages" => "packages",
-                "services" => "services",
-                "pending" => "pending",
-                "lock" => "lock",
-                "database" => "database",
-                "end" => {
-                    ended = true;
-                    "end"
-                }
-                other => {
-                    return Err(GatherError::Parse {
-                        host: host.into(),
-                        detail: format!("unknown section {other}"),
-                    });
-                }
-            };
-            continue;
-        }
+    for line in section::lines(text) {
+        let (section, line) = match line {
+            Line::Start(
+                Section::Stat
+                | Section::Sha256
+                | Section::Packages
+                | Section::Services
+                | Section::Pending
+                | Section::Lock
+                | Section::Database,
+            ) => continue,
+            Line::Start(Section::End) => {
+                ended = true;
+                continue;
+            }
+            Line::Start(other) => return Err(unknown(host, other.name())),
+            Line::Unknown(name) => return Err(unknown(host, name)),
+            Line::Body(None, _) => continue,
+            Line::Body(Some(section), line) => (section, line),
+        };
         match section {
-            "stat" => {
+            Section::Stat => {
                 let (path, facts) = parse_stat_line(line).ok_or_else(|| GatherError::Parse {
                     host: host.into(),
                     detail: format!("bad stat line: {line}"),
@@ -173,7 +170,7 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
                     state.paths.insert(path, facts);
                 }
             }
-            "sha256" => {
+            Section::Sha256 => {
                 if let Some((digest, path)) = sha_line(line)
                     && let Some(p) = state.paths.get_mut(&path)
                     && p.kind == PathType::File
@@ -181,14 +178,14 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
                     p.digest = Some(digest.to_string());
                 }
             }
-            "packages" => {
+            Section::Packages => {
                 if let Some((name, status)) = line.split_once('\t') {
                     state
                         .packages
                         .insert(name.to_string(), status.starts_with("ii"));
                 }
             }
-            "services" => {
+            Section::Services => {
                 if line.is_empty() {
                     if let Some((n, f)) = service.take() {
                         state.services.insert(n, f);
@@ -214,7 +211,7 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
                     _ => {}
                 }
             }
-            "pending" => {
+            Section::Pending => {
                 if let Some((play, name)) = line.split_once('\t')
                     && let Ok(play) = play.parse()
                 {
@@ -224,14 +221,14 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
                     }
                 }
             }
-            "lock" => {
+            Section::Lock => {
                 let l = state.lock.get_or_insert_with(String::new);
                 if !l.is_empty() {
                     l.push_str(", ");
                 }
                 l.push_str(line);
             }
-            "database" => {
+            Section::Database => {
                 database.push_str(line);
                 database.push('\n');
             }
@@ -275,16 +272,16 @@ pub fn parse_output(host: &str, stdout: &[u8]) -> Result<(bool, ActualState), Ga
     } else {
         stdout
     };
-    const END: &[u8] = b"#foobar:end\n";
-    let split = find_line(text, END)
-        .map(|i| i + END.len())
+    let end = Section::End.line().as_bytes();
+    let split = find_line(text, end)
+        .map(|i| i + end.len())
         .ok_or_else(|| GatherError::Parse {
             host: host.to_string(),
             detail: "the output ended early".into(),
         })?;
     let mut state = parse_gather_output(host, &String::from_utf8_lossy(&text[..split]))?;
     // The facts part ends where the lock section starts.
-    let facts_end = find_line(text, b"#foobar:lock\n").unwrap_or(0);
+    let facts_end = find_line(text, Section::Lock.line().as_bytes()).unwrap_or(0);
     // What a check under the lock prints: the facts without the clock's line; the quick
     // check only when they are text a shell word can hold.
     let facts = &text[..facts_end];

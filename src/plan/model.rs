@@ -248,7 +248,7 @@ impl HandlerCommand {
 
     /// As script text: service names quoted, a `run:` command as written.
     pub fn script(&self) -> crate::shell::Script {
-        use crate::shell::{HandlerCommand as H, handler_command};
+        use crate::remote::handlers::{HandlerCommand as H, handler_command};
         match self {
             HandlerCommand::Service { name, action } => handler_command(&H::Service {
                 action: match action {

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use super::{VerifyFailure, VerifyInput, sections};
+use super::{VerifyFailure, VerifyInput};
 use crate::inventory::{HostName, Inventory};
 use crate::mysql::Check;
+use crate::remote::section::{self, Section};
 use crate::transport::{Output, RemoteCommand, TransportError};
 
 /// HAProxy `show servers state`: every server operational (2) and not in maintenance.
@@ -82,8 +83,8 @@ pub(super) fn catching_up(
         results.iter().any(|(h, out)| {
             h.as_str() == host
                 && out.as_ref().is_ok_and(|o| {
-                    let sec = sections(&o.stdout_text());
-                    sec.get("services").is_some_and(|t| {
+                    let sec = section::split(&o.stdout_text());
+                    sec.get(&Section::Services).is_some_and(|t| {
                         t.lines()
                             .all(|l| l.split('\t').nth(1).is_none_or(|s| s == "active"))
                     })
@@ -118,8 +119,8 @@ pub(super) async fn settle_balancers(
             let pending = results.iter().any(|(h, out)| {
                 h == lb
                     && out.as_ref().is_ok_and(|o| {
-                        sections(&o.stdout_text())
-                            .get("haproxy")
+                        section::split(&o.stdout_text())
+                            .get(&Section::Haproxy)
                             .is_some_and(|text| catching_up(text, &results))
                     })
             });

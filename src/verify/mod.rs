@@ -16,10 +16,11 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::apply::database::{self, DatabaseConfig};
-use crate::gather::{database_probe, sh_quote};
 use crate::inventory::{DatabaseRole, HostName, Inventory};
 use crate::mysql::{self, Check, ClusterMember, DbFacts};
+use crate::remote::section::{self, Section};
 use crate::render::DesiredState;
+use crate::shell::{Script, sh_quote};
 use crate::transport::{RemoteCommand, Transport};
 
 mod failure;
@@ -75,47 +76,41 @@ fn host_script(
     haproxy_socket: Option<&str>,
     facts_sql: Option<&str>,
 ) -> String {
-    let mut s = String::from("export LC_ALL=C\n");
+    let mut s = Script::new();
+    s.code("export LC_ALL=C\n");
     let services = desired.services();
     if !services.is_empty() {
-        s.push_str("echo '#foobar:services'\n");
+        s.code(Section::Services.echo()).code("\n");
         for svc in &services {
-            s.push_str(&format!(
-                "printf '%s\\t%s\\n' {q} \"$(systemctl is-active {q} 2>/dev/null)\"\n",
-                q = sh_quote(svc)
-            ));
+            s.code("printf '%s\\t%s\\n' ")
+                .word(svc)
+                .code(" \"$(systemctl is-active ")
+                .word(svc)
+                .code(" 2>/dev/null)\"\n");
         }
     }
     if services.contains(&"nginx") {
-        s.push_str("echo '#foobar:nginx'\nnginx -t -q 2>&1; echo \"exit $?\"\n");
+        s.code(Section::Nginx.echo())
+            .code("\nnginx -t -q 2>&1; echo \"exit $?\"\n");
     }
     if let Some(sock) = haproxy_socket {
-        s.push_str("echo '#foobar:haproxy'\n");
-        s.push_str(&crate::shell::haproxy_runtime(sock, "show servers state").to_string());
-        s.push_str(" 2>&1\n");
+        s.code(Section::Haproxy.echo())
+            .code("\n")
+            .append(&crate::remote::haproxy::haproxy_runtime(
+                sock,
+                "show servers state",
+            ))
+            .code(" 2>&1\n");
     }
     if let Some(sql) = facts_sql {
-        s.push_str("echo '#foobar:database'\n");
-        s.push_str(&database_probe(sql));
+        s.code(Section::Database.echo())
+            .code("\n")
+            .append(&crate::gather::database_probe_script(sql));
     }
-    s.push_str("echo '#foobar:end'\n");
-    s
-}
-
-fn sections(text: &str) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("#foobar:") {
-            current = name.to_string();
-            out.entry(current.clone()).or_default();
-            continue;
-        }
-        let e = out.entry(current.clone()).or_default();
-        e.push_str(line);
-        e.push('\n');
-    }
-    out
+    s.code(Section::End.echo()).code("\n");
+    // Every value is a word: only a NUL could fail, and load refuses those.
+    s.to_stdin()
+        .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
 }
 
 /// Run every check.
@@ -185,8 +180,8 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
                 continue;
             }
         };
-        let sec = sections(&out.stdout_text());
-        if let Some(text) = sec.get("database") {
+        let sec = section::split(&out.stdout_text());
+        if let Some(text) = sec.get(&Section::Database) {
             match database::parse_probe(text) {
                 Ok(Some(f)) => {
                     facts.insert(h.clone(), f);
@@ -195,7 +190,7 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
                 Err(e) => checks.push(VerifyFailure::DatabaseProbe(e).check("database")),
             }
         }
-        if let Some(text) = sec.get("services") {
+        if let Some(text) = sec.get(&Section::Services) {
             for line in text.lines() {
                 let (svc, state) = line.split_once('\t').unwrap_or((line, ""));
                 if state == "active" {
@@ -212,7 +207,7 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
                 }
             }
         }
-        if let Some(text) = sec.get("nginx") {
+        if let Some(text) = sec.get(&Section::Nginx) {
             if text.trim_end().ends_with("exit 0") {
                 checks.push(Check::pass("nginx_config", "nginx -t passes"));
             } else {
@@ -224,7 +219,7 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
                 );
             }
         }
-        if let Some(text) = sec.get("haproxy") {
+        if let Some(text) = sec.get(&Section::Haproxy) {
             checks.extend(haproxy_checks(text));
         }
         hosts.insert(h, HostHealth { checks });
@@ -366,5 +361,58 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
     Health {
         format_version: crate::plan::FORMAT_VERSION,
         hosts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::inventory::{ServiceSpec, ServiceState};
+    use crate::render::DesiredPlay;
+
+    use super::*;
+
+    /// The script as it was written before it was built with `Script`: the same bytes.
+    #[test]
+    fn the_host_script_reads_each_part_in_its_section() {
+        let desired = DesiredState {
+            host: HostName::new("web-01"),
+            plays: vec![DesiredPlay {
+                index: 0,
+                name: "web".into(),
+                packages: vec![],
+                entries: vec![],
+                services: ["nginx", "it's"]
+                    .iter()
+                    .map(|n| ServiceSpec {
+                        name: n.to_string(),
+                        enabled: true,
+                        state: ServiceState::Started,
+                    })
+                    .collect(),
+                handlers: vec![],
+                database: None,
+                serial: None,
+                after: Default::default(),
+            }],
+        };
+        let mut want = String::from("export LC_ALL=C\necho '#foobar:services'\n");
+        for q in ["\"it's\"", "nginx"] {
+            want.push_str(&format!(
+                "printf '%s\\t%s\\n' {q} \"$(systemctl is-active {q} 2>/dev/null)\"\n"
+            ));
+        }
+        want.push_str("echo '#foobar:nginx'\nnginx -t -q 2>&1; echo \"exit $?\"\n");
+        want.push_str("echo '#foobar:haproxy'\n");
+        want.push_str(
+            &crate::remote::haproxy::haproxy_runtime("/run/h.sock", "show servers state")
+                .to_string(),
+        );
+        want.push_str(" 2>&1\necho '#foobar:database'\n");
+        want.push_str(&crate::gather::database_probe("SELECT 1;"));
+        want.push_str("echo '#foobar:end'\n");
+        assert_eq!(
+            host_script(&desired, Some("/run/h.sock"), Some("SELECT 1;")),
+            want
+        );
     }
 }

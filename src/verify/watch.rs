@@ -98,8 +98,11 @@ pub fn human_line(c: &StateChange) -> String {
     line
 }
 
+/// Now, as RFC 3339 in UTC to the second (`2026-01-01T12:00:00Z`).
 fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Ctrl-C or SIGTERM.
@@ -170,6 +173,14 @@ mod tests {
     use super::*;
     use crate::mysql::Check;
     use crate::verify::HostHealth;
+
+    #[test]
+    fn now_is_rfc3339_in_utc_to_the_second() {
+        let now = now_rfc3339();
+        let parsed: jiff::Timestamp = now.parse().expect("RFC 3339");
+        assert_eq!(parsed.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), now);
+        assert_eq!(now.len(), "2026-01-01T12:00:00Z".len(), "{now}");
+    }
 
     fn health(checks: &[(&str, Check)]) -> Health {
         let mut hosts: BTreeMap<HostName, HostHealth> = BTreeMap::new();

@@ -24,6 +24,7 @@
 use std::sync::Arc;
 
 use super::head::{base, parent, temp_var};
+use crate::remote::layout::backup_path;
 use crate::shell::{self, Script};
 
 /// One new body to stage.
@@ -173,14 +174,14 @@ pub(super) fn backup(body: &mut Script, paths: &[(usize, &str, bool)], run_id: &
     // directory, and `cp --parents` fails on a directory another `cp` just made.
     let mut dirs: Vec<String> = paths
         .iter()
-        .map(|(_, p, _)| shell::backup_path(run_id, parent(p).trim_end_matches('/')))
+        .map(|(_, p, _)| backup_path(run_id, parent(p).trim_end_matches('/')))
         .collect();
     dirs.sort();
     dirs.dedup();
     body.code("if [ $# -gt 0 ] && ! out=$(mkdir -p -- ")
         .words(&dirs)
         .code(" && cd / && cp -a --parents -- \"$@\" ")
-        .word(shell::backup_path(run_id, ""))
+        .word(backup_path(run_id, ""))
         .code(" 2>&1); then err ")
         .int(first as u64)
         .code(" backup \"$out\"; cleanup; exit 1; fi\n");
@@ -195,7 +196,7 @@ pub(super) fn backup(body: &mut Script, paths: &[(usize, &str, bool)], run_id: &
             .code(" ]; } && ! out=$(protect_backup ")
             .word(p)
             .code(" ")
-            .word(shell::backup_path(run_id, p))
+            .word(backup_path(run_id, p))
             .code(" 2>&1); then err ")
             .int(*n as u64)
             .code(" backup \"$out\"; cleanup; exit 1; fi\n");

@@ -3,9 +3,12 @@
 //! rollback (its swapped paths, in reverse). In: the play and what its body staged and
 //! swapped. Out: the [`Script`] the body is appended to.
 
-use crate::gather::PENDING_FILE;
+use crate::remote::backups::BACKUP_FUNCTIONS;
+use crate::remote::layout::PENDING_FILE;
+use crate::remote::layout::backup_path;
+use crate::remote::protocol::PROTOCOL;
 use crate::render::DesiredPlay;
-use crate::shell::{self, Script};
+use crate::shell::Script;
 
 pub(super) use crate::shell::parent;
 
@@ -55,8 +58,8 @@ pub(super) fn head(
     let mut s = Script::new();
     s.comment(&format!("play {} {}", play.index, play.name))
         .code(PRELUDE)
-        .code(shell::PROTOCOL)
-        .code(shell::BACKUP_FUNCTIONS)
+        .code(PROTOCOL)
+        .code(BACKUP_FUNCTIONS)
         .code(STEP_FUNCTIONS);
     // Plays of one host may run side by side (`after:`): then the pending-handler record is
     // changed under a lock. This play's handlers are done (or their files were restored).
@@ -103,7 +106,7 @@ pub(super) fn head(
             .code("-}\" ] && restore_one ")
             .word(path)
             .code(" ")
-            .word(shell::backup_path(run_id, path))
+            .word(backup_path(run_id, path))
             .code("\n");
     }
     s.code("  command -v systemctl >/dev/null 2>&1 && systemctl daemon-reload >/dev/null 2>&1\n  :\n}\n");

@@ -15,23 +15,24 @@
 //! directories) or runs under `umask 022` (package installs, missing parent directories,
 //! validators, handlers). Rollback and cleanup are literal lines per file, guarded by
 //! per-file variables holding nothing but `1` or a temp path, never a word-split list.
-//! Output follows [`crate::shell::PROTOCOL`]: step numbers index [`Built::steps`].
+//! Output follows [`crate::remote::protocol::PROTOCOL`]: step numbers index [`Built::steps`].
 
 use std::sync::Arc;
 
 use crate::apply::outcome::Outcome;
-use crate::gather::PENDING_FILE;
 use crate::plan::{Action, Change, HandlerCommand, HandlerRef, Step};
+use crate::remote::layout::PENDING_FILE;
 use crate::render::{DesiredPlay, EntryKind, sha256_hex};
-use crate::shell::{self, Script, ShellError};
+use crate::shell::{Script, ShellError};
 use head::{Staged, parent, temp_var};
 
 mod files;
 mod head;
 pub(super) use head::PRELUDE;
 
-pub use super::host_script::{host_script, host_script_on_success, stop_file, stop_script};
-pub use super::lock::LockCheck;
+pub use super::host_script::{host_script, host_script_on_success};
+pub use crate::remote::lock::LockCheck;
+pub use crate::remote::lock::{stop_file, stop_script};
 
 pub struct ScriptInput<'a> {
     pub play: &'a DesiredPlay,
@@ -382,7 +383,10 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
         swapped.push((k, path));
     }
 
-    if staged.iter().any(|s| shell::is_unit(s.path)) {
+    if staged
+        .iter()
+        .any(|s| crate::remote::backups::is_unit(s.path))
+    {
         body.code("systemctl daemon-reload >/dev/null 2>&1\n");
     }
 
@@ -461,22 +465,22 @@ pub fn build(input: &ScriptInput<'_>) -> Result<Built, ScriptError> {
     }
     // Old backups and the lock go in one `rm`.
     if !swapped.is_empty() {
-        body.append(&shell::prune_backups(input.keep_backups));
+        body.append(&crate::remote::backups::prune_backups(input.keep_backups));
     } else if input.unlock {
         body.code("set --\n");
     }
     if input.unlock {
-        body.append(&super::lock::unlock_args(input.run_id));
+        body.append(&crate::remote::lock::unlock_args(input.run_id));
     }
     if !swapped.is_empty() || input.unlock {
-        body.code(shell::REMOVE_ARGS);
+        body.code(crate::remote::backups::REMOVE_ARGS);
     }
     body.code("echo DONE\n");
     printed.push_str("DONE\n");
 
     let mut s = head::head(play, &staged, &swapped, input.run_id, input.alone);
     if let Some(check) = &input.lock {
-        s.append(&super::lock::lock_check(check));
+        s.append(&crate::remote::lock::lock_check(check));
     }
     s.append(&body);
     Ok(Built {

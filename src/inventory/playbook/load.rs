@@ -149,7 +149,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
             ));
         }
         Some(k) => k.value,
-        None => crate::shell::DEFAULT_KEEP_BACKUPS,
+        None => crate::remote::backups::DEFAULT_KEEP_BACKUPS,
     };
     Ok(Playbook {
         path: path.to_path_buf(),
