@@ -83,10 +83,10 @@ pub struct FactsSubject<'a> {
 /// cut short is an error rather than missing facts.
 ///
 /// Stored password hashes are never printed: see [`super::password`] for the digest printed
-/// instead. The replica's stored source password is read on MariaDB from the user variable
-/// `@foobar_stored_source_password`, which [`crate::gather::database_probe`] sets from
-/// `master.info` (MariaDB's `secure_file_priv` usually forbids `LOAD_FILE`); on MySQL from
-/// `mysql.slave_master_info`.
+/// instead. The replica's stored source password's digest is read on MariaDB from the user
+/// variable `@foobar_stored_source_check`, which [`crate::gather::database_probe`] computes
+/// on the host from `master.info` (MariaDB's `secure_file_priv` usually forbids `LOAD_FILE`)
+/// and sets unlogged; on MySQL it is computed here from `mysql.slave_master_info`.
 pub fn facts_sql(subject: &FactsSubject<'_>) -> Result<String, SqlError> {
     // '' as well: anonymous accounts shadow named ones connecting from the same host.
     let mut users = format!(
@@ -139,7 +139,7 @@ FROM mysql.user WHERE User IN ({users}) ORDER BY User, Host;
 SELECT 'database' AS foobar_key, SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {db};
 SELECT 'schema' AS foobar_key, SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({system}) ORDER BY SCHEMA_NAME;
 SET @foobar_source_password = IF(VERSION() LIKE '%MariaDB%', \
-'SELECT ''source_password'' AS foobar_key, IF(IFNULL(@foobar_stored_source_password, '''') = '''', '''', SHA2(CONCAT(''*'', UPPER(SHA1(UNHEX(SHA1(@foobar_stored_source_password))))), 256)) AS foobar_value', \
+'SELECT ''source_password'' AS foobar_key, IFNULL(@foobar_stored_source_check, '''') AS foobar_value', \
 'SELECT ''source_password'' AS foobar_key, IFNULL((SELECT SHA2(CONCAT(''*'', UPPER(SHA1(UNHEX(SHA1(User_password))))), 256) FROM mysql.slave_master_info WHERE Channel_name = '''' LIMIT 1), '''') AS foobar_value');
 PREPARE foobar_source_password FROM @foobar_source_password;
 EXECUTE foobar_source_password;

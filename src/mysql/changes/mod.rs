@@ -444,6 +444,7 @@ mod tests {
         assert_eq!(
             summaries,
             [
+                "drop the anonymous account(s) ''@'localhost', ''@'vm'",
                 "create database `shop`",
                 "user 'repl'@'127.%': create; grant REPLICATION SLAVE",
                 "user 'shop'@'127.%': create; grant ALL PRIVILEGES on `shop`",
@@ -453,7 +454,9 @@ mod tests {
         let repl_hash = mysql_native_password_hash("repl-secret");
         assert_eq!(
             sql.masked(),
-            "CREATE DATABASE IF NOT EXISTS `shop` CHARACTER SET utf8mb4;\n\
+            "DROP USER IF EXISTS ''@'localhost';\n\
+             DROP USER IF EXISTS ''@'vm';\n\
+             CREATE DATABASE IF NOT EXISTS `shop` CHARACTER SET utf8mb4;\n\
              CREATE USER IF NOT EXISTS 'repl'@'127.%' IDENTIFIED BY PASSWORD '********';\n\
              GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.%';\n\
              CREATE USER IF NOT EXISTS 'shop'@'127.%' IDENTIFIED BY PASSWORD '********';\n\

@@ -85,6 +85,26 @@ pub fn primary_changes(
 ) -> Result<PrimaryPlan, SqlError> {
     let version = &facts.version;
     let mut plan = PrimaryPlan::default();
+    // An anonymous account (`''@'localhost'`) is picked before a named one for a client from
+    // the same host: with it the app or the replica may log in as nobody, or be refused. The
+    // drop replicates, so replicas lose it too (`IF EXISTS`: one that never had it goes on).
+    let anonymous: Vec<_> = facts.anonymous_accounts().collect();
+    if !anonymous.is_empty() {
+        let mut sql = Sql::new();
+        let mut names = Vec::new();
+        for a in &anonymous {
+            sql.push(
+                Statement::new()
+                    .text("DROP USER IF EXISTS ")
+                    .account(&a.user, &a.host)?,
+            );
+            names.push(format!("''@'{}'", a.host));
+        }
+        plan.changes.push(Change {
+            summary: format!("drop the anonymous account(s) {}", names.join(", ")),
+            sql,
+        });
+    }
     if !facts.app_database_exists {
         let mut sql = Sql::new();
         sql.push(
