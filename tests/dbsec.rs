@@ -3,7 +3,7 @@
 //! and backup host). One applied stack, in order:
 //!
 //! 1. `app.env` is 0600 root and the app runs as its own user: the web server's user cannot
-//!    read the database password;
+//!    read the database password; the app account holds only what the app uses;
 //! 2. a `plan` with the replica's general log on leaves nothing derived from the replication
 //!    password in it;
 //! 3. an anonymous account on the primary is dropped by the next `apply` (on the replica too);
@@ -91,6 +91,14 @@ fn database_secrets_logs_and_backups_stay_in_place() {
         assert_ne!(read.code, 0, "{host}: www-data read app.env: {read:?}");
         assert!(!read.stdout.contains(APP_DB_PASSWORD), "{read:?}");
     }
+
+    // The app account holds what the app uses on its database, nothing more.
+    let grants = sql("web-01", "SHOW GRANTS FOR 'foobar'@'127.%'");
+    assert!(
+        grants.contains("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `foobar`.*"),
+        "{grants}"
+    );
+    assert!(!grants.contains("ALL PRIVILEGES"), "{grants}");
 
     // 2. The replica's general log after a plan.
     sql(
