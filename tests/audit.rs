@@ -145,11 +145,20 @@ fn production_inventory_shows_the_seeds_weaknesses_with_fixes() {
         "single_primary",
         "no_tls",
         "no_firewall",
+        "firewall_off",
     ] {
         assert!(ids.contains(&id.to_string()), "{id} missing: {ids:?}");
     }
     assert!(!ids.contains(&"no_monitoring".to_string()), "{ids:?}");
     assert_eq!(find(&f, "no_firewall").len(), 3, "one per host: {f:#?}");
+    let off = find(&f, "firewall_off");
+    assert_eq!(off.len(), 1, "once for the inventory: {f:#?}");
+    assert_eq!(off[0]["severity"], "high");
+    assert!(
+        off[0]["summary"].as_str().unwrap().contains("Prometheus"),
+        "{}",
+        off[0]
+    );
     for x in &f {
         for key in ["severity", "where", "summary", "why", "fix"] {
             assert!(

@@ -464,6 +464,13 @@ fn good_fixtures_reach_the_connect_stage() {
         "{}",
         run.stdout
     );
+    // No host in group `firewall`: said on stderr, before any connection.
+    assert!(
+        run.stderr
+            .contains("warning: no host is in group `firewall`: Prometheus, the exporters"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -433,7 +433,7 @@ fn vagrant_inventory_works_as_a_sudo_user() {
     );
     assert_eq!(
         ssh_ok("web-02", "stat -c %U:%G:%a /etc/foobar/app.env").trim(),
-        "root:www-data:640"
+        "root:root:600"
     );
     let plan = foobar_in(
         &repo(),

@@ -318,6 +318,18 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
         .get("admin_networks")
         .and_then(|v| v.as_array())
         .is_some_and(|a| !a.is_empty());
+    if let Some(w) = inv.topology.firewall_off_warning() {
+        let (summary, fix) = w.split_once("\nhint: ").unwrap_or((w.as_str(), ""));
+        out.push(Finding {
+            id: "firewall_off",
+            severity: Severity::High,
+            location: "inventory".into(),
+            summary: summary.to_string(),
+            why: "no host runs foobar's firewall, so nothing limits who reaches the stack's ports"
+                .into(),
+            fix: fix.to_string(),
+        });
+    }
     for host in input.desired.keys() {
         if !inv.topology.is_firewalled(host) || !admin {
             out.push(Finding {

@@ -62,6 +62,12 @@ pub async fn run(args: PlanArgs) -> Result<ExitCategory, CliError> {
     }
     conn.finish().await;
     reporter.finish();
+    // Said on every plan, after the hosts were read: the stack is open to the network.
+    if let Some(w) = session.inventory.topology.firewall_off_warning()
+        && !common.quiet
+    {
+        crate::warn!("warning: {w}\n");
+    }
     plan.inputs = Some(planfile::Inputs::of(
         &common.inventory,
         &common.playbook,

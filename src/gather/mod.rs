@@ -256,8 +256,10 @@ fn probe(sql: &str) -> Script {
     s.code("# database facts\nif command -v mariadb >/dev/null 2>&1; then c=mariadb; elif command -v mysql >/dev/null 2>&1; then c=mysql; else c=; fi\n\
 if [ -n \"$c\" ] && [ -S /run/mysqld/mysqld.sock ]; then\n\
 d=$(my_print_defaults mysqld 2>/dev/null | sed -n 's/^--datadir=//p' | tail -n 1); d=${d:-/var/lib/mysql}\n\
-p=$(sed -n 6p \"$d/master.info\" 2>/dev/null | tr -d '\\n' | od -An -v -tx1 | tr -d ' \\n')\n\
-{ printf \"SET @foobar_stored_source_password = UNHEX('%s');\\n\" \"$p\"; base64 -d ")
+p=$(sed -n 6p \"$d/master.info\" 2>/dev/null | tr -d '\\n')\n\
+k=; [ -n \"$p\" ] && k=$(printf '%s' \"$p\" | sha1sum | cut -c1-40 | tr a-f A-F | basenc --base16 -d | sha1sum | cut -c1-40 | tr a-f A-F) && k=$(printf '*%s' \"$k\" | sha256sum | cut -c1-64)\n\
+p=\n\
+{ printf \"SET @foobar_log_off = @@SESSION.sql_log_off;\\nSET SESSION sql_log_off = 1;\\nSET @foobar_stored_source_check = '%s';\\nSET SESSION sql_log_off = @foobar_log_off;\\n\" \"$k\"; base64 -d ")
         .data(std::sync::Arc::from(sql.as_bytes()))
         .code("} | \"$c\" ")
         .words(crate::mysql::CLIENT_ARGS)
@@ -269,10 +271,14 @@ p=$(sed -n 6p \"$d/master.info\" 2>/dev/null | tr -d '\\n' | od -An -v -tx1 | tr
 /// anywhere), or prints `#down` when no server is listening there. The SQL travels as base64
 /// data: no line of it can end a here-document and run as shell.
 ///
-/// Before `sql`, it sets `@foobar_stored_source_password` to the source password a MariaDB
-/// replica keeps in `<datadir>/master.info` (line 6), hex-encoded by `od` so no quoting is
-/// involved; the facts query prints only a digest of it (see [`crate::mysql::facts_sql`]).
-/// It travels on the client's stdin, never on a command line.
+/// Before `sql`, it sets `@foobar_stored_source_check` to a digest of the source password a
+/// MariaDB replica keeps in `<datadir>/master.info` (line 6), computed on the host: SHA-256
+/// of its `mysql_native_password` hash, the same digest the facts print for accounts (see
+/// [`crate::mysql::facts_sql`]). Neither the password nor anything derived from it is ever
+/// sent to the server in a logged statement: the assignment runs with `sql_log_off` on (the
+/// general log would otherwise keep it, readable by group `adm` on Debian), and the digest is
+/// printable hex, so no quoting is involved. It travels on the client's stdin, never on a
+/// command line.
 pub fn database_probe(sql: &str) -> String {
     probe(sql)
         .to_stdin()
@@ -414,11 +420,57 @@ mod probe_tests {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        // The first line sets the stored source password (empty here); then the SQL, as is.
+        // The first lines set the stored source password's digest (empty here) unlogged;
+        // then the SQL, as is.
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            format!("SET @foobar_stored_source_password = UNHEX('');\n{sql}")
+            format!("{}{sql}", unlogged_check(""))
         );
         assert!(!dir.path().join("PWNED").exists());
+    }
+
+    fn unlogged_check(digest: &str) -> String {
+        format!(
+            "SET @foobar_log_off = @@SESSION.sql_log_off;\nSET SESSION sql_log_off = 1;\n\
+SET @foobar_stored_source_check = '{digest}';\nSET SESSION sql_log_off = @foobar_log_off;\n"
+        )
+    }
+
+    /// The replica's stored source password is hashed on the host, the same way the facts
+    /// hash accounts; the server is sent only that digest, and only with its logging off.
+    #[test]
+    fn the_stored_source_password_is_hashed_on_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = "s3cret 'with' \\ odd chars";
+        std::fs::write(
+            dir.path().join("master.info"),
+            format!("33\nmariadb-bin.000001\n4\n10.0.0.1\nrepl\n{password}\n3306\n"),
+        )
+        .unwrap();
+        let script = super::database_probe("SELECT 1;\n")
+            .replace("[ -S /run/mysqld/mysqld.sock ]", "true")
+            .replace(
+                "d=${d:-/var/lib/mysql}",
+                &format!("d={}", dir.path().display()),
+            )
+            .replace("} | \"$c\" ", "} | cat; : ");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            crate::mysql::mysql_native_password_hash(password).as_bytes(),
+        ));
+        assert_eq!(stdout, format!("{}SELECT 1;\n", unlogged_check(&digest)));
+        let password_hex = hex::encode(password);
+        for leak in [
+            password,
+            password_hex.as_str(),
+            &password_hex.to_uppercase(),
+        ] {
+            assert!(!stdout.contains(leak), "{stdout}");
+        }
     }
 }

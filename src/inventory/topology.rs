@@ -55,6 +55,18 @@ impl Topology {
         }
     }
 
+    /// When no host is in group `firewall`, the warning `plan` and `audit` give: without it,
+    /// Prometheus, the exporters, the app port and MySQL answer the whole private network.
+    pub fn firewall_off_warning(&self) -> Option<String> {
+        self.firewalled.is_empty().then(|| {
+            "no host is in group `firewall`: Prometheus, the exporters, the app port and the \
+database answer anyone on the private network (and on any public address a host has)\n\
+hint: put the hosts in group `firewall`, list the operators' networks in `admin_networks:` \
+and run `foobar apply -p playbooks/firewall.yml`"
+                .to_string()
+        })
+    }
+
     /// The load balancer foobar drains web servers on during a rolling apply: the first.
     pub fn load_balancer(&self) -> Option<&HostName> {
         self.load_balancers.first()
@@ -117,6 +129,23 @@ mod tests {
         assert!(t.is_primary(&HostName::new("web-01")) && !t.is_replica(&HostName::new("web-01")));
         assert!(t.is_database(&HostName::new("web-02")));
         assert!(!t.is_database(&HostName::new("lb-01")));
+    }
+
+    #[test]
+    fn no_firewalled_host_is_said() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("inventories/production.yml");
+        let inv = crate::inventory::load_inventory(&path).expect("shipped inventory loads");
+        let warning = inv
+            .topology
+            .firewall_off_warning()
+            .expect("production has no firewall");
+        assert!(
+            warning.starts_with("no host is in group `firewall`"),
+            "{warning}"
+        );
+        let mut t = inv.topology.clone();
+        t.firewalled = names(&["web-01"]);
+        assert_eq!(t.firewall_off_warning(), None);
     }
 
     #[test]

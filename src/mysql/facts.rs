@@ -1,6 +1,6 @@
 //! The facts query: one batch that runs unchanged on every supported server, and its parser.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -58,6 +58,28 @@ const DB_PRIVILEGE_COLUMNS: &[&str] = &[
     "Trigger_priv",
 ];
 
+/// [`DB_PRIVILEGE_COLUMNS`] as `GRANT` names them, in the same order.
+const DB_PRIVILEGE_NAMES: &[&str] = &[
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "REFERENCES",
+    "INDEX",
+    "ALTER",
+    "CREATE TEMPORARY TABLES",
+    "LOCK TABLES",
+    "CREATE VIEW",
+    "SHOW VIEW",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "EXECUTE",
+    "EVENT",
+    "TRIGGER",
+];
+
 /// The server's own schemas: never dumped, dropped or seeded. Every other database is the
 /// user's (and foobar's own `foobar_meta`), and replication touches it.
 pub const SYSTEM_SCHEMAS: &[&str] = &["mysql", "information_schema", "performance_schema", "sys"];
@@ -83,10 +105,10 @@ pub struct FactsSubject<'a> {
 /// cut short is an error rather than missing facts.
 ///
 /// Stored password hashes are never printed: see [`super::password`] for the digest printed
-/// instead. The replica's stored source password is read on MariaDB from the user variable
-/// `@foobar_stored_source_password`, which [`crate::gather::database_probe`] sets from
-/// `master.info` (MariaDB's `secure_file_priv` usually forbids `LOAD_FILE`); on MySQL from
-/// `mysql.slave_master_info`.
+/// instead. The replica's stored source password's digest is read on MariaDB from the user
+/// variable `@foobar_stored_source_check`, which [`crate::gather::database_probe`] computes
+/// on the host from `master.info` (MariaDB's `secure_file_priv` usually forbids `LOAD_FILE`)
+/// and sets unlogged; on MySQL it is computed here from `mysql.slave_master_info`.
 pub fn facts_sql(subject: &FactsSubject<'_>) -> Result<String, SqlError> {
     // '' as well: anonymous accounts shadow named ones connecting from the same host.
     let mut users = format!(
@@ -139,7 +161,7 @@ FROM mysql.user WHERE User IN ({users}) ORDER BY User, Host;
 SELECT 'database' AS foobar_key, SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {db};
 SELECT 'schema' AS foobar_key, SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN ({system}) ORDER BY SCHEMA_NAME;
 SET @foobar_source_password = IF(VERSION() LIKE '%MariaDB%', \
-'SELECT ''source_password'' AS foobar_key, IF(IFNULL(@foobar_stored_source_password, '''') = '''', '''', SHA2(CONCAT(''*'', UPPER(SHA1(UNHEX(SHA1(@foobar_stored_source_password))))), 256)) AS foobar_value', \
+'SELECT ''source_password'' AS foobar_key, IFNULL(@foobar_stored_source_check, '''') AS foobar_value', \
 'SELECT ''source_password'' AS foobar_key, IFNULL((SELECT SHA2(CONCAT(''*'', UPPER(SHA1(UNHEX(SHA1(User_password))))), 256) FROM mysql.slave_master_info WHERE Channel_name = '''' LIMIT 1), '''') AS foobar_value');
 PREPARE foobar_source_password FROM @foobar_source_password;
 EXECUTE foobar_source_password;
@@ -256,9 +278,15 @@ pub struct DbGrantFacts {
     pub user: String,
     pub host: String,
     pub db: String,
-    /// Every privilege `GRANT ALL` gives on a database is set.
-    pub all_privileges: bool,
+    /// The privileges set on the database, as `GRANT` spells them (`SELECT`, `CREATE
+    /// TEMPORARY TABLES`, ...).
+    pub privileges: Vec<&'static str>,
 }
+
+/// What the app account needs on its database, as `GRANT` spells them: its rows, and
+/// `CREATE` for the `CREATE TABLE IF NOT EXISTS` it runs at start. Nothing that drops or
+/// alters a table, defines code (routines, triggers, events, views) or locks tables.
+pub const APP_PRIVILEGES: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "CREATE"];
 
 impl DbFacts {
     /// The `mysql.user` row for `user`@`host` exactly.
@@ -275,11 +303,19 @@ impl DbFacts {
         self.accounts.iter().filter(|a| a.user.is_empty())
     }
 
-    /// Whether `user`@`host` holds every database privilege on the app database.
-    pub fn app_grant_complete(&self, user: &str, host: &str) -> bool {
+    /// The privileges `user`@`host` holds on the app database (every row: the name may be
+    /// stored with its wildcards escaped or not).
+    pub fn app_privileges(&self, user: &str, host: &str) -> BTreeSet<&'static str> {
         self.app_grants
             .iter()
-            .any(|g| g.user == user && g.host == host && g.all_privileges)
+            .filter(|g| g.user == user && g.host == host)
+            .flat_map(|g| g.privileges.iter().copied())
+            .collect()
+    }
+
+    /// Whether `user`@`host` holds exactly [`APP_PRIVILEGES`] on the app database.
+    pub fn app_grant_exact(&self, user: &str, host: &str) -> bool {
+        self.app_privileges(user, host) == APP_PRIVILEGES.iter().copied().collect()
     }
 
     /// `read_only`, and `super_read_only` where the server has it.
@@ -360,8 +396,12 @@ pub fn parse_facts(text: &str) -> Result<DbFacts, ParseError> {
                                 user: value("user")?,
                                 host: value("host")?,
                                 db: value("db")?,
-                                all_privileges: privileges.len() == DB_PRIVILEGE_COLUMNS.len()
-                                    && privileges.chars().all(|c| c == 'Y'),
+                                privileges: privileges
+                                    .chars()
+                                    .zip(DB_PRIVILEGE_NAMES)
+                                    .filter(|(flag, _)| *flag == 'Y')
+                                    .map(|(_, name)| *name)
+                                    .collect(),
                             });
                         }
                         "privilege" => {
@@ -599,7 +639,7 @@ mod tests {
             repl.password_check(&Secret::new("other")),
             PasswordCheck::Differs
         );
-        assert!(f.app_grant_complete("shop", "127.%"));
+        assert!(f.app_grant_exact("shop", "127.%"));
         assert!(f.replica.is_none());
         assert!(!format!("{repl:?}").contains("auth_check"));
     }

@@ -577,9 +577,10 @@ mod tests {
         assert_eq!(
             statements.names,
             [
+                "drop the anonymous account(s) ''@'localhost', ''@'vm'",
                 "create database `shop`",
                 "user 'repl'@'127.%': create; grant REPLICATION SLAVE",
-                "user 'shop'@'127.%': create; grant ALL PRIVILEGES on `shop`",
+                "user 'shop'@'127.%': create; grant SELECT, INSERT, UPDATE, DELETE, CREATE on `shop`",
             ]
             .map(String::from),
             "{}",

@@ -444,20 +444,23 @@ mod tests {
         assert_eq!(
             summaries,
             [
+                "drop the anonymous account(s) ''@'localhost', ''@'vm'",
                 "create database `shop`",
                 "user 'repl'@'127.%': create; grant REPLICATION SLAVE",
-                "user 'shop'@'127.%': create; grant ALL PRIVILEGES on `shop`",
+                "user 'shop'@'127.%': create; grant SELECT, INSERT, UPDATE, DELETE, CREATE on `shop`",
             ]
         );
         let sql = plan.sql();
         let repl_hash = mysql_native_password_hash("repl-secret");
         assert_eq!(
             sql.masked(),
-            "CREATE DATABASE IF NOT EXISTS `shop` CHARACTER SET utf8mb4;\n\
+            "DROP USER IF EXISTS ''@'localhost';\n\
+             DROP USER IF EXISTS ''@'vm';\n\
+             CREATE DATABASE IF NOT EXISTS `shop` CHARACTER SET utf8mb4;\n\
              CREATE USER IF NOT EXISTS 'repl'@'127.%' IDENTIFIED BY PASSWORD '********';\n\
              GRANT REPLICATION SLAVE ON *.* TO 'repl'@'127.%';\n\
              CREATE USER IF NOT EXISTS 'shop'@'127.%' IDENTIFIED BY PASSWORD '********';\n\
-             GRANT ALL PRIVILEGES ON `shop`.* TO 'shop'@'127.%';\n"
+             GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `shop`.* TO 'shop'@'127.%';\n"
         );
         let stdin = sql.to_stdin();
         assert!(stdin.contains(&format!("IDENTIFIED BY PASSWORD '{repl_hash}'")));
@@ -466,6 +469,35 @@ mod tests {
             "MariaDB never sees the plain password"
         );
         assert!(plan.notes.is_empty());
+    }
+
+    /// An app account with `GRANT ALL` (what earlier versions gave) keeps only what the app
+    /// uses: granted, everything on the database revoked, granted again.
+    #[test]
+    fn the_app_account_loses_privileges_it_does_not_use() {
+        let text = FACTS_PRIMARY.replace("YYYYYNNNNNNNNNNNNN", "YYYYYYYYYYYYYYYYYY");
+        assert_ne!(text, FACTS_PRIMARY, "the fixture's grant row moved");
+        let facts = parse_facts(&text).unwrap();
+        let plan = primary_changes(
+            &primary_desired("repl-secret", "shop-secret"),
+            &facts,
+            false,
+        )
+        .unwrap();
+        let summaries: Vec<&str> = plan.changes.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(
+            summaries,
+            [
+                "user 'shop'@'127.%': grant SELECT, INSERT, UPDATE, DELETE, CREATE on `shop` only (revoking ALTER, ALTER ROUTINE, CREATE ROUTINE, CREATE TEMPORARY TABLES, CREATE VIEW, DROP, EVENT, EXECUTE, INDEX, LOCK TABLES, REFERENCES, SHOW VIEW, TRIGGER)"
+            ]
+        );
+        assert_eq!(
+            plan.sql().masked(),
+            "CREATE USER IF NOT EXISTS 'shop'@'127.%' IDENTIFIED BY PASSWORD '********';\n\
+             GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `shop`.* TO 'shop'@'127.%';\n\
+             REVOKE ALL PRIVILEGES ON `shop`.* FROM 'shop'@'127.%';\n\
+             GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `shop`.* TO 'shop'@'127.%';\n"
+        );
     }
 
     #[test]
@@ -554,7 +586,7 @@ mod tests {
         assert_eq!(
             plan.changes[0].sql.masked(),
             "CREATE USER IF NOT EXISTS 'shop'@'10.0.1.%' IDENTIFIED WITH caching_sha2_password BY '********';\n\
-             GRANT ALL PRIVILEGES ON `shop`.* TO 'shop'@'10.0.1.%';\n"
+             GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `shop`.* TO 'shop'@'10.0.1.%';\n"
         );
         assert!(plan.sql().to_stdin().contains("BY 'shop-secret'"));
     }

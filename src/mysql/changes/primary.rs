@@ -2,7 +2,7 @@
 //! it takes writes ([`read_only_changes`], for replicas too).
 
 use super::Change;
-use crate::mysql::facts::DbFacts;
+use crate::mysql::facts::{APP_PRIVILEGES, DbFacts};
 use crate::mysql::password::{PasswordCheck, mysql_native_password_hash};
 use crate::mysql::sql::{Sql, SqlError, Statement};
 use crate::mysql::version::{Flavor, ServerVersion};
@@ -22,7 +22,7 @@ pub struct AccountDesired {
 pub struct PrimaryDesired {
     /// Granted `REPLICATION SLAVE ON *.*`.
     pub replication: AccountDesired,
-    /// Granted `ALL PRIVILEGES` on `app_database`.
+    /// Granted [`APP_PRIVILEGES`] on `app_database`, nothing more.
     pub app: AccountDesired,
     pub app_database: String,
     /// The metrics exporter's account, when monitoring is configured: granted what
@@ -85,6 +85,26 @@ pub fn primary_changes(
 ) -> Result<PrimaryPlan, SqlError> {
     let version = &facts.version;
     let mut plan = PrimaryPlan::default();
+    // An anonymous account (`''@'localhost'`) is picked before a named one for a client from
+    // the same host: with it the app or the replica may log in as nobody, or be refused. The
+    // drop replicates, so replicas lose it too (`IF EXISTS`: one that never had it goes on).
+    let anonymous: Vec<_> = facts.anonymous_accounts().collect();
+    if !anonymous.is_empty() {
+        let mut sql = Sql::new();
+        let mut names = Vec::new();
+        for a in &anonymous {
+            sql.push(
+                Statement::new()
+                    .text("DROP USER IF EXISTS ")
+                    .account(&a.user, &a.host)?,
+            );
+            names.push(format!("''@'{}'", a.host));
+        }
+        plan.changes.push(Change {
+            summary: format!("drop the anonymous account(s) {}", names.join(", ")),
+            sql,
+        });
+    }
     if !facts.app_database_exists {
         let mut sql = Sql::new();
         sql.push(
@@ -114,17 +134,32 @@ pub fn primary_changes(
         &mut plan,
     )?;
     let database = &desired.app_database;
+    let app_privileges = APP_PRIVILEGES.join(", ");
+    let held = facts.app_privileges(&desired.app.user, &desired.app.host);
+    let extra: Vec<&str> = held
+        .iter()
+        .copied()
+        .filter(|p| !APP_PRIVILEGES.contains(p))
+        .collect();
+    let before = plan.changes.len();
     account_change(
         version,
         facts,
         &desired.app,
         "the app password",
         force_password,
-        !facts.app_grant_complete(&desired.app.user, &desired.app.host),
-        &format!("ALL PRIVILEGES on `{database}`"),
+        !facts.app_grant_exact(&desired.app.user, &desired.app.host),
+        &if extra.is_empty() {
+            format!("{app_privileges} on `{database}`")
+        } else {
+            format!(
+                "{app_privileges} on `{database}` only (revoking {})",
+                extra.join(", ")
+            )
+        },
         |a| {
             Statement::new()
-                .text("GRANT ALL PRIVILEGES ON ")
+                .text(&format!("GRANT {app_privileges} ON "))
                 .identifier(database, "the app database name")?
                 .text(".* TO ")
                 .account(&a.user, &a.host)
@@ -132,6 +167,27 @@ pub fn primary_changes(
         true,
         &mut plan,
     )?;
+    // More than the app uses (`GRANT ALL` before): revoke everything on the database after
+    // the grant above (so a grant exists to revoke, on a replica too), then grant again.
+    if !extra.is_empty() && plan.changes.len() > before {
+        let account = |s: Statement| s.account(&desired.app.user, &desired.app.host);
+        let revoke = account(
+            Statement::new()
+                .text("REVOKE ALL PRIVILEGES ON ")
+                .identifier(database, "the app database name")?
+                .text(".* FROM "),
+        )?;
+        let grant = account(
+            Statement::new()
+                .text(&format!("GRANT {app_privileges} ON "))
+                .identifier(database, "the app database name")?
+                .text(".* TO "),
+        )?;
+        if let Some(c) = plan.changes.last_mut() {
+            c.sql.push(revoke);
+            c.sql.push(grant);
+        }
+    }
     if let Some(monitoring) = &desired.monitoring {
         let (grant, reported) = monitoring_privileges(version.flavor);
         let has = |scope: &str, privilege: &str| {
