@@ -117,11 +117,17 @@ pub enum VipFailure {
     Disagrees { state: String, holds: bool },
     #[error("HAProxy does not answer on its runtime API {socket}")]
     HaproxySilent { socket: String },
-    #[error("GET http://{domain}/ via {frontend} from {from} never reached {web} ({first})")]
-    NeverReached {
+    #[error("GET http://{domain}/ via {frontend} from {from} never answered 200 ({first})")]
+    NoAnswer {
         domain: String,
         frontend: String,
         from: HostName,
+        first: String,
+    },
+    #[error("GET http://{domain}/ via {frontend} never reached {web} ({first})")]
+    NeverReached {
+        domain: String,
+        frontend: String,
         web: HostName,
         first: String,
     },
@@ -135,6 +141,7 @@ impl VipFailure {
             VipFailure::KeepalivedStopped => "`foobar apply` starts it; `journalctl -u keepalived` (or its log) says why it stopped".into(),
             VipFailure::Disagrees { .. } => "keepalived's view changes within a few adverts; run verify again, and if it stays, restart keepalived on this host".into(),
             VipFailure::HaproxySilent { .. } => "HAProxy is not serving here: `systemctl status haproxy`; keepalived gives the address up while it stays so".into(),
+            VipFailure::NoAnswer { from, .. } => format!("the address does not serve as seen from {from}: see its vip_holder and haproxy_answers checks, and the backend_server checks"),
             VipFailure::NeverReached { web, .. } => format!("see the backend_server check for {web}; `foobar verify --limit {web}` checks the host itself"),
         }
     }
@@ -143,6 +150,15 @@ impl VipFailure {
         let hint = self.hint();
         Check::fail(name, self.to_string(), hint)
     }
+}
+
+fn first_answer(p: &Probe) -> String {
+    p.answers
+        .first()
+        .map(|a| a.chars().take(120).collect::<String>())
+        .unwrap_or_else(|| "no answer".into())
+        .trim()
+        .to_string()
 }
 
 /// Checks per load balancer from their probes (hosts whose probe could not run are left out:
@@ -213,37 +229,60 @@ pub fn evaluate(
             }
             .check("haproxy_answers")
         });
-        for w in web {
-            let needle = format!("served by {w}");
-            let n = p
-                .answers
-                .iter()
-                .filter(|a| a.starts_with("200 ") && a.contains(&needle))
-                .count();
-            checks.push(if n > 0 {
-                Check::pass(
-                    "http_through_vip",
-                    format!(
-                        "GET http://{}/ via {} from {h} reached {w} ({n} times)",
-                        cfg.domain, cfg.frontend
-                    ),
-                )
-            } else {
-                VipFailure::NeverReached {
-                    domain: cfg.domain.clone(),
-                    frontend: cfg.frontend.clone(),
-                    from: h.clone(),
-                    web: w.clone(),
-                    first: p
-                        .answers
-                        .first()
-                        .map(|a| a.chars().take(120).collect::<String>())
-                        .unwrap_or_else(|| "no answer".into())
-                        .trim()
-                        .to_string(),
-                }
-                .check("http_through_vip")
-            });
+        let answered = p.answers.iter().filter(|a| a.starts_with("200 ")).count();
+        checks.push(if answered > 0 {
+            Check::pass(
+                "http_through_vip",
+                format!(
+                    "GET http://{}/ via {} from {h}: {answered} of {} answered 200",
+                    cfg.domain,
+                    cfg.frontend,
+                    p.answers.len()
+                ),
+            )
+        } else {
+            VipFailure::NoAnswer {
+                domain: cfg.domain.clone(),
+                frontend: cfg.frontend.clone(),
+                from: h.clone(),
+                first: first_answer(p),
+            }
+            .check("http_through_vip")
+        });
+        // Which web hosts answered is judged over every probe together: the probes run at
+        // once, so round robin may hand each load balancer's requests to one host only.
+        if holders.first().is_some_and(|x| x == h.as_str())
+            || (holders.is_empty() && out.is_empty())
+        {
+            for w in web {
+                let needle = format!("served by {w}");
+                let n: usize = probes
+                    .values()
+                    .map(|p| {
+                        p.answers
+                            .iter()
+                            .filter(|a| a.starts_with("200 ") && a.contains(&needle))
+                            .count()
+                    })
+                    .sum();
+                checks.push(if n > 0 {
+                    Check::pass(
+                        "http_through_vip",
+                        format!(
+                            "GET http://{}/ via {} reached {w} ({n} times)",
+                            cfg.domain, cfg.frontend
+                        ),
+                    )
+                } else {
+                    VipFailure::NeverReached {
+                        domain: cfg.domain.clone(),
+                        frontend: cfg.frontend.clone(),
+                        web: w.clone(),
+                        first: first_answer(p),
+                    }
+                    .check("http_through_vip")
+                });
+            }
         }
         out.insert(h.clone(), checks);
     }
@@ -336,10 +375,38 @@ mod tests {
             .find(|c| c.name == "http_through_vip")
             .unwrap();
         assert!(!c.ok);
-        assert!(
-            c.detail
-                .contains("from lb-01 never reached web-01 (000 timed out)")
+        assert_eq!(
+            c.detail,
+            "GET http://www.foobar.com/ via 198.51.100.10:80 from lb-01 never answered 200 (000 timed out)"
         );
+    }
+
+    #[test]
+    fn web_hosts_are_counted_over_both_probes_on_the_holder() {
+        let mut a = probe(true, "MASTER");
+        a.answers = vec!["200 served by web-01".into()];
+        let mut b = probe(false, "BACKUP");
+        b.answers = vec!["200 served by web-02".into()];
+        let probes = BTreeMap::from([(HostName::new("lb-01"), a), (HostName::new("lb-02"), b)]);
+        let out = evaluate(&cfg(), &probes, &web());
+        let reached = |h: &str| {
+            out[&HostName::new(h)]
+                .iter()
+                .filter(|c| c.detail.contains(" reached "))
+                .map(|c| c.ok)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(reached("lb-01"), [true, true]);
+        assert!(reached("lb-02").is_empty());
+        let mut c = probe(true, "MASTER");
+        c.answers = vec!["200 served by web-01".into()];
+        let only = BTreeMap::from([(HostName::new("lb-01"), c)]);
+        let out = evaluate(&cfg(), &only, &web());
+        assert!(out[&HostName::new("lb-01")].iter().any(|c| {
+            !c.ok
+                && c.detail
+                    .ends_with("never reached web-02 (200 served by web-01)")
+        }));
     }
 
     #[test]
