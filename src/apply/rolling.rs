@@ -30,6 +30,10 @@ pub struct Balancer {
     pub direct: std::collections::BTreeMap<HostName, String>,
     pub domain: String,
     pub timeout: Duration,
+    /// Run the health gate on the balancer (over its transport) rather than from foobar: with
+    /// a floating address the web hosts are on the balancers' network, which foobar's own
+    /// machine need not (in the networked lab: must not) reach.
+    pub gate_on_balancer: bool,
 }
 
 impl Balancer {
@@ -168,6 +172,24 @@ impl Balancer {
         }
     }
 
+    /// `GET /` from the balancer to `addr` answered 200.
+    async fn gate_from_balancer(&self, addr: &str) -> bool {
+        let Ok(script) = crate::remote::haproxy::http_get(addr, &self.domain).to_stdin() else {
+            return false;
+        };
+        match self
+            .transport
+            .run(
+                &RemoteCommand::script(Duration::from_secs(10)),
+                Some(script.as_bytes()),
+            )
+            .await
+        {
+            Ok(out) => out.success() && out.stdout_text().lines().next() == Some("200"),
+            Err(_) => false,
+        }
+    }
+
     /// Ask the host's Nginx (and through it the app) directly until it answers 200.
     pub async fn health_gate(&self, server: &HostName) -> Result<(), RolloutError> {
         let Some(addr) = self.direct.get(server) else {
@@ -176,9 +198,15 @@ impl Balancer {
         let deadline = Instant::now() + self.timeout;
         let mut last = None;
         while Instant::now() < deadline {
-            match crate::http::Client::GATE.get_ok(addr, &self.domain).await {
-                Ok(_) => return Ok(()),
-                Err(e) => last = Some(e),
+            if self.gate_on_balancer {
+                if self.gate_from_balancer(addr).await {
+                    return Ok(());
+                }
+            } else {
+                match crate::http::Client::GATE.get_ok(addr, &self.domain).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = Some(e),
+                }
             }
             tokio::time::sleep(POLL).await;
         }

@@ -12,3 +12,17 @@ pub fn haproxy_runtime(socket: &str, commands: &str) -> Script {
         .word(commands);
     s
 }
+
+/// One `GET /` to `addr` (`ip:port`) with `Host: host`, run on a host: prints the status
+/// code on the first line, then the body. For checks that must start inside the hosts'
+/// network (a floating address, web hosts behind the load balancers), not from foobar's.
+pub fn http_get(addr: &str, host: &str) -> Script {
+    let mut s = Script::new();
+    s.code(include_str!("sh/http_get.sh"))
+        .code("http_get ")
+        .word(addr)
+        .code(" ")
+        .word(host)
+        .code("\n");
+    s
+}

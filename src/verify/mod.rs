@@ -27,6 +27,7 @@ mod failure;
 mod haproxy;
 mod replication;
 pub mod tls;
+pub mod vip;
 
 pub use haproxy::haproxy_checks;
 use haproxy::{lb_address, settle_balancers};
@@ -111,6 +112,62 @@ fn host_script(
     // Every value is a word: only a NUL could fail, and load refuses those.
     s.to_stdin()
         .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
+}
+
+/// The floating address's checks: one probe per reachable load balancer, judged together.
+async fn verify_vip(
+    input: &VerifyInput<'_>,
+    cfg: &vip::VipConfig,
+    lbs: &[HostName],
+    web: &[HostName],
+) -> BTreeMap<HostName, Vec<Check>> {
+    let tries = 2 * web.len().max(1) + 2;
+    let Ok(script) = vip::probe_script(cfg, tries).to_stdin() else {
+        return BTreeMap::new();
+    };
+    let runs = futures::future::join_all(
+        lbs.iter()
+            .filter_map(|h| Some((h, input.transports.get(h)?)))
+            .map(|(h, t)| {
+                let script = script.clone();
+                async move {
+                    let out = t
+                        .run(
+                            &RemoteCommand::script(input.timeout),
+                            Some(script.as_bytes()),
+                        )
+                        .await;
+                    (h.clone(), out)
+                }
+            }),
+    )
+    .await;
+    let mut probes = BTreeMap::new();
+    let mut failed = BTreeMap::new();
+    for (h, out) in runs {
+        match out {
+            Ok(o) if o.success() => {
+                probes.insert(h, vip::parse(&o.stdout_text()));
+            }
+            Ok(o) => {
+                failed.insert(
+                    h,
+                    vec![
+                        VerifyFailure::CheckScript {
+                            stderr: o.stderr_text().trim().to_string(),
+                        }
+                        .check("vip_probe"),
+                    ],
+                );
+            }
+            Err(e) => {
+                failed.insert(h, vec![VerifyFailure::Transport(e).check("vip_probe")]);
+            }
+        }
+    }
+    let mut out = vip::evaluate(cfg, &probes, web);
+    out.extend(failed);
+    out
 }
 
 /// Run every check.
@@ -295,9 +352,23 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         }
     }
 
-    // HTTP through each load balancer reaches every web host.
+    // HTTP through each load balancer reaches every web host; with a floating address, through
+    // that address, asked from the load balancers themselves (see `vip`).
     let web: Vec<HostName> = inv.topology.web_servers.clone();
-    for lb in lbs.iter().filter(|l| input.transports.contains_key(*l)) {
+    let floating = vip::config(inv);
+    if let Some(cfg) = &floating {
+        for (h, checks) in verify_vip(input, cfg, &lbs, &web).await {
+            hosts
+                .entry(h)
+                .or_insert(HostHealth { checks: vec![] })
+                .checks
+                .extend(checks);
+        }
+    }
+    for lb in lbs
+        .iter()
+        .filter(|l| floating.is_none() && input.transports.contains_key(*l))
+    {
         let addr = lb_address(inv, lb);
         let domain = inv
             .host_vars(lb)
