@@ -55,10 +55,17 @@ impl Topology {
         }
     }
 
-    /// When no host is in group `firewall`, the warning `plan` and `audit` give: without it,
-    /// Prometheus, the exporters, the app port and MySQL answer the whole private network.
+    /// When the inventory runs the stack and no host is in group `firewall`, the warning `plan`
+    /// and `audit` give: without it, Prometheus, the exporters, the app port and MySQL answer
+    /// the whole private network. An inventory without the stack's groups (the engine on its
+    /// own) has nothing of that to protect, so it is not told.
     pub fn firewall_off_warning(&self) -> Option<String> {
-        self.firewalled.is_empty().then(|| {
+        let runs_the_stack = !(self.load_balancers.is_empty()
+            && self.web_servers.is_empty()
+            && self.databases.is_empty()
+            && self.database_primary.is_none()
+            && self.monitoring.is_empty());
+        (runs_the_stack && self.firewalled.is_empty()).then(|| {
             "no host is in group `firewall`: Prometheus, the exporters, the app port and the \
 database answer anyone on the private network (and on any public address a host has)\n\
 hint: put the hosts in group `firewall`, list the operators' networks in `admin_networks:` \
@@ -146,6 +153,11 @@ mod tests {
         let mut t = inv.topology.clone();
         t.firewalled = names(&["web-01"]);
         assert_eq!(t.firewall_off_warning(), None);
+        assert_eq!(
+            Topology::default().firewall_off_warning(),
+            None,
+            "no stack, no warning"
+        );
     }
 
     #[test]
