@@ -322,3 +322,23 @@ fn a_certificate_expiring_within_30_days_is_reported() {
     // The certificate's contents never appear.
     assert!(!run.stdout.contains("BEGIN"), "{}", run.stdout);
 }
+
+#[test]
+fn a_load_balancer_pair_closes_the_single_load_balancer_only_with_a_floating_address() {
+    let dir = project();
+    let args = ["--json", "-i", "inventories/lab-net.yml"];
+    let pair = findings(&audit(dir.path(), &args));
+    assert!(find(&pair, "single_load_balancer").is_empty(), "{pair:#?}");
+    // The same two hosts without `vip:`: users still reach one address.
+    let inv = dir.path().join("inventories/lab-net.yml");
+    let text = std::fs::read_to_string(&inv).unwrap();
+    let start = text.find("  vip:\n").expect("lab-net.yml has vip:");
+    let end = start + text[start..].find("  prometheus_scrape_interval").unwrap();
+    std::fs::write(&inv, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let no_vip = findings(&audit(dir.path(), &args));
+    let lb = find(&no_vip, "single_load_balancer");
+    assert_eq!(lb.len(), 1, "{no_vip:#?}");
+    let summary = lb[0]["summary"].as_str().unwrap();
+    assert!(summary.contains("no floating address"), "{summary}");
+    assert!(lb[0]["fix"].as_str().unwrap().contains("vip:"), "{}", lb[0]);
+}

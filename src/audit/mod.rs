@@ -178,6 +178,21 @@ pub fn audit_config(input: &AuditInput<'_>) -> Vec<Finding> {
             fix: "add a second machine to group `loadbalancer` and share a floating address between the two with VRRP (keepalived); this needs a second machine, configuration alone cannot fix it".into(),
         });
     }
+    // Two load balancers without a floating address still leave users one address to reach:
+    // the pair is only closed when `vip:` moves that address between them.
+    if lbs.len() >= 2 && !lbs.iter().all(|h| inv.host_vars(h).contains_key("vip")) {
+        out.push(Finding {
+            id: "single_load_balancer",
+            severity: Severity::Medium,
+            location: locate(inv, text, "loadbalancer:"),
+            summary: format!(
+                "{} load balancers but no floating address: users reach one of them",
+                lbs.len()
+            ),
+            why: "when the host users' DNS points at goes down, no request reaches the web servers, though its peer is up".into(),
+            fix: "add `vip:` under vars (address, prefix, interface, router_id) and the secret `vip_password`, then `foobar apply`: keepalived moves the address to the peer that serves (see docs/operations/load-balancer-pair.md)".into(),
+        });
+    }
     let primaries: Vec<&HostName> = inv.topology.database_primary.iter().collect();
     let replicas = &inv.topology.database_replicas;
     let failover = inv
