@@ -261,6 +261,33 @@ fn record(key: &str, value: serde_json::Value) {
     eprintln!("vip: {key} = {}", doc[key]);
 }
 
+/// Prometheus on the monitoring host (nlb-01), asked from inside that host: `expr`'s first
+/// value, and the names of the alerts firing.
+fn prometheus_value(expr: &str) -> Option<f64> {
+    let r = ssh_net(
+        "nlb-01",
+        &format!(
+            "curl -sf --get --data-urlencode 'query={expr}' http://198.51.100.11:9090/api/v1/query"
+        ),
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+fn firing_alerts() -> Vec<String> {
+    let r = ssh_net("nlb-01", "curl -sf http://198.51.100.11:9090/api/v1/alerts");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_default();
+    v["data"]["alerts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|x| x["state"] == "firing")
+                .filter_map(|x| x["labels"]["alertname"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn the_machine_namespace_has_no_way_into_the_lab_network() {
     let (_g, _lab) = net_lab();
@@ -354,6 +381,18 @@ fn a_load_balancer_pair_keeps_one_floating_address_through_faults() {
     }
     let plan = lab.foobar(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "plan after the apply: {plan:?}");
+    // Prometheus sees the pair: one holder among two reporting load balancers.
+    let seen = eventually(40, || {
+        (prometheus_value("sum(foobar_vrrp_master)") == Some(1.0)
+            && prometheus_value("count(foobar_vrrp_master)") == Some(2.0))
+        .then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "Prometheus does not see one holder of two: sum {:?}, count {:?}",
+        prometheus_value("sum(foobar_vrrp_master)"),
+        prometheus_value("count(foobar_vrrp_master)")
+    );
 
     // SIGKILL the holder's namespace under load: the peer takes over.
     let peer = LBS.iter().copied().find(|h| *h != holder).unwrap();
@@ -472,6 +511,38 @@ fn a_load_balancer_pair_keeps_one_floating_address_through_faults() {
     );
     assert_eq!(holders(), [holder]);
 
+    // A rolling change of the web hosts (the app restarts): each is drained on both load
+    // balancers, since the address may sit on either; no request fails.
+    lab.project.edit(
+        "inventories/lab-net.yml",
+        "  app_version: \"1\"\n",
+        "  app_version: \"2\"\n",
+    );
+    let load = Load::start();
+    std::thread::sleep(Duration::from_secs(1));
+    let apply = lab.foobar(&["apply", "--yes"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    assert_eq!(apply.code, 0, "rolling app change: {apply:?}");
+    assert_eq!(
+        apply
+            .stdout
+            .matches("drained and put in maintenance on nlb-01, nlb-02")
+            .count(),
+        2,
+        "each web host drained on both: {apply:?}"
+    );
+    eprintln!("vip: rolling app change: {}", report.summary());
+    record(
+        "rolling_web_change",
+        serde_json::json!({"requests": report.samples.len(), "failed": report.failed()}),
+    );
+    assert_eq!(
+        report.failed(),
+        0,
+        "requests failed during the rolling change"
+    );
+
     // Split brain: VRRP between the two dropped (nftables, in each host's own namespace):
     // both take the address, and verify names both.
     let block = "[ \"$(readlink /proc/self/ns/net)\" != \"$(cat /etc/foobar-lab-machine-netns)\" ] && \
@@ -484,6 +555,12 @@ fn a_load_balancer_pair_keeps_one_floating_address_through_faults() {
     }
     let both = eventually(20, || (holders().len() == 2).then_some(()));
     let verify = lab.foobar(&["verify"]);
+    let alerted = eventually(30, || {
+        firing_alerts()
+            .iter()
+            .any(|a| a == "FloatingAddressTwoHolders")
+            .then_some(())
+    });
     for h in LBS {
         let r = ssh_net(h, "nft delete table inet foobar_test && echo unblocked");
         assert!(r.stdout.contains("unblocked"), "{h}: {r:?}");
@@ -494,6 +571,11 @@ fn a_load_balancer_pair_keeps_one_floating_address_through_faults() {
         holders()
     );
     assert_ne!(verify.code, 0, "verify passed with two holders: {verify:?}");
+    assert!(
+        alerted.is_some(),
+        "no FloatingAddressTwoHolders alert with two holders: {:?}",
+        firing_alerts()
+    );
     assert!(
         verify
             .stdout

@@ -191,7 +191,8 @@ pub enum ApplyError {
     HealthGate {
         source: RolloutError,
         restored: String,
-        balancer: HostName,
+        /// The load balancers it is out of rotation on.
+        balancer: String,
     },
 }
 

@@ -106,7 +106,7 @@ pub enum Skipped {
     /// A service handler whose service this run started: it already runs the new files.
     StartedService { handler: String, service: String },
     /// A rollout left the host out of the load balancer's rotation.
-    LeftInMaintenance { balancer: HostName },
+    LeftInMaintenance { balancer: String },
 }
 
 impl fmt::Display for Skipped {

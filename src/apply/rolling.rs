@@ -1,6 +1,8 @@
-//! Rolling changes behind the load balancer: for each batch of hosts, drain it in HAProxy
+//! Rolling changes behind the load balancers: for each batch of hosts, drain it in HAProxy
 //! through the runtime API, wait for its sessions to end, put it in maintenance, apply, check
-//! it directly, put it back and wait until HAProxy itself reports it UP. A host that fails its
+//! it directly, put it back and wait until HAProxy itself reports it UP. With a pair of load
+//! balancers every step is done on each of them: the floating address may move to the peer
+//! at any moment, and a host drained on one only would still get requests from the other. A host that fails its
 //! health gate has its files restored, stays out of rotation, and stops the rollout.
 //!
 //! The runtime API is HAProxy's admin socket on the load balancer, spoken over SSH by
@@ -18,10 +20,16 @@ const POLL: Duration = Duration::from_millis(50);
 use crate::inventory::HostName;
 use crate::transport::{RemoteCommand, Transport};
 
-/// HAProxy on the load balancer, and where to check each backend host directly.
-pub struct Balancer {
+/// HAProxy on one load balancer.
+pub struct Node {
     pub host: HostName,
     pub transport: Arc<dyn Transport>,
+}
+
+/// HAProxy on every load balancer, and where to check each backend host directly.
+pub struct Balancer {
+    /// The first runs the health gate (with a floating address) and is read for the plan.
+    pub nodes: Vec<Node>,
     pub socket: String,
     /// The backend the hosts are servers of (`backend web` in the template).
     pub backend: String,
@@ -37,16 +45,33 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    /// Send commands (`;`-separated, one connection) to the runtime API.
+    /// The load balancers, for messages: `lb-01` or `lb-01, lb-02`.
+    pub fn names(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.host.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn first(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    /// Send commands (`;`-separated, one connection) to the runtime API of the first.
     pub async fn runtime(&self, commands: &str) -> Result<String, RolloutError> {
+        self.runtime_on(self.first(), commands).await
+    }
+
+    async fn runtime_on(&self, node: &Node, commands: &str) -> Result<String, RolloutError> {
         let api = |detail: String| RolloutError::RuntimeApi {
-            balancer: self.host.clone(),
+            balancer: node.host.clone(),
             detail,
         };
         let script = crate::remote::haproxy::haproxy_runtime(&self.socket, commands)
             .to_stdin()
             .map_err(|e| api(e.to_string()))?;
-        let out = self
+        let out = node
             .transport
             .run(
                 &RemoteCommand::script(Duration::from_secs(30)),
@@ -60,46 +85,56 @@ impl Balancer {
         Ok(out.stdout_text())
     }
 
+    /// The server's state on every load balancer, all asked at once.
     async fn set_state(&self, server: &HostName, state: &str) -> Result<(), RolloutError> {
-        let answer = self
-            .runtime(&format!(
-                "set server {}/{server} state {state}",
-                self.backend
-            ))
-            .await?;
-        if answer.trim().is_empty() {
-            Ok(())
-        } else {
-            Err(RolloutError::Refused {
-                command: format!("set server {}/{server} state {state}", self.backend),
-                answer: answer.trim().to_string(),
-            })
+        let command = format!("set server {}/{server} state {state}", self.backend);
+        let answers =
+            futures::future::join_all(self.nodes.iter().map(|n| self.runtime_on(n, &command)))
+                .await;
+        for answer in answers {
+            let answer = answer?;
+            if !answer.trim().is_empty() {
+                return Err(RolloutError::Refused {
+                    command,
+                    answer: answer.trim().to_string(),
+                });
+            }
         }
+        Ok(())
     }
 
-    /// Whether the runtime API answers with the backend's server states.
+    /// The backend's server states on every load balancer, one after the other (each with its
+    /// `#` header): a server in maintenance on any of them is out of rotation.
     pub async fn server_state_all(&self) -> Result<String, RolloutError> {
-        let text = self
-            .runtime(&format!("show servers state {}", self.backend))
-            .await?;
-        if text
-            .lines()
-            .any(|l| l.split_whitespace().nth(1) == Some(self.backend.as_str()))
-        {
-            Ok(text)
-        } else {
-            Err(RolloutError::NoServers {
-                backend: self.backend.clone(),
-                balancer: self.host.clone(),
-                answer: text.trim().to_string(),
-            })
+        let mut all = String::new();
+        for node in &self.nodes {
+            let text = self
+                .runtime_on(node, &format!("show servers state {}", self.backend))
+                .await?;
+            if !text
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(self.backend.as_str()))
+            {
+                return Err(RolloutError::NoServers {
+                    backend: self.backend.clone(),
+                    balancer: node.host.clone(),
+                    answer: text.trim().to_string(),
+                });
+            }
+            all.push_str(&text);
         }
+        Ok(all)
     }
 
-    /// `(operational state, admin state)` of a server, from `show servers state`.
-    pub async fn server_state(&self, server: &HostName) -> Result<(String, String), RolloutError> {
+    /// `(operational state, admin state)` of a server on one load balancer, from `show
+    /// servers state`.
+    async fn server_state_on(
+        &self,
+        node: &Node,
+        server: &HostName,
+    ) -> Result<(String, String), RolloutError> {
         let text = self
-            .runtime(&format!("show servers state {}", self.backend))
+            .runtime_on(node, &format!("show servers state {}", self.backend))
             .await?;
         text.lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
@@ -108,13 +143,29 @@ impl Balancer {
             .ok_or_else(|| RolloutError::NotAServer {
                 server: server.clone(),
                 backend: self.backend.clone(),
-                balancer: self.host.clone(),
+                balancer: node.host.clone(),
             })
     }
 
+    /// Whether every load balancer reports the server UP and in rotation.
+    async fn up_everywhere(&self, server: &HostName) -> Result<bool, RolloutError> {
+        for node in &self.nodes {
+            let (op, admin) = self.server_state_on(node, server).await?;
+            if op != "2" || admin != "0" {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The server's current sessions, summed over every load balancer.
     async fn current_sessions(&self, server: &HostName) -> Result<u64, RolloutError> {
-        let text = self.runtime("show stat").await?;
-        Ok(self.sessions_in(&text, server))
+        let mut sessions = 0;
+        for node in &self.nodes {
+            let text = self.runtime_on(node, "show stat").await?;
+            sessions += self.sessions_in(&text, server);
+        }
+        Ok(sessions)
     }
 
     /// The server's current sessions in `show stat` output (CSV: pxname,svname,qcur,qmax,scur,...).
@@ -126,25 +177,32 @@ impl Balancer {
             .unwrap_or(0)
     }
 
-    /// Out of rotation: drain, wait for its sessions to end (bounded), then maintenance.
-    /// The drain and the first look at the sessions share one runtime-API call (one SSH
-    /// command on the balancer): `set server` answers nothing when it succeeds, so any text
-    /// before `show stat`'s CSV header is its refusal.
+    /// Out of rotation: drain on every load balancer, wait for its sessions to end there
+    /// (bounded), then maintenance. On each, the drain and the first look at the sessions
+    /// share one runtime-API call (one SSH command): `set server` answers nothing when it
+    /// succeeds, so any text before `show stat`'s CSV header is its refusal.
     pub async fn take_out(&self, server: &HostName) -> Result<(), RolloutError> {
         let set = format!("set server {}/{server} state drain", self.backend);
-        let answer = self.runtime(&format!("{set}; show stat")).await?;
-        let (refusal, stat) = match answer.find("# pxname") {
-            Some(i) => answer.split_at(i),
-            None => (answer.as_str(), ""),
-        };
-        if !refusal.trim().is_empty() {
-            return Err(RolloutError::Refused {
-                command: set,
-                answer: refusal.trim().to_string(),
-            });
+        let command = format!("{set}; show stat");
+        let answers =
+            futures::future::join_all(self.nodes.iter().map(|n| self.runtime_on(n, &command)))
+                .await;
+        let mut sessions = 0;
+        for answer in answers {
+            let answer = answer?;
+            let (refusal, stat) = match answer.find("# pxname") {
+                Some(i) => answer.split_at(i),
+                None => (answer.as_str(), ""),
+            };
+            if !refusal.trim().is_empty() {
+                return Err(RolloutError::Refused {
+                    command: set,
+                    answer: refusal.trim().to_string(),
+                });
+            }
+            sessions += self.sessions_in(stat, server);
         }
         let deadline = Instant::now() + self.timeout;
-        let mut sessions = self.sessions_in(stat, server);
         while sessions > 0 && Instant::now() < deadline {
             tokio::time::sleep(POLL).await;
             sessions = self.current_sessions(server).await?;
@@ -157,8 +215,7 @@ impl Balancer {
         self.set_state(server, "ready").await?;
         let deadline = Instant::now() + self.timeout;
         loop {
-            let (op, admin) = self.server_state(server).await?;
-            if op == "2" && admin == "0" {
+            if self.up_everywhere(server).await? {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -178,6 +235,7 @@ impl Balancer {
             return false;
         };
         match self
+            .first()
             .transport
             .run(
                 &RemoteCommand::script(Duration::from_secs(10)),

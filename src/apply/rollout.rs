@@ -130,7 +130,7 @@ impl Run<'_, '_> {
             return (host.clone(), rep);
         }
         rep.done.push(Outcome::Rotation {
-            what: format!("drained and put in maintenance on {}", b.host),
+            what: format!("drained and put in maintenance on {}", b.names()),
         });
         let first_step = rep.done.len();
         self.run_play(
@@ -148,11 +148,14 @@ impl Run<'_, '_> {
             // version may serve again.
             if b.health_gate(host).await.is_ok() && b.put_back(host).await.is_ok() {
                 rep.done.push(Outcome::Rotation {
-                    what: format!("back in rotation on {} with the previous version", b.host),
+                    what: format!(
+                        "back in rotation on {} with the previous version",
+                        b.names()
+                    ),
                 });
             } else {
                 rep.skipped.push(Skipped::LeftInMaintenance {
-                    balancer: b.host.clone(),
+                    balancer: b.names(),
                 });
             }
             return (host.clone(), rep);
@@ -161,8 +164,13 @@ impl Run<'_, '_> {
             Ok(()) => match b.put_back(host).await {
                 Ok(()) => rep.done.push(Outcome::Rotation {
                     what: format!(
-                        "health gate passed; back in rotation: {} reports it UP",
-                        b.host
+                        "health gate passed; back in rotation: {} {} it UP",
+                        b.names(),
+                        if b.nodes.len() == 1 {
+                            "reports"
+                        } else {
+                            "report"
+                        }
                     ),
                 }),
                 Err(e) => {
@@ -215,7 +223,7 @@ impl Run<'_, '_> {
                 let error = ApplyError::HealthGate {
                     source: e,
                     restored: how,
-                    balancer: b.host.clone(),
+                    balancer: b.names(),
                 };
                 fail(reporter, host, &mut rep, error, redactor);
             }

@@ -175,16 +175,23 @@ pub async fn make_plan(loaded: &Session, input: PlanInput<'_>, reporter: &dyn Re
     }
 }
 
-/// The rollout order of plays with `serial:` over the load balancer's `web` hosts.
+/// The rollout order of plays with `serial:` over the load balancers' `web` hosts.
 fn rollout(
     loaded: &Session,
     desired: &BTreeMap<HostName, DesiredState>,
     hosts: &BTreeMap<HostName, plan::HostPlan>,
 ) -> Vec<String> {
     let inv = &loaded.inventory;
-    let Some(lb) = inv.topology.load_balancer() else {
+    if inv.topology.load_balancers.is_empty() {
         return vec![];
-    };
+    }
+    let lb = inv
+        .topology
+        .load_balancers
+        .iter()
+        .map(|h| h.as_str())
+        .collect::<Vec<_>>()
+        .join(" and ");
     let web = &inv.topology.web_servers;
     let mut out = Vec::new();
     for play in &loaded.playbook.plays {

@@ -5,19 +5,30 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::session::{Connections, Session};
-use crate::apply::rolling::Balancer;
+use crate::apply::rolling::{Balancer, Node};
 use crate::inventory::HostName;
 use crate::plan::{self, Plan};
 use crate::render::DesiredState;
 
-/// HAProxy on the first host of group `loadbalancer`, for rolling plays: its transport (the
-/// run's own, or the support connection when `--limit` left it out; none when it could not be
-/// reached: it is not tried again), admin socket, and each `web` host's Nginx address for the
-/// health gate.
+/// HAProxy on every host of group `loadbalancer`, for rolling plays: their transports (the
+/// run's own, or the support connections when `--limit` left them out), the admin socket, and
+/// each `web` host's Nginx address for the health gate. A load balancer that could not be
+/// reached (it is not tried again, and the run reports it) is left out: draining on the others
+/// still keeps their requests off a changing host. None when none could be reached.
 pub fn balancer(loaded: &Session, conn: &Connections) -> Option<Balancer> {
     let inv = &loaded.inventory;
-    let lb = loaded.balancer_host()?;
-    let transport = conn.get(&lb)?.clone();
+    let nodes: Vec<Node> = inv
+        .topology
+        .load_balancers
+        .iter()
+        .filter_map(|h| {
+            Some(Node {
+                host: h.clone(),
+                transport: conn.get(h)?.clone(),
+            })
+        })
+        .collect();
+    let lb = nodes.first()?.host.clone();
     let vars = inv.host_vars(&lb);
     let text = |name: &str, default: &str| {
         vars.get(name)
@@ -44,8 +55,7 @@ pub fn balancer(loaded: &Session, conn: &Connections) -> Option<Balancer> {
         })
         .collect();
     Some(Balancer {
-        host: lb,
-        transport,
+        nodes,
         socket: text("haproxy_admin_socket", "/run/haproxy/admin.sock"),
         backend: text("haproxy_backend", "web"),
         servers,
@@ -77,7 +87,7 @@ pub async fn mark_out_of_rotation(
             hp.changes.push(plan::Change::new(
                 play.index,
                 plan::Step::Rotation {
-                    name: format!("{}/{host} on {}", b.backend, b.host),
+                    name: format!("{}/{host} on {}", b.backend, b.names()),
                 },
                 plan::Action::Start,
                 vec![

@@ -220,24 +220,21 @@ impl Session {
         {
             out.push(cfg.primary.clone());
         }
+        // Every load balancer: a rollout drains a host on each of them.
         if support.balancer
-            && let Some(lb) = self.balancer_host()
-            && !hosts.contains(&lb)
-            && !out.contains(&lb)
             && self
                 .playbook
                 .plays
                 .iter()
                 .any(|p| p.serial.is_some() && p.hosts.iter().any(|h| hosts.contains(h)))
         {
-            out.push(lb);
+            for lb in &self.inventory.topology.load_balancers {
+                if !hosts.contains(lb) && !out.contains(lb) {
+                    out.push(lb.clone());
+                }
+            }
         }
         out
-    }
-
-    /// The first host of group `loadbalancer`.
-    pub fn balancer_host(&self) -> Option<HostName> {
-        self.inventory.topology.load_balancer().cloned()
     }
 
     /// The database primary's transport, when a selected host is in a database play: a

@@ -100,11 +100,15 @@ pub fn stack(inv: &Inventory) -> Stack {
     }
     let mut hosts = Vec::new();
     let mut edges = Vec::new();
+    // With a pair, users reach the floating address, which one of the load balancers holds.
+    let floating = crate::verify::vip::config(inv)
+        .map(|v| format!(" → {} (floating, VRRP)", v.address))
+        .unwrap_or_default();
     let users = lbs.first().map(|lb| Node {
         id: "users".into(),
         label: match inv.host_vars(lb).get("domain").and_then(|v| v.as_str()) {
-            Some(domain) => format!("Users → DNS {domain}"),
-            None => "Users".into(),
+            Some(domain) => format!("Users → DNS {domain}{floating}"),
+            None => format!("Users{floating}"),
         },
         kind: Kind::Users,
         host: None,
@@ -491,6 +495,28 @@ mod tests {
             "/inventories/lab.yml"
         )))
         .unwrap()
+    }
+
+    #[test]
+    fn a_pair_is_drawn_behind_its_floating_address() {
+        let pair = crate::inventory::load_inventory(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/inventories/lab-net.yml"
+        )))
+        .unwrap();
+        let s = stack(&pair);
+        let users = s.users.as_ref().unwrap();
+        assert_eq!(
+            users.label,
+            "Users → DNS www.foobar.com → 198.51.100.10 (floating, VRRP)"
+        );
+        for lb in ["nlb_01_haproxy", "nlb_02_haproxy"] {
+            assert!(
+                s.edges.iter().any(|e| e.from == "users" && e.to == lb),
+                "{lb}"
+            );
+        }
+        assert!(!stack(&inv()).users.unwrap().label.contains("floating"));
     }
 
     #[test]
