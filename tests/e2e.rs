@@ -456,9 +456,12 @@ fn lab_down_leaves_no_process_or_mount() {
     );
     let state = std::env::var("FOOBAR_LAB_DIR").unwrap_or_else(|_| "/foobar-lab".into());
     lab(&["down", "--stack-only"]);
-    // Benchmark hosts (`up --sshd-only`, under <state>/bench/) are another set: not ours.
+    // Benchmark hosts (`up --sshd-only`, under <state>/bench/) and the networked hosts (`up
+    // --net-hosts`, under <state>/net/) are other sets: not ours.
     let bench = format!("{state}/bench/");
-    let ours = |line: &&str| line.contains(&state) && !line.contains(&bench);
+    let net = format!("{state}/net/");
+    let ours =
+        |line: &&str| line.contains(&state) && !line.contains(&bench) && !line.contains(&net);
     let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
     assert!(
         !mounts.lines().any(|l| ours(&l)),

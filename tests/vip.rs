@@ -496,6 +496,28 @@ fn a_load_balancer_pair_keeps_one_floating_address_through_faults() {
     let report = load.stop();
     assert_eq!(apply.code, 0, "HAProxy change: {apply:?}");
     assert!(apply.stdout.contains("nlb-01") && apply.stdout.contains("nlb-02"));
+    // One at a time, the holder last: its new file is the later one, and each was serving
+    // again before the next changed.
+    assert_eq!(
+        apply
+            .stdout
+            .matches("HAProxy serves again; the next load balancer may change")
+            .count(),
+        2,
+        "{apply:?}"
+    );
+    let changed_at = |h: &str| -> f64 {
+        let r = ssh_net(h, "stat -c %.9Y /etc/haproxy/haproxy.cfg");
+        r.stdout
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{h}: {r:?}"))
+    };
+    let peer = LBS.iter().copied().find(|h| *h != holder).unwrap();
+    assert!(
+        changed_at(peer) < changed_at(holder),
+        "the holder {holder} changed before its peer {peer}"
+    );
     eprintln!(
         "vip: HAProxy configuration change on both: {}",
         report.summary()

@@ -262,6 +262,10 @@ pub enum RolloutError {
     NotUp { server: HostName, seconds: u64 },
     #[error("no address to check {0} directly")]
     NoAddress(HostName),
+    #[error(
+        "HAProxy on {balancer} did not answer on its runtime API within {seconds} s after its change; the load balancers after it were left as they were"
+    )]
+    NotServing { balancer: HostName, seconds: u64 },
     #[error("{server} failed its health check for {seconds} s: {}", .last.as_ref().map(|e| e.to_string()).unwrap_or_default())]
     Unhealthy {
         server: HostName,
@@ -285,6 +289,9 @@ impl Diagnostic for RolloutError {
                 }
                 RolloutError::NotUp { .. } | RolloutError::Unhealthy { .. } => {
                     "the host runs its previous files and stays out of rotation; check the app's logs on it, fix the cause, then apply again"
+                }
+                RolloutError::NotServing { .. } => {
+                    "check HAProxy on that load balancer (`systemctl status haproxy`, `haproxy -c -f /etc/haproxy/haproxy.cfg`); its peer keeps the floating address meanwhile; fix it and apply again"
                 }
                 RolloutError::NoAddress(_) => {
                     "give the host an address the load balancer reaches (`private_ip` or `address`) in the inventory"

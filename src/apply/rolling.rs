@@ -42,6 +42,9 @@ pub struct Balancer {
     /// a floating address the web hosts are on the balancers' network, which foobar's own
     /// machine need not (in the networked lab: must not) reach.
     pub gate_on_balancer: bool,
+    /// The pair's floating address, when there is one: a change of the load balancers
+    /// themselves goes one at a time, its holder last.
+    pub vip: Option<crate::verify::vip::VipConfig>,
 }
 
 impl Balancer {
@@ -175,6 +178,70 @@ impl Balancer {
             .find(|f| f.len() > 4 && f[0] == self.backend && f[1] == server.as_str())
             .and_then(|f| f[4].parse().ok())
             .unwrap_or(0)
+    }
+
+    /// The load balancer `host`, if it is one of these.
+    pub fn node(&self, host: &HostName) -> Option<&Node> {
+        self.nodes.iter().find(|n| &n.host == host)
+    }
+
+    /// Whether the load balancer holds the floating address now (false when unknown).
+    async fn holds_address(&self, node: &Node) -> bool {
+        let Some(cfg) = &self.vip else { return false };
+        let Ok(script) = crate::verify::vip::probe_script(cfg, 0).to_stdin() else {
+            return false;
+        };
+        match node
+            .transport
+            .run(
+                &RemoteCommand::script(Duration::from_secs(10)),
+                Some(script.as_bytes()),
+            )
+            .await
+        {
+            Ok(out) if out.success() => crate::verify::vip::parse(&out.stdout_text()).holds,
+            _ => false,
+        }
+    }
+
+    /// Load balancers in the order a change of their own goes: the holder of the floating
+    /// address last, so the address stays on a load balancer that is not changing until the
+    /// others are done and serving.
+    pub async fn holder_last<'h>(&self, hosts: Vec<&'h HostName>) -> Vec<&'h HostName> {
+        let mut holders = Vec::new();
+        let mut rest = Vec::new();
+        for h in hosts {
+            let holds = match self.node(h) {
+                Some(n) => self.holds_address(n).await,
+                None => false,
+            };
+            if holds { holders.push(h) } else { rest.push(h) }
+        }
+        rest.extend(holders);
+        rest
+    }
+
+    /// Wait (bounded) until HAProxy on the load balancer answers on its runtime API: its
+    /// change is done before the next load balancer's starts.
+    pub async fn serving(&self, host: &HostName) -> Result<(), RolloutError> {
+        let Some(node) = self.node(host) else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Ok(info) = self.runtime_on(node, "show info").await
+                && info.lines().any(|l| l.starts_with("Pid: "))
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(RolloutError::NotServing {
+                    balancer: host.clone(),
+                    seconds: self.timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Out of rotation: drain on every load balancer, wait for its sessions to end there

@@ -1,6 +1,8 @@
 //! A rollout of one play behind the load balancer: its backends `batch` at a time, each
 //! drained, changed, checked directly and put back; a host that fails its health gate has its
-//! files restored ([`crate::remote::backups::restore_script`]) and stays out of rotation.
+//! files restored ([`crate::remote::backups::restore_script`]) and stays out of rotation. A
+//! pair of load balancers in the play changes one at a time, the floating address's holder
+//! last, each serving again before the next starts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -42,6 +44,14 @@ impl Run<'_, '_> {
         }
         let (members, others): (Vec<&HostName>, Vec<&HostName>) =
             runnable.into_iter().partition(|h| b.servers.contains(h));
+        // The load balancers themselves, when the play changes two or more of them behind a
+        // floating address: one at a time, never both at once.
+        let (balancers, others): (Vec<&HostName>, Vec<&HostName>) =
+            if b.vip.is_some() && others.iter().filter(|h| b.node(h).is_some()).count() > 1 {
+                others.into_iter().partition(|h| b.node(h).is_some())
+            } else {
+                (Vec::new(), others)
+            };
         let mut results: Vec<(HostName, HostReport)> = futures::stream::iter(others)
             .map(|host| {
                 let prior = reports.get(host).cloned().unwrap_or_else(HostReport::new);
@@ -68,6 +78,49 @@ impl Run<'_, '_> {
             .collect()
             .await;
         let mut stopped: Option<String> = None;
+        for h in b.holder_last(balancers).await {
+            let mut rep = reports.get(h).cloned().unwrap_or_else(HostReport::new);
+            if let Some(why) = &stopped {
+                rep.status = HostStatus::NotStarted {
+                    reason: why.clone(),
+                };
+                results.push((h.clone(), rep));
+                continue;
+            }
+            if self.cancelled.load(Ordering::SeqCst) {
+                rep.skipped.push(Skipped::Interrupted { play: play_index });
+                results.push((h.clone(), rep));
+                continue;
+            }
+            self.run_play(
+                h,
+                play_index,
+                &self.targets[h],
+                false,
+                false,
+                DbSync::default(),
+                &mut rep,
+            )
+            .await;
+            if !rep.failed() {
+                match b.serving(h).await {
+                    Ok(()) => rep.done.push(Outcome::Rotation {
+                        what: "HAProxy serves again; the next load balancer may change".into(),
+                    }),
+                    Err(e) => {
+                        let error = ApplyError::Rollout {
+                            stage: Stage::HealthGate,
+                            source: e,
+                        };
+                        fail(self.reporter, h, &mut rep, error, self.redactor);
+                    }
+                }
+            }
+            if rep.failed() {
+                stopped = Some(format!("the rollout stopped after {h} failed"));
+            }
+            results.push((h.clone(), rep));
+        }
         for group in members.chunks(batch) {
             if let Some(why) = &stopped {
                 for h in group {

@@ -49,7 +49,21 @@ pub(super) async fn phases<'b>(
         && !run.options.dry_run
     {
         for &p in &plays {
-            if let Some(n) = serial_of(p).filter(|n| *n > 0) {
+            let only = BTreeSet::from([p]);
+            let with_work: Vec<&HostName> = changing
+                .iter()
+                .copied()
+                .filter(|h| !run.plays_with_work(h, Some(&only)).is_empty())
+                .collect();
+            // A rollout only where it changes something behind or of the load balancers: a
+            // backend, or two load balancers of a pair. Otherwise the play runs pipelined, in
+            // the hosts' own scripts.
+            let rolls = with_work.iter().any(|h| b.servers.contains(h))
+                || (b.vip.is_some()
+                    && with_work.iter().filter(|h| b.node(h).is_some()).count() > 1);
+            if let Some(n) = serial_of(p).filter(|n| *n > 0)
+                && rolls
+            {
                 rollouts.insert(p, n as usize);
             }
         }

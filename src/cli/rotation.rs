@@ -63,6 +63,7 @@ pub fn balancer(loaded: &Session, conn: &Connections) -> Option<Balancer> {
         domain: text("domain", "localhost"),
         timeout: Duration::from_secs(30),
         gate_on_balancer: vars.contains_key("vip"),
+        vip: crate::verify::vip::config(inv),
     })
 }
 
