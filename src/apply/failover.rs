@@ -208,7 +208,13 @@ pub fn plan_lines(
     out.push(format!(
         "  ~ {target}: STOP REPLICA; RESET REPLICA ALL; SET GLOBAL read_only = OFF (the new primary)"
     ));
-    if old_facts.is_some() {
+    if let Some(e) =
+        old_facts.and_then(|o| mysql::check_direction(&target_facts.version, &o.version).err())
+    {
+        out.push(format!(
+            "  ! {old}: stays read-only and does not replicate ({e}); replace it by a host on the newer release and `foobar apply` seeds it"
+        ));
+    } else if old_facts.is_some() {
         out.push(format!(
             "  ~ {old}: resume after its own last transaction as a replica of {target} (read-only, fenced)"
         ));
@@ -266,6 +272,13 @@ pub async fn switchover(
         "{}: promoted (replication reset, read_only OFF)",
         target.host()
     ));
+    if let Err(e) = mysql::check_direction(&target_facts.version, &old_facts.version) {
+        done.push(format!(
+            "{}: read-only, not replicating ({e}); replace it by a host on the newer release",
+            old.host()
+        ));
+        return Ok(done);
+    }
     let desired = ReplicaDesired {
         source_host: target_address.to_string(),
         ..cfg.replica_desired()
@@ -318,4 +331,36 @@ pub async fn promote_unplanned(
         target.host()
     ));
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mysql::fixtures::{FACTS_PRIMARY, REPLICA};
+
+    fn host(name: &str) -> HostName {
+        HostName::new(name)
+    }
+
+    #[test]
+    fn a_former_primary_older_than_the_new_one_is_left_read_only_not_rejoined() {
+        let old = mysql::parse_facts(FACTS_PRIMARY).unwrap();
+        let mut target = mysql::parse_facts(REPLICA).unwrap();
+        let same = plan_lines(&host("web-01"), &host("web-02"), Some(&old), &target).join("\n");
+        assert!(
+            same.contains("~ web-01: resume after its own last transaction as a replica of web-02"),
+            "{same}"
+        );
+        target.version = mysql::ServerVersion::parse("11.8.3-MariaDB-deb13").unwrap();
+        let newer = plan_lines(&host("web-01"), &host("web-02"), Some(&old), &target).join("\n");
+        assert!(
+            !newer.contains("resume after its own last transaction"),
+            "{newer}"
+        );
+        assert!(
+            newer.contains("! web-01: stays read-only and does not replicate (MariaDB 10.11.")
+                && newer.contains("cannot replicate from MariaDB 11.8.3"),
+            "{newer}"
+        );
+    }
 }

@@ -31,7 +31,9 @@ use crate::render::{DesiredState, EntryKind};
 use crate::shell::Script;
 
 mod certificate;
+mod releases;
 pub use certificate::{CertificateError, certificate_days, certificate_days_left};
+pub use releases::{Release, mixed_releases};
 
 /// Audit JSON documents carry this version; see docs/operations/audit.md.
 pub const FORMAT_VERSION: u32 = 1;
@@ -402,10 +404,12 @@ pub fn live_script(database: bool) -> String {
         .code(Section::Listen.echo())
         .code("\nss -Hltn 2>/dev/null | awk '{print $4}'\n")
         .code(Section::Firewall.echo())
-        .code("\nnft list tables 2>/dev/null || true\n");
+        .code("\nnft list tables 2>/dev/null || true\n")
+        .code(Section::Os.echo())
+        .code("\ngrep -E '^(VERSION_CODENAME|PRETTY_NAME)=' /etc/os-release 2>/dev/null || true\n");
     if database {
         s.code(Section::Database.echo()).code(
-            "\nmysql -N -B -e \"SELECT 'read_only', @@global.read_only; SELECT 'anonymous', COUNT(*) FROM mysql.user WHERE user = ''\" 2>&1 || true\n",
+            "\nc=mysql; command -v mariadb >/dev/null && c=mariadb; \"$c\" -N -B -e \"SELECT 'read_only', @@global.read_only; SELECT 'anonymous', COUNT(*) FROM mysql.user WHERE user = ''; SELECT 'version', VERSION()\" 2>&1 || true\n",
         );
     }
     s.code(Section::End.echo()).code("\n");
@@ -511,8 +515,9 @@ mod tests {
             super::live_script(true),
             "export LC_ALL=C\necho '#foobar:listen'\nss -Hltn 2>/dev/null | awk '{print $4}'\n\
              echo '#foobar:firewall'\nnft list tables 2>/dev/null || true\n\
+             echo '#foobar:os'\ngrep -E '^(VERSION_CODENAME|PRETTY_NAME)=' /etc/os-release 2>/dev/null || true\n\
              echo '#foobar:database'\n\
-             mysql -N -B -e \"SELECT 'read_only', @@global.read_only; SELECT 'anonymous', COUNT(*) FROM mysql.user WHERE user = ''\" 2>&1 || true\n\
+             c=mysql; command -v mariadb >/dev/null && c=mariadb; \"$c\" -N -B -e \"SELECT 'read_only', @@global.read_only; SELECT 'anonymous', COUNT(*) FROM mysql.user WHERE user = ''; SELECT 'version', VERSION()\" 2>&1 || true\n\
              echo '#foobar:end'\n"
         );
     }

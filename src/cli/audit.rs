@@ -95,15 +95,21 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
         }))
         .await;
         let mut unreachable = false;
+        let mut releases = std::collections::BTreeMap::new();
         for (h, r) in results {
             match r {
-                Ok(o) => findings.extend(audit::audit_live(&inv, &h, &o.stdout_text())),
+                Ok(o) => {
+                    let text = o.stdout_text();
+                    findings.extend(audit::audit_live(&inv, &h, &text));
+                    releases.insert(h, audit::Release::parse(&text));
+                }
                 Err(e) => {
                     unreachable = true;
                     crate::warn!("error: {h}: {}\n", ctx.redactor.redact(&e));
                 }
             }
         }
+        findings.extend(audit::mixed_releases(&releases));
         if unreachable {
             return Err(CliError::Usage {
                 message: "audit --live could not read every host".into(),

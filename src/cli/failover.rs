@@ -99,6 +99,22 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
                 .flatten(),
             None => None,
         };
+        for o in &others {
+            if let Ok(Some(f)) = database::read_facts(o.as_ref(), &tier.cfg, tier.timeout).await
+                && let Err(e) = crate::mysql::check_direction(&target_facts.version, &f.version)
+            {
+                return Err(CliError::Usage {
+                    message: format!("{} could not follow {target}: {e}", o.host()),
+                    hint: format!(
+                        "nothing was changed; {}",
+                        e.hint().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        let old_left_out = old_facts
+            .as_ref()
+            .is_some_and(|f| crate::mysql::check_direction(&target_facts.version, &f.version).is_err());
         sayln!("failover {old} -> {target}:");
         for line in failover::plan_lines(&old, &target, old_facts.as_ref(), &target_facts) {
             sayln!("  {line}");
@@ -149,23 +165,24 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
         for d in &done {
             sayln!("  done {d}");
         }
-        Ok(Some(old_facts.is_some()))
+        Ok(Some((old_facts.is_some(), old_left_out)))
     }
     .await;
     for t in &locked {
         tier.unlock(t.as_ref()).await;
     }
-    let planned = match outcome? {
+    let (planned, old_left_out) = match outcome? {
         None => return Ok(ExitCategory::Ok),
         Some(p) => p,
     };
+    let rejoin_old = planned && !old_left_out;
     edit_inventory(&tier, &old, &target)?;
     // Everything that follows the primary, by the usual apply on the edited inventory.
     let mut limit: Vec<String> = tier
         .inventory
         .hosts
         .keys()
-        .filter(|h| planned || **h != old)
+        .filter(|h| rejoin_old || **h != old)
         .map(|h| h.to_string())
         .collect();
     if !common.limit.is_empty() {
@@ -182,7 +199,11 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
         serial: None,
     };
     let code = super::apply::run(apply).await?;
-    if !planned {
+    if old_left_out {
+        sayln!(
+            "{old} is out: read-only and not replicating; replace it by a host on the newer release and `foobar apply` seeds it from {target}"
+        );
+    } else if !planned {
         sayln!(
             "{old} is out: when it comes back it starts read-only, and `foobar apply` rejoins it as a replica of {target}"
         );

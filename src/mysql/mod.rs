@@ -26,7 +26,7 @@
 mod changes;
 mod facts;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod gtid;
 mod health;
 mod output;
@@ -49,7 +49,10 @@ pub use output::ParseError;
 pub use password::{PasswordCheck, mysql_native_password_hash};
 pub use sql::{Sql, SqlError, quote_identifier, quote_string};
 pub use status::{Positioning, ReplicaStatus, ThreadState, parse_replica_status};
-pub use version::{Dialect, Flavor, FlavorError, ServerVersion, VersionError, check_flavor};
+pub use version::{
+    Dialect, DirectionError, Flavor, FlavorError, ServerVersion, VersionError, check_direction,
+    check_flavor,
+};
 
 /// Client options for every script from this module: tab-separated output with a header
 /// line per result set and escaped values, in UTF-8. Add the socket (`--socket=...`) and run

@@ -220,6 +220,53 @@ pub fn check_flavor(configured: &str, live: &ServerVersion) -> Result<Dialect, F
     Ok(live.dialect())
 }
 
+/// Checks that `replica` may replicate from `source`. Both flavours document replication
+/// from an older source to a newer replica (the way through an upgrade: replicas first) and
+/// not the other way: a newer source's binary log may hold events an older replica cannot
+/// apply. MySQL supports one release series ahead; MariaDB any later release.
+pub fn check_direction(
+    source: &ServerVersion,
+    replica: &ServerVersion,
+) -> Result<(), DirectionError> {
+    let refuse = |reason| {
+        Err(DirectionError {
+            primary: *source,
+            replica: *replica,
+            reason,
+        })
+    };
+    if source.flavor != replica.flavor {
+        return refuse("replication between MariaDB and MySQL is not a direction foobar drives");
+    }
+    if (replica.major, replica.minor) < (source.major, source.minor) {
+        return refuse("a replica older than its source may not apply what the source logs");
+    }
+    if replica.flavor == Flavor::MySql && replica.major > source.major + 1 {
+        return refuse("MySQL replicates to at most the next major release");
+    }
+    Ok(())
+}
+
+/// A replica and its source whose versions foobar will not pair.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{replica} cannot replicate from {primary}: {reason}")]
+pub struct DirectionError {
+    pub primary: ServerVersion,
+    pub replica: ServerVersion,
+    pub reason: &'static str,
+}
+
+impl Diagnostic for DirectionError {
+    fn hint(&self) -> Option<String> {
+        Some(
+            "upgrade replicas before the primary: replace the replica by a host on the newer release \
+             (`foobar apply` seeds it), then switch over to it with `foobar failover --to HOST`; \
+             docs/operations/os-upgrade.md walks through it"
+                .into(),
+        )
+    }
+}
+
 /// `SELECT VERSION()` printed something that is not a version.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot read a server version from `{text}`: {reason}")]
@@ -279,6 +326,41 @@ mod tests {
 
     fn v(s: &str) -> ServerVersion {
         ServerVersion::parse(s).unwrap()
+    }
+
+    #[test]
+    fn replicas_may_be_newer_than_their_source_never_older() {
+        let ok = [
+            ("10.11.6-MariaDB", "10.11.6-MariaDB"),
+            ("10.11.6-MariaDB", "10.11.4-MariaDB"),
+            ("10.11.6-MariaDB", "11.8.3-MariaDB"),
+            ("10.6.16-MariaDB", "11.8.3-MariaDB"),
+            ("8.0.36", "8.4.2"),
+        ];
+        for (source, replica) in ok {
+            assert_eq!(
+                check_direction(&v(source), &v(replica)),
+                Ok(()),
+                "{source} -> {replica}"
+            );
+        }
+        let refused = [
+            ("11.8.3-MariaDB", "10.11.6-MariaDB", "older than its source"),
+            ("8.4.2", "8.0.36", "older than its source"),
+            ("5.7.44-log", "9.1.0", "next major release"),
+            ("10.11.6-MariaDB", "8.0.36", "between MariaDB and MySQL"),
+        ];
+        for (source, replica, why) in refused {
+            let e = check_direction(&v(source), &v(replica)).unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+        }
+        let e = check_direction(&v("11.8.3-MariaDB-deb13"), &v("10.11.6-MariaDB-0+deb12u1"))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "MariaDB 10.11.6 cannot replicate from MariaDB 11.8.3: a replica older than its source may not apply what the source logs"
+        );
+        assert!(e.hint().unwrap().contains("replicas before the primary"));
     }
 
     #[test]

@@ -77,6 +77,8 @@ sections! {
     Listen => "listen",
     /// nftables' tables (audit).
     Firewall => "firewall",
+    /// The host's release, from /etc/os-release (audit).
+    Os => "os",
 }
 
 /// One line of framed output.

@@ -4,7 +4,7 @@
 
 use crate::error::Diagnostic;
 use crate::inventory::HostName;
-use crate::mysql::{FlavorError, ParseError, SqlError, VersionError};
+use crate::mysql::{DirectionError, FlavorError, ParseError, SqlError, VersionError};
 use crate::transport::TransportError;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,8 @@ pub enum DatabaseError {
     Flavor(#[from] FlavorError),
     #[error("{0}")]
     Sql(#[from] SqlError),
+    #[error("{0}")]
+    Direction(#[from] DirectionError),
     #[error("cannot read the database facts: {0}")]
     Facts(#[from] ParseError),
     #[error("{0}")]
@@ -56,6 +58,7 @@ impl Diagnostic for DatabaseError {
             DatabaseError::Version(e) => return e.hint(),
             DatabaseError::Flavor(e) => return e.hint(),
             DatabaseError::Sql(e) => return e.hint(),
+            DatabaseError::Direction(e) => return e.hint(),
             DatabaseError::Facts(e) => e.hint().unwrap_or_else(|| {
                 "run the database client as root on the host (`mariadb -e 'SELECT VERSION()'`) to see what it prints".into()
             }),

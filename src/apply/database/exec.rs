@@ -122,6 +122,7 @@ pub async fn reconcile(
             // alone whatever the primary holds.
             let action = replica_action(cfg, host.host(), &facts)?;
             let primary_facts = read_running(primary, cfg, timeout).await?;
+            mysql::check_direction(&primary_facts.version, &facts.version)?;
             if needs_seed(&action, &facts, Some(&primary_facts)) {
                 let databases =
                     super::seed::seed(host, primary, &facts, &primary_facts, timeout, redactor)

@@ -94,6 +94,9 @@ pub fn plan_changes(
             }
         }
         DatabaseRole::Replica => {
+            if let Some(source) = primary_facts {
+                mysql::check_direction(&source.version, &facts.version)?;
+            }
             let desired = cfg.replica_desired();
             let action = mysql::replica_changes(&desired, facts.replica.as_ref());
             let target = format!(

@@ -91,7 +91,8 @@ mod tests {
         assert_eq!(
             sql.masked(),
             "CHANGE MASTER TO MASTER_HOST='127.0.9.1', MASTER_PORT=3306, MASTER_USER='repl', \
-             MASTER_PASSWORD='********', MASTER_USE_GTID=slave_pos;\nSTART REPLICA;\n"
+             MASTER_PASSWORD='********', MASTER_SSL=0, MASTER_SSL_VERIFY_SERVER_CERT=0, \
+             MASTER_USE_GTID=slave_pos;\nSTART REPLICA;\n"
         );
         assert!(sql.to_stdin().contains("MASTER_PASSWORD='repl-secret'"));
     }
@@ -256,19 +257,21 @@ mod tests {
         assert_eq!(
             render("8.4.2"),
             "STOP REPLICA;\nCHANGE REPLICATION SOURCE TO SOURCE_HOST='10.0.1.10', SOURCE_PORT=3306, \
-             SOURCE_USER='repl', SOURCE_PASSWORD='********', SOURCE_AUTO_POSITION=1, \
+             SOURCE_USER='repl', SOURCE_PASSWORD='********', SOURCE_SSL=0, \
+             SOURCE_SSL_VERIFY_SERVER_CERT=0, SOURCE_AUTO_POSITION=1, \
              GET_SOURCE_PUBLIC_KEY=1;\nSTART REPLICA;\n"
         );
         assert_eq!(
             render("8.0.22-0ubuntu0.20.04.3"),
             "STOP SLAVE;\nCHANGE MASTER TO MASTER_HOST='10.0.1.10', MASTER_PORT=3306, \
-             MASTER_USER='repl', MASTER_PASSWORD='********', MASTER_AUTO_POSITION=1, \
-             GET_MASTER_PUBLIC_KEY=1;\nSTART SLAVE;\n"
+             MASTER_USER='repl', MASTER_PASSWORD='********', MASTER_SSL=0, \
+             MASTER_SSL_VERIFY_SERVER_CERT=0, MASTER_AUTO_POSITION=1, GET_MASTER_PUBLIC_KEY=1;\nSTART SLAVE;\n"
         );
         assert_eq!(
             render("5.7.44-log"),
             "STOP SLAVE;\nCHANGE MASTER TO MASTER_HOST='10.0.1.10', MASTER_PORT=3306, \
-             MASTER_USER='repl', MASTER_PASSWORD='********', MASTER_AUTO_POSITION=1;\nSTART SLAVE;\n"
+             MASTER_USER='repl', MASTER_PASSWORD='********', MASTER_SSL=0, \
+             MASTER_SSL_VERIFY_SERVER_CERT=0, MASTER_AUTO_POSITION=1;\nSTART SLAVE;\n"
         );
     }
 

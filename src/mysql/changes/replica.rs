@@ -19,7 +19,9 @@ pub struct ReplicaDesired {
     pub user: String,
     pub password: Secret,
     /// Replicate over TLS, verifying the source's certificate against this CA file (a path
-    /// on the replica): `MASTER_SSL=1` / `SOURCE_SSL=1`. `None`: as the server defaults.
+    /// on the replica): `MASTER_SSL=1` / `SOURCE_SSL=1`. `None`: plain, said explicitly,
+    /// since replicas differ in their default (MariaDB 11.4 and later require TLS with a
+    /// verified certificate unless told otherwise, and fail against a source without TLS).
     pub ssl_ca: Option<String>,
 }
 
@@ -94,6 +96,14 @@ pub fn replica_changes(desired: &ReplicaDesired, live: Option<&ReplicaStatus>) -
         && live.fields.get("source_ssl_allowed").map(String::as_str) != Some("Yes")
     {
         reasons.push("replication is not over TLS, want SSL=1".into());
+    }
+    if desired.ssl_ca.is_none()
+        && live.fields.get("source_ssl_allowed").map(String::as_str) == Some("Yes")
+    {
+        reasons.push(
+            "replication requires TLS (the server's default) but `replication_ssl` is off: want SSL=0"
+                .into(),
+        );
     }
     if CREDENTIAL_ERRORS.contains(&live.last_io_errno) {
         reasons.push(format!(
@@ -231,7 +241,7 @@ fn change_source(version: &ServerVersion, desired: &ReplicaDesired) -> Result<St
             .text(&format!(", {k}_SSL=1, {k}_SSL_CA="))
             .string(ca, "the replication CA file")?
             .text(&format!(", {k}_SSL_VERIFY_SERVER_CERT=1")),
-        None => s,
+        None => s.text(&format!(", {k}_SSL=0, {k}_SSL_VERIFY_SERVER_CERT=0")),
     };
     Ok(match dialect {
         Dialect::MariaDb => s.text(", MASTER_USE_GTID=slave_pos"),
