@@ -77,6 +77,8 @@ sections! {
     Listen => "listen",
     /// nftables' tables (audit).
     Firewall => "firewall",
+    /// The firewall's live and confirmed ruleset digests (gather, verify).
+    FirewallState => "firewall-state",
 }
 
 /// One line of framed output.
