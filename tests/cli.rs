@@ -179,7 +179,7 @@ const CASES: &[Case] = &[
     inv(
         "wrong type",
         "inventories/wrong_type.yml",
-        Is("expected a whole number from 0 to 65535"),
+        Is("expected a TCP port, a whole number from 1 to 65535"),
         Is("inventories/wrong_type.yml:24:11"),
         Is("the value at `hosts.web-02.port` does not have the expected type"),
     ),
@@ -1267,4 +1267,207 @@ fn backup_commands_refuse_bad_input_before_connecting() {
         assert_eq!(run.stderr.matches("error:").count(), 1, "{what}");
         assert!(run.ssh_calls.is_none(), "contacted a host: {what}");
     }
+}
+
+/// An inventory of one host whose `hosts.web-01` entry ends with `extra` lines (indented four
+/// spaces) and whose `ssh:` section holds `ssh` lines (indented two).
+fn login_inventory(ssh: &str, host: &str) -> String {
+    format!(
+        "ssh:\n  connect_timeout: 2\n{ssh}hosts:\n  web-01:\n{host}    private_ip: 10.0.0.11\ngroups:\n  web:\n    hosts: [web-01]\n"
+    )
+}
+
+const LOGIN_PLAYBOOK: &str = "plays:\n  - name: site\n    hosts: web\n    files:\n      - template: t.j2\n        dest: /etc/foobar/t.conf\n";
+
+/// How ssh reaches a host, refused at load (file:line, code frame, hint) before anything
+/// connects: each with its whole diagnostic. `ssh://-oProxyCommand=...` used to pass the
+/// leading-dash check and reach ssh as an option.
+const BAD_LOGINS: &[(&str, &str, &str)] = &[
+    (
+        "login_address_uri_option",
+        "",
+        "    address: \"ssh://-oProxyCommand=touch PWNED\"\n",
+    ),
+    (
+        "login_address_uri",
+        "",
+        "    address: ssh://deploy@10.0.0.11:2222\n",
+    ),
+    (
+        "login_address_option",
+        "",
+        "    address: \"-oProxyCommand=touch PWNED\"\n",
+    ),
+    ("login_address_user", "", "    address: root@10.0.0.11\n"),
+    ("login_address_port", "", "    address: 10.0.0.11:2222\n"),
+    ("login_address_short_ipv4", "", "    address: 10.0.11\n"),
+    (
+        "login_address_shell",
+        "",
+        "    address: \"web-01;touch PWNED\"\n",
+    ),
+    (
+        "login_user_option",
+        "",
+        "    address: 10.0.0.11\n    user: \"-oProxyCommand=touch PWNED\"\n",
+    ),
+    (
+        "login_user_at",
+        "",
+        "    address: 10.0.0.11\n    user: root@evil\n",
+    ),
+    (
+        "login_ssh_user_blank",
+        "  user: \"deploy x\"\n",
+        "    address: 10.0.0.11\n",
+    ),
+    (
+        "login_port_zero",
+        "",
+        "    address: 10.0.0.11\n    port: 0\n",
+    ),
+    (
+        "login_port_too_big",
+        "",
+        "    address: 10.0.0.11\n    port: 70000\n",
+    ),
+    (
+        "login_ssh_port_word",
+        "  port: ssh\n",
+        "    address: 10.0.0.11\n",
+    ),
+];
+
+#[test]
+fn ssh_destinations_users_and_ports_are_refused_at_load() {
+    for (snapshot, ssh, host) in BAD_LOGINS {
+        let p = Project::new(&[
+            ("inventories/site.yml", &login_inventory(ssh, host)),
+            ("playbooks/site.yml", LOGIN_PLAYBOOK),
+            ("templates/t.j2", "x\n"),
+        ]);
+        let fake = FakeSsh::new();
+        let mut cmd = cargo_bin_cmd!("foobar");
+        let output = cmd
+            .current_dir(p.path())
+            .env("PATH", fake.path_var())
+            .env("NO_COLOR", "1")
+            .args([
+                "plan",
+                "-i",
+                "inventories/site.yml",
+                "-p",
+                "playbooks/site.yml",
+            ])
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(output.status.code(), Some(1), "{snapshot}: {stderr}");
+        assert!(output.stdout.is_empty(), "{snapshot}");
+        assert_eq!(fake.calls(), None, "{snapshot}: it connected");
+        assert!(!p.path().join("PWNED").exists(), "{snapshot}");
+        insta::assert_snapshot!(*snapshot, stderr);
+    }
+    // Without `address:`, ssh connects to the host's name (the ssh_config maps it).
+    let p = Project::new(&[
+        ("ssh_config", "Host web-01\n  HostName 127.0.0.1\n"),
+        (
+            "inventories/site.yml",
+            "ssh:\n  ssh_config: ../ssh_config\nhosts:\n  \"ssh://-oProxyCommand=touch PWNED\":\n    private_ip: 10.0.0.11\n",
+        ),
+        (
+            "playbooks/site.yml",
+            &LOGIN_PLAYBOOK.replace("hosts: web", "hosts: all"),
+        ),
+        ("templates/t.j2", "x\n"),
+    ]);
+    let run = p.run(&[
+        "plan",
+        "-i",
+        "inventories/site.yml",
+        "-p",
+        "playbooks/site.yml",
+    ]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(!p.path().join("PWNED").exists());
+    insta::assert_snapshot!("login_host_name_uri", run.stderr);
+}
+
+/// The destinations foobar takes: hostnames, IPv4 and IPv6 literals (a zone too), any port
+/// from 1 to 65535, user names such as `ec2-user`.
+#[test]
+fn hostnames_and_ip_literals_are_destinations() {
+    let inventory = "ssh:\n  user: ec2-user\n  port: 65535\nhosts:\n  a:\n    address: db-01.example.com\n  b:\n    address: 10.0.0.12\n  c:\n    address: \"2001:db8::13\"\n    port: 1\n  d:\n    address: \"fe80::1%eth0\"\n    user: Admin.x\n  e:\n    address: \"::1\"\ngroups:\n  web:\n    hosts: [a, b, c, d, e]\n";
+    let p = Project::new(&[
+        ("inventories/site.yml", inventory),
+        ("playbooks/site.yml", LOGIN_PLAYBOOK),
+        ("templates/t.j2", "x\n"),
+    ]);
+    let run = p.run(&[
+        "render",
+        "--out",
+        "out",
+        "-i",
+        "inventories/site.yml",
+        "-p",
+        "playbooks/site.yml",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(!run.stderr.contains("warning"), "{run:?}");
+}
+
+/// `accept-new` with an ssh_config whose `UserKnownHostsFile` is /dev/null (as `vagrant
+/// ssh-config` writes it) records no key: every key is trusted, every time. Said, with the
+/// way to keep them; not said once foobar's own known_hosts file is set, or under `true`.
+#[test]
+fn accept_new_without_a_known_hosts_file_is_a_warning() {
+    let ssh_config = "Host web-01\n  HostName 127.0.0.1\n  User vagrant\n  Port 2222\n  UserKnownHostsFile /dev/null\n  StrictHostKeyChecking no\n  IdentityFile /tmp/key\n";
+    let inventory = |ssh: &str| {
+        format!(
+            "ssh:\n  ssh_config: ../ssh_config\n{ssh}hosts:\n  web-01:\n    private_ip: 10.0.0.11\ngroups:\n  web:\n    hosts: [web-01]\n"
+        )
+    };
+    let render = |ssh: &str| {
+        let p = Project::new(&[
+            ("ssh_config", ssh_config),
+            ("inventories/site.yml", &inventory(ssh)),
+            ("playbooks/site.yml", LOGIN_PLAYBOOK),
+            ("templates/t.j2", "x\n"),
+        ]);
+        let run = p.run(&[
+            "render",
+            "--out",
+            "out",
+            "-i",
+            "inventories/site.yml",
+            "-p",
+            "playbooks/site.yml",
+        ]);
+        assert_eq!(run.code, Some(0), "{run:?}");
+        run.stderr
+    };
+    insta::assert_snapshot!(
+        "accept_new_with_dev_null_known_hosts",
+        render("  strict_host_key_checking: accept-new\n")
+    );
+    // `false` is accept-new too: both warnings.
+    let read_as = render("  strict_host_key_checking: false\n");
+    assert!(read_as.contains("is read as `accept-new`"), "{read_as}");
+    assert!(
+        read_as.contains("every host's key is trusted, every time"),
+        "{read_as}"
+    );
+    for quiet in [
+        "  strict_host_key_checking: accept-new\n  known_hosts_file: known_hosts\n",
+        "  strict_host_key_checking: true\n",
+        "",
+    ] {
+        let stderr = render(quiet);
+        assert!(!stderr.contains("warning"), "{quiet}: {stderr}");
+    }
+    insta::assert_snapshot!(
+        "accept_new_with_known_hosts_file_dev_null",
+        render("  strict_host_key_checking: accept-new\n  known_hosts_file: /dev/null\n")
+    );
 }

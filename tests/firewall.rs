@@ -123,7 +123,9 @@ fn firewall_rules_apply_and_a_lockout_rolls_back() {
         "fw-01 must not share the machine's network namespace"
     );
     // Start from no ruleset and no firewall state (a previous run may have left some).
-    fw_ssh_ok("nft flush ruleset; rm -rf /var/lib/foobar/firewall /etc/foobar/firewall.nft*");
+    fw_ssh_ok(
+        "nft flush ruleset; rm -rf /var/lib/foobar/firewall /run/foobar-firewall /etc/foobar/firewall.nft*",
+    );
 
     // A host of the shared namespace refuses to load a ruleset, whatever asks it to.
     let p = project();
@@ -224,6 +226,13 @@ fn firewall_rules_apply_and_a_lockout_rolls_back() {
         fw_ssh_ok("/usr/local/sbin/foobar-firewall-load --status").trim(),
         "rolled-back"
     );
+    // The boot's ruleset is still the last confirmed one: a rolled-back change never
+    // becomes it.
+    let boot = fw_ssh_ok("cat /var/lib/foobar/firewall/confirmed.nft");
+    assert!(
+        boot.contains("127.0.9.2") && !boot.contains("192.0.2.0/24"),
+        "{boot}"
+    );
     // The rejected file was moved aside: the next plan shows the change again.
     let plan = firewall_plan(lockout.dir.path());
     assert_eq!(plan.code, 2, "{plan:?}");
@@ -319,4 +328,126 @@ fn every_roles_ruleset_passes_nft_check() {
         !check(&broken).status.success(),
         "nft -c must reject a broken ruleset"
     );
+}
+
+/// `foobar ARGS -p playbooks/firewall.yml -i inventories/lab-firewall.yml` in `p`.
+fn firewall(p: &Project, args: &[&str]) -> Run {
+    let mut all = args.to_vec();
+    all.extend([
+        "-p",
+        "playbooks/firewall.yml",
+        "-i",
+        "inventories/lab-firewall.yml",
+    ]);
+    foobar_in(p.dir.path(), &all)
+}
+
+/// The confirmed ruleset survives a crash and a boot, and a ruleset flushed by hand is seen:
+/// `plan` shows the drift, `verify` fails, `audit --live` names it and its fix; the fix (one
+/// apply) loads it again through confirm-or-rollback, and both are green again.
+#[test]
+fn the_firewall_survives_a_reboot_and_a_flushed_one_is_seen_and_restored() {
+    let _guard = lab_lock();
+    // Fresh hosts: they accept this checkout's lab key.
+    lab(&["reset", "--fw-host"]);
+    // From nothing: no ruleset, no firewall state, no boot unit (a previous run may have
+    // left some).
+    fw_ssh_ok(
+        "nft flush ruleset; rm -rf /var/lib/foobar/firewall /run/foobar-firewall /etc/foobar/firewall.nft* \
+         /etc/systemd/system/foobar-firewall.service /etc/systemd/system/sysinit.target.wants/foobar-firewall.service",
+    );
+    let p = project();
+    let first = apply(&p);
+    assert_eq!(first.code, 0, "{first:?}");
+    // Enabled at boot by the same apply, with the ruleset it confirmed.
+    assert_eq!(
+        fw_ssh_ok("readlink /etc/systemd/system/sysinit.target.wants/foobar-firewall.service")
+            .trim(),
+        "/etc/systemd/system/foobar-firewall.service"
+    );
+    fw_ssh_ok("cmp /etc/foobar/firewall.nft /var/lib/foobar/firewall/confirmed.nft");
+    let loaded = fw_ssh_ok("nft list table inet foobar");
+    assert!(loaded.contains("127.0.9.2"), "{loaded}");
+
+    // 1. A power cut, then a boot: the confirmed ruleset is loaded with no apply.
+    lab(&["kill", FW_HOST]);
+    lab(&["start", FW_HOST]);
+    assert_eq!(fw_ssh_ok("nft list table inet foobar"), loaded);
+    let plan = firewall(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "converged after the boot: {plan:?}");
+    let verify = firewall(&p, &["verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    assert!(
+        verify.stdout.contains("the confirmed ruleset is loaded"),
+        "{verify:?}"
+    );
+
+    // 2. Flushed by hand: plan shows the drift, verify fails, audit names it.
+    fw_ssh_ok("nft flush ruleset");
+    let plan = firewall(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("update firewall /etc/foobar/firewall.nft (not loaded"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout.contains("run handler `load firewall`"),
+        "{plan:?}"
+    );
+    let verify = firewall(&p, &["verify"]);
+    assert_eq!(verify.code, 3, "{verify:?}");
+    assert!(
+        verify.all().contains("foobar's ruleset is not loaded"),
+        "{verify:?}"
+    );
+    let audit = firewall(&p, &["audit", "--live", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&audit.stdout)
+        .unwrap_or_else(|e| panic!("audit JSON: {e}: {audit:?}"));
+    let finding = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "firewall_not_loaded")
+        .unwrap_or_else(|| panic!("no firewall_not_loaded: {doc}"))
+        .clone();
+    // 3. The audit's fix, as it says it (the command between its first backticks), restores
+    // it: one apply.
+    let fix = finding["fix"].as_str().unwrap();
+    let command: Vec<&str> = fix
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {fix}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(command[..2], ["foobar", "apply"], "{fix}");
+    let mut args = command[1..].to_vec();
+    args.push("--yes");
+    let fixed = foobar_in(p.dir.path(), &args);
+    assert_eq!(fixed.code, 0, "{fix}: {fixed:?}");
+    assert!(
+        fixed
+            .all()
+            .contains("firewall confirmed over a new connection"),
+        "through confirm-or-rollback: {fixed:?}"
+    );
+    assert_eq!(fw_ssh_ok("nft list table inet foobar"), loaded);
+    let plan = firewall(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let verify = firewall(&p, &["verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    let audit = firewall(&p, &["audit", "--live", "--json"]);
+    assert!(!audit.stdout.contains("firewall_not_loaded"), "{audit:?}");
+
+    // 4. Edited by hand (a rule added): drift too; a plain apply restores it.
+    fw_ssh_ok("nft add rule inet foobar input tcp dport 8080 accept");
+    let plan = firewall(&p, &["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(plan.stdout.contains("is not the one confirmed"), "{plan:?}");
+    assert_eq!(firewall(&p, &["verify"]).code, 3);
+    let again = apply(&p);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(fw_ssh_ok("nft list table inet foobar"), loaded);
+    assert_eq!(firewall(&p, &["plan", "--detailed-exitcode"]).code, 0);
+    fw_ssh_ok("nft flush ruleset");
 }

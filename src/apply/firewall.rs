@@ -2,7 +2,7 @@
 //!
 //! The firewall play installs `foobar-firewall-load` and its handler loads the new ruleset with
 //! it: the host saves the live ruleset and starts a timer (a `setsid` background `sleep N`,
-//! PID in /var/lib/foobar/firewall/timer.pid) that restores it after N seconds
+//! PID in /run/foobar-firewall/timer.pid) that restores it after N seconds
 //! (`firewall_confirm_timeout`, default 30). Here foobar, after the apply and with every
 //! connection of the apply closed, opens a NEW SSH connection to each host that manages a
 //! firewall and confirms (stops the timer). The new connection is the proof: an established
@@ -10,6 +10,12 @@
 //! it cannot connect, the host restores the previous ruleset by itself; foobar waits for the
 //! timer, connects again, reads the outcome and reports "firewall change rolled back: foobar
 //! could not reconnect" (the host counts as failed: exit 3).
+//!
+//! The confirmation also makes the new ruleset the boot's: the loader copies it to
+//! /var/lib/foobar/firewall/confirmed.nft, which foobar-firewall.service loads at boot, and
+//! records the digest of the loaded table, which `plan` compares with what is live (a
+//! flushed or edited ruleset is a change that runs this handler again). A rolled-back change,
+//! or one still unconfirmed when the host goes down, never becomes the boot's.
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +28,7 @@ use crate::transport::{self, RemoteCommand, TransportError};
 
 /// Where the firewall play installs the loader; a host whose desired state has it manages a
 /// firewall.
-pub const LOADER: &str = "/usr/local/sbin/foobar-firewall-load";
+pub const LOADER: &str = crate::remote::layout::FIREWALL_LOADER;
 
 pub const ROLLED_BACK: &str = "firewall change rolled back: foobar could not reconnect";
 

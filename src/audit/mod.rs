@@ -501,7 +501,11 @@ pub fn audit_live(inv: &Inventory, host: &HostName, output: &str) -> Vec<Finding
             location: format!("host {host}"),
             summary: "the host is in group `firewall` but foobar's ruleset is not loaded".into(),
             why: "the configuration says there is a firewall; the host has none (never applied, or flushed)".into(),
-            fix: "`foobar apply -p playbooks/firewall.yml` (it loads the ruleset with confirm-or-rollback)".into(),
+            // `plan` sees the drift too (`update firewall`), so this apply loads it again.
+            fix: format!(
+                "`foobar apply -i {} -p playbooks/firewall.yml --limit {host}` loads the confirmed ruleset again, with confirm-or-rollback",
+                inv.path.display()
+            ),
         });
     }
     out
@@ -591,6 +595,18 @@ mod tests {
             ]
         );
         assert!(f[3].summary.starts_with("2 anonymous"));
+        // The fix is a command that runs as it is: this inventory, the firewall's playbook,
+        // this host (tests/firewall.rs runs it on a flushed host).
+        assert_eq!(
+            f[4].fix.split('`').nth(1),
+            Some(
+                format!(
+                    "foobar apply -i {} -p playbooks/firewall.yml --limit web-02",
+                    path.display()
+                )
+                .as_str()
+            )
+        );
         // A healthy host: nothing.
         let ok = "#foobar:listen\n10.0.0.12:3306\n#foobar:firewall\ntable inet foobar\n#foobar:database\nread_only\t1\nanonymous\t0\n";
         assert!(audit_live(&inv, &host, ok).is_empty());

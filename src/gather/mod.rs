@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::remote::layout::{HOLDER, PENDING_FILE};
+use crate::remote::layout::{FIREWALL_STATE, FIREWALL_TABLE, FIREWALL_TIMER, HOLDER, PENDING_FILE};
 use crate::remote::{Section, sh};
 use crate::render::{DesiredState, EntryKind};
 use crate::shell::Script;
@@ -47,6 +47,21 @@ pub struct ServiceFacts {
     pub exists: bool,
 }
 
+/// The firewall's live state, read when the host manages one ([`DesiredState::firewall`]):
+/// digests of foobar's nftables table as loaded now and as it was when its ruleset was last
+/// confirmed, and of the confirmed ruleset file (what the host loads at boot).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallFacts {
+    /// SHA-256 of `nft list table inet foobar` now; `None`: the table is not loaded.
+    pub live: Option<String>,
+    /// The same digest, recorded when the loaded ruleset was confirmed.
+    pub confirmed: Option<String>,
+    /// SHA-256 of the confirmed ruleset file.
+    pub ruleset: Option<String>,
+    /// A loaded change waits for its confirmation (its rollback timer runs).
+    pub pending: bool,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ActualState {
     /// Absent paths have no entry.
@@ -60,6 +75,9 @@ pub struct ActualState {
     pub lock: Option<String>,
     /// Raw database facts text (parsed by the mysql module), when the host runs a database.
     pub database: Option<String>,
+    /// The firewall's state, when the host manages one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<FirewallFacts>,
     /// SHA-256 of everything above but the lock: the plan's fingerprint of this host.
     pub digest: String,
     /// SHA-256 of the raw output of [`facts_script`]: what an apply script compares on the
@@ -117,7 +135,7 @@ pub use crate::shell::sh_quote;
 mod parse;
 
 use parse::parse_frames;
-pub use parse::{facts_digest, parse_gather_output, parse_output};
+pub use parse::{facts_digest, parse_firewall_facts, parse_gather_output, parse_output};
 
 /// The SQL that reads database facts, run over the local socket as root. Provided by the
 /// caller (the mysql module) so gather stays independent of the database flavour.
@@ -247,6 +265,24 @@ fn facts(want: &DesiredState, hash: Option<&[String]>, clock: bool) -> Script {
     s.code(Section::Pending.echo())
         .code("\nprint_lines ")
         .code(PENDING_FILE)
+        .code("\n");
+    if want.firewall().is_some() {
+        s.append(&firewall_facts());
+    }
+    s
+}
+
+/// The firewall's facts section ([`FirewallFacts`]), for the gather and verify.
+pub fn firewall_facts() -> Script {
+    let mut s = Script::new();
+    s.code(sh::firewall())
+        .code(Section::FirewallState.echo())
+        .code("\nfirewall_facts ")
+        .code(FIREWALL_STATE)
+        .code(" ")
+        .code(FIREWALL_TIMER)
+        .code(" ")
+        .code(FIREWALL_TABLE)
         .code("\n");
     s
 }

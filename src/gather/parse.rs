@@ -6,7 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{ActualState, CLOCK_PATH, GatherError, PathFacts, PathType, QuickFacts, ServiceFacts};
+use super::{
+    ActualState, CLOCK_PATH, FirewallFacts, GatherError, PathFacts, PathType, QuickFacts,
+    ServiceFacts,
+};
 use crate::remote::lock::LOCKED_MARK;
 use crate::remote::section::{self, Line, Section};
 
@@ -126,6 +129,30 @@ pub(super) fn quick_facts(facts: &str) -> QuickFacts {
     QuickFacts { text, hashed }
 }
 
+/// One `key value` line of the firewall's facts (`firewall_facts` in sh/firewall.sh).
+fn firewall_line(f: &mut FirewallFacts, line: &str) {
+    let Some((key, value)) = line.split_once(' ') else {
+        return;
+    };
+    let digest = (value != "none").then(|| value.to_string());
+    match key {
+        "live" => f.live = digest,
+        "confirmed" => f.confirmed = digest,
+        "ruleset" => f.ruleset = digest,
+        "pending" => f.pending = value == "yes",
+        _ => {}
+    }
+}
+
+/// The firewall's facts from the body of a `firewall-state` section (verify's).
+pub fn parse_firewall_facts(body: &str) -> FirewallFacts {
+    let mut f = FirewallFacts::default();
+    for line in body.lines() {
+        firewall_line(&mut f, line);
+    }
+    f
+}
+
 fn unknown(host: &str, name: &str) -> GatherError {
     GatherError::Parse {
         host: host.into(),
@@ -150,6 +177,10 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
                 | Section::Lock
                 | Section::Database,
             ) => continue,
+            Line::Start(Section::FirewallState) => {
+                state.firewall = Some(Default::default());
+                continue;
+            }
             Line::Start(Section::End) => {
                 ended = true;
                 continue;
@@ -168,6 +199,11 @@ pub fn parse_gather_output(host: &str, text: &str) -> Result<ActualState, Gather
                 // The clock's line is not a fact (see `CLOCK_PATH`).
                 if path != CLOCK_PATH {
                     state.paths.insert(path, facts);
+                }
+            }
+            Section::FirewallState => {
+                if let Some(f) = state.firewall.as_mut() {
+                    firewall_line(f, line);
                 }
             }
             Section::Sha256 => {
@@ -471,6 +507,43 @@ alice@laptop pid 42\n\
                 if text.contains("yesterday") { 1 } else { 2 }
             );
         }
+    }
+
+    /// What sh/firewall.sh prints, run for real on a state directory without nft's table:
+    /// the confirmed digests are read, the live one is `none`.
+    #[test]
+    fn firewall_facts_are_read_from_the_script_s_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("confirmed.table"), "abc\n").unwrap();
+        std::fs::write(dir.path().join("confirmed.nft"), "flush ruleset\n").unwrap();
+        let script = format!(
+            "{}firewall_facts \"$1\" \"$1/no-timer\" inet foobar-test-absent\n",
+            crate::remote::sh::firewall()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, "sh"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "#foobar:firewall-state\n{}#foobar:end\n",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let state = parse_gather_output("h", &text).unwrap();
+        let f = state.firewall.expect("the section is read");
+        assert_eq!(f.live, None, "{text}");
+        assert_eq!(f.confirmed.as_deref(), Some("abc"));
+        assert_eq!(
+            f.ruleset.as_deref(),
+            Some(crate::render::sha256_hex(b"flush ruleset\n").as_str())
+        );
+        assert!(!f.pending);
+        assert_eq!(
+            parse_firewall_facts("live x\npending yes\n")
+                .live
+                .as_deref(),
+            Some("x")
+        );
     }
 
     #[test]

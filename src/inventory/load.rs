@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::rules;
 use super::topology::{DATABASE_PRIMARY, DATABASE_REPLICAS, Topology};
 use super::yaml::{location_of, parse};
 use super::{
@@ -17,8 +18,8 @@ use crate::error::did_you_mean;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSsh {
-    user: Option<String>,
-    port: Option<u16>,
+    user: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
     identity_file: Option<String>,
     ssh_config: Option<String>,
     known_hosts_file: Option<String>,
@@ -55,10 +56,10 @@ enum RawConnection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHost {
-    address: Option<String>,
+    address: Option<Spanned<String>>,
     private_ip: Option<Spanned<String>>,
-    user: Option<String>,
-    port: Option<u16>,
+    user: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
     identity_file: Option<String>,
     #[serde(rename = "become")]
     become_root: Option<bool>,
@@ -146,10 +147,15 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         },
     };
 
+    let user = raw
+        .ssh
+        .user
+        .map(|u| checked(path, "user", u, rules::check_ssh_user, user_hint))
+        .transpose()?;
     let ssh = SshDefaults {
         login: Login {
-            user: raw.ssh.user,
-            port: raw.ssh.port,
+            user,
+            port: raw.ssh.port.map(|p| port(path, p)).transpose()?,
             identity_file: raw.ssh.identity_file.map(|p| relative_to(path, &p)),
             become_root: raw.ssh.become_root,
         },
@@ -160,6 +166,13 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         command_timeout: raw.ssh.command_timeout.unwrap_or(600),
         control_persist: raw.ssh.control_persist.unwrap_or(60),
     };
+
+    if !strict_host_key_checking
+        && let Some(s) = &raw.ssh.strict_host_key_checking
+        && let Some(w) = keys_never_kept(&ssh, &at(&s.referenced))
+    {
+        warnings.push(w);
+    }
 
     let secrets = raw
         .secrets
@@ -190,6 +203,17 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
                 host: name.0,
             });
         }
+        if h.value.address.is_none()
+            && !local
+            && let Err(why) = rules::check_destination(name.as_str())
+        {
+            // ssh connects to the name itself (the ssh_config maps it).
+            return Err(InventoryError::BadLogin {
+                location,
+                message: format!("host name `{name}` {why}"),
+                hint: "ssh connects to this name (no `address:`): set `address:`, or name the host as a hostname its ssh_config `Host` entry matches (letters, digits, `-`, `_` and `.`)".into(),
+            });
+        }
         if let Some(ip) = &h.value.private_ip {
             if let Some(first) = private_ips.get(&ip.value) {
                 return Err(InventoryError::Duplicate {
@@ -203,15 +227,23 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
             private_ips.insert(ip.value.clone(), name.clone());
         }
         let r = h.value;
+        let address = r
+            .address
+            .map(|a| checked(path, "address", a, rules::check_destination, address_hint))
+            .transpose()?;
+        let user = r
+            .user
+            .map(|u| checked(path, "user", u, rules::check_ssh_user, user_hint))
+            .transpose()?;
         hosts.insert(
             name.clone(),
             Host {
                 name,
-                address: r.address,
+                address,
                 private_ip: r.private_ip.map(|s| s.value),
                 login: Login {
-                    user: r.user,
-                    port: r.port,
+                    user,
+                    port: r.port.map(|p| port(path, p)).transpose()?,
                     identity_file: r.identity_file.map(|p| relative_to(path, &p)),
                     become_root: r.become_root,
                 },
@@ -245,6 +277,105 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     // The backups section adds its groups: resolve the roles again over the final groups.
     inventory.topology = Topology::resolve(&inventory.groups);
     Ok(inventory)
+}
+
+/// `value` when it keeps `rule`, else the error at its line.
+fn checked(
+    path: &Path,
+    what: &'static str,
+    value: Spanned<String>,
+    rule: fn(&str) -> Result<(), rules::RuleViolation>,
+    hint: fn(&rules::RuleViolation) -> String,
+) -> Result<String, InventoryError> {
+    match rule(&value.value) {
+        Ok(()) => Ok(value.value),
+        Err(why) => Err(InventoryError::BadLogin {
+            location: location_of(path, &value.referenced),
+            message: format!("{what} `{}` {why}", value.value.escape_debug()),
+            hint: hint(&why),
+        }),
+    }
+}
+
+/// A TCP port ssh can connect to: 1 to 65535 (the type refuses the rest).
+fn port(path: &Path, p: Spanned<u16>) -> Result<u16, InventoryError> {
+    if p.value == 0 {
+        return Err(InventoryError::Yaml {
+            location: location_of(path, &p.referenced),
+            message: "port 0 is no port ssh can connect to".into(),
+            key_path: "port".into(),
+            hint: Some(format!("{PORT_WORDS} (ssh's default is 22)")),
+        });
+    }
+    Ok(p.value)
+}
+
+/// What a port is, in the words of its errors.
+const PORT_WORDS: &str = "a TCP port is a whole number from 1 to 65535";
+
+fn address_hint(why: &rules::RuleViolation) -> String {
+    use rules::RuleViolation::*;
+    match why {
+        Uri => "write the host alone in `address:` (e.g. `10.0.0.11`), the user in `user:` and the port in `port:`".into(),
+        HoldsUser => "write the user in `user:` and the host alone in `address:`".into(),
+        HoldsPort => "write the port in `port:` and the host alone in `address:` (an IPv6 address goes bare, without brackets)".into(),
+        BadIpv4 => "write all four parts of an IPv4 address, e.g. `10.0.0.11`".into(),
+        _ => "`address:` is a hostname (`db-01.example.com`) or an IP address (`10.0.0.11`, `2001:db8::11`); ssh options belong in the ssh_config file".into(),
+    }
+}
+
+fn user_hint(_: &rules::RuleViolation) -> String {
+    "write the account ssh logs in as, e.g. `deploy`; ssh options belong in the ssh_config file"
+        .into()
+}
+
+/// `accept-new` that records no key: `UserKnownHostsFile /dev/null` (in the ssh_config, as
+/// `vagrant ssh-config` writes it, or as `known_hosts_file:`) makes every host new on every
+/// connection, so every key is accepted. The warning, if so.
+fn keys_never_kept(ssh: &SshDefaults, at: &crate::error::Location) -> Option<String> {
+    let dev_null = Path::new("/dev/null");
+    let source = match (&ssh.known_hosts_file, &ssh.ssh_config) {
+        // foobar passes its own on the command line: it wins over the ssh_config's.
+        (Some(file), _) => {
+            (file == dev_null).then(|| "`known_hosts_file: /dev/null`".to_string())?
+        }
+        (None, Some(config)) => {
+            let line = null_known_hosts_line(&std::fs::read_to_string(config).ok()?)?;
+            format!(
+                "`UserKnownHostsFile /dev/null` ({}:{line})",
+                config.display()
+            )
+        }
+        (None, None) => return None,
+    };
+    Some(format!(
+        "warning: {at}: `strict_host_key_checking: accept-new` with {source} keeps no host key: every host's key is trusted, every time, and a changed one (a man in the middle) is never noticed.\n\
+hint: keep the keys: set `known_hosts_file: known_hosts` under `ssh:` (foobar passes it to ssh, over the ssh_config's), run once to record them, then set `strict_host_key_checking: true`"
+    ))
+}
+
+/// The line (1-based) of the first `UserKnownHostsFile /dev/null` of an ssh_config text:
+/// keywords are case-insensitive, `=` may separate the value, which may be quoted.
+fn null_known_hosts_line(config: &str) -> Option<usize> {
+    config
+        .lines()
+        .position(|l| {
+            let l = l.trim();
+            let (key, value) = match l.find(|c: char| c.is_whitespace() || c == '=') {
+                Some(i) => (
+                    &l[..i],
+                    l[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '='),
+                ),
+                None => return false,
+            };
+            let first = value
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches('"');
+            key.eq_ignore_ascii_case("UserKnownHostsFile") && first == "/dev/null"
+        })
+        .map(|i| i + 1)
 }
 
 fn resolve_groups(

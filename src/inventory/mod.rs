@@ -184,6 +184,15 @@ pub enum InventoryError {
     },
     #[error("host `{host}` has no address")]
     NoAddress { location: Location, host: String },
+    /// How ssh reaches a host (`address`, `user`, a host's name used as the destination)
+    /// breaks its rule.
+    #[error("{message}")]
+    BadLogin {
+        location: Location,
+        /// `address `ssh://x` is a URI; ...`: the key, the value and the rule it breaks.
+        message: String,
+        hint: String,
+    },
     #[error("{message}")]
     Topology {
         location: Location,
@@ -219,6 +228,7 @@ impl Diagnostic for InventoryError {
             | NameClash { location, .. }
             | Duplicate { location, .. }
             | NoAddress { location, .. }
+            | BadLogin { location, .. }
             | Topology { location, .. }
             | MissingSecret { location, .. }
             | Playbook { location, .. } => Some(location),
@@ -234,6 +244,7 @@ impl Diagnostic for InventoryError {
             | UnknownGroup { hint, .. }
             | Topology { hint, .. }
             | MissingSecret { hint, .. }
+            | BadLogin { hint, .. }
             | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
             GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),
             NameClash { .. } => Some("rename the group or the host: --limit and play targets must be unambiguous".into()),

@@ -25,6 +25,24 @@ pub enum RuleViolation {
     NotAnAccount,
     #[error("is empty")]
     Empty,
+    #[error("is a URI; ssh would read its parts its own way")]
+    Uri,
+    #[error("holds a user (`@`)")]
+    HoldsUser,
+    #[error("starts with `-` (ssh would read it as an option)")]
+    LeadingDash,
+    #[error("looks like an IPv4 address but is not one")]
+    BadIpv4,
+    #[error("holds a port (`:`)")]
+    HoldsPort,
+    #[error(
+        "is not a hostname or an IP address (letters, digits, `-`, `_` and `.`; or an IPv4 or IPv6 literal)"
+    )]
+    NotADestination,
+    #[error(
+        "is not a plain user name (letters, digits and `._-`, not starting with `-`, at most 64)"
+    )]
+    NotAUser,
 }
 
 /// The first control character (newline, CR, NUL, ...) in `s`, shown escaped.
@@ -116,6 +134,90 @@ pub fn check_account(name: &str) -> Result<(), RuleViolation> {
     }
 }
 
+/// What ssh connects to: a hostname (or an ssh_config alias of the same shape: labels of
+/// letters, digits, `-` and `_`, dot-separated, none starting with `-`, at most 253
+/// characters, an optional final dot), an IPv4 literal, or an IPv6 literal (bare, with an
+/// optional `%zone`). Never a URI, `user@host` or `host:port`: ssh and the ssh library each
+/// read those their own way (`ssh://-oProxyCommand=...` reaches ssh as an option).
+pub fn check_destination(d: &str) -> Result<(), RuleViolation> {
+    if let Some(c) = control(d) {
+        return Err(RuleViolation::ControlCharacter(c));
+    }
+    if d.is_empty() {
+        return Err(RuleViolation::Empty);
+    }
+    if d.contains("://") {
+        return Err(RuleViolation::Uri);
+    }
+    if d.starts_with('-') {
+        return Err(RuleViolation::LeadingDash);
+    }
+    if d.contains('@') {
+        return Err(RuleViolation::HoldsUser);
+    }
+    if d.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok(());
+    }
+    if d.contains(':') {
+        let (addr, zone) = match d.split_once('%') {
+            Some((a, z)) => (a, Some(z)),
+            None => (d, None),
+        };
+        let zone_ok = zone.is_none_or(|z| {
+            !z.is_empty()
+                && z.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+        if addr.parse::<std::net::Ipv6Addr>().is_ok() && zone_ok {
+            return Ok(());
+        }
+        return Err(if d.matches(':').count() == 1 {
+            RuleViolation::HoldsPort
+        } else {
+            RuleViolation::NotADestination
+        });
+    }
+    let name = d.strip_suffix('.').unwrap_or(d);
+    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        // `127.0.1` or `10.1`: inet_aton would read it as some address; say which was meant.
+        return Err(RuleViolation::BadIpv4);
+    }
+    let labels_ok = name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if labels_ok {
+        Ok(())
+    } else {
+        Err(RuleViolation::NotADestination)
+    }
+}
+
+/// The user ssh logs in as: a plain user name (ASCII letters, digits and `._-`, not starting
+/// with `-`, optionally ending in `$`, at most 64 characters). Nothing ssh or a shell would
+/// read as syntax: no `@`, `:`, `%`, blank or quote.
+pub fn check_ssh_user(user: &str) -> Result<(), RuleViolation> {
+    if let Some(c) = control(user) {
+        return Err(RuleViolation::ControlCharacter(c));
+    }
+    let body = user.strip_suffix('$').unwrap_or(user);
+    let ok = !body.is_empty()
+        && user.len() <= 64
+        && !body.starts_with('-')
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(RuleViolation::NotAUser)
+    }
+}
+
 /// A handler's name (it is recorded, line by line, on the host): no control character.
 pub fn check_name(name: &str) -> Result<(), RuleViolation> {
     match control(name) {
@@ -164,6 +266,64 @@ mod tests {
         assert!(check_account("0").is_ok());
         for bad in ["-R", "a:b", "root root", ""] {
             assert!(check_account(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn destinations_are_hostnames_or_ip_literals() {
+        for good in [
+            "web-01",
+            "db.example.com",
+            "db.example.com.",
+            "lb_x",
+            "127.0.1.2",
+            "::1",
+            "2001:db8::10",
+            "fe80::1%eth0",
+            "xn--bcher-kva.example",
+        ] {
+            assert_eq!(check_destination(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("ssh://-oProxyCommand=id", RuleViolation::Uri),
+            ("ssh://root@10.0.0.1:22", RuleViolation::Uri),
+            ("-oProxyCommand=id", RuleViolation::LeadingDash),
+            ("root@10.0.0.1", RuleViolation::HoldsUser),
+            ("10.0.0.1:2222", RuleViolation::HoldsPort),
+            ("127.0.1", RuleViolation::BadIpv4),
+            ("300.1.1.1", RuleViolation::BadIpv4),
+            ("[::1]", RuleViolation::NotADestination),
+            ("a b", RuleViolation::NotADestination),
+            ("host;id", RuleViolation::NotADestination),
+            ("a..b", RuleViolation::NotADestination),
+            ("a.-b", RuleViolation::NotADestination),
+            ("%h", RuleViolation::NotADestination),
+            ("", RuleViolation::Empty),
+        ] {
+            assert_eq!(check_destination(bad), Err(why), "{bad:?}");
+        }
+        assert!(matches!(
+            check_destination("a\nb"),
+            Err(RuleViolation::ControlCharacter(_))
+        ));
+    }
+
+    #[test]
+    fn ssh_users_are_plain_names() {
+        for good in ["root", "deploy", "ec2-user", "Admin.1", "svc_x", "host$"] {
+            assert_eq!(check_ssh_user(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "-oProxyCommand=id",
+            "a b",
+            "a@b",
+            "a:b",
+            "%u",
+            "$(id)",
+            "",
+            "x'y",
+        ] {
+            assert_eq!(check_ssh_user(bad), Err(RuleViolation::NotAUser), "{bad:?}");
         }
     }
 }

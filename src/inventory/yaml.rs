@@ -54,6 +54,14 @@ pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, I
             syntax = !message.contains("expected");
         }
         let key_path = clean_key_path(&key_path);
+        if key_path.ends_with("port") && message.ends_with("expected a whole number from 0 to 65535")
+        {
+            // 0 is refused after parsing (`load::port`), with the same words.
+            message = format!(
+                "{}expected a TCP port, a whole number from 1 to 65535",
+                message.trim_end_matches("expected a whole number from 0 to 65535")
+            );
+        }
         let hint = if message.starts_with("duplicate key") {
             Some("each key may appear once in a mapping; merge or rename the entries".to_string())
         } else if syntax {

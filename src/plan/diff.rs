@@ -247,6 +247,10 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
         }
     }
 
+    if let Some(c) = firewall_change(want, have, &changes) {
+        changes.push(c);
+    }
+
     // Handlers: declared order within each play, each once, only if notified by a change or
     // left pending by an interrupted run.
     let mut handlers = Vec::new();
@@ -280,6 +284,47 @@ pub fn diff(want: &DesiredState, have: &ActualState) -> HostPlan {
         remote_commands: 0,
         locked: false,
     }
+}
+
+/// The firewall's drift: its ruleset file is what the render wants, but what is loaded is
+/// not what was confirmed (flushed or edited by hand, or a host that booted without it), or
+/// the confirmed ruleset (what the host loads at boot) is not that file. Its handler loads
+/// the file again, with confirm-or-rollback. Nothing when the file itself changes (that
+/// notifies the handler already) or while a change waits for its confirmation.
+fn firewall_change(want: &DesiredState, have: &ActualState, changes: &[Change]) -> Option<Change> {
+    let fw = want.firewall()?;
+    let facts = have.firewall.as_ref()?;
+    let file_changes = changes
+        .iter()
+        .any(|c| c.play == fw.play && c.target == fw.ruleset && c.is_change());
+    if file_changes || facts.pending {
+        return None;
+    }
+    let mut why = Vec::new();
+    if facts.live.is_none() {
+        why.push("not loaded: the host runs without foobar's ruleset".to_string());
+    } else if facts.live != facts.confirmed {
+        why.push(
+            "the loaded ruleset is not the one confirmed (changed by hand, or never confirmed)"
+                .to_string(),
+        );
+    }
+    if fw.digest.is_some() && facts.ruleset.as_deref() != fw.digest {
+        why.push("the host would boot with another ruleset: this one was never confirmed".into());
+    }
+    if why.is_empty() {
+        return None;
+    }
+    let mut c = Change::new(
+        fw.play,
+        Step::Firewall {
+            ruleset: fw.ruleset.to_string(),
+        },
+        Action::Update,
+        why,
+    );
+    c.notify = vec![fw.handler.to_string()];
+    Some(c)
 }
 
 /// What a plan says instead of a sensitive file's diff: which secrets it reads, never a byte
@@ -462,6 +507,112 @@ mod tests {
         let plan = diff(&want, &ActualState::default());
         let names: Vec<_> = plan.handlers.iter().map(|h| h.name.as_str()).collect();
         assert_eq!(names, ["reload", "restart"]);
+    }
+
+    /// A firewall play: the ruleset file, loaded by its handler through the loader.
+    fn firewall_state() -> DesiredState {
+        let mut want = state(vec![file("/etc/fw.nft", "rules\n", &["load firewall"])]);
+        want.plays[0].handlers.push(HandlerSpec {
+            name: "load firewall".into(),
+            service: None,
+            run: Some(format!(
+                "{} /etc/fw.nft",
+                crate::remote::layout::FIREWALL_LOADER
+            )),
+        });
+        want
+    }
+
+    /// The host with the ruleset file in place and `facts` about what is loaded.
+    fn firewall_host(facts: crate::gather::FirewallFacts) -> ActualState {
+        let mut have = ActualState::default();
+        have.paths
+            .insert("/etc/fw.nft".into(), live_file("rules\n", 0o644));
+        have.packages.insert("nginx".into(), true);
+        have.services.insert(
+            "nginx".into(),
+            ServiceFacts {
+                active: true,
+                enabled: true,
+                exists: true,
+            },
+        );
+        have.firewall = Some(facts);
+        have
+    }
+
+    #[test]
+    fn a_firewall_not_loaded_as_confirmed_is_a_change_that_runs_its_handler() {
+        let want = firewall_state();
+        let confirmed = crate::gather::FirewallFacts {
+            live: Some("aa".into()),
+            confirmed: Some("aa".into()),
+            ruleset: Some(sha256_hex(b"rules\n")),
+            pending: false,
+        };
+        let plan = diff(&want, &firewall_host(confirmed.clone()));
+        assert!(!plan.has_changes(), "converged: {plan:?}");
+
+        for (facts, said) in [
+            (
+                crate::gather::FirewallFacts {
+                    live: None,
+                    ..confirmed.clone()
+                },
+                "not loaded",
+            ),
+            (
+                crate::gather::FirewallFacts {
+                    live: Some("bb".into()),
+                    ..confirmed.clone()
+                },
+                "is not the one confirmed",
+            ),
+            (
+                crate::gather::FirewallFacts {
+                    ruleset: Some("old".into()),
+                    ..confirmed.clone()
+                },
+                "would boot with another ruleset",
+            ),
+        ] {
+            let plan = diff(&want, &firewall_host(facts));
+            let c = plan
+                .changes
+                .iter()
+                .find(|c| c.kind == crate::plan::model::ChangeKind::Firewall)
+                .unwrap_or_else(|| panic!("{said}: {plan:?}"));
+            assert_eq!(c.action, Action::Update);
+            assert_eq!(c.target, "/etc/fw.nft");
+            assert!(c.details.iter().any(|d| d.contains(said)), "{c:?}");
+            assert_eq!(plan.handlers.len(), 1, "{plan:?}");
+            assert_eq!(plan.handlers[0].name, "load firewall");
+        }
+
+        // A change waiting for its confirmation is left alone; a changed file already
+        // notifies the handler, once.
+        let pending = crate::gather::FirewallFacts {
+            live: None,
+            pending: true,
+            ..confirmed.clone()
+        };
+        assert!(!diff(&want, &firewall_host(pending)).has_changes());
+        let mut edited = firewall_host(crate::gather::FirewallFacts {
+            live: None,
+            ..confirmed
+        });
+        edited
+            .paths
+            .insert("/etc/fw.nft".into(), live_file("old\n", 0o644));
+        let plan = diff(&want, &edited);
+        assert!(
+            !plan
+                .changes
+                .iter()
+                .any(|c| c.kind == crate::plan::model::ChangeKind::Firewall),
+            "{plan:?}"
+        );
+        assert_eq!(plan.handlers.len(), 1);
     }
 
     #[test]

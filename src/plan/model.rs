@@ -49,6 +49,8 @@ pub enum ChangeKind {
     Database,
     /// A load balancer server to bring back into rotation.
     Rotation,
+    /// A firewall ruleset to load again (what is loaded is not what was confirmed).
+    Firewall,
 }
 
 impl ChangeKind {
@@ -61,6 +63,7 @@ impl ChangeKind {
             ChangeKind::Service => "service",
             ChangeKind::Database => "database",
             ChangeKind::Rotation => "rotation",
+            ChangeKind::Firewall => "firewall",
         }
     }
 }
@@ -122,6 +125,12 @@ pub enum Step {
     Rotation {
         name: String,
     },
+    /// The firewall's ruleset file to load again through its handler (confirm-or-rollback):
+    /// what is loaded, or what the host loads at boot, is not the confirmed ruleset. Decided
+    /// on live facts alone; the step itself runs nothing, its handler does.
+    Firewall {
+        ruleset: String,
+    },
 }
 
 impl Step {
@@ -134,6 +143,7 @@ impl Step {
             Step::Service { .. } => ChangeKind::Service,
             Step::Database { .. } => ChangeKind::Database,
             Step::Rotation { .. } => ChangeKind::Rotation,
+            Step::Firewall { .. } => ChangeKind::Firewall,
         }
     }
 
@@ -147,7 +157,8 @@ impl Step {
             Step::Directory { path, .. }
             | Step::File { path, .. }
             | Step::Link { path, .. }
-            | Step::Absent { path } => path,
+            | Step::Absent { path }
+            | Step::Firewall { ruleset: path } => path,
         }
     }
 

@@ -27,14 +27,17 @@ pub enum SavedPlanError {
 /// Whether a saved host plan still describes what `want` renders today: every field of every
 /// step (packages, directories, files with digest, mode, owner, group, validate and
 /// sensitivity, links, deletions, services) and of every handler, in both directions. Steps
-/// decided on live facts alone (database, rotation) are left to the apply, which re-reads the
+/// decided on live facts alone (database, rotation, firewall) are left to the apply, which re-reads the
 /// facts under the lock. The error names the first difference.
 pub fn check_saved(saved: &HostPlan, want: &DesiredState) -> Result<(), SavedPlanError> {
     let today = desired_steps(want);
     let mut planned: Vec<(usize, Step)> = Vec::new();
     let mut notified: Vec<&Change> = Vec::new();
     for c in &saved.changes {
-        if matches!(c.step, Step::Database { .. } | Step::Rotation { .. }) {
+        if matches!(
+            c.step,
+            Step::Database { .. } | Step::Rotation { .. } | Step::Firewall { .. }
+        ) {
             continue;
         }
         if c.kind != c.step.kind() || c.target != c.step.target() {

@@ -28,6 +28,24 @@ pub const HOLDER: &str = concat!(state_dir!(), "/lock/holder");
 /// holder when the lock is released.
 pub const STOP: &str = concat!(state_dir!(), "/lock/stop");
 
+/// The firewall's state (foobar-firewall-load's): the ruleset last confirmed
+/// ([`FIREWALL_CONFIRMED`], what the host loads at boot) and the digest of its listing.
+pub const FIREWALL_STATE: &str = concat!(state_dir!(), "/firewall");
+
+/// The confirmed ruleset: written only when foobar confirms a change over a new connection.
+pub const FIREWALL_CONFIRMED: &str = concat!(state_dir!(), "/firewall/confirmed.nft");
+
+/// The PID of a pending change's rollback timer: under /run, so a reboot (which kills the
+/// timer) forgets it too.
+pub const FIREWALL_TIMER: &str = "/run/foobar-firewall/timer.pid";
+
+/// Where the firewall play installs its loader; a handler that runs it loads a ruleset with
+/// confirm-or-rollback.
+pub const FIREWALL_LOADER: &str = "/usr/local/sbin/foobar-firewall-load";
+
+/// foobar's nftables table: the ruleset's own, and what `plan` compares.
+pub const FIREWALL_TABLE: &str = "inet foobar";
+
 /// Where each run keeps the files it replaced, one directory per run (root only).
 pub const BACKUP_ROOT: &str = "/var/backups/foobar";
 
@@ -42,10 +60,11 @@ mod tests {
 
     #[test]
     fn every_state_path_is_under_the_state_directory() {
-        for p in [PENDING_FILE, LOCK_DIR, HOLDER, STOP] {
+        for p in [PENDING_FILE, LOCK_DIR, HOLDER, STOP, FIREWALL_STATE] {
             assert!(p.starts_with(&format!("{STATE_DIR}/")), "{p}");
         }
         assert!(HOLDER.starts_with(LOCK_DIR) && STOP.starts_with(LOCK_DIR));
+        assert!(FIREWALL_CONFIRMED.starts_with(FIREWALL_STATE));
         assert_eq!(backup_path("r1", "/etc/a"), "/var/backups/foobar/r1/etc/a");
     }
 }

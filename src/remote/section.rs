@@ -79,6 +79,8 @@ sections! {
     Firewall => "firewall",
     /// The host's release, from /etc/os-release (audit).
     Os => "os",
+    /// The firewall's live and confirmed ruleset digests (gather, verify).
+    FirewallState => "firewall-state",
 }
 
 /// One line of framed output.

@@ -46,6 +46,8 @@ function_files! {
     holder => "sh/holder.sh",
     /// `send_bodies LIMIT SMALL SUM...`.
     gather => "sh/gather.sh",
+    /// `table_digest FAMILY NAME`, `firewall_facts STATE TIMER FAMILY NAME`.
+    firewall => "sh/firewall.sh",
 }
 
 #[cfg(test)]

@@ -65,9 +65,46 @@ pub struct DesiredState {
     pub plays: Vec<DesiredPlay>,
 }
 
+/// A host's firewall, as its desired state manages it: the handler that loads the ruleset
+/// with foobar-firewall-load (`run: /usr/local/sbin/foobar-firewall-load RULESET`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firewall<'a> {
+    pub play: usize,
+    pub handler: &'a str,
+    /// The ruleset file the handler loads.
+    pub ruleset: &'a str,
+    /// SHA-256 of that file's desired body, when the desired state writes it.
+    pub digest: Option<&'a str>,
+}
+
 impl DesiredState {
     pub fn entries(&self) -> impl Iterator<Item = &DesiredEntry> {
         self.plays.iter().flat_map(|p| p.entries.iter())
+    }
+
+    /// The host's firewall, when a handler of its plays loads one.
+    pub fn firewall(&self) -> Option<Firewall<'_>> {
+        let loader = crate::remote::layout::FIREWALL_LOADER;
+        self.plays.iter().find_map(|p| {
+            p.handlers.iter().find_map(|h| {
+                let ruleset = h.run.as_deref()?.strip_prefix(loader)?.strip_prefix(' ')?;
+                let ruleset = ruleset.trim();
+                let digest =
+                    p.entries
+                        .iter()
+                        .find(|e| e.path == ruleset)
+                        .and_then(|e| match &e.kind {
+                            EntryKind::File { digest, .. } => Some(digest.as_str()),
+                            _ => None,
+                        });
+                Some(Firewall {
+                    play: p.index,
+                    handler: h.name.as_str(),
+                    ruleset,
+                    digest,
+                })
+            })
+        })
     }
     pub fn packages(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self

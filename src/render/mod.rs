@@ -44,7 +44,7 @@ mod sync_tree;
 mod taint;
 
 pub use context::RenderContext;
-pub use desired::{DesiredEntry, DesiredPlay, DesiredState, EntryKind};
+pub use desired::{DesiredEntry, DesiredPlay, DesiredState, EntryKind, Firewall};
 pub use error::RenderError;
 pub use out::{OutPathError, out_path};
 

@@ -33,6 +33,15 @@ pub enum VerifyFailure {
     },
     #[error("nginx -t fails: {output}")]
     NginxConfig { output: String },
+    /// foobar's nftables table is not loaded: the host runs without its firewall.
+    #[error("foobar's ruleset is not loaded (no table inet foobar): the host has no firewall")]
+    FirewallNotLoaded { host: HostName },
+    /// What is loaded is not what was confirmed.
+    #[error("the loaded ruleset is not the one confirmed (changed by hand since)")]
+    FirewallDrift { host: HostName },
+    /// A loaded change still waits for foobar's confirmation.
+    #[error("a firewall change waits for its confirmation; unconfirmed, the host rolls it back")]
+    FirewallPending { host: HostName },
     /// HAProxy does not report a backend server UP.
     #[error("{backend}/{server} is {state} (operational state {op}, admin state {admin})")]
     BackendDown {
@@ -99,6 +108,12 @@ impl Diagnostic for VerifyFailure {
             VerifyFailure::ServiceInactive { host, .. } => {
                 format!("`foobar apply --limit {host}` starts it; if it fails, read its log")
             }
+            VerifyFailure::FirewallNotLoaded { host } | VerifyFailure::FirewallDrift { host } => {
+                format!("`foobar apply -p playbooks/firewall.yml --limit {host}` loads the confirmed ruleset again (confirm-or-rollback); `foobar plan` shows it as `update firewall`")
+            }
+            VerifyFailure::FirewallPending { host } => format!(
+                "an apply is confirming it; if none runs, `foobar apply -p playbooks/firewall.yml --limit {host}` loads and confirms it"
+            ),
             VerifyFailure::NginxConfig { .. } => {
                 "fix the site template, then `foobar apply`".into()
             }

@@ -103,6 +103,9 @@ fn host_script(
             ))
             .code(" 2>&1\n");
     }
+    if desired.firewall().is_some() {
+        s.append(&crate::gather::firewall_facts());
+    }
     if let Some(sql) = facts_sql {
         s.code(Section::Database.echo())
             .code("\n")
@@ -112,6 +115,20 @@ fn host_script(
     // Every value is a word: only a NUL could fail, and load refuses those.
     s.to_stdin()
         .unwrap_or_else(|e| format!("echo {} >&2; exit 1\n", sh_quote(&e.to_string())))
+}
+
+/// The firewall: foobar's table is loaded, as it was when its ruleset was confirmed.
+fn firewall_check(host: &HostName, f: &crate::gather::FirewallFacts) -> Check {
+    let failure = if f.live.is_none() {
+        VerifyFailure::FirewallNotLoaded { host: host.clone() }
+    } else if f.pending {
+        VerifyFailure::FirewallPending { host: host.clone() }
+    } else if f.live != f.confirmed {
+        VerifyFailure::FirewallDrift { host: host.clone() }
+    } else {
+        return Check::pass("firewall", "the confirmed ruleset is loaded");
+    };
+    failure.check("firewall")
 }
 
 /// The floating address's checks: one probe per reachable load balancer, judged together.
@@ -278,6 +295,12 @@ pub async fn verify(input: &VerifyInput<'_>) -> Health {
         }
         if let Some(text) = sec.get(&Section::Haproxy) {
             checks.extend(haproxy_checks(text));
+        }
+        if let Some(text) = sec.get(&Section::FirewallState) {
+            checks.push(firewall_check(
+                &h,
+                &crate::gather::parse_firewall_facts(text),
+            ));
         }
         hosts.insert(h, HostHealth { checks });
     }

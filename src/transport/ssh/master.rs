@@ -80,11 +80,24 @@ pub(super) async fn open_master(
         destination: spec.destination.clone(),
         reason,
     };
-    if spec.destination.starts_with('-') {
-        // ssh would read it as an option (`-oProxyCommand=...`).
-        return Err(unreachable(
-            "the destination must not start with `-`".to_string(),
-        ));
+    // Checked at load too; here for every other way a spec is made. A leading `-` is read as
+    // an option (`-oProxyCommand=...`), and a URI or `user@` is taken apart by the ssh
+    // library, whose host part could then be one.
+    if !spec.local
+        && let Err(why) = crate::inventory::rules::check_destination(&spec.destination)
+    {
+        return Err(unreachable(format!(
+            "the destination `{}` {why}",
+            spec.destination.escape_debug()
+        )));
+    }
+    if let Some(user) = &spec.user
+        && let Err(why) = crate::inventory::rules::check_ssh_user(user)
+    {
+        return Err(unreachable(format!(
+            "the user `{}` {why}",
+            user.escape_debug()
+        )));
     }
     let limit = spec.connect_timeout.max(Duration::from_secs(1)) * 2 + Duration::from_secs(10);
     match tokio::time::timeout(limit, builder.connect_mux(&spec.destination)).await {

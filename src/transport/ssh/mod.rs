@@ -424,14 +424,21 @@ mod tests {
 
     #[tokio::test]
     async fn a_destination_that_looks_like_an_option_is_refused() {
-        let mut s = spec();
-        s.destination = "-oProxyCommand=touch /tmp/pwned".into();
-        s.control_persist = 0;
-        match SshTransport::connect(&s).await.unwrap_err() {
-            TransportError::HostUnreachable { reason, .. } => {
-                assert!(reason.contains("must not start with `-`"), "{reason}")
+        // The URI form too: the ssh library strips `ssh://` and hands ssh the rest.
+        for (destination, why) in [
+            ("-oProxyCommand=touch /tmp/pwned", "starts with `-`"),
+            ("ssh://-oProxyCommand=touch /tmp/pwned", "is a URI"),
+            ("root@-oProxyCommand=x", "holds a user"),
+        ] {
+            let mut s = spec();
+            s.destination = destination.into();
+            s.control_persist = 0;
+            match SshTransport::connect(&s).await.unwrap_err() {
+                TransportError::HostUnreachable { reason, .. } => {
+                    assert!(reason.contains(why), "{destination}: {reason}")
+                }
+                other => panic!("unexpected {other:?}"),
             }
-            other => panic!("unexpected {other:?}"),
         }
     }
 
