@@ -488,8 +488,8 @@ fn unplanned_failover_with_semi_sync_loses_no_acknowledged_write() {
     let project = Project::new();
     project.edit(
         "inventories/lab.yml",
-        "  mysql_port: 3306\n",
-        "  mysql_port: 3306\n  semi_sync: true\n",
+        "  app_version: \"1\"\n",
+        "  app_version: \"1\"\n  semi_sync: true\n",
     );
     let apply = project.foobar(&["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{apply:?}");

@@ -364,3 +364,19 @@ fn the_quickstart_shows_the_inventory_its_examples_run_on() {
         "docs/quickstart.md must show docs/examples/quickstart/inventory.yml verbatim"
     );
 }
+
+#[test]
+fn the_variables_reference_is_generated_from_the_stack_schema() {
+    let schema = foobar::inventory::Schema::load(&root().join("playbooks/variables.yml")).unwrap();
+    let want = schema.markdown();
+    let path = root().join("docs/reference/variables.md");
+    if overwrite() {
+        std::fs::write(&path, &want).unwrap();
+        return;
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/reference/variables.md is stale: regenerate it with `TRYCMD=overwrite cargo test --test docs`"
+    );
+}

@@ -63,14 +63,8 @@ fn lab_inventory() -> String {
         "replication_host_pattern: \"127.%\"",
     );
     edit("private_ip: 10.0.0.10", "private_ip: 127.0.1.1");
-    edit(
-        "private_ip: 10.0.0.11\n    vars: { server_id: 1 }",
-        "private_ip: 127.0.1.2\n    vars: { server_id: 1, nginx_status_address: 127.0.1.2 }",
-    );
-    edit(
-        "private_ip: 10.0.0.12\n    vars: { server_id: 2 }",
-        "private_ip: 127.0.1.3\n    vars: { server_id: 2, nginx_status_address: 127.0.1.3 }",
-    );
+    edit("private_ip: 10.0.0.11", "private_ip: 127.0.1.2");
+    edit("private_ip: 10.0.0.12", "private_ip: 127.0.1.3");
     let inv: String = inv
         .lines()
         .filter(|l| !l.trim_start().starts_with("address:"))

@@ -28,6 +28,9 @@ const INDEX_HTML: &str = "<h1>foobar test app</h1>\n";
 enum Inv {
     Production,
     Lab,
+    /// The previous release's inventories (tests/fixtures/previous), unchanged.
+    PreviousProduction,
+    PreviousLab,
 }
 
 impl Inv {
@@ -35,19 +38,23 @@ impl Inv {
         match self {
             Inv::Production => "production",
             Inv::Lab => "lab",
+            Inv::PreviousProduction => "previous-production",
+            Inv::PreviousLab => "previous-lab",
         }
     }
     /// (host, private IP) of the web servers, as the inventory declares them.
     fn web(self) -> [(&'static str, &'static str); 2] {
         match self {
-            Inv::Production => [("web-01", "10.0.0.11"), ("web-02", "10.0.0.12")],
-            Inv::Lab => [("web-01", "127.0.1.2"), ("web-02", "127.0.1.3")],
+            Inv::Production | Inv::PreviousProduction => {
+                [("web-01", "10.0.0.11"), ("web-02", "10.0.0.12")]
+            }
+            Inv::Lab | Inv::PreviousLab => [("web-01", "127.0.1.2"), ("web-02", "127.0.1.3")],
         }
     }
     fn mysql_conf_dir(self) -> &'static str {
         match self {
-            Inv::Production => "etc/mysql/mysql.conf.d",
-            Inv::Lab => "etc/mysql/mariadb.conf.d",
+            Inv::Production | Inv::PreviousProduction => "etc/mysql/mysql.conf.d",
+            Inv::Lab | Inv::PreviousLab => "etc/mysql/mariadb.conf.d",
         }
     }
 }
@@ -112,6 +119,13 @@ fn project_tree() -> TempDir {
     let tree = tempfile::tempdir().unwrap();
     for dir in ["templates", "inventories", "playbooks"] {
         copy_dir(&root.join(dir), &tree.path().join(dir));
+    }
+    for name in ["production", "lab"] {
+        std::fs::copy(
+            root.join(format!("tests/fixtures/previous/{name}.yml")),
+            tree.path().join(format!("inventories/previous-{name}.yml")),
+        )
+        .unwrap();
     }
     std::fs::create_dir_all(tree.path().join("app/static")).unwrap();
     std::fs::write(tree.path().join("app/server.py"), SERVER_PY).unwrap();
@@ -281,7 +295,7 @@ fn check_content(inv: Inv) {
     let sql = r.file("web-02/foobar/replication.sql");
     let primary_ip = inv.web()[0].1;
     match inv {
-        Inv::Production => {
+        Inv::Production | Inv::PreviousProduction => {
             assert!(sql.contains("CHANGE REPLICATION SOURCE TO "), "{sql}");
             assert!(
                 sql.contains(&format!("SOURCE_HOST='{primary_ip}'")),
@@ -290,7 +304,7 @@ fn check_content(inv: Inv) {
             assert!(sql.contains(&format!("SOURCE_PASSWORD='{MASK}'")), "{sql}");
             assert!(!sql.contains("CHANGE MASTER"), "{sql}");
         }
-        Inv::Lab => {
+        Inv::Lab | Inv::PreviousLab => {
             assert!(sql.contains("CHANGE MASTER TO "), "{sql}");
             assert!(sql.contains("MASTER_USE_GTID=slave_pos"), "{sql}");
             assert!(
@@ -300,6 +314,13 @@ fn check_content(inv: Inv) {
             assert!(sql.contains(&format!("MASTER_PASSWORD='{MASK}'")), "{sql}");
             assert!(!sql.contains("CHANGE REPLICATION SOURCE"), "{sql}");
         }
+    }
+}
+
+#[test]
+fn the_previous_release_s_inventories_render_unchanged() {
+    for inv in [Inv::PreviousProduction, Inv::PreviousLab] {
+        check_content(inv);
     }
 }
 
@@ -387,7 +408,12 @@ fn render_masks_passwords_with_sql_special_characters() {
 
 #[test]
 fn haproxy_accepts_rendered_config() {
-    for inv in [Inv::Production, Inv::Lab] {
+    for inv in [
+        Inv::Production,
+        Inv::Lab,
+        Inv::PreviousProduction,
+        Inv::PreviousLab,
+    ] {
         let r = render(inv);
         let cfg = r.path("lb-01/etc/haproxy/haproxy.cfg");
         let output = run_tool(
@@ -530,10 +556,20 @@ fn check_nginx_site(label: &str, site: &Path, private_ip: &str) {
         .local_addr()
         .unwrap()
         .port();
+    let status_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let local = dir.path().join("site.conf");
     std::fs::write(
         &local,
-        text.replace(&listen, &format!("listen 127.0.0.1:{port} ")),
+        text.replace(&listen, &format!("listen 127.0.0.1:{port} "))
+            // stub_status, on the same address
+            .replace(
+                &format!("listen {private_ip}:8080;"),
+                &format!("listen 127.0.0.1:{status_port};"),
+            ),
     )
     .unwrap();
     let output = nginx_test(dir.path(), &local);
@@ -555,7 +591,12 @@ fn check_nginx_site(label: &str, site: &Path, private_ip: &str) {
 
 #[test]
 fn nginx_accepts_rendered_site() {
-    for inv in [Inv::Production, Inv::Lab] {
+    for inv in [
+        Inv::Production,
+        Inv::Lab,
+        Inv::PreviousProduction,
+        Inv::PreviousLab,
+    ] {
         let r = render(inv);
         for (host, ip) in inv.web() {
             let site = r.path(&format!("{host}/etc/nginx/sites-available/foobar"));
@@ -810,14 +851,14 @@ fn backup_units_and_scripts_are_valid() {
         }
         let backup = &files["web-02/usr/local/sbin/foobar-backup"];
         match inv {
-            Inv::Production => {
+            Inv::Production | Inv::PreviousProduction => {
                 assert!(backup.contains("xtrabackup --backup"), "{backup}");
                 assert!(
                     files["web-02/usr/local/sbin/foobar-binlog-archive"]
                         .contains("BINLOG=mysqlbinlog")
                 );
             }
-            Inv::Lab => {
+            Inv::Lab | Inv::PreviousLab => {
                 assert!(backup.contains("mariadb-backup --backup"), "{backup}");
                 assert!(backup.contains("mariadb-backup --prepare"), "{backup}");
             }

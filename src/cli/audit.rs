@@ -51,7 +51,7 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
         fail_on,
     } = args;
     let common = &common;
-    let inv = inventory::load_inventory(&common.inventory)?;
+    let inv = inventory::load_stack_inventory(&common.inventory, &common.playbook)?;
     let playbook = inventory::load_playbook(&common.playbook, &inv)?;
     let text = std::fs::read_to_string(&common.inventory)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", common.inventory.display()))?;

@@ -36,7 +36,7 @@ pub(super) struct Tier {
 }
 
 pub(super) fn load(common: &Common, what: &str) -> Result<Tier, CliError> {
-    let inventory = inventory::load_inventory(&common.inventory)?;
+    let inventory = inventory::load_stack_inventory(&common.inventory, &common.playbook)?;
     let secrets: Secrets = inventory::resolve_secrets(&inventory)?;
     let Some(cfg) = database::config(&inventory, &secrets)? else {
         return Err(CliError::Usage {

@@ -26,6 +26,13 @@ pub enum CliError {
 /// At most this many errors of one pass are printed; the rest are counted.
 pub const MAX_ERRORS: usize = 10;
 
+impl From<Vec<InventoryError>> for CliError {
+    fn from(errors: Vec<InventoryError>) -> Self {
+        CliError::collect(errors.into_iter().map(CliError::from).collect())
+            .unwrap_or_else(|| CliError::Other(anyhow::anyhow!("no error")))
+    }
+}
+
 impl CliError {
     /// One error, or several found in the same pass; `None` for none.
     pub fn collect(mut errors: Vec<CliError>) -> Option<CliError> {

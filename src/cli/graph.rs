@@ -51,7 +51,7 @@ pub async fn run(args: GraphArgs) -> Result<ExitCategory, CliError> {
         max_lag,
     } = args;
     // Drawing needs only the inventory (no secrets); --live needs everything verify does.
-    let inventory = crate::inventory::load_inventory(&common.inventory)?;
+    let inventory = crate::inventory::load_stack_inventory(&common.inventory, &common.playbook)?;
     let stack = crate::graph::stack(&inventory);
     let mut exit = ExitCategory::Ok;
     let statuses = if live {

@@ -25,6 +25,7 @@ mod rotation;
 mod run;
 mod session;
 mod show;
+mod vars;
 mod verify;
 
 use std::path::PathBuf;
@@ -46,6 +47,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The playbook a command reads when none is named (its `variables.yml` is the stack's contract).
+pub const DEFAULT_PLAYBOOK: &str = "playbooks/site.yml";
 #[derive(Debug, Args, Clone)]
 pub struct Common {
     /// Inventory file [default: `inventory` in foobar.toml, else inventories/production.yml].
@@ -63,7 +66,7 @@ pub struct Common {
         short,
         long,
         env = "FOOBAR_PLAYBOOK",
-        default_value = "playbooks/site.yml",
+        default_value = DEFAULT_PLAYBOOK,
         hide_default_value = true,
         global = true
     )]
@@ -128,6 +131,11 @@ pub enum Command {
     Restore(backup::RestoreArgs),
     /// Print shell completions.
     Completions(completions::CompletionsArgs),
+    /// Every variable a host sees, its value and where it came from.
+    ///
+    /// The layers, lowest first: the stack's default (variables.yml beside the playbook), the
+    /// inventory's vars, each group's, the host's. Secrets are named, never read.
+    Vars(vars::VarsArgs),
 }
 
 static EXPLICIT_INPUTS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();

@@ -3,7 +3,7 @@
 
 use super::{
     Cli, CliError, Command, apply, audit, backup, completions, failover, graph, man, plan, render,
-    reseed, show, verify,
+    reseed, show, vars, verify,
 };
 use crate::error::ExitCategory;
 
@@ -19,6 +19,7 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
         Command::Reseed(args) => reseed::run(args).await,
         Command::Failover(args) => failover::run(args).await,
         Command::Show(args) => show::run(args),
+        Command::Vars(args) => vars::run(args),
         Command::Man(args) => man::run(args),
         Command::Backup {
             action: backup::BackupAction::Now { common, host },

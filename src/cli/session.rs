@@ -65,7 +65,7 @@ impl Session {
     /// `real_secrets: false` (`render` without `--with-secrets`): every secret is its
     /// placeholder `<secret:NAME>` and none needs to be set.
     pub fn load_with(common: &Common, real_secrets: bool) -> Result<Self, CliError> {
-        let inventory = inventory::load_inventory(&common.inventory)?;
+        let inventory = inventory::load_stack_inventory(&common.inventory, &common.playbook)?;
         for w in &inventory.warnings {
             crate::warn!("{w}\n");
         }

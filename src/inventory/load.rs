@@ -266,6 +266,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         warnings,
         topology,
         backups: None,
+        schema: None,
     };
     super::var_files::load_var_files(&mut inventory)?;
     check_database_topology(&inventory)?;
@@ -376,6 +377,21 @@ fn null_known_hosts_line(config: &str) -> Option<usize> {
             key.eq_ignore_ascii_case("UserKnownHostsFile") && first == "/dev/null"
         })
         .map(|i| i + 1)
+}
+
+/// [`load_inventory`], then the stack's contract beside `playbook` (if it has one): its
+/// defaults, its optional groups, and every value checked against its type, all problems at
+/// once.
+pub fn load_stack_inventory(
+    path: &Path,
+    playbook: &Path,
+) -> Result<Inventory, Vec<InventoryError>> {
+    let mut inventory = load_inventory(path).map_err(|e| vec![e])?;
+    if let Some(schema) = super::Schema::beside(playbook).map_err(|e| vec![e])? {
+        super::schema::apply(&mut inventory, schema)?;
+        inventory.topology = Topology::resolve(&inventory.groups);
+    }
+    Ok(inventory)
 }
 
 fn resolve_groups(

@@ -5,7 +5,8 @@
 //! templates, and (in [`resolve_secrets`]) secrets that cannot be read. Each problem is one
 //! [`InventoryError`] naming file:line:column and a hint.
 //!
-//! Variable precedence, lowest first: inventory `vars` < group `vars` (outer groups before the
+//! Variable precedence, lowest first: the stack's defaults ([`schema`], when the playbook
+//! has a `variables.yml` beside it) < inventory `vars` < group `vars` (outer groups before the
 //! groups nested in them, then by name) < host `vars` < facts foobar sets (`inventory_hostname`,
 //! `private_ip`, `group_names`, `groups`, `hostvars`).
 //!
@@ -21,16 +22,18 @@ pub mod failover_edit;
 mod load;
 mod playbook;
 pub mod rules;
+pub mod schema;
 pub mod topology;
 mod var_files;
 mod yaml;
 
 pub use backups::{ARCHIVE_PASSWORD_SECRET, BACKUP_HOST_GROUP, BACKUP_SOURCE_GROUP, Backups};
-pub use load::load_inventory;
+pub use load::{load_inventory, load_stack_inventory};
 pub use playbook::{
     DatabaseRole, DirectorySpec, FileSpec, FileState, HandlerSpec, Limits, Play, Playbook,
     ServiceAction, ServiceSpec, ServiceState, SyncSpec, load_playbook,
 };
+pub use schema::Schema;
 pub use topology::Topology;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -135,6 +138,9 @@ pub struct Inventory {
     pub topology: Topology,
     /// The `backups:` section, when the inventory has one.
     pub backups: Option<Backups>,
+    /// The stack's contract, when the playbook has one beside it: its defaults are the
+    /// lowest layer of [`Inventory::host_vars`].
+    pub schema: Option<std::sync::Arc<Schema>>,
 }
 
 /// Secret values by name, resolved at run time.
@@ -280,6 +286,11 @@ impl Inventory {
         }
         let h = &self.hosts[host];
         vars.extend(h.vars.clone());
+        if let Some(schema) = &self.schema {
+            for (k, v) in schema.defaults_for(&vars) {
+                vars.entry(k).or_insert(v);
+            }
+        }
         vars.insert("inventory_hostname".into(), host.0.clone().into());
         if let Some(ip) = &h.private_ip {
             vars.insert("private_ip".into(), ip.clone().into());

@@ -173,7 +173,10 @@ pub async fn backup_now(
     common: BackupCommon,
     host: Option<String>,
 ) -> Result<ExitCategory, CliError> {
-    let inv = inventory::load_inventory(&common.inventory)?;
+    let inv = inventory::load_stack_inventory(
+        &common.inventory,
+        std::path::Path::new(super::DEFAULT_PLAYBOOK),
+    )?;
     let b = configured(&inv)?;
     if let Some(h) = &host
         && h != b.host.as_str()
@@ -241,7 +244,10 @@ pub async fn backup_now(
 }
 
 pub async fn backups_list(common: BackupCommon) -> Result<ExitCategory, CliError> {
-    let inv = inventory::load_inventory(&common.inventory)?;
+    let inv = inventory::load_stack_inventory(
+        &common.inventory,
+        std::path::Path::new(super::DEFAULT_PLAYBOOK),
+    )?;
     let b = configured(&inv)?;
     let t = connect(&inv, &b.host).await?;
     let records = list(&inv, b, t.as_ref()).await;
@@ -263,7 +269,10 @@ pub async fn backups_list(common: BackupCommon) -> Result<ExitCategory, CliError
 }
 
 pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
-    let inv = inventory::load_inventory(&args.common.inventory)?;
+    let inv = inventory::load_stack_inventory(
+        &args.common.inventory,
+        std::path::Path::new(super::DEFAULT_PLAYBOOK),
+    )?;
     let b = configured(&inv)?;
     let target = RestoreTarget::parse(&args.to).map_err(|e| failed(&e))?;
     let primary = inv
