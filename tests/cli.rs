@@ -1268,3 +1268,143 @@ fn backup_commands_refuse_bad_input_before_connecting() {
         assert!(run.ssh_calls.is_none(), "contacted a host: {what}");
     }
 }
+
+/// Every command path of the clap tree (`["plan"]`, `["backup", "now"]`, ...), from the
+/// library's own definition, so a new command is covered without editing a list.
+fn command_paths() -> Vec<Vec<String>> {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            if sub.has_subcommands() {
+                walk(sub, &path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&foobar::cli::Cli::command(), &[], &mut out);
+    out
+}
+
+/// The leaf command at `path`.
+fn command_at(path: &[String]) -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = foobar::cli::Cli::command();
+    cmd.build();
+    for name in path {
+        cmd = cmd.find_subcommand(name).unwrap().clone();
+    }
+    cmd
+}
+
+/// `foobar <args>` in `dir` with stdout a pipe whose reader is already gone, so that every
+/// write to it fails as under `| head -c1` once head has left (deterministically: no race
+/// with how much the pipe buffers).
+fn foobar_closed_stdout(dir: &Path, args: &[String]) -> std::process::Output {
+    use std::io::Read;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("FOOBAR_INVENTORY")
+        .env_remove("FOOBAR_PLAYBOOK")
+        .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
+        .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("foobar {} did not end within 60 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: reading.join().unwrap(),
+    }
+}
+
+/// Every command, its `--help` and `--version`, end quietly when stdout is closed early
+/// (`foobar completions bash | head -c1`, `plan | head`): no panic, no exit 101. Commands that
+/// need hosts this project does not have fail with their usual codes; that is not the point.
+#[test]
+fn every_command_ends_quietly_on_a_closed_stdout() {
+    let p = local_project();
+    let planned = p.run(&["plan", "-i", "inventories/site.yml", "--out", "saved.json"]);
+    assert_eq!(planned.code, Some(0), "{planned:?}");
+    // What each command needs to get past its usage check; every leaf must be listed.
+    let extra = |path: &[String]| -> Option<&'static [&'static str]> {
+        Some(match path.join(" ").as_str() {
+            "render" => &["--out", "rendered"],
+            "plan" | "verify" | "audit" => &[],
+            "graph" => &["--format", "dot"],
+            "apply" => &["--dry-run"],
+            "show" => &["saved.json"],
+            "reseed" => &["web-02", "--dry-run"],
+            "failover" => &["--to", "web-02", "--dry-run"],
+            "restore" => &["--to", "0-1-5", "--dry-run"],
+            "backup now" | "backups list" | "man" => &[],
+            "completions" => &["bash"],
+            _ => return None,
+        })
+    };
+    let mut runs: Vec<Vec<String>> = vec![vec!["--help".into()], vec!["--version".into()]];
+    for path in command_paths() {
+        let extra =
+            extra(&path).unwrap_or_else(|| panic!("add `{}` to this test's table", path.join(" ")));
+        let mut help = path.clone();
+        help.push("--help".into());
+        runs.push(help);
+        let mut args = path.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        if command_at(&path)
+            .get_arguments()
+            .any(|a| a.get_id() == "inventory")
+        {
+            args.extend(["-i".into(), "inventories/site.yml".into()]);
+        }
+        runs.push(args);
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        runs.push(vec!["completions".into(), shell.into()]);
+    }
+    let mut report = String::new();
+    for args in &runs {
+        let out = foobar_closed_stdout(p.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(101)
+            || out.status.code().is_none()
+            || stderr.contains("panicked")
+        {
+            report.push_str(&format!(
+                "\nfoobar {}: {:?}\n{stderr}",
+                args.join(" "),
+                out.status
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{report}");
+}

@@ -11,11 +11,10 @@ pub struct CompletionsArgs {
 }
 
 pub fn run(args: CompletionsArgs) -> Result<ExitCategory, CliError> {
-    clap_complete::generate(
-        args.shell,
-        &mut Cli::command(),
-        "foobar",
-        &mut std::io::stdout(),
-    );
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe, as in
+    // `foobar completions bash | head`); `say!` ends quietly instead.
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "foobar", &mut out);
+    crate::say!("{}", String::from_utf8_lossy(&out));
     Ok(ExitCategory::Ok)
 }
