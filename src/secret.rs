@@ -8,6 +8,12 @@ use std::fmt;
 
 pub const MASK: &str = "********";
 
+/// The shortest secret value foobar accepts (refused at load otherwise). Masking replaces
+/// every occurrence of a value in what foobar prints; a value of a few characters (`web`, `1`)
+/// occurs inside host names and field names and would corrupt the output. Eight is also
+/// what VRRP uses of `vip_password`.
+pub const MIN_SECRET_LENGTH: usize = 8;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 

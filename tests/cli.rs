@@ -499,7 +499,7 @@ fn render_output_contains_no_secret() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if !path.ends_with(".foobar-render") {
                 files.push(path);
             }
         }
@@ -1407,4 +1407,34 @@ fn every_command_ends_quietly_on_a_closed_stdout() {
         }
     }
     assert!(report.is_empty(), "{report}");
+}
+
+/// A secret shorter than foobar's minimum is refused at load, naming the secret, why and how
+/// to make one: masked by substring, `web` would star `web-01` in every line printed.
+#[test]
+fn a_short_secret_is_refused_with_the_reason() {
+    let ssh = FakeSsh::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("app.pw");
+    std::fs::write(&pw, "a\n").unwrap();
+    let inventory = dir.path().join("inv.yml");
+    let text = std::fs::read_to_string(fixtures().join(GOOD_INV))
+        .unwrap()
+        .replace(
+            "app_db_password: { env: FOOBAR_APP_DB_PASSWORD }",
+            "app_db_password: { file: app.pw }",
+        );
+    std::fs::write(&inventory, text).unwrap();
+    let out = cargo_bin_cmd!("foobar")
+        .current_dir(fixtures())
+        .env("PATH", ssh.path_var())
+        .env("NO_COLOR", "1")
+        .env("FOOBAR_REPLICATION_PASSWORD", "web")
+        .args(["plan", "-p", GOOD_PB, "-i", inventory.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(dir.path().to_str().unwrap(), "DIR");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(ssh.calls().is_none(), "it connected");
+    insta::assert_snapshot!("short_secrets", stderr);
 }

@@ -89,7 +89,7 @@ pub struct Common {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render every managed file offline (no SSH) into DIR/<host>/<path>, secrets masked.
+    /// Render every managed file offline (no SSH) into DIR/<host>/<path>, secrets as placeholders.
     Render(render::RenderArgs),
     /// Read what is live on each host and show what apply would change. Touches nothing.
     Plan(plan::PlanArgs),

@@ -197,6 +197,17 @@ pub enum InventoryError {
         reason: String,
         hint: String,
     },
+    #[error(
+        "secret `{name}` is {length} character{} long; a secret needs at least {} (foobar masks a secret wherever its value appears in what it prints, and a short one appears inside ordinary words)",
+        if *.length == 1 { "" } else { "s" },
+        crate::secret::MIN_SECRET_LENGTH
+    )]
+    ShortSecret {
+        location: Location,
+        name: String,
+        length: usize,
+        hint: String,
+    },
     #[error("{message}")]
     Playbook {
         location: Location,
@@ -221,6 +232,7 @@ impl Diagnostic for InventoryError {
             | NoAddress { location, .. }
             | Topology { location, .. }
             | MissingSecret { location, .. }
+            | ShortSecret { location, .. }
             | Playbook { location, .. } => Some(location),
         }
     }
@@ -234,6 +246,7 @@ impl Diagnostic for InventoryError {
             | UnknownGroup { hint, .. }
             | Topology { hint, .. }
             | MissingSecret { hint, .. }
+            | ShortSecret { hint, .. }
             | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
             GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),
             NameClash { .. } => Some("rename the group or the host: --limit and play targets must be unambiguous".into()),
@@ -454,6 +467,24 @@ fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
             }
         },
     };
+    let length = value.chars().count();
+    if length < crate::secret::MIN_SECRET_LENGTH {
+        let hint = match &r.source {
+            SecretSource::Env(var) => {
+                format!("generate a longer one, e.g. `export {var}=\"$(openssl rand -hex 16)\"`")
+            }
+            SecretSource::File(path) => format!(
+                "generate a longer one, e.g. `(umask 077; openssl rand -hex 16 > '{}')`",
+                path.display()
+            ),
+        };
+        return Err(InventoryError::ShortSecret {
+            location: r.location.clone(),
+            name,
+            length,
+            hint,
+        });
+    }
     Ok(Secret::new(value))
 }
 
