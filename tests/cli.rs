@@ -1366,7 +1366,7 @@ fn every_command_ends_quietly_on_a_closed_stdout() {
             "reseed" => &["web-02", "--dry-run"],
             "failover" => &["--to", "web-02", "--dry-run"],
             "restore" => &["--to", "0-1-5", "--dry-run"],
-            "backup now" | "backups list" | "man" => &[],
+            "backup now" | "backup list" | "man" => &[],
             "completions" => &["bash"],
             _ => return None,
         })

@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 fn root() -> PathBuf {
@@ -122,7 +121,7 @@ fn cli_reference() -> String {
     let options = clap_markdown::MarkdownOptions::new()
         .title("Command-line reference".to_string())
         .show_footer(false);
-    let body = clap_markdown::help_markdown_command_custom(&foobar::cli::Cli::command(), &options);
+    let body = clap_markdown::help_markdown_command_custom(&foobar::cli::command(), &options);
     // Help texts say `DIR/<host>/<path>`: outside code spans Markdown would take those for
     // HTML tags and show nothing.
     let body: String = body

@@ -75,7 +75,9 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
 
     if live {
         let timeout = Duration::from_secs(inv.ssh.command_timeout.min(60));
-        let results = futures::future::join_all(hosts.iter().map(|h| {
+        use futures::StreamExt;
+        // At most --forks hosts read at once, as every command that connects.
+        let results: Vec<_> = futures::stream::iter(hosts.iter().map(|h| {
             let spec = inv.connection(h);
             let database = inv.topology.is_database(h);
             async move {
@@ -93,6 +95,8 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
                 (h.clone(), r)
             }
         }))
+        .buffered(common.forks.max(1))
+        .collect()
         .await;
         let mut unreachable = false;
         for (h, r) in results {

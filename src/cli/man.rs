@@ -1,9 +1,9 @@
 //! `foobar man`: the manual page (roff), generated from the clap definition, on stdout:
 //! `foobar man > foobar.1 && man ./foobar.1`.
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
-use super::{Cli, CliError};
+use super::CliError;
 use crate::error::ExitCategory;
 
 #[derive(Debug, Args)]
@@ -11,7 +11,7 @@ pub struct ManArgs {}
 
 pub fn run(_args: ManArgs) -> Result<ExitCategory, CliError> {
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(super::command())
         .render(&mut out)
         .map_err(anyhow::Error::from)?;
     crate::say!("{}", String::from_utf8_lossy(&out));

@@ -1,4 +1,4 @@
-//! `foobar backup now`, `foobar backups list`, `foobar restore`, and the backup checks
+//! `foobar backup now`, `foobar backup list`, `foobar restore`, and the backup checks
 //! `foobar verify` adds. Every check of the user's input runs before anything connects: a bad
 //! target, a restore over the live primary without its flag, or an inventory without
 //! `backups:` ends with one error and exit 1, nothing touched. The checks `verify` adds are
@@ -13,48 +13,35 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-use super::CliError;
+use super::{CliError, Common};
 use crate::backup::{self, BackupRecord, RestorePlan, RestoreTarget};
 use crate::error::{Diagnostic, ExitCategory};
 use crate::inventory::{self, Backups, HostName, Inventory};
 use crate::transport::{self, Transport};
 
-#[derive(Debug, Args, Clone)]
-pub struct BackupCommon {
-    /// Inventory file.
-    #[arg(short, long, default_value = "inventories/production.yml")]
-    pub inventory: std::path::PathBuf,
-    /// Print machine-readable JSON on stdout instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
+/// `foobar backup now | list` (`backups list`, the older spelling, still works).
 #[derive(Debug, Subcommand)]
 pub enum BackupAction {
     /// Take a backup now: the run the timer starts (same script, same lock), then its
     /// restore test and retention.
     Now {
         #[command(flatten)]
-        common: BackupCommon,
+        common: Common,
         /// The host that takes it; must be the inventory's backup host.
         #[arg(long)]
         host: Option<String>,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BackupsAction {
     /// Every backup on the backup host: time, size, GTID position, duration, verified.
     List {
         #[command(flatten)]
-        common: BackupCommon,
+        common: Common,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     #[command(flatten)]
-    pub common: BackupCommon,
+    pub common: Common,
     /// Restore up to here: a UTC time (`2026-11-29 20:30:00`, RFC 3339, `@UNIX`) or a GTID
     /// (`0-1-42`, inclusive).
     #[arg(long)]
@@ -65,8 +52,8 @@ pub struct RestoreArgs {
     /// Scratch directory on the backup host (default: <backups.dir>/scratch/restore-<time>).
     #[arg(long, conflicts_with = "into")]
     pub dir: Option<String>,
-    /// Show the plan and stop.
-    #[arg(long)]
+    /// Show the plan and change nothing (`--check`, as in Ansible).
+    #[arg(long, visible_alias = "check")]
     pub dry_run: bool,
     /// Needed to name the live primary with --into.
     #[arg(long)]
@@ -169,10 +156,7 @@ fn table(records: &[BackupRecord]) -> String {
     out
 }
 
-pub async fn backup_now(
-    common: BackupCommon,
-    host: Option<String>,
-) -> Result<ExitCategory, CliError> {
+pub async fn backup_now(common: Common, host: Option<String>) -> Result<ExitCategory, CliError> {
     let inv = inventory::load_inventory(&common.inventory)?;
     let b = configured(&inv)?;
     if let Some(h) = &host
@@ -196,7 +180,7 @@ pub async fn backup_now(
             t.finish().await;
             return Err(usage(
                 format!("a backup is already running on {}", b.host),
-                "wait for it to finish (`foobar backups list` shows it as incomplete meanwhile)",
+                "wait for it to finish (`foobar backup list` shows it as incomplete meanwhile)",
             ));
         }
         Err((Some(64), _)) => {
@@ -240,7 +224,7 @@ pub async fn backup_now(
     })
 }
 
-pub async fn backups_list(common: BackupCommon) -> Result<ExitCategory, CliError> {
+pub async fn backups_list(common: Common) -> Result<ExitCategory, CliError> {
     let inv = inventory::load_inventory(&common.inventory)?;
     let b = configured(&inv)?;
     let t = connect(&inv, &b.host).await?;
