@@ -1138,21 +1138,97 @@ fn json_documents_match_docs_json_md() {
     }
 }
 
+/// One page: every command's synopsis and options, no `foobar-plan(1)` pages that nothing
+/// makes, and the exit codes of every command.
 #[test]
 fn man_page_lists_every_command() {
     let run = foobar(&["man"], &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        run.stdout.starts_with(".ie"),
+        run.stdout.starts_with(".ie") || run.stdout.starts_with(".TH"),
         "{}",
         &run.stdout[..80.min(run.stdout.len())]
     );
-    for command in ["render", "plan", "apply", "verify", "show"] {
+    let exit = &run.stdout[run
+        .stdout
+        .find(".SH \"EXIT STATUS\"")
+        .expect("no EXIT STATUS")..];
+    for path in command_paths() {
+        let name = path.join(" ");
         assert!(
-            run.stdout.contains(&format!("foobar\\-{command}(1)")),
-            "{command} missing from the man page"
+            run.stdout.contains(&format!(".SS \"foobar {name}\"")),
+            "{name} missing from the man page"
+        );
+        assert!(
+            exit.contains(&format!(".B foobar {name}\n")),
+            "{name} missing from EXIT STATUS"
         );
     }
+    assert!(!run.stdout.contains("(1)"), "refers to other pages");
+}
+
+/// Every command has a row in the exit-code table, and what commands return is in it: run
+/// here on a project of local hosts for each code a command can give without real hosts.
+#[test]
+fn exit_codes_are_the_documented_ones() {
+    let table: std::collections::BTreeMap<&str, Vec<i32>> = foobar::error::EXIT_CODES
+        .iter()
+        .map(|(c, codes)| (*c, codes.iter().map(|(n, _)| *n).collect()))
+        .collect();
+    for path in command_paths() {
+        assert!(
+            table.contains_key(path.join(" ").as_str()),
+            "{} has no row in EXIT_CODES",
+            path.join(" ")
+        );
+    }
+    let p = local_project();
+    let inv = "inventories/site.yml";
+    let runs: &[(&str, &[&str], i32)] = &[
+        ("render", &["render", "-i", inv, "--out", "o"], 0),
+        ("plan", &["plan", "-i", inv], 0),
+        ("plan", &["plan", "-i", inv, "--detailed-exitcode"], 2),
+        ("plan", &["plan", "-i", inv, "--out", "saved.json"], 0),
+        ("show", &["show", "saved.json"], 0),
+        ("apply", &["apply", "-i", inv, "--dry-run"], 0),
+        ("graph", &["graph", "-i", inv], 0),
+        ("plan", &["plan", "-i", inv, "--no-such-flag"], 1),
+        (
+            "render",
+            &["render", "-i", inv, "--out", "o", "--forks", "2"],
+            1,
+        ),
+        ("man", &["man"], 0),
+        ("completions", &["completions", "bash"], 0),
+    ];
+    for (command, args, want) in runs {
+        let run = p.run(args);
+        assert_eq!(run.code, Some(*want), "foobar {args:?}: {run:?}");
+        assert!(
+            *want == 1 || table[command].contains(want),
+            "foobar {args:?} exits {want}, which EXIT_CODES does not list for {command}"
+        );
+    }
+    // audit's findings: 2, as documented, and 0 with them below --fail-on.
+    let audit = foobar(
+        &["audit", "-i", GOOD_INV, "-p", GOOD_PB, "--fail-on", "low"],
+        &[],
+    );
+    assert_eq!(audit.code, Some(2), "{audit:?}");
+    assert!(table["audit"].contains(&2));
+    let audit = foobar(
+        &[
+            "audit",
+            "-i",
+            GOOD_INV,
+            "-p",
+            GOOD_PB,
+            "--fail-on",
+            "critical",
+        ],
+        &[],
+    );
+    assert_eq!(audit.code, Some(0), "{audit:?}");
 }
 
 /// A ProxyJump that fails: OpenSSH's own reason from the jump (here `Connection refused` on a
