@@ -194,7 +194,8 @@ const CASES: &[Case] = &[
         "cycle in nested groups",
         "inventories/group_cycle.yml",
         Is("groups nest in a cycle: all_db -> databases -> all_db"),
-        Is("inventories/group_cycle.yml:39:5"),
+        // The `children:` entry that closes the cycle.
+        Is("inventories/group_cycle.yml:37:40"),
         Is("a group may not contain itself, directly or through its children"),
     ),
     inv(
@@ -314,12 +315,12 @@ const CASES: &[Case] = &[
         Is("inventories/duplicate_host.yml:28:3"),
         Is("each key may appear once in a mapping; merge or rename the entries"),
     ),
-    // The location is the second host's entry: vars keep no positions of their own.
+    // Vars keep no positions of their own: the value is found in the second host's block.
     inv(
         "duplicate server_id",
         "inventories/duplicate_server_id.yml",
         Is("server_id 1 is used by both web-01 and web-02"),
-        Is("inventories/duplicate_server_id.yml:23:5"),
+        Is("inventories/duplicate_server_id.yml:27:18"),
         Is("each host needs its own server_id"),
     ),
     pb(
@@ -356,6 +357,85 @@ const CASES: &[Case] = &[
         Is("play `site` targets `webservers`, which is no group or host of the inventory"),
         Is("playbooks/unknown_group.yml:4:12"),
         Is("did you mean `web`?"),
+    ),
+    inv(
+        "server_id is a word",
+        "inventories/server_id_word.yml",
+        Is("server_id of web-02 is \"two\", not a positive number"),
+        // The value's line, not the host's first key.
+        Is("inventories/server_id_word.yml:27:18"),
+        Is("server_id is a whole number from 1 to 4294967295, unique per database host"),
+    ),
+    inv(
+        "a tab indents a key",
+        "inventories/tab.yml",
+        Is("a tab character: YAML indents with spaces only"),
+        // The tab itself, not the end of the line before.
+        Is("inventories/tab.yml:24:1"),
+        Is("replace the tab with spaces"),
+    ),
+    inv(
+        "a group among its own children",
+        "inventories/self_cycle.yml",
+        Is("groups nest in a cycle: web -> web"),
+        Is("inventories/self_cycle.yml:32:16"),
+        Is("a group may not contain itself, directly or through its children"),
+    ),
+    inv(
+        "hosts of a group is not a list",
+        "inventories/hosts_not_a_list.yml",
+        Is("expected a list at `groups.db_primary.hosts`"),
+        Is("inventories/hosts_not_a_list.yml:33:12"),
+        Is(
+            "write a list, `[a, b]` or one `- item` per line; a single item is a list of one: `[a]`",
+        ),
+    ),
+    inv(
+        "a value outside its choices",
+        "inventories/unknown_variant.yml",
+        Is("`hosts.web-02.connection` is `sshh`, which is not one of `ssh`, `local`"),
+        Is("inventories/unknown_variant.yml:25:17"),
+        Is("did you mean `ssh`?"),
+    ),
+    inv(
+        "an alias with no anchor",
+        "inventories/unknown_alias.yml",
+        Is("`*replicas` refers to no anchor: nothing before it is marked `&replicas`"),
+        Is("inventories/unknown_alias.yml:35:12"),
+        Is("mark the value to reuse with `&replicas` before this line, or write the value here"),
+    ),
+    inv(
+        "an empty inventory",
+        "inventories/empty.yml",
+        Is("inventories/empty.yml holds no YAML document: it is empty or only comments"),
+        Is("inventories/empty.yml"),
+        Is("see docs/reference/inventory.md and docs/reference/playbook.md for what goes in it"),
+    ),
+    pb(
+        "a play's packages is not a list",
+        "playbooks/packages_not_a_list.yml",
+        // The play by its name, not `plays[1]`.
+        Is("expected a list at `packages` of play `tools`"),
+        Is("playbooks/packages_not_a_list.yml:10:15"),
+        Is(
+            "write a list, `[a, b]` or one `- item` per line; a single item is a list of one: `[a]`",
+        ),
+    ),
+    pb(
+        "misspelt filter",
+        "playbooks/unknown_filter.yml",
+        Is("unknown filter `uppper`"),
+        Is("playbooks/../templates/unknown_filter.conf.j2:1:25"),
+        Is("did you mean `upper`? (while rendering for host web-01)"),
+    ),
+    pb(
+        "a group the inventory does not have, looked up in a template",
+        "playbooks/unknown_group_lookup.yml",
+        Is("`groups` has no `webservers`"),
+        Is("playbooks/../templates/unknown_group_lookup.conf.j2:1:12"),
+        Is(
+            "check the name looked up in `groups` (a group of the inventory) (while rendering for host web-01)",
+        ),
     ),
 ];
 
@@ -1513,4 +1593,67 @@ fn a_short_secret_is_refused_with_the_reason() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(ssh.calls().is_none(), "it connected");
     insta::assert_snapshot!("short_secrets", stderr);
+}
+
+/// Semantic checks of the inventory report every problem of one pass: a duplicate
+/// private_ip, two primaries and a duplicate server_id, in one run.
+#[test]
+fn every_inventory_problem_of_one_pass_is_reported() {
+    let run = foobar(
+        &["plan", "-i", "inventories/many_problems.yml", "-p", GOOD_PB],
+        &[],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.ssh_calls.is_none());
+    insta::assert_snapshot!("many_inventory_problems", run.stderr);
+}
+
+/// What is not wrong but likely a slip is said: a host listed twice in a group, a --limit
+/// whose patterns each match but together select no host of the plays.
+#[test]
+fn a_host_listed_twice_and_a_limit_that_selects_nothing_warn() {
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().to_str().unwrap();
+    let twice = foobar(
+        &[
+            "render",
+            "-i",
+            "inventories/listed_twice.yml",
+            "-p",
+            GOOD_PB,
+            "--out",
+            out,
+        ],
+        &[],
+    );
+    assert_eq!(twice.code, Some(0), "{twice:?}");
+    assert!(
+        twice.stderr.contains(
+            "warning: inventories/listed_twice.yml:31:29: group `web` lists `web-01` twice under `hosts:`; was another name meant?"
+        ),
+        "{}",
+        twice.stderr
+    );
+    let nothing = foobar(
+        &[
+            "render",
+            "-i",
+            GOOD_INV,
+            "-p",
+            GOOD_PB,
+            "--out",
+            out,
+            "-l",
+            "web-01,!web",
+        ],
+        &[],
+    );
+    assert_eq!(nothing.code, Some(0), "{nothing:?}");
+    assert!(
+        nothing.stderr.contains(
+            "warning: --limit web-01,!web selects no host that a play of playbooks/good.yml targets: nothing to do"
+        ),
+        "{}",
+        nothing.stderr
+    );
 }

@@ -216,6 +216,20 @@ pub enum InventoryError {
     },
     #[error("--limit {pattern} matches no host")]
     LimitMatchesNothing { pattern: String, hint: String },
+    /// Several problems found in one pass (at least two), in the order found.
+    #[error("{} problems", .0.len())]
+    Several(Vec<InventoryError>),
+}
+
+impl InventoryError {
+    /// One error, or several found in the same pass; `None` for none.
+    pub fn collect(mut errors: Vec<InventoryError>) -> Option<InventoryError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(InventoryError::Several(errors)),
+        }
+    }
 }
 
 impl Diagnostic for InventoryError {
@@ -234,6 +248,7 @@ impl Diagnostic for InventoryError {
             | MissingSecret { location, .. }
             | ShortSecret { location, .. }
             | Playbook { location, .. } => Some(location),
+            Several(all) => all.first().and_then(Diagnostic::location),
         }
     }
 
@@ -252,6 +267,7 @@ impl Diagnostic for InventoryError {
             NameClash { .. } => Some("rename the group or the host: --limit and play targets must be unambiguous".into()),
             Duplicate { what, .. } => Some(format!("each host needs its own {what}")),
             NoAddress { .. } => Some("set `address:`, or set `ssh_config:` under `ssh:` so ssh can resolve the host's name".into()),
+            Several(all) => all.first().and_then(Diagnostic::hint),
         }
     }
 }
