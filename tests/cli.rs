@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use assert_cmd::cargo::cargo_bin_cmd;
 use tempfile::TempDir;
 
+// The library's shape comparison, shared (its `example` is for the unit tests).
+#[allow(dead_code)]
+#[path = "../src/report/json_shape.rs"]
+mod json_shape;
+
 const REPLICATION_PASSWORD: &str = "S3cret-Repl-7f3a";
 const APP_DB_PASSWORD: &str = "S3cret-App-91bc";
 
@@ -1159,10 +1164,13 @@ fn keys(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Every documented example has the shape the command prints, at every level: run on local
+/// hosts for plan, show, apply, render, audit and an error. The example plan without its
+/// `summary` is a saved plan `show` accepts.
 #[test]
 fn json_documents_match_docs_json_md() {
     let docs = documented_examples();
-    for name in ["error", "plan", "apply", "verify", "render"] {
+    for name in ["error", "plan", "apply", "verify", "render", "audit"] {
         assert!(
             docs.contains_key(name),
             "docs/json.md has no `{name}` example"
@@ -1181,41 +1189,38 @@ fn json_documents_match_docs_json_md() {
             p.run(&["render", "--json", "--out", "o", "-i", inv]),
         ),
         ("error", p.run(&["plan", "--json", "-i", inv, "-l", "nope"])),
+        ("apply", p.run(&["apply", "--json", "--yes", "-i", inv])),
+        (
+            "audit",
+            foobar(&["audit", "--json", "-i", GOOD_INV, "-p", GOOD_PB], &[]),
+        ),
     ];
+    let mut report = Vec::new();
     for (name, run) in real {
         let got: serde_json::Value =
             serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {run:?}"));
-        let want = &docs[name];
-        // `failed`/`rollout` are omitted when empty, in the example as in the output.
-        assert_eq!(keys(&got), keys(want), "{name}: top-level fields");
-        assert_eq!(
-            keys(&got["summary"]),
-            keys(&want["summary"]),
-            "{name}: summary fields"
-        );
-        assert_eq!(keys(&got["error"]), keys(&want["error"]), "{name}: error");
+        for d in json_shape::shape_differences(&docs[name], &got) {
+            report.push(format!("{name}: {d}"));
+        }
     }
-    // apply and verify need the test hosts: their examples are checked against the types'
-    // field names here and by the e2e tests' JSON runs.
-    for (name, summary) in [
-        (
-            "apply",
-            vec![
-                "changed",
-                "dry_run",
-                "failed",
-                "hosts",
-                "interrupted",
-                "unchanged",
-            ],
-        ),
-        (
-            "verify",
-            vec!["checks", "failed_checks", "healthy_hosts", "hosts"],
-        ),
-    ] {
-        assert_eq!(keys(&docs[name]["summary"]), summary, "{name}");
-    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+    // verify needs the stack: its example is held to the types' field names here and by the
+    // e2e tests' JSON runs.
+    assert_eq!(
+        keys(&docs["verify"]["summary"]),
+        ["checks", "failed_checks", "healthy_hosts", "hosts"]
+    );
+    // A saved plan is the plan document without `summary`: the example is one.
+    let mut saved = docs["plan"].clone();
+    saved.as_object_mut().unwrap().remove("summary");
+    std::fs::write(p.path().join("documented.json"), saved.to_string()).unwrap();
+    let show = p.run(&["show", "documented.json"]);
+    assert_eq!(show.code, Some(0), "{show:?}");
+    assert!(
+        show.stdout
+            .contains("+ create file /srv/deploy/live/a.conf"),
+        "{show:?}"
+    );
 }
 
 /// One page: every command's synopsis and options, no `foobar-plan(1)` pages that nothing

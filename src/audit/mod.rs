@@ -76,6 +76,17 @@ pub struct AuditReport {
     pub format_version: u32,
     pub live: bool,
     pub findings: Vec<Finding>,
+    pub summary: AuditSummary,
+}
+
+/// The findings counted, in all and by severity: every JSON document's `summary`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct AuditSummary {
+    pub findings: usize,
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
 }
 
 impl AuditReport {
@@ -87,10 +98,19 @@ impl AuditReport {
                 .then_with(|| a.location.cmp(&b.location))
         });
         findings.dedup();
+        let count = |sev| findings.iter().filter(|f| f.severity == sev).count();
+        let summary = AuditSummary {
+            findings: findings.len(),
+            critical: count(Severity::Critical),
+            high: count(Severity::High),
+            medium: count(Severity::Medium),
+            low: count(Severity::Low),
+        };
         Self {
             format_version: FORMAT_VERSION,
             live,
             findings,
+            summary,
         }
     }
 

@@ -143,14 +143,10 @@ fn human(report: &AuditReport) -> String {
             f.fix
         ));
     }
-    let count = |sev| report.findings.iter().filter(|f| f.severity == sev).count();
+    let n = &report.summary;
     s.push_str(&format!(
         "{} findings: {} critical, {} high, {} medium, {} low\n",
-        report.findings.len(),
-        count(Severity::Critical),
-        count(Severity::High),
-        count(Severity::Medium),
-        count(Severity::Low)
+        n.findings, n.critical, n.high, n.medium, n.low
     ));
     s
 }
