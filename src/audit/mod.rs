@@ -143,8 +143,9 @@ fn locate(inv: &Inventory, text: &str, needle: &str) -> String {
     }
 }
 
-fn truthy(v: Option<&serde_json::Value>) -> bool {
-    // Exactly what the templates and `verify` treat as on: a YAML boolean true.
+/// Whether an inventory switch (`https:`, ...) is on: exactly what the templates and `verify`
+/// treat as on, a YAML boolean true. `graph` draws by the same rule.
+pub fn truthy(v: Option<&serde_json::Value>) -> bool {
     matches!(v, Some(serde_json::Value::Bool(true)))
 }
 
