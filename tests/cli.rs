@@ -21,6 +21,11 @@ use std::path::{Path, PathBuf};
 use assert_cmd::cargo::cargo_bin_cmd;
 use tempfile::TempDir;
 
+// The library's shape comparison, shared (its `example` is for the unit tests).
+#[allow(dead_code)]
+#[path = "../src/report/json_shape.rs"]
+mod json_shape;
+
 const REPLICATION_PASSWORD: &str = "S3cret-Repl-7f3a";
 const APP_DB_PASSWORD: &str = "S3cret-App-91bc";
 
@@ -194,7 +199,8 @@ const CASES: &[Case] = &[
         "cycle in nested groups",
         "inventories/group_cycle.yml",
         Is("groups nest in a cycle: all_db -> databases -> all_db"),
-        Is("inventories/group_cycle.yml:39:5"),
+        // The `children:` entry that closes the cycle.
+        Is("inventories/group_cycle.yml:37:40"),
         Is("a group may not contain itself, directly or through its children"),
     ),
     inv(
@@ -314,12 +320,12 @@ const CASES: &[Case] = &[
         Is("inventories/duplicate_host.yml:28:3"),
         Is("each key may appear once in a mapping; merge or rename the entries"),
     ),
-    // The location is the second host's entry: vars keep no positions of their own.
+    // Vars keep no positions of their own: the value is found in the second host's block.
     inv(
         "duplicate server_id",
         "inventories/duplicate_server_id.yml",
         Is("server_id 1 is used by both web-01 and web-02"),
-        Is("inventories/duplicate_server_id.yml:23:5"),
+        Is("inventories/duplicate_server_id.yml:27:18"),
         Is("each host needs its own server_id"),
     ),
     pb(
@@ -356,6 +362,85 @@ const CASES: &[Case] = &[
         Is("play `site` targets `webservers`, which is no group or host of the inventory"),
         Is("playbooks/unknown_group.yml:4:12"),
         Is("did you mean `web`?"),
+    ),
+    inv(
+        "server_id is a word",
+        "inventories/server_id_word.yml",
+        Is("server_id of web-02 is \"two\", not a positive number"),
+        // The value's line, not the host's first key.
+        Is("inventories/server_id_word.yml:27:18"),
+        Is("server_id is a whole number from 1 to 4294967295, unique per database host"),
+    ),
+    inv(
+        "a tab indents a key",
+        "inventories/tab.yml",
+        Is("a tab character: YAML indents with spaces only"),
+        // The tab itself, not the end of the line before.
+        Is("inventories/tab.yml:24:1"),
+        Is("replace the tab with spaces"),
+    ),
+    inv(
+        "a group among its own children",
+        "inventories/self_cycle.yml",
+        Is("groups nest in a cycle: web -> web"),
+        Is("inventories/self_cycle.yml:32:16"),
+        Is("a group may not contain itself, directly or through its children"),
+    ),
+    inv(
+        "hosts of a group is not a list",
+        "inventories/hosts_not_a_list.yml",
+        Is("expected a list at `groups.db_primary.hosts`"),
+        Is("inventories/hosts_not_a_list.yml:33:12"),
+        Is(
+            "write a list, `[a, b]` or one `- item` per line; a single item is a list of one: `[a]`",
+        ),
+    ),
+    inv(
+        "a value outside its choices",
+        "inventories/unknown_variant.yml",
+        Is("`hosts.web-02.connection` is `sshh`, which is not one of `ssh`, `local`"),
+        Is("inventories/unknown_variant.yml:25:17"),
+        Is("did you mean `ssh`?"),
+    ),
+    inv(
+        "an alias with no anchor",
+        "inventories/unknown_alias.yml",
+        Is("`*replicas` refers to no anchor: nothing before it is marked `&replicas`"),
+        Is("inventories/unknown_alias.yml:35:12"),
+        Is("mark the value to reuse with `&replicas` before this line, or write the value here"),
+    ),
+    inv(
+        "an empty inventory",
+        "inventories/empty.yml",
+        Is("inventories/empty.yml holds no YAML document: it is empty or only comments"),
+        Is("inventories/empty.yml"),
+        Is("see docs/reference/inventory.md and docs/reference/playbook.md for what goes in it"),
+    ),
+    pb(
+        "a play's packages is not a list",
+        "playbooks/packages_not_a_list.yml",
+        // The play by its name, not `plays[1]`.
+        Is("expected a list at `packages` of play `tools`"),
+        Is("playbooks/packages_not_a_list.yml:10:15"),
+        Is(
+            "write a list, `[a, b]` or one `- item` per line; a single item is a list of one: `[a]`",
+        ),
+    ),
+    pb(
+        "misspelt filter",
+        "playbooks/unknown_filter.yml",
+        Is("unknown filter `uppper`"),
+        Is("playbooks/../templates/unknown_filter.conf.j2:1:25"),
+        Is("did you mean `upper`? (while rendering for host web-01)"),
+    ),
+    pb(
+        "a group the inventory does not have, looked up in a template",
+        "playbooks/unknown_group_lookup.yml",
+        Is("`groups` has no `webservers`"),
+        Is("playbooks/../templates/unknown_group_lookup.conf.j2:1:12"),
+        Is(
+            "check the name looked up in `groups` (a group of the inventory) (while rendering for host web-01)",
+        ),
     ),
 ];
 
@@ -499,7 +584,7 @@ fn render_output_contains_no_secret() {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if !path.ends_with(".foobar-render") {
                 files.push(path);
             }
         }
@@ -882,6 +967,25 @@ fn local_project() -> Project {
     ])
 }
 
+/// `apply` on the local hosts of a [`local_project`]: `connection: local` hosts share this
+/// machine's one host lock, so two at once (tests run in parallel, and other checkouts on
+/// the machine) would refuse each other. One at a time here, and again while another run
+/// holds it.
+fn local_apply(p: &Project, args: &[&str]) -> Run {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..40 {
+        let run = p.run(args);
+        if !(run.stdout.contains("locked by another run")
+            || run.stderr.contains("locked by another run"))
+        {
+            return run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    p.run(args)
+}
+
 #[test]
 fn saved_plans_are_self_contained() {
     use std::os::unix::fs::PermissionsExt;
@@ -1079,10 +1183,13 @@ fn keys(v: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Every documented example has the shape the command prints, at every level: run on local
+/// hosts for plan, show, apply, render, audit and an error. The example plan without its
+/// `summary` is a saved plan `show` accepts.
 #[test]
 fn json_documents_match_docs_json_md() {
     let docs = documented_examples();
-    for name in ["error", "plan", "apply", "verify", "render"] {
+    for name in ["error", "plan", "apply", "verify", "render", "audit"] {
         assert!(
             docs.contains_key(name),
             "docs/json.md has no `{name}` example"
@@ -1101,58 +1208,138 @@ fn json_documents_match_docs_json_md() {
             p.run(&["render", "--json", "--out", "o", "-i", inv]),
         ),
         ("error", p.run(&["plan", "--json", "-i", inv, "-l", "nope"])),
+        (
+            "apply",
+            local_apply(&p, &["apply", "--json", "--yes", "-i", inv]),
+        ),
+        (
+            "audit",
+            foobar(&["audit", "--json", "-i", GOOD_INV, "-p", GOOD_PB], &[]),
+        ),
     ];
+    let mut report = Vec::new();
     for (name, run) in real {
         let got: serde_json::Value =
             serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {run:?}"));
-        let want = &docs[name];
-        // `failed`/`rollout` are omitted when empty, in the example as in the output.
-        assert_eq!(keys(&got), keys(want), "{name}: top-level fields");
-        assert_eq!(
-            keys(&got["summary"]),
-            keys(&want["summary"]),
-            "{name}: summary fields"
-        );
-        assert_eq!(keys(&got["error"]), keys(&want["error"]), "{name}: error");
+        for d in json_shape::shape_differences(&docs[name], &got) {
+            report.push(format!("{name}: {d}"));
+        }
     }
-    // apply and verify need the test hosts: their examples are checked against the types'
-    // field names here and by the e2e tests' JSON runs.
-    for (name, summary) in [
-        (
-            "apply",
-            vec![
-                "changed",
-                "dry_run",
-                "failed",
-                "hosts",
-                "interrupted",
-                "unchanged",
-            ],
-        ),
-        (
-            "verify",
-            vec!["checks", "failed_checks", "healthy_hosts", "hosts"],
-        ),
-    ] {
-        assert_eq!(keys(&docs[name]["summary"]), summary, "{name}");
-    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+    // verify needs the stack: its example is held to the types' field names here and by the
+    // e2e tests' JSON runs.
+    assert_eq!(
+        keys(&docs["verify"]["summary"]),
+        ["checks", "failed_checks", "healthy_hosts", "hosts"]
+    );
+    // A saved plan is the plan document without `summary`: the example is one.
+    let mut saved = docs["plan"].clone();
+    saved.as_object_mut().unwrap().remove("summary");
+    std::fs::write(p.path().join("documented.json"), saved.to_string()).unwrap();
+    let show = p.run(&["show", "documented.json"]);
+    assert_eq!(show.code, Some(0), "{show:?}");
+    assert!(
+        show.stdout
+            .contains("+ create file /srv/deploy/live/a.conf"),
+        "{show:?}"
+    );
 }
 
+/// One page: every command's synopsis and options, no `foobar-plan(1)` pages that nothing
+/// makes, and the exit codes of every command.
 #[test]
 fn man_page_lists_every_command() {
     let run = foobar(&["man"], &[]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(
-        run.stdout.starts_with(".ie"),
+        run.stdout.starts_with(".ie") || run.stdout.starts_with(".TH"),
         "{}",
         &run.stdout[..80.min(run.stdout.len())]
     );
-    for command in ["render", "plan", "apply", "verify", "show"] {
+    let exit = &run.stdout[run
+        .stdout
+        .find(".SH \"EXIT STATUS\"")
+        .expect("no EXIT STATUS")..];
+    for path in command_paths() {
+        let name = path.join(" ");
         assert!(
-            run.stdout.contains(&format!("foobar\\-{command}(1)")),
-            "{command} missing from the man page"
+            run.stdout.contains(&format!(".SS \"foobar {name}\"")),
+            "{name} missing from the man page"
+        );
+        assert!(
+            exit.contains(&format!(".B foobar {name}\n")),
+            "{name} missing from EXIT STATUS"
         );
     }
+    assert!(!run.stdout.contains("(1)"), "refers to other pages");
+}
+
+/// Every command has a row in the exit-code table, and what commands return is in it: run
+/// here on a project of local hosts for each code a command can give without real hosts.
+#[test]
+fn exit_codes_are_the_documented_ones() {
+    let table: std::collections::BTreeMap<&str, Vec<i32>> = foobar::error::EXIT_CODES
+        .iter()
+        .map(|(c, codes)| (*c, codes.iter().map(|(n, _)| *n).collect()))
+        .collect();
+    for path in command_paths() {
+        assert!(
+            table.contains_key(path.join(" ").as_str()),
+            "{} has no row in EXIT_CODES",
+            path.join(" ")
+        );
+    }
+    let p = local_project();
+    let inv = "inventories/site.yml";
+    let runs: &[(&str, &[&str], i32)] = &[
+        ("render", &["render", "-i", inv, "--out", "o"], 0),
+        ("plan", &["plan", "-i", inv], 0),
+        ("plan", &["plan", "-i", inv, "--detailed-exitcode"], 2),
+        ("plan", &["plan", "-i", inv, "--out", "saved.json"], 0),
+        ("show", &["show", "saved.json"], 0),
+        ("apply", &["apply", "-i", inv, "--dry-run"], 0),
+        ("graph", &["graph", "-i", inv], 0),
+        ("plan", &["plan", "-i", inv, "--no-such-flag"], 1),
+        (
+            "render",
+            &["render", "-i", inv, "--out", "o", "--forks", "2"],
+            1,
+        ),
+        ("man", &["man"], 0),
+        ("completions", &["completions", "bash"], 0),
+    ];
+    for (command, args, want) in runs {
+        let run = if *command == "apply" {
+            local_apply(&p, args)
+        } else {
+            p.run(args)
+        };
+        assert_eq!(run.code, Some(*want), "foobar {args:?}: {run:?}");
+        assert!(
+            *want == 1 || table[command].contains(want),
+            "foobar {args:?} exits {want}, which EXIT_CODES does not list for {command}"
+        );
+    }
+    // audit's findings: 2, as documented, and 0 with them below --fail-on.
+    let audit = foobar(
+        &["audit", "-i", GOOD_INV, "-p", GOOD_PB, "--fail-on", "low"],
+        &[],
+    );
+    assert_eq!(audit.code, Some(2), "{audit:?}");
+    assert!(table["audit"].contains(&2));
+    let audit = foobar(
+        &[
+            "audit",
+            "-i",
+            GOOD_INV,
+            "-p",
+            GOOD_PB,
+            "--fail-on",
+            "critical",
+        ],
+        &[],
+    );
+    assert_eq!(audit.code, Some(0), "{audit:?}");
 }
 
 /// A ProxyJump that fails: OpenSSH's own reason from the jump (here `Connection refused` on a
@@ -1469,5 +1656,238 @@ fn accept_new_without_a_known_hosts_file_is_a_warning() {
     insta::assert_snapshot!(
         "accept_new_with_known_hosts_file_dev_null",
         render("  strict_host_key_checking: accept-new\n  known_hosts_file: /dev/null\n")
+    );
+}
+
+/// Every command path of the clap tree (`["plan"]`, `["backup", "now"]`, ...), from the
+/// library's own definition, so a new command is covered without editing a list.
+fn command_paths() -> Vec<Vec<String>> {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            let mut path = prefix.to_vec();
+            path.push(sub.get_name().to_string());
+            if sub.has_subcommands() {
+                walk(sub, &path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&foobar::cli::Cli::command(), &[], &mut out);
+    out
+}
+
+/// The leaf command at `path`.
+fn command_at(path: &[String]) -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = foobar::cli::Cli::command();
+    cmd.build();
+    for name in path {
+        cmd = cmd.find_subcommand(name).unwrap().clone();
+    }
+    cmd
+}
+
+/// `foobar <args>` in `dir` with stdout a pipe whose reader is already gone, so that every
+/// write to it fails as under `| head -c1` once head has left (deterministically: no race
+/// with how much the pipe buffers).
+fn foobar_closed_stdout(dir: &Path, args: &[String]) -> std::process::Output {
+    use std::io::Read;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("FOOBAR_INVENTORY")
+        .env_remove("FOOBAR_PLAYBOOK")
+        .env("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD)
+        .env("FOOBAR_APP_DB_PASSWORD", APP_DB_PASSWORD)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("foobar {} did not end within 60 s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: reading.join().unwrap(),
+    }
+}
+
+/// Every command, its `--help` and `--version`, end quietly when stdout is closed early
+/// (`foobar completions bash | head -c1`, `plan | head`): no panic, no exit 101. Commands that
+/// need hosts this project does not have fail with their usual codes; that is not the point.
+#[test]
+fn every_command_ends_quietly_on_a_closed_stdout() {
+    let p = local_project();
+    let planned = p.run(&["plan", "-i", "inventories/site.yml", "--out", "saved.json"]);
+    assert_eq!(planned.code, Some(0), "{planned:?}");
+    // What each command needs to get past its usage check; every leaf must be listed.
+    let extra = |path: &[String]| -> Option<&'static [&'static str]> {
+        Some(match path.join(" ").as_str() {
+            "render" => &["--out", "rendered"],
+            "plan" | "verify" | "audit" => &[],
+            "graph" => &["--format", "dot"],
+            "apply" => &["--dry-run"],
+            "show" => &["saved.json"],
+            "reseed" => &["web-02", "--dry-run"],
+            "failover" => &["--to", "web-02", "--dry-run"],
+            "restore" => &["--to", "0-1-5", "--dry-run"],
+            "backup now" | "backup list" | "man" | "vars" => &[],
+            "completions" => &["bash"],
+            _ => return None,
+        })
+    };
+    let mut runs: Vec<Vec<String>> = vec![vec!["--help".into()], vec!["--version".into()]];
+    for path in command_paths() {
+        let extra =
+            extra(&path).unwrap_or_else(|| panic!("add `{}` to this test's table", path.join(" ")));
+        let mut help = path.clone();
+        help.push("--help".into());
+        runs.push(help);
+        let mut args = path.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        if command_at(&path)
+            .get_arguments()
+            .any(|a| a.get_id() == "inventory")
+        {
+            args.extend(["-i".into(), "inventories/site.yml".into()]);
+        }
+        runs.push(args);
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        runs.push(vec!["completions".into(), shell.into()]);
+    }
+    let mut report = String::new();
+    for args in &runs {
+        let out = foobar_closed_stdout(p.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(101)
+            || out.status.code().is_none()
+            || stderr.contains("panicked")
+        {
+            report.push_str(&format!(
+                "\nfoobar {}: {:?}\n{stderr}",
+                args.join(" "),
+                out.status
+            ));
+        }
+    }
+    assert!(report.is_empty(), "{report}");
+}
+
+/// A secret shorter than foobar's minimum is refused at load, naming the secret, why and how
+/// to make one: masked by substring, `web` would star `web-01` in every line printed.
+#[test]
+fn a_short_secret_is_refused_with_the_reason() {
+    let ssh = FakeSsh::new();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("app.pw");
+    std::fs::write(&pw, "a\n").unwrap();
+    let inventory = dir.path().join("inv.yml");
+    let text = std::fs::read_to_string(fixtures().join(GOOD_INV))
+        .unwrap()
+        .replace(
+            "app_db_password: { env: FOOBAR_APP_DB_PASSWORD }",
+            "app_db_password: { file: app.pw }",
+        );
+    std::fs::write(&inventory, text).unwrap();
+    let out = cargo_bin_cmd!("foobar")
+        .current_dir(fixtures())
+        .env("PATH", ssh.path_var())
+        .env("NO_COLOR", "1")
+        .env("FOOBAR_REPLICATION_PASSWORD", "web")
+        .args(["plan", "-p", GOOD_PB, "-i", inventory.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(dir.path().to_str().unwrap(), "DIR");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(ssh.calls().is_none(), "it connected");
+    insta::assert_snapshot!("short_secrets", stderr);
+}
+
+/// Semantic checks of the inventory report every problem of one pass: a duplicate
+/// private_ip, two primaries and a duplicate server_id, in one run.
+#[test]
+fn every_inventory_problem_of_one_pass_is_reported() {
+    let run = foobar(
+        &["plan", "-i", "inventories/many_problems.yml", "-p", GOOD_PB],
+        &[],
+    );
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.ssh_calls.is_none());
+    insta::assert_snapshot!("many_inventory_problems", run.stderr);
+}
+
+/// What is not wrong but likely a slip is said: a host listed twice in a group, a --limit
+/// whose patterns each match but together select no host of the plays.
+#[test]
+fn a_host_listed_twice_and_a_limit_that_selects_nothing_warn() {
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().to_str().unwrap();
+    let twice = foobar(
+        &[
+            "render",
+            "-i",
+            "inventories/listed_twice.yml",
+            "-p",
+            GOOD_PB,
+            "--out",
+            out,
+        ],
+        &[],
+    );
+    assert_eq!(twice.code, Some(0), "{twice:?}");
+    assert!(
+        twice.stderr.contains(
+            "warning: inventories/listed_twice.yml:31:29: group `web` lists `web-01` twice under `hosts:`; was another name meant?"
+        ),
+        "{}",
+        twice.stderr
+    );
+    let nothing = foobar(
+        &[
+            "render",
+            "-i",
+            GOOD_INV,
+            "-p",
+            GOOD_PB,
+            "--out",
+            out,
+            "-l",
+            "web-01,!web",
+        ],
+        &[],
+    );
+    assert_eq!(nothing.code, Some(0), "{nothing:?}");
+    assert!(
+        nothing.stderr.contains(
+            "warning: --limit web-01,!web selects no host that a play of playbooks/good.yml targets: nothing to do"
+        ),
+        "{}",
+        nothing.stderr
     );
 }

@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 fn root() -> PathBuf {
@@ -122,7 +121,7 @@ fn cli_reference() -> String {
     let options = clap_markdown::MarkdownOptions::new()
         .title("Command-line reference".to_string())
         .show_footer(false);
-    let body = clap_markdown::help_markdown_command_custom(&foobar::cli::Cli::command(), &options);
+    let body = clap_markdown::help_markdown_command_custom(&foobar::cli::command(), &options);
     // Help texts say `DIR/<host>/<path>`: outside code spans Markdown would take those for
     // HTML tags and show nothing.
     let body: String = body
@@ -167,6 +166,33 @@ fn the_command_reference_is_generated_from_the_current_cli() {
             "{CLI_PAGE} is stale: regenerate it with `TRYCMD=overwrite cargo test --test docs`\n{diff}"
         );
     }
+}
+
+/// The exit-code table of the reference is [`foobar::error::EXIT_CODES`], as `foobar man`
+/// prints it.
+#[test]
+fn the_exit_code_table_is_generated_from_the_code() {
+    let path = root().join("docs/reference/README.md");
+    let have = std::fs::read_to_string(&path).unwrap();
+    let start = have
+        .find("<!-- exit-codes:")
+        .and_then(|i| have[i..].find('\n').map(|j| i + j + 1))
+        .expect("docs/reference/README.md has no exit-codes marker");
+    let end = have[start..]
+        .find("<!-- end exit-codes -->")
+        .map(|j| start + j)
+        .expect("docs/reference/README.md has no end of the exit-codes table");
+    let want = foobar::error::exit_codes_markdown();
+    if overwrite() {
+        let text = format!("{}{want}{}", &have[..start], &have[end..]);
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    assert_eq!(
+        &have[start..end],
+        want,
+        "the exit codes in docs/reference/README.md are stale: regenerate with `TRYCMD=overwrite cargo test --test docs`"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

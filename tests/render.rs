@@ -102,6 +102,8 @@ fn collect_files(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         let path = entry.unwrap().path();
         if path.is_dir() {
             collect_files(root, &path, out);
+        } else if path.file_name().is_some_and(|n| n == ".foobar-render") {
+            // The render's own list of what it wrote, not a rendered file.
         } else {
             let rel = path
                 .strip_prefix(root)
@@ -301,7 +303,10 @@ fn check_content(inv: Inv) {
                 sql.contains(&format!("SOURCE_HOST='{primary_ip}'")),
                 "{sql}"
             );
-            assert!(sql.contains(&format!("SOURCE_PASSWORD='{MASK}'")), "{sql}");
+            assert!(
+                sql.contains("SOURCE_PASSWORD='<secret:replication_password>'"),
+                "{sql}"
+            );
             assert!(!sql.contains("CHANGE MASTER"), "{sql}");
         }
         Inv::Lab | Inv::PreviousLab => {
@@ -311,7 +316,10 @@ fn check_content(inv: Inv) {
                 sql.contains(&format!("MASTER_HOST='{primary_ip}'")),
                 "{sql}"
             );
-            assert!(sql.contains(&format!("MASTER_PASSWORD='{MASK}'")), "{sql}");
+            assert!(
+                sql.contains("MASTER_PASSWORD='<secret:replication_password>'"),
+                "{sql}"
+            );
             assert!(!sql.contains("CHANGE REPLICATION SOURCE"), "{sql}");
         }
     }
@@ -358,13 +366,8 @@ fn render_leaks_no_secret() {
         for (rel, text) in &r.files {
             assert_no_secret(rel, text, &secrets);
         }
-        // The secrets were rendered (as placeholders, or masked in SQL), not silently left
-        // out.
-        let masked = r
-            .files
-            .values()
-            .filter(|t| t.contains(MASK) || t.contains("<secret:"))
-            .count();
+        // The secrets were rendered as placeholders (SQL included), not silently left out.
+        let masked = r.files.values().filter(|t| t.contains("<secret:")).count();
         assert_eq!(
             masked, 5,
             "app.env on both web servers, replication.sql and the exporter's my.cnf on both database hosts"
@@ -402,6 +405,90 @@ fn render_masks_passwords_with_sql_special_characters() {
         &sql,
         &[password, r"S3cret\'Repl\\7f3a", "S3cret", "Repl", "7f3a"],
     );
+}
+
+/// `render --out` into a directory: each file gets its `mode:`; a second render into the same
+/// directory leaves nothing of the first that it did not write again (here: the hosts a
+/// narrower `--limit` leaves out), and keeps a file the user put there; a non-empty directory
+/// that no render wrote is refused.
+#[test]
+fn render_out_replaces_an_earlier_render_and_keeps_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let tree = project_tree();
+    let out = tree.path().join("out");
+    let run = |extra: &[&str]| {
+        cargo_bin_cmd!("foobar")
+            .current_dir(tree.path())
+            .env("NO_COLOR", "1")
+            .args([
+                "render",
+                "-i",
+                "inventories/production.yml",
+                "-p",
+                "playbooks/site.yml",
+                "--out",
+            ])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let mode = |rel: &str| {
+        std::fs::metadata(out.join(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!(mode("web-01/etc/foobar/app.env"), 0o600);
+    assert_eq!(mode("web-01/etc/nginx/sites-available/foobar"), 0o644);
+    assert_eq!(mode("web-02/foobar/replication.sql"), 0o600);
+    std::fs::write(out.join("web-01/notes.txt"), "mine\n").unwrap();
+    let second = run(&["--limit", "web-02"]);
+    assert!(second.status.success(), "{}", describe(&second));
+    let mut files = BTreeMap::new();
+    collect_files(&out, &out, &mut files);
+    let hosts: std::collections::BTreeSet<&str> =
+        files.keys().filter_map(|k| k.split('/').next()).collect();
+    assert_eq!(
+        hosts.into_iter().collect::<Vec<_>>(),
+        ["web-01", "web-02"],
+        "{files:?}"
+    );
+    assert_eq!(
+        files
+            .keys()
+            .filter(|k| k.starts_with("web-01/"))
+            .collect::<Vec<_>>(),
+        ["web-01/notes.txt"],
+        "only the user's file is left of web-01"
+    );
+    assert!(!out.join("lb-01").exists());
+
+    let foreign = tree.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("keep.txt"), "x\n").unwrap();
+    let refused = cargo_bin_cmd!("foobar")
+        .current_dir(tree.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "render",
+            "-i",
+            "inventories/production.yml",
+            "--out",
+            "foreign",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", describe(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("error: --out foreign is not empty and holds no earlier render"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&foreign).unwrap().count(), 1);
 }
 
 // --- validators -----------------------------------------------------------------------------

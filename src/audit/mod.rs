@@ -78,6 +78,17 @@ pub struct AuditReport {
     pub format_version: u32,
     pub live: bool,
     pub findings: Vec<Finding>,
+    pub summary: AuditSummary,
+}
+
+/// The findings counted, in all and by severity: every JSON document's `summary`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct AuditSummary {
+    pub findings: usize,
+    pub critical: usize,
+    pub high: usize,
+    pub medium: usize,
+    pub low: usize,
 }
 
 impl AuditReport {
@@ -89,10 +100,19 @@ impl AuditReport {
                 .then_with(|| a.location.cmp(&b.location))
         });
         findings.dedup();
+        let count = |sev| findings.iter().filter(|f| f.severity == sev).count();
+        let summary = AuditSummary {
+            findings: findings.len(),
+            critical: count(Severity::Critical),
+            high: count(Severity::High),
+            medium: count(Severity::Medium),
+            low: count(Severity::Low),
+        };
         Self {
             format_version: FORMAT_VERSION,
             live,
             findings,
+            summary,
         }
     }
 
@@ -125,8 +145,9 @@ fn locate(inv: &Inventory, text: &str, needle: &str) -> String {
     }
 }
 
-fn truthy(v: Option<&serde_json::Value>) -> bool {
-    // Exactly what the templates and `verify` treat as on: a YAML boolean true.
+/// Whether an inventory switch (`https:`, ...) is on: exactly what the templates and `verify`
+/// treat as on, a YAML boolean true. `graph` draws by the same rule.
+pub fn truthy(v: Option<&serde_json::Value>) -> bool {
     matches!(v, Some(serde_json::Value::Bool(true)))
 }
 

@@ -88,7 +88,7 @@ impl Diagnostic for BackupError {
                     "give a UTC time such as `2026-11-29 20:30:00` or `@1795982400`, or a GTID such as `0-1-42`"
                 }
                 BackupError::NothingBefore { .. } => {
-                    "restore to a later point, or see what there is with `foobar backups list`"
+                    "restore to a later point, or see what there is with `foobar backup list`"
                 }
                 BackupError::ScratchNotPlain(_) | BackupError::ScratchIsLive { .. } => {
                     "name a new directory such as /var/tmp/foobar-restore"

@@ -75,7 +75,9 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
 
     if live {
         let timeout = Duration::from_secs(inv.ssh.command_timeout.min(60));
-        let results = futures::future::join_all(hosts.iter().map(|h| {
+        use futures::StreamExt;
+        // At most --forks hosts read at once, as every command that connects.
+        let results: Vec<_> = futures::stream::iter(hosts.iter().map(|h| {
             let spec = inv.connection(h);
             let database = inv.topology.is_database(h);
             async move {
@@ -93,6 +95,8 @@ pub async fn run(args: AuditArgs) -> Result<ExitCategory, CliError> {
                 (h.clone(), r)
             }
         }))
+        .buffered(common.forks.max(1))
+        .collect()
         .await;
         let mut unreachable = false;
         let mut releases = std::collections::BTreeMap::new();
@@ -145,14 +149,10 @@ fn human(report: &AuditReport) -> String {
             f.fix
         ));
     }
-    let count = |sev| report.findings.iter().filter(|f| f.severity == sev).count();
+    let n = &report.summary;
     s.push_str(&format!(
         "{} findings: {} critical, {} high, {} medium, {} low\n",
-        report.findings.len(),
-        count(Severity::Critical),
-        count(Severity::High),
-        count(Severity::Medium),
-        count(Severity::Low)
+        n.findings, n.critical, n.high, n.medium, n.low
     ));
     s
 }

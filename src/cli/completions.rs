@@ -1,8 +1,8 @@
 //! `foobar completions SHELL`: shell completions from the clap definition.
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
-use super::{Cli, CliError};
+use super::CliError;
 use crate::error::ExitCategory;
 
 #[derive(Debug, Args)]
@@ -11,11 +11,10 @@ pub struct CompletionsArgs {
 }
 
 pub fn run(args: CompletionsArgs) -> Result<ExitCategory, CliError> {
-    clap_complete::generate(
-        args.shell,
-        &mut Cli::command(),
-        "foobar",
-        &mut std::io::stdout(),
-    );
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe, as in
+    // `foobar completions bash | head`); `say!` ends quietly instead.
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut super::command(), "foobar", &mut out);
+    crate::say!("{}", String::from_utf8_lossy(&out));
     Ok(ExitCategory::Ok)
 }

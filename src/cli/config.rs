@@ -72,7 +72,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Make the config's paths the defaults of every subcommand's `--inventory`/`--playbook`,
-/// nested ones (`backup now`, `backups list`) included.
+/// nested ones (`backup now`, `backup list`) included.
 pub fn apply_defaults(mut cmd: clap::Command, config: &Config) -> clap::Command {
     for (id, value) in [
         ("inventory", &config.inventory),
@@ -109,7 +109,12 @@ mod tests {
             playbook: None,
         };
         let cmd = apply_defaults(crate::cli::Cli::command(), &config);
-        for path in [&["plan"][..], &["backup", "now"], &["backups", "list"]] {
+        for path in [
+            &["plan"][..],
+            &["backup", "now"],
+            &["backup", "list"],
+            &["backups", "list"],
+        ] {
             let mut args = vec!["foobar"];
             args.extend_from_slice(path);
             let matches = cmd.clone().try_get_matches_from(&args).unwrap();

@@ -9,7 +9,7 @@ use crate::render::RenderError;
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
-    Inventory(#[from] InventoryError),
+    Inventory(InventoryError),
     #[error(transparent)]
     Render(#[from] RenderError),
     #[error(transparent)]
@@ -21,6 +21,17 @@ pub enum CliError {
     /// Several problems found in one pass (at least two), in the order found.
     #[error("{} errors", .0.len())]
     Many(Vec<CliError>),
+}
+
+impl From<InventoryError> for CliError {
+    fn from(e: InventoryError) -> Self {
+        match e {
+            InventoryError::Several(all) => {
+                CliError::Many(all.into_iter().map(CliError::from).collect())
+            }
+            e => CliError::Inventory(e),
+        }
+    }
 }
 
 /// At most this many errors of one pass are printed; the rest are counted.

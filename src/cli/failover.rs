@@ -25,8 +25,8 @@ pub struct FailoverArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
-    /// Show the plan only.
-    #[arg(long)]
+    /// Show the plan and change nothing (`--check`, as in Ansible).
+    #[arg(long, visible_alias = "check")]
     pub dry_run: bool,
     /// Promote even when another replica holds more transactions (they are lost).
     #[arg(long)]

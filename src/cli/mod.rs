@@ -17,6 +17,7 @@ mod failover;
 mod graph;
 mod log;
 mod man;
+mod options;
 mod plan;
 mod planning;
 mod render;
@@ -92,7 +93,7 @@ pub struct Common {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render every managed file offline (no SSH) into DIR/<host>/<path>, secrets masked.
+    /// Render every managed file offline (no SSH) into DIR/<host>/<path>, secrets as placeholders.
     Render(render::RenderArgs),
     /// Read what is live on each host and show what apply would change. Touches nothing.
     Plan(plan::PlanArgs),
@@ -116,15 +117,11 @@ pub enum Command {
     Show(show::ShowArgs),
     /// Print the manual page (roff): `foobar man > foobar.1`.
     Man(man::ManArgs),
-    /// Take a backup now on the backup host (`backups:` in the inventory).
+    /// Backups on the backup host (`backups:` in the inventory): take one now, list them.
+    #[command(alias = "backups")]
     Backup {
         #[command(subcommand)]
         action: backup::BackupAction,
-    },
-    /// The backups on the backup host.
-    Backups {
-        #[command(subcommand)]
-        action: backup::BackupsAction,
     },
     /// Restore the newest backup before a time or GTID and replay the archived binary logs up
     /// to it, into a scratch directory on the backup host.
@@ -136,6 +133,14 @@ pub enum Command {
     /// The layers, lowest first: the stack's default (variables.yml beside the playbook), the
     /// inventory's vars, each group's, the host's. Secrets are named, never read.
     Vars(vars::VarsArgs),
+}
+
+/// The command line's definition as foobar parses, documents and completes it: the derived
+/// [`Cli`] with the shared options a command does not take hidden from its help (see
+/// [`options`]).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    options::hide(Cli::command())
 }
 
 static EXPLICIT_INPUTS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
@@ -150,9 +155,9 @@ pub fn explicit_inputs() -> (bool, bool) {
 /// (1: exit code 2 means "changes present" in foobar). `Ok((cli, json))`: `json` is whether
 /// the command's errors go to stdout as JSON.
 pub fn parse() -> Result<(Cli, bool), i32> {
-    use clap::{CommandFactory, FromArgMatches};
+    use clap::FromArgMatches;
     let json_requested = std::env::args_os().any(|a| a == "--json");
-    let mut command = Cli::command();
+    let mut command = command();
     if let Some(path) = std::env::current_dir().ok().and_then(|d| config::find(&d)) {
         match config::load(&path) {
             Ok(c) => command = config::apply_defaults(command, &c),
@@ -171,7 +176,11 @@ pub fn parse() -> Result<(Cli, bool), i32> {
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
     match parsed {
         Ok((cli, matches)) => {
-            let sub = matches.subcommand().map(|(_, m)| m);
+            // The command's own matches (`backup now`'s, not `backup`'s).
+            let mut sub = matches.subcommand().map(|(_, m)| m);
+            while let Some(deeper) = sub.and_then(|m| m.subcommand()).map(|(_, m)| m) {
+                sub = Some(deeper);
+            }
             let flag = |id: &str| {
                 sub.and_then(|m| m.try_get_one::<bool>(id).ok().flatten().copied())
                     .unwrap_or(false)
@@ -192,6 +201,10 @@ pub fn parse() -> Result<(Cli, bool), i32> {
                     })
             };
             let _ = EXPLICIT_INPUTS.set((given("inventory"), given("playbook")));
+            if let Err(e) = options::check(&matches) {
+                print_error(&e, flag("json"));
+                return Err(1);
+            }
             Ok((cli, flag("json")))
         }
         Err(e) => {

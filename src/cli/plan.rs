@@ -20,7 +20,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Save the plan (JSON, no secrets) for `foobar apply PLANFILE`.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// List unchanged files too.
     #[arg(long)]

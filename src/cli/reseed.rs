@@ -15,8 +15,8 @@ pub struct ReseedArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub yes: bool,
-    /// Show the plan only.
-    #[arg(long)]
+    /// Show the plan and change nothing (`--check`, as in Ansible).
+    #[arg(long, visible_alias = "check")]
     pub dry_run: bool,
 }
 

@@ -24,8 +24,8 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
         Command::Backup {
             action: backup::BackupAction::Now { common, host },
         } => backup::backup_now(common, host).await,
-        Command::Backups {
-            action: backup::BackupsAction::List { common },
+        Command::Backup {
+            action: backup::BackupAction::List { common },
         } => backup::backups_list(common).await,
         Command::Restore(args) => backup::restore(args).await,
     }

@@ -103,10 +103,24 @@ impl Session {
         let (Ok(playbook), Ok(secrets)) = (playbook, secrets) else {
             unreachable!("every error was collected above");
         };
-        let hosts = selected
+        let hosts: Vec<HostName> = selected
             .into_iter()
             .filter(|h| playbook.plays.iter().any(|p| p.hosts.contains(h)))
             .collect();
+        if hosts.is_empty() {
+            // Each pattern matches something (else it was an error above), but together, or
+            // with the plays' targets, nothing is left: a run that does nothing, said so.
+            let why = if common.limit.is_empty() {
+                format!("no play of {} targets a host", playbook.path.display())
+            } else {
+                format!(
+                    "--limit {} selects no host that a play of {} targets",
+                    common.limit.join(","),
+                    playbook.path.display()
+                )
+            };
+            crate::warn!("warning: {why}: nothing to do\n");
+        }
         let database = if playbook.plays.iter().any(|p| p.database.is_some()) {
             database::config(&inventory, &secrets)?.map(Arc::new)
         } else {

@@ -24,6 +24,9 @@ pub enum Kind {
     Primary,
     Replica,
     Prometheus,
+    /// What Prometheus scrapes on a host besides its services: node exporter, and on a
+    /// database host mysqld exporter.
+    Exporters,
 }
 
 #[derive(Debug, Clone)]
@@ -115,10 +118,12 @@ pub fn stack(inv: &Inventory) -> Stack {
     });
     if let Some(u) = &users {
         for lb in &lbs {
+            // What users speak to the load balancer: HTTPS when it terminates TLS.
+            let https = crate::audit::truthy(inv.host_vars(lb).get("https"));
             edges.push(Edge {
                 from: u.id.clone(),
                 to: id(lb, "haproxy"),
-                label: "HTTP",
+                label: if https { "HTTPS" } else { "HTTP" },
                 kind: EdgeKind::Http,
             });
         }
@@ -145,6 +150,14 @@ pub fn stack(inv: &Inventory) -> Stack {
         }
         if monitoring.contains(h) {
             nodes.push(node("prometheus", "Prometheus", Kind::Prometheus));
+        }
+        if !monitoring.is_empty() {
+            let label = if primary == Some(h) || replicas.contains(h) {
+                "node + mysqld exporters"
+            } else {
+                "node exporter"
+            };
+            nodes.push(node("exporters", label, Kind::Exporters));
         }
         let address = inv.hosts.get(h).and_then(|x| x.private_ip.clone());
         hosts.push((h.clone(), address, nodes));
@@ -193,13 +206,17 @@ pub fn stack(inv: &Inventory) -> Stack {
             });
         }
     }
-    // Prometheus scrapes every host: one arrow to each host's first node.
+    // Prometheus scrapes what prometheus.yml lists: every host's exporters, and HAProxy's
+    // own metrics on the load balancers (not Nginx or the app, which export none).
     for m in &monitoring {
         for (_, _, nodes) in &hosts {
-            if let Some(first) = nodes.iter().find(|n| n.kind != Kind::Prometheus) {
+            for n in nodes
+                .iter()
+                .filter(|n| matches!(n.kind, Kind::Exporters | Kind::LoadBalancer))
+            {
                 edges.push(Edge {
                     from: id(m, "prometheus"),
-                    to: first.id.clone(),
+                    to: n.id.clone(),
                     label: "scrapes",
                     kind: EdgeKind::Scrape,
                 });
@@ -278,7 +295,10 @@ fn targets(stack: &Stack, host: &HostName, c: &Check) -> Vec<Target> {
                         .filter(|e| {
                             e.kind == EdgeKind::Scrape
                                 && stack.hosts.iter().any(|(h, _, nodes)| {
-                                    h == host && nodes.iter().any(|n| n.id == e.to)
+                                    h == host
+                                        && nodes
+                                            .iter()
+                                            .any(|n| n.id == e.to && n.kind == Kind::Exporters)
                                 })
                         })
                         .map(|e| Target::Edge(e.from.clone(), e.to.clone()))
@@ -414,7 +434,7 @@ fn dot_text(s: &str) -> String {
 /// Graphviz dot: one cluster per host; with `live`, colours and tooltips.
 pub fn dot(stack: &Stack, live: Option<&BTreeMap<String, Status>>) -> String {
     let mut o = String::from(
-        "digraph foobar {\n    rankdir=TB;\n    node [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", fontname=\"Helvetica\"];\n    edge [fontname=\"Helvetica\", fontsize=10];\n",
+        "digraph foobar {\n    rankdir=TB;\n    graph [fontname=\"Helvetica\"];\n    node [shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\", fontname=\"Helvetica\"];\n    edge [fontname=\"Helvetica\", fontsize=10];\n",
     );
     let colour = |key: &str| -> String {
         match live.and_then(|st| st.get(key)) {
@@ -451,6 +471,7 @@ pub fn dot(stack: &Stack, live: Option<&BTreeMap<String, Status>>) -> String {
         for n in nodes {
             let shape = match n.kind {
                 Kind::Primary | Kind::Replica => ", shape=cylinder",
+                Kind::Exporters => ", shape=note, fontsize=10",
                 _ => "",
             };
             let _ = writeln!(
@@ -533,7 +554,30 @@ mod tests {
             edge("web_02_app", "web_02_db"),
             "reads from the local replica"
         );
-        assert!(edge("lb_01_prometheus", "web_01_nginx"));
+        // What prometheus.yml scrapes: exporters and HAProxy's metrics, not Nginx.
+        assert!(edge("lb_01_prometheus", "web_01_exporters"));
+        assert!(edge("lb_01_prometheus", "lb_01_haproxy"));
+        assert!(
+            !s.edges.iter().any(|e| e.kind == EdgeKind::Scrape
+                && (e.to.ends_with("_nginx") || e.to.ends_with("_app")))
+        );
+        // Users reach the load balancer over HTTP here; over HTTPS with `https: true`.
+        assert!(
+            s.edges
+                .iter()
+                .any(|e| e.from == "users" && e.label == "HTTP")
+        );
+        let mut tls = inv();
+        tls.vars.insert("https".into(), true.into());
+        let s = stack(&tls);
+        assert!(
+            s.edges
+                .iter()
+                .filter(|e| e.from == "users")
+                .all(|e| e.label == "HTTPS")
+        );
+        // Cluster labels in the nodes' font.
+        assert!(dot(&s, None).contains("graph [fontname=\"Helvetica\"]"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::rules;
 use super::topology::{DATABASE_PRIMARY, DATABASE_REPLICAS, Topology};
-use super::yaml::{location_of, parse};
+use super::yaml::{key_in_block, location_of, parse};
 use super::{
     Group, Host, HostName, Inventory, InventoryError, Login, SecretRef, SecretSource, SshDefaults,
     Vars, relative_to,
@@ -191,6 +191,8 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         })
         .collect();
 
+    // Problems that do not stop the others from being checked: reported together.
+    let mut problems: Vec<InventoryError> = Vec::new();
     let mut hosts = BTreeMap::new();
     let mut private_ips: BTreeMap<String, HostName> = BTreeMap::new();
     for (name, h) in raw.hosts {
@@ -215,16 +217,18 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
             });
         }
         if let Some(ip) = &h.value.private_ip {
-            if let Some(first) = private_ips.get(&ip.value) {
-                return Err(InventoryError::Duplicate {
+            match private_ips.get(&ip.value) {
+                Some(first) => problems.push(InventoryError::Duplicate {
                     location: at(&ip.referenced),
                     what: "private_ip",
                     value: ip.value.clone(),
                     first: first.0.clone(),
                     second: name.0.clone(),
-                });
+                }),
+                None => {
+                    private_ips.insert(ip.value.clone(), name.clone());
+                }
             }
-            private_ips.insert(ip.value.clone(), name.clone());
         }
         let r = h.value;
         let address = r
@@ -254,7 +258,13 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         );
     }
 
-    let groups = resolve_groups(path, &hosts, raw.groups)?;
+    let groups = match resolve_groups(path, &hosts, raw.groups, &mut warnings) {
+        Ok(g) => g,
+        Err(e) => {
+            problems.push(e);
+            return Err(InventoryError::collect(problems).expect("one at least"));
+        }
+    };
     let topology = Topology::resolve(&groups);
     let mut inventory = Inventory {
         path: path.to_path_buf(),
@@ -269,7 +279,10 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         schema: None,
     };
     super::var_files::load_var_files(&mut inventory)?;
-    check_database_topology(&inventory)?;
+    problems.extend(check_database_topology(&inventory, &text));
+    if let Some(e) = InventoryError::collect(problems) {
+        return Err(e);
+    }
     let backups_location = raw.backups.as_ref().map(|b| at(&b.referenced));
     if let Some(b) = raw.backups {
         inventory.backups = Some(super::backups::resolve(path, &inventory, b)?);
@@ -398,9 +411,23 @@ fn resolve_groups(
     path: &Path,
     hosts: &BTreeMap<HostName, Host>,
     raw: BTreeMap<String, Spanned<RawGroup>>,
+    warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Group>, InventoryError> {
     let at = |l: &serde_saphyr::Location| location_of(path, l);
     for (name, g) in &raw {
+        // Harmless (a host is in a group once), but likely a slip for another name.
+        for (list, entries) in [("hosts", &g.value.hosts), ("children", &g.value.children)] {
+            let mut seen = BTreeSet::new();
+            for e in entries {
+                if !seen.insert(e.value.as_str()) {
+                    warnings.push(format!(
+                        "warning: {}: group `{name}` lists `{}` twice under `{list}:`; was another name meant?",
+                        at(&e.referenced),
+                        e.value
+                    ));
+                }
+            }
+        }
         if hosts.contains_key(&HostName::new(name.clone())) {
             return Err(InventoryError::NameClash {
                 location: at(&g.referenced),
@@ -438,16 +465,25 @@ fn resolve_groups(
     }
 
     // Depth-first over children: detects cycles and collects every nested host.
+    // A cycle: the groups around it and the `children:` entry that closes it.
     fn collect(
         name: &str,
         raw: &BTreeMap<String, Spanned<RawGroup>>,
         stack: &mut Vec<String>,
         out: &mut Vec<HostName>,
-    ) -> Result<(), Vec<String>> {
+    ) -> Result<(), (Vec<String>, Option<serde_saphyr::Location>)> {
         if let Some(i) = stack.iter().position(|s| s == name) {
             let mut cycle = stack[i..].to_vec();
             cycle.push(name.to_string());
-            return Err(cycle);
+            let closing = stack.last().and_then(|parent| {
+                raw[parent]
+                    .value
+                    .children
+                    .iter()
+                    .find(|c| c.value == name)
+                    .map(|c| c.referenced)
+            });
+            return Err((cycle, closing));
         }
         stack.push(name.to_string());
         let g = &raw[name].value;
@@ -468,9 +504,9 @@ fn resolve_groups(
     let mut groups = BTreeMap::new();
     for (name, g) in &raw {
         let mut members = Vec::new();
-        collect(name, &raw, &mut Vec::new(), &mut members).map_err(|cycle| {
+        collect(name, &raw, &mut Vec::new(), &mut members).map_err(|(cycle, closing)| {
             InventoryError::GroupCycle {
-                location: at(&g.referenced),
+                location: at(closing.as_ref().unwrap_or(&g.referenced)),
                 cycle: cycle.join(" -> "),
             }
         })?;
@@ -506,14 +542,20 @@ fn resolve_groups(
 }
 
 /// Groups `db_primary` and `db_replica` describe the database tier: one primary, replicas
-/// only with a primary, unique `server_id`s.
-fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
+/// only with a primary, unique `server_id`s. Every problem found, not only the first.
+fn check_database_topology(inv: &Inventory, text: &str) -> Vec<InventoryError> {
+    let mut problems = Vec::new();
+    // Where a host's `server_id:` is written in its block, else the host.
+    let server_id_at = |host: &HostName| {
+        let h = &inv.hosts[host];
+        key_in_block(text, &h.location, "server_id").unwrap_or_else(|| h.location.clone())
+    };
     let primaries = inv.groups.get(DATABASE_PRIMARY).map(|g| g.hosts.clone());
     let replicas = inv.groups.get(DATABASE_REPLICAS).map(|g| g.hosts.clone());
     if let Some(p) = &primaries
         && p.len() > 1
     {
-        return Err(InventoryError::Topology {
+        problems.push(InventoryError::Topology {
             location: inv.groups[DATABASE_PRIMARY].location.clone(),
             message: format!(
                 "group db_primary has {} hosts ({}); replication has exactly one primary",
@@ -527,7 +569,7 @@ fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
         && !r.is_empty()
         && primaries.as_ref().is_none_or(|p| p.is_empty())
     {
-        return Err(InventoryError::Topology {
+        problems.push(InventoryError::Topology {
             location: inv.groups[DATABASE_REPLICAS].location.clone(),
             message: format!(
                 "db_replica has {} but there is no primary to follow",
@@ -539,7 +581,7 @@ fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
     if let (Some(p), Some(r)) = (&primaries, &replicas)
         && let Some(both) = p.iter().find(|h| r.contains(h))
     {
-        return Err(InventoryError::Topology {
+        problems.push(InventoryError::Topology {
             location: inv.groups[DATABASE_REPLICAS].location.clone(),
             message: format!("{both} is in both db_primary and db_replica"),
             hint: "a database host is either the primary or a replica".into(),
@@ -550,35 +592,38 @@ fn check_database_topology(inv: &Inventory) -> Result<(), InventoryError> {
     for host in db_hosts {
         let vars = inv.host_vars(&host);
         let Some(id) = vars.get("server_id") else {
-            return Err(InventoryError::Topology {
+            problems.push(InventoryError::Topology {
                 location: inv.hosts[&host].location.clone(),
                 message: format!("database host {host} has no server_id"),
                 hint: format!("set `server_id:` (a unique positive number) under {host}'s vars"),
             });
+            continue;
         };
         let Some(id) = id
             .as_u64()
             .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
             .filter(|n| *n >= 1 && *n <= u32::MAX as u64)
         else {
-            return Err(InventoryError::Topology {
-                location: inv.hosts[&host].location.clone(),
+            problems.push(InventoryError::Topology {
+                location: server_id_at(&host),
                 message: format!("server_id of {host} is {id}, not a positive number"),
                 hint: "server_id is a whole number from 1 to 4294967295, unique per database host"
                     .into(),
             });
+            continue;
         };
         let id = id.to_string();
         if let Some(first) = seen.get(&id) {
-            return Err(InventoryError::Duplicate {
-                location: inv.hosts[&host].location.clone(),
+            problems.push(InventoryError::Duplicate {
+                location: server_id_at(&host),
                 what: "server_id",
                 value: id,
                 first: first.0.clone(),
                 second: host.0.clone(),
             });
+            continue;
         }
         seen.insert(id, host);
     }
-    Ok(())
+    problems
 }

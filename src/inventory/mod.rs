@@ -212,6 +212,17 @@ pub enum InventoryError {
         reason: String,
         hint: String,
     },
+    #[error(
+        "secret `{name}` is {length} character{} long; a secret needs at least {} (foobar masks a secret wherever its value appears in what it prints, and a short one appears inside ordinary words)",
+        if *.length == 1 { "" } else { "s" },
+        crate::secret::MIN_SECRET_LENGTH
+    )]
+    ShortSecret {
+        location: Location,
+        name: String,
+        length: usize,
+        hint: String,
+    },
     #[error("{message}")]
     Playbook {
         location: Location,
@@ -220,6 +231,20 @@ pub enum InventoryError {
     },
     #[error("--limit {pattern} matches no host")]
     LimitMatchesNothing { pattern: String, hint: String },
+    /// Several problems found in one pass (at least two), in the order found.
+    #[error("{} problems", .0.len())]
+    Several(Vec<InventoryError>),
+}
+
+impl InventoryError {
+    /// One error, or several found in the same pass; `None` for none.
+    pub fn collect(mut errors: Vec<InventoryError>) -> Option<InventoryError> {
+        match errors.len() {
+            0 => None,
+            1 => errors.pop(),
+            _ => Some(InventoryError::Several(errors)),
+        }
+    }
 }
 
 impl Diagnostic for InventoryError {
@@ -237,7 +262,9 @@ impl Diagnostic for InventoryError {
             | BadLogin { location, .. }
             | Topology { location, .. }
             | MissingSecret { location, .. }
+            | ShortSecret { location, .. }
             | Playbook { location, .. } => Some(location),
+            Several(all) => all.first().and_then(Diagnostic::location),
         }
     }
 
@@ -251,11 +278,13 @@ impl Diagnostic for InventoryError {
             | Topology { hint, .. }
             | MissingSecret { hint, .. }
             | BadLogin { hint, .. }
+            | ShortSecret { hint, .. }
             | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
             GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),
             NameClash { .. } => Some("rename the group or the host: --limit and play targets must be unambiguous".into()),
             Duplicate { what, .. } => Some(format!("each host needs its own {what}")),
             NoAddress { .. } => Some("set `address:`, or set `ssh_config:` under `ssh:` so ssh can resolve the host's name".into()),
+            Several(all) => all.first().and_then(Diagnostic::hint),
         }
     }
 }
@@ -476,6 +505,24 @@ fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
             }
         },
     };
+    let length = value.chars().count();
+    if length < crate::secret::MIN_SECRET_LENGTH {
+        let hint = match &r.source {
+            SecretSource::Env(var) => {
+                format!("generate a longer one, e.g. `export {var}=\"$(openssl rand -hex 16)\"`")
+            }
+            SecretSource::File(path) => format!(
+                "generate a longer one, e.g. `(umask 077; openssl rand -hex 16 > '{}')`",
+                path.display()
+            ),
+        };
+        return Err(InventoryError::ShortSecret {
+            location: r.location.clone(),
+            name,
+            length,
+            hint,
+        });
+    }
     Ok(Secret::new(value))
 }
 

@@ -31,46 +31,117 @@ pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, I
         })
     });
     result.map_err(|err| {
-        let location = err
+        let mut location = err
             .location()
             .map(|l| location_of(path, &l))
             .unwrap_or_else(|| Location::file_only(path));
         let raw = err.without_snippet().to_string();
         // saphyr appends " at line L, column C"; the location is printed separately.
-        let mut message = match raw.rfind(" at line ") {
+        let library = match raw.rfind(" at line ") {
             Some(i) => raw[..i].to_string(),
             None => raw,
         };
-        message = plain_type_names(&message);
-        let mut syntax = false;
-        if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
-            let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
-            message = format!("duplicate key `{key}`");
-        } else if !message.starts_with("unknown field")
-            && !message.starts_with("unknown variant")
-            && !message.starts_with("invalid")
-            && !message.starts_with("missing field")
+        let key_path = named_plays(&clean_key_path(&key_path), text);
+        let top = key_path.is_empty() || key_path == "." || key_path == "?";
+        // `groups.web.hosts`, or "the file" at the top level.
+        let here = if top {
+            "the top level of the file".to_string()
+        } else if let Some((play, tail)) = key_path
+            .strip_prefix("plays[")
+            .and_then(|r| r.rsplit_once(']'))
+            .filter(|(_, tail)| tail.starts_with('.'))
         {
-            syntax = !message.contains("expected");
-        }
-        let key_path = clean_key_path(&key_path);
-        if key_path.ends_with("port") && message.ends_with("expected a whole number from 0 to 65535")
-        {
-            // 0 is refused after parsing (`load::port`), with the same words.
-            message = format!(
-                "{}expected a TCP port, a whole number from 1 to 65535",
-                message.trim_end_matches("expected a whole number from 0 to 65535")
-            );
-        }
-        let hint = if message.starts_with("duplicate key") {
-            Some("each key may appear once in a mapping; merge or rename the entries".to_string())
-        } else if syntax {
-            Some("YAML syntax error: check for an unclosed `[`, `{` or quote, or bad indentation, just before this point".to_string())
+            format!("`{}` of play `{play}`", &tail[1..])
         } else {
-            unknown_key_hint(&message).or_else(|| {
-                (!key_path.is_empty() && key_path != "?")
-                    .then(|| format!("the value at `{key_path}` does not have the expected type"))
-            })
+            format!("`{key_path}`")
+        };
+        let (message, hint) = if let Some(rest) = library.strip_prefix("duplicate mapping key: ") {
+            let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
+            (
+                format!("duplicate key `{key}`"),
+                Some("each key may appear once in a mapping; merge or rename the entries".to_string()),
+            )
+        } else if library.contains("found a tab") {
+            // saphyr points at the token before; the tab is what is wrong.
+            if let Some(tab) = first_tab_from(text, location.line, location.column) {
+                location = Location::new(path, tab.0, tab.1);
+            }
+            (
+                "a tab character: YAML indents with spaces only".to_string(),
+                Some("replace the tab with spaces".to_string()),
+            )
+        } else if library.starts_with("alias references unknown anchor") {
+            let alias = word_at(text, location.line, location.column)
+                .unwrap_or_else(|| "*…".to_string());
+            let name = alias.trim_start_matches('*');
+            (
+                format!("`{alias}` refers to no anchor: nothing before it is marked `&{name}`"),
+                Some(format!(
+                    "mark the value to reuse with `&{name}` before this line, or write the value here"
+                )),
+            )
+        } else if library == "unexpected end of input" && top {
+            // No line to show: the file as a whole.
+            location = Location::file_only(path);
+            (
+                format!("{} holds no YAML document: it is empty or only comments", path.display()),
+                Some("see docs/reference/inventory.md and docs/reference/playbook.md for what goes in it".to_string()),
+            )
+        } else if library == "expected sequence start" {
+            (
+                format!("expected a list at {here}"),
+                Some("write a list, `[a, b]` or one `- item` per line; a single item is a list of one: `[a]`".to_string()),
+            )
+        } else if library == "expected mapping start" {
+            (
+                format!("expected a mapping at {here}"),
+                Some("write `key: value` lines indented under it, or `{key: value}`".to_string()),
+            )
+        } else if let Some(rest) = library.strip_prefix("missing field ") {
+            let where_ = if top {
+                "at the top level".to_string()
+            } else {
+                format!("under {here}")
+            };
+            (
+                format!("{rest} is missing at {here}"),
+                Some(format!("add `{}:` {where_}", rest.trim_matches('`'))),
+            )
+        } else if let Some(rest) = library.strip_prefix("unknown variant ") {
+            // "`sshh`, expected one of ssh, local"
+            let (value, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+            let expected = expected.trim_start_matches("one of ");
+            let choices: Vec<String> = expected
+                .split(',')
+                .map(|c| format!("`{}`", c.trim().trim_matches('`')))
+                .collect();
+            (
+                format!("{here} is {value}, which is not one of {}", choices.join(", ")),
+                unknown_key_hint(&library),
+            )
+        } else if library.starts_with("unknown field")
+            || library.starts_with("invalid")
+            || library.contains("expected")
+        {
+            let mut message = plain_type_names(&library);
+            if key_path.ends_with("port")
+                && message.ends_with("expected a whole number from 0 to 65535")
+            {
+                // 0 is refused after parsing (`load::port`), with the same words.
+                message = format!(
+                    "{}expected a TCP port, a whole number from 1 to 65535",
+                    message.trim_end_matches("expected a whole number from 0 to 65535")
+                );
+            }
+            let hint = unknown_key_hint(&message).or_else(|| {
+                (!top).then(|| format!("the value at {here} does not have the expected type"))
+            });
+            (message, hint)
+        } else {
+            (
+                library,
+                Some("YAML syntax error: check for an unclosed `[`, `{` or quote, or bad indentation, just before this point".to_string()),
+            )
         };
         InventoryError::Yaml {
             location,
@@ -79,6 +150,91 @@ pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, I
             hint,
         }
     })
+}
+
+/// Where `key:`'s value is inside the block of keys that starts at `block` (a host's or
+/// group's first key): the line of a block (indented at least as deep) or one flow mapping.
+/// For values that keep no position of their own (`vars:`).
+pub(crate) fn key_in_block(text: &str, block: &Location, key: &str) -> Option<Location> {
+    let first = block.line.checked_sub(1)? as usize;
+    let indent = block.column.saturating_sub(1) as usize;
+    for (i, line) in text.lines().enumerate().skip(first) {
+        let trimmed = line.trim_start();
+        let depth = line.len() - trimmed.len();
+        if i > first && !trimmed.is_empty() && !trimmed.starts_with('#') && depth < indent {
+            break;
+        }
+        let mut from = 0;
+        while let Some(at) = line[from..].find(key).map(|a| a + from) {
+            from = at + key.len();
+            let before = line[..at].chars().last();
+            let after = line[from..].trim_start();
+            if before.is_none_or(|c| c.is_whitespace() || c == '{' || c == ',')
+                && after.starts_with(':')
+            {
+                let value = after[1..].trim_start();
+                let column = line.len() - value.len();
+                return Some(Location::new(&block.file, i as u32 + 1, column as u32 + 1));
+            }
+        }
+    }
+    None
+}
+
+/// The first tab at or after `line:column` (1-based), as 1-based line and column.
+fn first_tab_from(text: &str, line: u32, column: u32) -> Option<(u32, u32)> {
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .skip(line.saturating_sub(1) as usize)
+    {
+        let from = if i + 1 == line as usize {
+            column.saturating_sub(1) as usize
+        } else {
+            0
+        };
+        let chars: Vec<char> = l.chars().collect();
+        if let Some(c) = (from..chars.len()).find(|&c| chars[c] == '\t') {
+            return Some((i as u32 + 1, c as u32 + 1));
+        }
+    }
+    None
+}
+
+/// The word (up to a space, `,`, `]` or `}`) at `line:column`, 1-based.
+fn word_at(text: &str, line: u32, column: u32) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)? as usize)?;
+    let rest: String = l.chars().skip(column.saturating_sub(1) as usize).collect();
+    let word: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !",]}".contains(*c))
+        .collect();
+    (!word.is_empty()).then_some(word)
+}
+
+/// `plays[1].packages` -> `plays[two].packages`: a play is known by its name, not by a
+/// 0-based index (the playbook is read again, loosely, only for the names).
+fn named_plays(key_path: &str, text: &str) -> String {
+    let Some(rest) = key_path.strip_prefix("plays[") else {
+        return key_path.to_string();
+    };
+    let Some((index, tail)) = rest.split_once(']') else {
+        return key_path.to_string();
+    };
+    let Ok(index) = index.parse::<usize>() else {
+        return key_path.to_string();
+    };
+    let doc: Option<serde_json::Value> = serde_saphyr::from_str(text).ok();
+    match doc
+        .as_ref()
+        .and_then(|d| d.get("plays"))
+        .and_then(|p| p.get(index))
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+    {
+        Some(name) => format!("plays[{name}]{tail}"),
+        None => format!("plays[{}]{tail}", index + 1),
+    }
 }
 
 /// serde_path_to_error shows `Spanned` wrappers as `.value`; users never wrote that.

@@ -87,6 +87,18 @@ impl Sql {
         out
     }
 
+    /// The statements, one per line, each secret literal with the value it holds: for
+    /// `foobar render`, whose secrets are placeholders (`'<secret:NAME>'`) or, with
+    /// `--with-secrets`, written into a private tree. Never print it.
+    pub fn with_values(&self) -> String {
+        let mut out = String::new();
+        for s in &self.statements {
+            out.push_str(&s.render(true));
+            out.push_str(";\n");
+        }
+        out
+    }
+
     /// The secrets the script carries, e.g. to build a [`crate::secret::Redactor`] for the
     /// client's stderr.
     pub fn secrets(&self) -> impl Iterator<Item = &Secret> {

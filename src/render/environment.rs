@@ -14,6 +14,62 @@ use super::error::{RenderError, template_error};
 use super::sha256_hex;
 use crate::inventory::{HostName, Playbook};
 
+/// Every filter a template can use: minijinja's, minijinja-contrib's and foobar's. For the
+/// "did you mean" of an unknown filter (minijinja does not list its filters); a test checks
+/// each one exists.
+pub(super) const FILTERS: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+    "pluralize",
+    "sql_string",
+    "sha256",
+    "shell_quote",
+    "mysql_native_password_hash",
+];
+
 /// The environment every render of the run uses, and the templates' sources by name.
 pub(super) fn environment(
     playbook: &Playbook,

@@ -77,9 +77,33 @@ fn line_column(source: &str, offset: usize) -> (u32, u32) {
     (line as u32, column as u32)
 }
 
+/// Where an error points. minijinja points an undefined value given to a filter
+/// (`{{ groups.webx | join(" ") }}`) at the filter: the undefined expression is the one
+/// before the `|`.
+fn error_range(e: &minijinja::Error, source: Option<&str>) -> Option<std::ops::Range<usize>> {
+    let r = e.range()?;
+    if e.kind() != ErrorKind::UndefinedError {
+        return Some(r);
+    }
+    let Some(s) = source else { return Some(r) };
+    let before = s.get(..r.start)?.trim_end();
+    let Some(before) = before.strip_suffix('|') else {
+        return Some(r);
+    };
+    let before = before.trim_end();
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|(_, c)| c.is_whitespace() || *c == '{' || *c == '(')
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    if start >= before.len() {
+        return Some(r);
+    }
+    Some(start..before.len())
+}
+
 pub(super) fn describe(e: &minijinja::Error, source: Option<&str>) -> String {
-    let snippet = e
-        .range()
+    let snippet = error_range(e, source)
         .zip(source)
         .and_then(|(r, s)| s.get(r))
         .map(str::trim);
@@ -129,12 +153,56 @@ pub(super) fn suggest_variable<'a>(err: &mut RenderError, names: impl Iterator<I
     else {
         return;
     };
+    let root: String = name
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    if root.len() < name.len() {
+        // `groups.webx`, `hostvars['web-09'].x`: a lookup in a defined value, not a
+        // misspelt variable.
+        let names: Vec<&str> = names.collect();
+        if names.contains(&root.as_str()) {
+            let what = match root.as_str() {
+                "groups" => " (a group of the inventory)",
+                "hostvars" => " (a host of the inventory)",
+                _ => "",
+            };
+            *message = format!(
+                "`{root}` has no `{}`",
+                name[root.len()..].trim_start_matches('.')
+            );
+            *hint = Some(format!("check the name looked up in `{root}`{what}"));
+        }
+        return;
+    }
     if let Some(close) = crate::error::did_you_mean(name, names) {
         *hint = Some(match hint.take() {
             Some(h) => format!("did you mean `{close}`? Otherwise {h}"),
             None => format!("did you mean `{close}`?"),
         });
     }
+}
+
+/// `unknown filter: filter uppper is unknown` -> ``unknown filter `uppper` `` with a "did you
+/// mean `upper`?" from the filters that exist.
+pub(super) fn suggest_filter(err: &mut RenderError) {
+    let RenderError::Template { message, hint, .. } = err else {
+        return;
+    };
+    let Some(name) = message
+        .strip_prefix("unknown filter: filter ")
+        .and_then(|m| m.strip_suffix(" is unknown"))
+    else {
+        return;
+    };
+    let name = name.to_string();
+    *message = format!("unknown filter `{name}`");
+    *hint = Some(
+        match crate::error::did_you_mean(&name, super::environment::FILTERS.iter().copied()) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => "the filters are listed in docs/reference/templates.md".to_string(),
+        },
+    );
 }
 
 pub(super) fn template_error(
@@ -146,21 +214,44 @@ pub(super) fn template_error(
 ) -> RenderError {
     let name = e.name().unwrap_or("?").to_string();
     let source = sources.get(&name).map(String::as_str);
-    let (line, column) = match (e.range(), source) {
+    let (line, column) = match (error_range(&e, source), source) {
         (Some(r), Some(s)) => line_column(s, r.start),
         _ => (e.line().unwrap_or(0) as u32, 0),
     };
-    RenderError::Template {
+    let mut err = RenderError::Template {
         location: Location::new(templates_dir.join(&name), line, column),
         host: host.clone(),
         message: describe(&e, source),
         hint: hint_for(&e, host, fuel),
-    }
+    };
+    suggest_filter(&mut err);
+    err
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every name the "did you mean" of an unknown filter offers is a filter.
+    #[test]
+    fn every_listed_filter_exists() {
+        let playbook = crate::inventory::Playbook {
+            path: "site.yml".into(),
+            templates_dir: "templates".into(),
+            keep_backups: 0,
+            plays: vec![],
+            limits: Default::default(),
+        };
+        let (env, _) = super::super::environment::environment(&playbook).unwrap();
+        for name in super::super::environment::FILTERS {
+            let e = env.render_str(&format!("{{{{ 'a' | {name} }}}}"), ()).err();
+            assert!(
+                e.as_ref()
+                    .is_none_or(|e| e.kind() != ErrorKind::UnknownFilter),
+                "{name}: {e:?}"
+            );
+        }
+    }
 
     #[test]
     fn line_column_is_one_based() {

@@ -236,3 +236,9 @@ impl ErrorDocument {
         }
     }
 }
+
+/// The examples of docs/json.md and a comparison of shapes, for tests that hold documents
+/// to what the page shows (tests/cli.rs includes the same file).
+#[cfg(test)]
+#[path = "json_shape.rs"]
+pub(crate) mod documented;

@@ -146,6 +146,9 @@ pub async fn watch(input: &VerifyInput<'_>, interval: Duration, json: bool) -> O
             out.push('\n');
         }
         crate::say!("{out}");
+        if crate::secret::stdout_closed() {
+            break;
+        }
         if round == 1 {
             let checks: usize = health.hosts.values().map(|h| h.checks.len()).sum();
             crate::warn!(

@@ -165,8 +165,9 @@ pub fn config(
     Ok(Some(config))
 }
 
-/// The statements that point a replica at the primary, masked, for a server of the version
-/// the inventory names (`flavor`, and `mysql_version` for MySQL, default 8.4): what
+/// The statements that point a replica at the primary, with the password the configuration
+/// holds (`foobar render`'s placeholder `<secret:replication_password>`, or the real one with
+/// `--with-secrets`), for a server of the version the inventory names (`flavor`, and `mysql_version` for MySQL, default 8.4): what
 /// `foobar render` shows. `apply` picks the statements by the live server's version instead.
 pub fn configured_replication_sql(
     cfg: &DatabaseConfig,
@@ -191,6 +192,6 @@ pub fn configured_replication_sql(
         cfg.primary,
         cfg.source_host,
         cfg.port,
-        sql.masked()
+        sql.with_values()
     ))
 }

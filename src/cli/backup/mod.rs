@@ -1,4 +1,4 @@
-//! `foobar backup now`, `foobar backups list`, `foobar restore`, and the backup checks
+//! `foobar backup now`, `foobar backup list`, `foobar restore`, and the backup checks
 //! `foobar verify` adds. Every check of the user's input runs before anything connects: a bad
 //! target, a restore over the live primary without its flag, or an inventory without
 //! `backups:` ends with one error and exit 1, nothing touched. The checks `verify` adds are
@@ -13,48 +13,35 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-use super::CliError;
+use super::{CliError, Common};
 use crate::backup::{self, BackupRecord, RestorePlan, RestoreTarget};
 use crate::error::{Diagnostic, ExitCategory};
 use crate::inventory::{self, Backups, HostName, Inventory};
 use crate::transport::{self, Transport};
 
-#[derive(Debug, Args, Clone)]
-pub struct BackupCommon {
-    /// Inventory file.
-    #[arg(short, long, default_value = "inventories/production.yml")]
-    pub inventory: std::path::PathBuf,
-    /// Print machine-readable JSON on stdout instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
+/// `foobar backup now | list` (`backups list`, the older spelling, still works).
 #[derive(Debug, Subcommand)]
 pub enum BackupAction {
     /// Take a backup now: the run the timer starts (same script, same lock), then its
     /// restore test and retention.
     Now {
         #[command(flatten)]
-        common: BackupCommon,
+        common: Common,
         /// The host that takes it; must be the inventory's backup host.
         #[arg(long)]
         host: Option<String>,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BackupsAction {
     /// Every backup on the backup host: time, size, GTID position, duration, verified.
     List {
         #[command(flatten)]
-        common: BackupCommon,
+        common: Common,
     },
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     #[command(flatten)]
-    pub common: BackupCommon,
+    pub common: Common,
     /// Restore up to here: a UTC time (`2026-11-29 20:30:00`, RFC 3339, `@UNIX`) or a GTID
     /// (`0-1-42`, inclusive).
     #[arg(long)]
@@ -65,8 +52,8 @@ pub struct RestoreArgs {
     /// Scratch directory on the backup host (default: <backups.dir>/scratch/restore-<time>).
     #[arg(long, conflicts_with = "into")]
     pub dir: Option<String>,
-    /// Show the plan and stop.
-    #[arg(long)]
+    /// Show the plan and change nothing (`--check`, as in Ansible).
+    #[arg(long, visible_alias = "check")]
     pub dry_run: bool,
     /// Needed to name the live primary with --into.
     #[arg(long)]
@@ -124,6 +111,53 @@ async fn list(
     backup::parse_listing(&b.host, &text).map_err(|e| failed(&e))
 }
 
+/// `backup now --json`: the backup taken (null if none was recorded).
+fn now_document(host: &HostName, seconds: f64, backup: Option<&BackupRecord>) -> serde_json::Value {
+    serde_json::json!({
+        "format_version": backup::FORMAT_VERSION,
+        "host": host,
+        "seconds": seconds,
+        "backup": backup,
+        "summary": {
+            "verified": backup.and_then(|b| b.verified.as_ref()).is_some_and(|v| v.ok),
+        },
+    })
+}
+
+/// `backup list --json`: every backup directory, newest last, and their counts.
+fn list_document(host: &HostName, dir: &str, records: &[BackupRecord]) -> serde_json::Value {
+    serde_json::json!({
+        "format_version": backup::FORMAT_VERSION,
+        "host": host,
+        "dir": dir,
+        "backups": records,
+        "summary": {
+            "backups": records.len(),
+            "good": records.iter().filter(|r| r.good).count(),
+            "verified": records
+                .iter()
+                .filter(|r| r.verified.as_ref().is_some_and(|v| v.ok))
+                .count(),
+        },
+    })
+}
+
+/// `restore --json`: the plan, and with `done` (seconds, the scratch server's socket) what
+/// was restored; `--dry-run` has `restored: false` and no `done` fields.
+fn restore_document(plan: &RestorePlan, done: Option<(f64, &str)>) -> serde_json::Value {
+    let mut doc = serde_json::json!({
+        "format_version": backup::FORMAT_VERSION,
+        "plan": plan,
+        "restored": done.is_some(),
+        "summary": { "restored": done.is_some() },
+    });
+    if let Some((seconds, socket)) = done {
+        doc["restore_seconds"] = seconds.into();
+        doc["socket"] = socket.into();
+    }
+    doc
+}
+
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     crate::say!(
         "{}\n",
@@ -169,14 +203,8 @@ fn table(records: &[BackupRecord]) -> String {
     out
 }
 
-pub async fn backup_now(
-    common: BackupCommon,
-    host: Option<String>,
-) -> Result<ExitCategory, CliError> {
-    let inv = inventory::load_stack_inventory(
-        &common.inventory,
-        std::path::Path::new(super::DEFAULT_PLAYBOOK),
-    )?;
+pub async fn backup_now(common: Common, host: Option<String>) -> Result<ExitCategory, CliError> {
+    let inv = inventory::load_stack_inventory(&common.inventory, &common.playbook)?;
     let b = configured(&inv)?;
     if let Some(h) = &host
         && h != b.host.as_str()
@@ -199,7 +227,7 @@ pub async fn backup_now(
             t.finish().await;
             return Err(usage(
                 format!("a backup is already running on {}", b.host),
-                "wait for it to finish (`foobar backups list` shows it as incomplete meanwhile)",
+                "wait for it to finish (`foobar backup list` shows it as incomplete meanwhile)",
             ));
         }
         Err((Some(64), _)) => {
@@ -225,12 +253,11 @@ pub async fn backup_now(
         .filter(|r| r.good)
         .max_by_key(|r| r.meta.as_ref().map(|m| m.finished));
     if common.json {
-        print_json(&serde_json::json!({
-            "format_version": backup::FORMAT_VERSION,
-            "host": b.host,
-            "seconds": started.elapsed().as_secs_f64(),
-            "backup": newest,
-        }))?;
+        print_json(&now_document(
+            &b.host,
+            started.elapsed().as_secs_f64(),
+            newest,
+        ))?;
     } else if let Some(r) = newest {
         crate::say!("{}", table(std::slice::from_ref(r)));
     }
@@ -243,23 +270,15 @@ pub async fn backup_now(
     })
 }
 
-pub async fn backups_list(common: BackupCommon) -> Result<ExitCategory, CliError> {
-    let inv = inventory::load_stack_inventory(
-        &common.inventory,
-        std::path::Path::new(super::DEFAULT_PLAYBOOK),
-    )?;
+pub async fn backups_list(common: Common) -> Result<ExitCategory, CliError> {
+    let inv = inventory::load_stack_inventory(&common.inventory, &common.playbook)?;
     let b = configured(&inv)?;
     let t = connect(&inv, &b.host).await?;
     let records = list(&inv, b, t.as_ref()).await;
     t.finish().await;
     let records = records?;
     if common.json {
-        print_json(&serde_json::json!({
-            "format_version": backup::FORMAT_VERSION,
-            "host": b.host,
-            "dir": b.dir,
-            "backups": records,
-        }))?;
+        print_json(&list_document(&b.host, &b.dir, &records))?;
     } else if records.is_empty() {
         crate::warn!("no backups on {} in {}/backups\n", b.host, b.dir);
     } else {
@@ -269,10 +288,7 @@ pub async fn backups_list(common: BackupCommon) -> Result<ExitCategory, CliError
 }
 
 pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
-    let inv = inventory::load_stack_inventory(
-        &args.common.inventory,
-        std::path::Path::new(super::DEFAULT_PLAYBOOK),
-    )?;
+    let inv = inventory::load_stack_inventory(&args.common.inventory, &args.common.playbook)?;
     let b = configured(&inv)?;
     let target = RestoreTarget::parse(&args.to).map_err(|e| failed(&e))?;
     let primary = inv
@@ -360,9 +376,7 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
     if args.dry_run {
         t.finish().await;
         if args.common.json {
-            print_json(
-                &serde_json::json!({"format_version": backup::FORMAT_VERSION, "plan": plan, "restored": false}),
-            )?;
+            print_json(&restore_document(&plan, None))?;
         }
         crate::warn!("dry run: nothing restored\n");
         return Ok(ExitCategory::Ok);
@@ -387,13 +401,7 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
         .unwrap_or_default()
         .to_string();
     if args.common.json {
-        print_json(&serde_json::json!({
-            "format_version": backup::FORMAT_VERSION,
-            "plan": plan,
-            "restored": true,
-            "restore_seconds": seconds,
-            "socket": socket,
-        }))?;
+        print_json(&restore_document(&plan, Some((seconds, &socket))))?;
     } else {
         crate::say!(
             "restored {} + binary logs up to {} into {} on {} in {:.1} s\n",
@@ -410,4 +418,45 @@ pub async fn restore(args: RestoreArgs) -> Result<ExitCategory, CliError> {
         );
     }
     Ok(ExitCategory::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::json::documented::{example, shape_differences};
+
+    const LISTING: &str = "#backup 20261129T200000Z\n#meta\n{\"id\": \"20261129T200000Z\", \"host\": \"web-02\", \"tool\": \"mariadb-backup\", \"started\": 1795982400, \"finished\": 1795982405, \"seconds\": 5, \"size_bytes\": 1048576, \"gtid\": \"0-1-10\", \"binlog_file\": \"mysql-bin.000002\", \"binlog_position\": 900}\n#verified\n{\"ok\": true, \"tables\": 2, \"checked_at\": 1795982410, \"seconds\": 4, \"detail\": \"2 tables: equal\"}\n";
+
+    /// The backup commands' documents have the shape docs/json.md shows (their real output
+    /// needs a backup host: the e2e tests run them).
+    #[test]
+    fn backup_documents_match_docs_json_md() {
+        let host = HostName::new("web-02");
+        let records = backup::parse_listing(&host, LISTING).unwrap();
+        let plan = RestorePlan {
+            host: host.clone(),
+            backup: "20261129T200000Z".into(),
+            backup_gtid: "0-1-10".into(),
+            backup_finished: "2026-11-29 20:00:05".into(),
+            target: "0-1-15".into(),
+            scratch: "/var/backups/foobar-database/scratch/restore-20261130T090000Z".into(),
+        };
+        let mut report = Vec::new();
+        for (name, got) in [
+            ("backup-now", now_document(&host, 6.2, records.first())),
+            (
+                "backup-list",
+                list_document(&host, "/var/backups/foobar-database", &records),
+            ),
+            (
+                "restore",
+                restore_document(&plan, Some((3.5, "/run/x/mysqld.sock"))),
+            ),
+        ] {
+            for d in shape_differences(&example(name), &got) {
+                report.push(format!("{name}: {d}"));
+            }
+        }
+        assert!(report.is_empty(), "{}", report.join("\n"));
+    }
 }
