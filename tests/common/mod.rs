@@ -3,6 +3,8 @@
 //! on loopback (127.0.1.x).
 #![allow(dead_code)]
 
+pub mod load;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
