@@ -71,6 +71,8 @@ pub const EXIT_ERROR: &str = "an error the command could not go on from: bad inp
 pub const EXIT_CODES: &[(&str, &[(i32, &str)])] = &[
     ("render", &[(0, "the files were written")]),
     ("vars", &[(0, "printed")]),
+    ("schema", &[(0, "printed")]),
+    ("init", &[(0, "the inventory and its secrets were written")]),
     (
         "plan",
         &[

@@ -1756,7 +1756,14 @@ fn every_command_ends_quietly_on_a_closed_stdout() {
             "reseed" => &["web-02", "--dry-run"],
             "failover" => &["--to", "web-02", "--dry-run"],
             "restore" => &["--to", "0-1-5", "--dry-run"],
-            "backup now" | "backup list" | "man" | "vars" => &[],
+            "backup now" | "backup list" | "man" | "vars" | "schema" => &[],
+            "init" => &[
+                "initialized",
+                "--lb",
+                "lb-01=10.0.0.10",
+                "--web",
+                "web-01=10.0.0.11",
+            ],
             "completions" => &["bash"],
             _ => return None,
         })

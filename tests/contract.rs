@@ -160,3 +160,282 @@ fn the_previous_release_s_lab_inventory_applies_and_verifies_unchanged() {
     assert_eq!(plan.code, 0, "{plan:?}");
     lab(&["reset"]);
 }
+
+/// `foobar schema` is a JSON Schema the shipped inventories satisfy and a wrong one fails,
+/// checked by a real validator (python3-jsonschema).
+#[test]
+fn the_json_schema_accepts_the_shipped_inventories_and_refuses_a_wrong_one() {
+    let run = foobar_in(&repo(), &["schema"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("inventory.schema.json");
+    std::fs::write(&schema, &run.stdout).unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(repo().join("inventories/lab.yml"))
+            .unwrap()
+            .replacen("vars:\n", "vars:\n  flavor: postgres\n  mysql_port: 0\n", 1),
+    )
+    .unwrap();
+    let check = |inventory: &std::path::Path| {
+        std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys, yaml, jsonschema\n\
+                 s = json.load(open(sys.argv[1]))\n\
+                 errors = sorted(e.message for e in jsonschema.Draft202012Validator(s).iter_errors(yaml.safe_load(open(sys.argv[2]))))\n\
+                 print('\\n'.join(errors)); sys.exit(1 if errors else 0)",
+            ])
+            .arg(&schema)
+            .arg(inventory)
+            .output()
+            .expect("python3 with jsonschema and yaml (scripts/test installs them)")
+    };
+    for inv in [
+        "inventories/lab.yml",
+        "inventories/production.yml",
+        "inventories/lab-net.yml",
+        "inventories/vagrant.yml",
+        "docs/examples/quickstart/inventory.yml",
+        "tests/fixtures/previous/production.yml",
+        "tests/fixtures/previous/lab.yml",
+    ] {
+        let out = check(&repo().join(inv));
+        assert!(
+            out.status.success(),
+            "{inv} fails the schema:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = check(&bad);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a wrong inventory passed");
+    assert!(
+        said.contains("'postgres' is not one of ['mariadb', 'mysql']"),
+        "{said}"
+    );
+    assert!(said.contains("0 is less than the minimum of 1"), "{said}");
+}
+
+/// The lab inventory with its own group names, each role mapped to one in a line.
+fn renamed_groups(p: &Project) {
+    let inv = p.read("inventories/lab.yml");
+    let groups = inv.find("\ngroups:\n").unwrap();
+    let mut text = inv[..groups].to_string();
+    text.push_str(
+        "\ngroups:\n  edge:\n    hosts: [lb-01]\n  frontends:\n    hosts: [web-01, web-02]\n  \
+         sql_primary:\n    hosts: [web-01]\n  sql_replicas:\n    hosts: [web-02]\n  sql:\n    \
+         children: [sql_primary, sql_replicas]\n  metrics:\n    hosts: [lb-01]\n\n\
+         roles:\n  loadbalancer: edge\n  web: frontends\n  db_primary: sql_primary\n  \
+         db_replica: sql_replicas\n  databases: sql\n  monitoring: metrics\n",
+    );
+    p.write("inventories/lab.yml", &text);
+}
+
+#[test]
+fn a_role_mapped_to_an_unknown_group_or_an_unknown_role_is_refused_and_an_empty_role_too() {
+    let p = Project::new();
+    renamed_groups(&p);
+    p.edit(
+        "inventories/lab.yml",
+        "  web: frontends\n",
+        "  web: frontend\n",
+    );
+    let run = render(&p);
+    assert_eq!(run.code, 1, "{run:?}");
+    insta::assert_snapshot!("contract_roles_unknown_group", stderr(&run));
+    let p = Project::new();
+    renamed_groups(&p);
+    p.edit(
+        "inventories/lab.yml",
+        "  monitoring: metrics\n",
+        "  monitorin: metrics\n",
+    );
+    let run = render(&p);
+    assert_eq!(run.code, 1, "{run:?}");
+    insta::assert_snapshot!("contract_roles_unknown_role", stderr(&run));
+    let p = Project::new();
+    renamed_groups(&p);
+    p.edit(
+        "inventories/lab.yml",
+        "  edge:\n    hosts: [lb-01]\n",
+        "  edge:\n    hosts: []\n",
+    );
+    let run = render(&p);
+    assert_eq!(run.code, 1, "{run:?}");
+    insta::assert_snapshot!("contract_roles_empty", stderr(&run));
+}
+
+/// Renamed groups, every role mapped: apply from bare hosts, a rolling change, verify, and
+/// a graph that draws every role.
+#[test]
+fn an_inventory_with_its_own_group_names_applies_rolls_and_verifies() {
+    let _lab = lab_lock();
+    lab(&["reset"]);
+    let p = Project::new();
+    renamed_groups(&p);
+    let apply = p.foobar(&["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert_eq!(p.foobar(&["verify"]).code, 0);
+    p.edit(
+        "inventories/lab.yml",
+        "app_version: \"1\"",
+        "app_version: \"2\"",
+    );
+    let roll = p.foobar(&["apply", "--yes"]);
+    assert_eq!(roll.code, 0, "{roll:?}");
+    assert!(
+        roll.stdout.contains(
+            "rollout: play `application servers` changes 1 at a time: web-01, then web-02"
+        ),
+        "{roll:?}"
+    );
+    assert_eq!(
+        roll.stdout
+            .matches("done drained and put in maintenance on lb-01")
+            .count(),
+        2,
+        "each web host drained behind the load balancer: {roll:?}"
+    );
+    let verify = p.foobar(&["verify"]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+    let graph = p.foobar(&["graph"]);
+    assert_eq!(graph.code, 0, "{graph:?}");
+    for host in ["lb-01", "web-01", "web-02"] {
+        assert!(graph.stdout.contains(host), "{}", graph.stdout);
+    }
+    assert!(graph.stdout.contains("Prometheus"), "{}", graph.stdout);
+    assert!(
+        graph.stdout.to_lowercase().contains("replica"),
+        "{}",
+        graph.stdout
+    );
+    lab(&["reset"]);
+}
+
+/// `foobar init` from an empty directory: an inventory that loads and renders with the
+/// stack, secrets in 0600 files it never prints, nothing overwritten on a second run.
+#[test]
+fn init_writes_an_inventory_that_renders_and_secrets_it_never_prints() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let playbook = repo().join("playbooks/site.yml");
+    let args = [
+        "init",
+        site.to_str().unwrap(),
+        "--lb",
+        "lb-01=10.0.0.10",
+        "--web",
+        "web-01=10.0.0.11,web-02=10.0.0.12",
+        "-p",
+        playbook.to_str().unwrap(),
+    ];
+    let run = foobar_in(dir.path(), &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    let inventory = std::fs::read_to_string(site.join("inventory.yml")).unwrap();
+    insta::assert_snapshot!("contract_init_inventory", inventory);
+    for s in [
+        "replication_password",
+        "app_db_password",
+        "mysqld_exporter_password",
+    ] {
+        let path = site.join("secrets").join(s);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{s}");
+        let value = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(value.trim().len(), 32, "{s}");
+        assert!(!run.all().contains(value.trim()), "init printed {s}");
+    }
+    assert!(site.join("inventory.schema.json").is_file());
+    let out = dir.path().join("out");
+    let render = std::process::Command::new(env!("CARGO_BIN_EXE_foobar"))
+        .args(["render", "-i"])
+        .arg(site.join("inventory.yml"))
+        .arg("-p")
+        .arg(&playbook)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(render.status.success(), "{render:?}");
+    let again = foobar_in(dir.path(), &args);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("exists"), "{again:?}");
+}
+
+/// `foobar init` for the local test hosts, applied with no edit: verify is green.
+#[test]
+fn init_for_the_local_hosts_applies_and_verifies_with_no_edit() {
+    let _lab = lab_lock();
+    lab(&["reset"]);
+    let p = Project::new();
+    let ssh_config = repo().join(".lab/ssh_config");
+    let run = foobar_in(
+        &p.path(""),
+        &[
+            "init",
+            "site",
+            "--lb",
+            "lb-01=127.0.1.1",
+            "--web",
+            "web-01=127.0.1.2,web-02=127.0.1.3",
+            "--db-network",
+            "127.%",
+            "--haproxy-bind",
+            "127.0.1.1:80",
+            "--ssh-config",
+            ssh_config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let inv = ["-i", "site/inventory.yml", "-p", "playbooks/site.yml"];
+    let apply = foobar_in(&p.path(""), &[&["apply", "--yes"][..], &inv[..]].concat());
+    assert_eq!(apply.code, 0, "{apply:?}");
+    let verify = foobar_in(&p.path(""), &[&["verify"][..], &inv[..]].concat());
+    assert_eq!(verify.code, 0, "{verify:?}");
+    lab(&["reset"]);
+}
+
+/// A handler's `run:` is not a template (refused), a stack secret that is not declared is
+/// named as a secret (never "define it under vars:"), an empty primary role is a load error.
+#[test]
+fn run_with_template_syntax_a_missing_secret_and_an_empty_primary_are_clear_errors() {
+    let p = Project::new();
+    p.edit(
+        "playbooks/site.yml",
+        "      - name: restart database\n        service: \"{{ mysql_service }}\"\n        action: restart\n",
+        "      - name: restart database\n        run: \"systemctl restart {{ mysql_service }}\"\n",
+    );
+    let run = render(&p);
+    assert_eq!(run.code, 1, "{run:?}");
+    insta::assert_snapshot!("contract_run_templated", stderr(&run));
+
+    let p = Project::new();
+    p.edit("inventories/lab.yml", "vars:\n", "vars:\n  https: true\n");
+    let run = render(&p);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("`tls_certificate` is a secret")
+            && run.stderr.contains("declare it under `secrets:`")
+            && !run.stderr.contains("define it under `vars:`"),
+        "{run:?}"
+    );
+
+    let p = Project::new();
+    p.edit(
+        "inventories/lab.yml",
+        "  db_primary:\n    hosts: [web-01]\n",
+        "  db_primary:\n    hosts: []\n",
+    );
+    p.edit(
+        "inventories/lab.yml",
+        "  db_replica:\n    hosts: [web-02]\n",
+        "  db_replica:\n    hosts: []\n",
+    );
+    let run = render(&p);
+    assert_eq!(run.code, 1, "{run:?}");
+    insta::assert_snapshot!("contract_empty_primary", stderr(&run));
+}

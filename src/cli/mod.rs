@@ -15,6 +15,7 @@ mod dbtier;
 mod error;
 mod failover;
 mod graph;
+mod init;
 mod log;
 mod man;
 mod options;
@@ -24,6 +25,7 @@ mod render;
 mod reseed;
 mod rotation;
 mod run;
+mod schema;
 mod session;
 mod show;
 mod vars;
@@ -133,6 +135,10 @@ pub enum Command {
     /// The layers, lowest first: the stack's default (variables.yml beside the playbook), the
     /// inventory's vars, each group's, the host's. Secrets are named, never read.
     Vars(vars::VarsArgs),
+    /// The JSON Schema of an inventory for the stack (for editors).
+    Schema(schema::SchemaArgs),
+    /// Write a minimal inventory for real hosts, with generated secrets, ready for `plan`.
+    Init(init::InitArgs),
 }
 
 /// The command line's definition as foobar parses, documents and completes it: the derived

@@ -2,8 +2,8 @@
 //! [`Session`](super::session::Session).
 
 use super::{
-    Cli, CliError, Command, apply, audit, backup, completions, failover, graph, man, plan, render,
-    reseed, show, vars, verify,
+    Cli, CliError, Command, apply, audit, backup, completions, failover, graph, init, man, plan,
+    render, reseed, schema, show, vars, verify,
 };
 use crate::error::ExitCategory;
 
@@ -20,6 +20,8 @@ pub async fn run(cli: Cli) -> Result<ExitCategory, CliError> {
         Command::Failover(args) => failover::run(args).await,
         Command::Show(args) => show::run(args),
         Command::Vars(args) => vars::run(args),
+        Command::Schema(args) => schema::run(args),
+        Command::Init(args) => init::run(args),
         Command::Man(args) => man::run(args),
         Command::Backup {
             action: backup::BackupAction::Now { common, host },

@@ -93,6 +93,9 @@ struct RawInventory {
     hosts: BTreeMap<String, Spanned<RawHost>>,
     #[serde(default)]
     groups: BTreeMap<String, Spanned<RawGroup>>,
+    /// A role (a group name the playbook targets) read from another group: `web: frontends`.
+    #[serde(default)]
+    roles: BTreeMap<String, Spanned<String>>,
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, InventoryError> {
@@ -258,13 +261,14 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         );
     }
 
-    let groups = match resolve_groups(path, &hosts, raw.groups, &mut warnings) {
+    let mut groups = match resolve_groups(path, &hosts, raw.groups, &mut warnings) {
         Ok(g) => g,
         Err(e) => {
             problems.push(e);
             return Err(InventoryError::collect(problems).expect("one at least"));
         }
     };
+    let roles = map_roles(path, &mut groups, raw.roles, &mut problems);
     let topology = Topology::resolve(&groups);
     let mut inventory = Inventory {
         path: path.to_path_buf(),
@@ -277,6 +281,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         topology,
         backups: None,
         schema: None,
+        roles,
     };
     super::var_files::load_var_files(&mut inventory)?;
     problems.extend(check_database_topology(&inventory, &text));
@@ -405,6 +410,64 @@ pub fn load_stack_inventory(
         inventory.topology = Topology::resolve(&inventory.groups);
     }
     Ok(inventory)
+}
+
+/// `roles:`: each role becomes a group of the mapped group's hosts (its vars stay on the
+/// group they are written on), so plays, templates and the topology read roles by their
+/// names whatever the inventory calls its groups.
+fn map_roles(
+    path: &Path,
+    groups: &mut BTreeMap<String, Group>,
+    raw: BTreeMap<String, Spanned<String>>,
+    problems: &mut Vec<InventoryError>,
+) -> BTreeMap<String, (String, super::Location)> {
+    let mut out = BTreeMap::new();
+    for (role, target) in raw {
+        let location = location_of(path, &target.referenced);
+        let group = target.value;
+        let Some(hosts) = groups.get(&group).map(|g| g.hosts.clone()) else {
+            let names: Vec<String> = groups.keys().cloned().collect();
+            problems.push(InventoryError::Topology {
+                location,
+                message: format!(
+                    "role `{role}` is mapped to `{group}`, which is no group of the inventory"
+                ),
+                hint: match did_you_mean(&group, names.iter().map(String::as_str)) {
+                    Some(c) => format!("did you mean `{c}`?"),
+                    None => format!(
+                        "map `{role}` to one of the inventory's groups: {}",
+                        names.join(", ")
+                    ),
+                },
+            });
+            continue;
+        };
+        if role != group && groups.contains_key(&role) {
+            problems.push(InventoryError::Topology {
+                location,
+                message: format!(
+                    "role `{role}` is mapped to group `{group}`, and the inventory has a group `{role}` too"
+                ),
+                hint: format!("remove the mapping, or rename the group `{role}`"),
+            });
+            continue;
+        }
+        if role != group {
+            groups.insert(
+                role.clone(),
+                Group {
+                    name: role.clone(),
+                    hosts,
+                    children: vec![],
+                    vars: Vars::new(),
+                    depth: 0,
+                    location: location.clone(),
+                },
+            );
+        }
+        out.insert(role, (group, location));
+    }
+    out
 }
 
 fn resolve_groups(
@@ -563,6 +626,16 @@ fn check_database_topology(inv: &Inventory, text: &str) -> Vec<InventoryError> {
                 p.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
             ),
             hint: "keep one host in db_primary and move the others to db_replica".into(),
+        });
+    }
+    if let Some(p) = &primaries
+        && p.is_empty()
+        && replicas.as_ref().is_none_or(|r| r.is_empty())
+    {
+        problems.push(InventoryError::Topology {
+            location: inv.groups[DATABASE_PRIMARY].location.clone(),
+            message: "group db_primary (the database primary) has no host".into(),
+            hint: "put the primary's host in it (`db_primary: { hosts: [web-01] }`), or remove the group and the database plays".into(),
         });
     }
     if let Some(r) = &replicas

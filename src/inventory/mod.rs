@@ -141,6 +141,8 @@ pub struct Inventory {
     /// The stack's contract, when the playbook has one beside it: its defaults are the
     /// lowest layer of [`Inventory::host_vars`].
     pub schema: Option<std::sync::Arc<Schema>>,
+    /// `roles:`: role -> (the group it is read from, where the mapping is written).
+    pub roles: BTreeMap<String, (String, Location)>,
 }
 
 /// Secret values by name, resolved at run time.

@@ -162,6 +162,19 @@ pub struct Schema {
     pub variables: BTreeMap<String, VarSpec>,
     /// Groups the plays target that an inventory may leave out (that part is off).
     pub optional_groups: Vec<String>,
+    /// The stack's roles (group names its plays target) and what each is.
+    pub roles: BTreeMap<String, String>,
+    /// The secrets the stack reads: name -> (doc, the group that needs it).
+    pub secrets: BTreeMap<String, SecretSpec>,
+}
+
+/// A secret of the stack.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    pub doc: String,
+    /// Needed when this group has hosts.
+    pub with: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +183,11 @@ struct RawSchema {
     format: Spanned<u32>,
     #[serde(default)]
     optional_groups: Vec<String>,
+    #[serde(default)]
+    roles: BTreeMap<String, String>,
     variables: BTreeMap<String, Spanned<RawVar>>,
+    #[serde(default)]
+    secrets: BTreeMap<String, SecretSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +278,8 @@ impl Schema {
             path: path.to_path_buf(),
             variables,
             optional_groups: raw.optional_groups,
+            roles: raw.roles,
+            secrets: raw.secrets,
         })
     }
 
@@ -298,6 +317,34 @@ impl Schema {
                 spec.doc.replace('|', "\\|")
             ));
         }
+        if !self.roles.is_empty() {
+            out.push_str(
+                "\n## Roles\n\nThe groups the stack's plays target. An inventory maps a role to a group of another\n\
+                 name in one line (`roles: { web: frontends }`).\n\n| role | what it is | may be left out |\n|---|---|---|\n",
+            );
+            for (role, doc) in &self.roles {
+                let optional = if self.optional_groups.contains(role) {
+                    "yes"
+                } else {
+                    "no"
+                };
+                out.push_str(&format!("| `{role}` | {doc} | {optional} |\n"));
+            }
+        }
+        if !self.secrets.is_empty() {
+            out.push_str(
+                "\n## Secrets\n\nDeclared under the inventory's `secrets:` (`{ file: PATH }` or `{ env: NAME }`), never\n\
+                 under `vars:`; their values are never shown.\n\n| secret | what it is |\n|---|---|\n",
+            );
+            for (name, spec) in &self.secrets {
+                let with = spec
+                    .with
+                    .as_ref()
+                    .map(|g| format!(" Needed with hosts in `{g}`."))
+                    .unwrap_or_default();
+                out.push_str(&format!("| `{name}` | {}{with} |\n", spec.doc));
+            }
+        }
         if !self.optional_groups.is_empty() {
             out.push_str(&format!(
                 "\nGroups an inventory may leave out (that part of the stack is then off): {}.\n",
@@ -309,6 +356,96 @@ impl Schema {
             ));
         }
         out
+    }
+
+    /// A JSON Schema (draft 2020-12) of an inventory for this stack, for editors
+    /// (`# yaml-language-server: $schema=…`): the inventory's keys, each stack variable's type,
+    /// default and doc. Checked at load by foobar itself either way.
+    pub fn json_schema(&self) -> Value {
+        use serde_json::json;
+        let mut vars = serde_json::Map::new();
+        for (name, spec) in &self.variables {
+            let mut t = match &spec.kind {
+                Kind::String => json!({ "type": ["string", "number"] }),
+                Kind::Bool => json!({ "type": "boolean" }),
+                Kind::Int => json!({ "type": "integer" }),
+                Kind::Port => json!({ "type": "integer", "minimum": 1, "maximum": 65535 }),
+                Kind::Duration => json!({ "type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$" }),
+                Kind::Address => json!({ "type": "string" }),
+                Kind::Path => json!({ "type": "string", "pattern": "^/" }),
+                Kind::Enum(values) => json!({ "enum": values }),
+                Kind::List => json!({ "type": "array" }),
+                Kind::Map => json!({ "type": "object" }),
+            };
+            t["description"] = json!(spec.doc);
+            if let Some(d) = &spec.default {
+                t["default"] = d.clone();
+            }
+            vars.insert(name.clone(), t);
+        }
+        let vars = json!({ "type": "object", "properties": vars });
+        let secret = json!({
+            "type": "object",
+            "properties": { "env": { "type": "string" }, "file": { "type": "string" } },
+            "minProperties": 1, "maxProperties": 1, "additionalProperties": false
+        });
+        let secrets: serde_json::Map<String, Value> = self
+            .secrets
+            .iter()
+            .map(|(n, s)| {
+                let mut v = secret.clone();
+                v["description"] = json!(s.doc);
+                (n.clone(), v)
+            })
+            .collect();
+        let roles: serde_json::Map<String, Value> = self
+            .roles
+            .iter()
+            .map(|(r, doc)| (r.clone(), json!({ "type": "string", "description": doc })))
+            .collect();
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "foobar inventory",
+            "type": "object",
+            "required": ["hosts"],
+            "properties": {
+                "ssh": { "type": "object" },
+                "vars": vars,
+                "secrets": { "type": "object", "properties": secrets, "additionalProperties": secret },
+                "hosts": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "address": { "type": "string" },
+                            "private_ip": { "type": "string" },
+                            "user": { "type": "string" },
+                            "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+                            "identity_file": { "type": "string" },
+                            "become": { "type": "boolean" },
+                            "connection": { "enum": ["ssh", "local"] },
+                            "vars": vars,
+                        },
+                        "additionalProperties": false
+                    }
+                },
+                "groups": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "hosts": { "type": "array", "items": { "type": "string" } },
+                            "children": { "type": "array", "items": { "type": "string" } },
+                            "vars": vars,
+                        },
+                        "additionalProperties": false
+                    }
+                },
+                "roles": { "type": "object", "properties": roles, "additionalProperties": false },
+                "backups": { "type": "object" }
+            },
+            "additionalProperties": false
+        })
     }
 
     /// The defaults a host with variables `vars` gets for what it does not set.
@@ -450,6 +587,42 @@ pub fn apply(inv: &mut Inventory, schema: Schema) -> Result<(), Vec<InventoryErr
             }
         }
     }
+    for (role, (group, location)) in &inv.roles {
+        if !schema.roles.contains_key(role) {
+            let hint = match did_you_mean(role, schema.roles.keys().map(String::as_str)) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => format!(
+                    "the stack's roles: {}",
+                    schema.roles.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            errors.push(InventoryError::Topology {
+                location: location.clone(),
+                message: format!("`{role}` (mapped to group `{group}`) is not a role of the stack"),
+                hint,
+            });
+        }
+    }
+    for role in schema.roles.keys() {
+        let Some(g) = inv.groups.get(role) else {
+            continue;
+        };
+        if g.hosts.is_empty() && !schema.optional_groups.contains(role) {
+            let (name, location) = match inv.roles.get(role) {
+                Some((group, at)) => (format!("role `{role}` (group `{group}`)"), at.clone()),
+                None => (format!("role `{role}`"), g.location.clone()),
+            };
+            errors.push(InventoryError::Topology {
+                location,
+                message: format!("{name} has no host"),
+                hint: format!(
+                    "put the hosts that are {} in it ({})",
+                    role_words(role),
+                    schema.roles[role].trim_end_matches('.')
+                ),
+            });
+        }
+    }
     if !errors.is_empty() {
         errors.sort_by_key(|e| {
             crate::error::Diagnostic::location(e).map(|l| (l.file.clone(), l.line, l.column))
@@ -563,6 +736,16 @@ pub fn sources(inv: &Inventory, host: &HostName) -> Vec<(String, Value, Source)>
         out.entry(name).or_insert((v, Source::Fact));
     }
     out.into_iter().map(|(k, (v, s))| (k, v, s)).collect()
+}
+
+fn role_words(role: &str) -> &str {
+    match role {
+        "loadbalancer" => "load balancers",
+        "web" => "web servers",
+        "db_primary" => "the database primary",
+        "db_replica" => "database replicas",
+        _ => role,
+    }
 }
 
 fn missing(

@@ -209,7 +209,38 @@ impl<'a> RenderContext<'a> {
                     .chain(scope.secrets.keys())
                     .map(String::as_str),
             );
+            self.secret_hint(&mut err);
             err
         })
+    }
+}
+
+impl RenderContext<'_> {
+    /// An undefined name that is one of the stack's secrets: say where secrets go, never
+    /// "define it under `vars:`" (that invites a key in plain text).
+    fn secret_hint(&self, err: &mut RenderError) {
+        let RenderError::Template { message, hint, .. } = err else {
+            return;
+        };
+        let Some(name) = message
+            .strip_prefix("undefined variable '")
+            .and_then(|m| m.strip_suffix('\''))
+        else {
+            return;
+        };
+        let Some(spec) = self
+            .inventory
+            .schema
+            .as_ref()
+            .and_then(|s| s.secrets.get(name))
+        else {
+            return;
+        };
+        *hint = Some(format!(
+            "`{name}` is a secret ({}): declare it under `secrets:` in {}, e.g. `{name}: {{ file: secrets/{name} }}` (a 0600 file) or `{{ env: FOOBAR_{} }}`; never under `vars:`",
+            spec.doc.trim_end_matches('.'),
+            self.inventory.path.display(),
+            name.to_ascii_uppercase()
+        ));
     }
 }

@@ -236,11 +236,26 @@ fn load_handlers(path: &Path, raw: Vec<RawHandler>) -> Result<Vec<HandlerSpec>, 
                 )),
                 run: None,
             },
-            (None, None, Some(cmd)) => HandlerSpec {
-                name: h.name.value.clone(),
-                service: None,
-                run: Some(cmd),
-            },
+            (None, None, Some(cmd)) => {
+                // Sent to the host as written: a `{{` would reach the shell literally, after
+                // the files were swapped.
+                if cmd.value.contains("{{") || cmd.value.contains("{%") {
+                    return Err(playbook_error(
+                        at(&cmd.referenced),
+                        format!(
+                            "handler `{}`'s `run:` holds template syntax, but `run:` is not a template: the host's shell would get `{}` as written",
+                            h.name.value,
+                            cmd.value.trim()
+                        ),
+                        Some("write the command out; a value it needs belongs in a file the play renders from a template, which the command reads".into()),
+                    ));
+                }
+                HandlerSpec {
+                    name: h.name.value.clone(),
+                    service: None,
+                    run: Some(cmd.value),
+                }
+            }
             _ => {
                 return Err(playbook_error(
                     at(&h.name.referenced),

@@ -71,7 +71,7 @@ pub(super) struct RawHandler {
     pub(super) name: Spanned<String>,
     pub(super) service: Option<Spanned<String>>,
     pub(super) action: Option<ServiceAction>,
-    pub(super) run: Option<String>,
+    pub(super) run: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
