@@ -1271,7 +1271,43 @@ fn man_page_lists_every_command() {
             "{name} missing from EXIT STATUS"
         );
     }
-    assert!(!run.stdout.contains("(1)"), "refers to other pages");
+    // Every page it names exists: `man --dir` writes them, `man COMMAND` prints each.
+    let dir = tempfile::tempdir().unwrap();
+    let written = foobar(&["man", "--dir", dir.path().to_str().unwrap()], &[]);
+    assert_eq!(written.code, Some(0), "{written:?}");
+    let see_also = &run.stdout[run.stdout.find(".SH \"SEE ALSO\"").expect("no SEE ALSO")..];
+    for path in command_paths() {
+        let page = format!("foobar-{}", path.join("-"));
+        assert!(
+            see_also.contains(&format!(".BR {} (1)", page.replace('-', "\\-"))),
+            "{page}(1) not in SEE ALSO"
+        );
+        let file = std::fs::read_to_string(dir.path().join(format!("{page}.1")))
+            .unwrap_or_else(|_| panic!("{page}.1 not written"));
+        assert!(
+            file.contains(".SH OPTIONS") && file.contains(".SH \"EXIT STATUS\""),
+            "{page}"
+        );
+        let mut args = vec!["man"];
+        args.extend(path.iter().map(String::as_str));
+        let printed = foobar(&args, &[]);
+        assert_eq!(printed.stdout, file, "foobar man {}", path.join(" "));
+    }
+    let plan = std::fs::read_to_string(dir.path().join("foobar-plan.1")).unwrap();
+    assert!(
+        plan.contains(".SH EXAMPLES") && plan.contains("foobar plan \\-\\-detailed\\-exitcode"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(".TP\n2\nchanges, with \\-\\-detailed\\-exitcode"),
+        "{plan}"
+    );
+    let bad = foobar(&["man", "plna"], &[]);
+    assert_eq!(bad.code, Some(1), "{bad:?}");
+    assert!(
+        bad.stderr.contains("`plna` is not a foobar command"),
+        "{bad:?}"
+    );
 }
 
 /// Every command has a row in the exit-code table, and what commands return is in it: run
