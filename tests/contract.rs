@@ -439,3 +439,26 @@ fn run_with_template_syntax_a_missing_secret_and_an_empty_primary_are_clear_erro
     assert_eq!(run.code, 1, "{run:?}");
     insta::assert_snapshot!("contract_empty_primary", stderr(&run));
 }
+
+/// The quickstart's inventory is what its `foobar init` line writes, byte for byte.
+#[test]
+fn the_quickstart_inventory_is_what_its_init_line_writes() {
+    let page = std::fs::read_to_string(repo().join("docs/quickstart.md")).unwrap();
+    let line = page
+        .lines()
+        .find(|l| l.starts_with("foobar init . "))
+        .expect("the quickstart's init line");
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = repo().join("playbooks/site.yml");
+    let mut args: Vec<&str> = line
+        .trim_start_matches("foobar ")
+        .split_whitespace()
+        .collect();
+    args.extend(["-p", playbook.to_str().unwrap()]);
+    let run = foobar_in(dir.path(), &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("inventory.yml")).unwrap(),
+        std::fs::read_to_string(repo().join("docs/examples/quickstart/inventory.yml")).unwrap()
+    );
+}

@@ -33,45 +33,43 @@ fn block(page: &str, heading: &str, lang: &str, nth: usize) -> String {
     rest[..rest.find("\n```").unwrap() + 1].to_string()
 }
 
-/// The inventory of the page, changed as the boxed note says for the local test hosts.
-fn lab_inventory() -> String {
-    let mut inv =
-        std::fs::read_to_string(repo().join("docs/examples/quickstart/inventory.yml")).unwrap();
-    let ssh_start = inv.find("ssh:\n").unwrap();
-    let ssh_end = ssh_start + inv[ssh_start..].find("\n\n").unwrap();
-    inv.replace_range(
-        ssh_start..ssh_end,
-        &format!(
-            "ssh:\n  ssh_config: {}",
-            repo().join(".lab/ssh_config").display()
-        ),
-    );
-    let mut edit = |from: &str, to: &str| {
-        assert!(
-            inv.contains(from),
-            "the boxed note's change `{from}` no longer fits the page's inventory"
-        );
-        inv = inv.replace(from, to);
-    };
-    edit("haproxy_bind: \"*:80\"", "haproxy_bind: \"127.0.1.1:80\"");
-    edit(
-        "app_db_host_pattern: \"10.0.0.%\"",
-        "app_db_host_pattern: \"127.%\"",
-    );
-    edit(
-        "replication_host_pattern: \"10.0.0.%\"",
-        "replication_host_pattern: \"127.%\"",
-    );
-    edit("private_ip: 10.0.0.10", "private_ip: 127.0.1.1");
-    edit("private_ip: 10.0.0.11", "private_ip: 127.0.1.2");
-    edit("private_ip: 10.0.0.12", "private_ip: 127.0.1.3");
-    let inv: String = inv
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("address:"))
-        .map(|l| format!("{l}\n"))
+/// The page's `foobar init` line, changed as the boxed note says for the local test hosts.
+fn lab_init(page: &str) -> Vec<String> {
+    let line = block(page, "## 3.", "sh", 0);
+    let line = line.trim();
+    assert!(line.starts_with("foobar init . "), "{line}");
+    let mut words: Vec<String> = line
+        .trim_start_matches("foobar ")
+        .split_whitespace()
+        .map(String::from)
         .collect();
-    assert!(!inv.contains("10.0.0."), "{inv}");
-    inv
+    for (from, to) in [
+        ("lb-01=10.0.0.10", "lb-01=127.0.1.1"),
+        (
+            "web-01=10.0.0.11,web-02=10.0.0.12",
+            "web-01=127.0.1.2,web-02=127.0.1.3",
+        ),
+    ] {
+        let w = words
+            .iter_mut()
+            .find(|w| w.as_str() == from)
+            .unwrap_or_else(|| {
+                panic!("the boxed note's change `{from}` no longer fits the page's init line")
+            });
+        *w = to.to_string();
+    }
+    words.extend(
+        [
+            "--db-network",
+            "127.%",
+            "--haproxy-bind",
+            "127.0.1.1:80",
+            "--ssh-config",
+            repo().join(".lab/ssh_config").to_str().unwrap(),
+        ]
+        .map(String::from),
+    );
+    words
 }
 
 struct Out {
@@ -159,17 +157,13 @@ fn the_quickstart_reaches_a_verified_stack_on_the_local_hosts() {
         ),
     )
     .unwrap();
-    // 3. The inventory, with the boxed note's changes.
-    std::fs::write(dir.join("inventory.yml"), lab_inventory()).unwrap();
-    // 4. The page's own secrets commands.
-    let secrets_sh = block(&page, "## 4.", "sh", 0);
-    let made = Command::new("sh")
-        .arg("-ec")
-        .arg(&secrets_sh)
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(made.success(), "{secrets_sh}");
+    // 3. The page's `foobar init`, with the boxed note's changes: the inventory and secrets.
+    let init: Vec<String> = lab_init(&page);
+    let init: Vec<&str> = init.iter().map(String::as_str).collect();
+    let made = foobar(dir, &init, &[]);
+    assert_eq!(made.code, 0, "{}", made.text);
+    let inventory = std::fs::read_to_string(dir.join("inventory.yml")).unwrap();
+    assert!(!inventory.contains("10.0.0."), "{inventory}");
     let secrets: Vec<String> = [
         "replication_password",
         "app_db_password",
@@ -185,16 +179,16 @@ fn the_quickstart_reaches_a_verified_stack_on_the_local_hosts() {
     .collect();
     assert!(secrets.iter().all(|s| s.len() == 32), "{secrets:?}");
 
-    // 6. Plan.
+    // 5. Plan.
     let plan = foobar(dir, &["plan"], &secrets);
     assert_eq!(plan.code, 0);
     shows(
-        &block(&page, "## 6.", "text", 0),
+        &block(&page, "## 5.", "text", 0),
         &plan.text,
         "`foobar plan`",
     );
 
-    // 7. Save, show, apply.
+    // 6. Save, show, apply.
     let saved = foobar(dir, &["plan", "--out", "plan.json"], &secrets);
     assert_eq!(saved.code, 0);
     assert!(
@@ -209,27 +203,27 @@ fn the_quickstart_reaches_a_verified_stack_on_the_local_hosts() {
     let apply = foobar(dir, &["apply", "plan.json", "--yes"], &secrets);
     assert_eq!(apply.code, 0);
     shows(
-        &block(&page, "## 7.", "text", 0),
+        &block(&page, "## 6.", "text", 0),
         &apply.text,
         "`foobar apply plan.json`",
     );
 
-    // 8. Plan again: what the page shows, line for line (numbers aside).
+    // 7. Plan again: what the page shows, line for line (numbers aside).
     let again = foobar(dir, &["plan", "--detailed-exitcode"], &secrets);
     assert_eq!(again.code, 0);
     let masked = |t: &str| t.lines().map(numbers_masked).collect::<Vec<_>>();
     assert_eq!(
         masked(&again.text),
-        masked(&block(&page, "## 8.", "text", 0)),
+        masked(&block(&page, "## 7.", "text", 0)),
         "docs/quickstart.md step 8 must show what the second plan printed:\n{}",
         again.text
     );
 
-    // 9. Verify, then the load balancer.
+    // 8. Verify, then the load balancer.
     let verify = foobar(dir, &["verify"], &secrets);
     assert_eq!(verify.code, 0, "{}", verify.text);
     shows(
-        &block(&page, "## 9.", "text", 0),
+        &block(&page, "## 8.", "text", 0),
         &verify.text,
         "`foobar verify`",
     );
@@ -252,6 +246,6 @@ fn the_quickstart_reaches_a_verified_stack_on_the_local_hosts() {
     for host in ["web-01", "web-02"] {
         let line = format!("served by {host} (app version 1)");
         assert!(served.contains(&line), "{served:?}");
-        assert!(block(&page, "## 9.", "text", 1).contains(&line));
+        assert!(block(&page, "## 8.", "text", 1).contains(&line));
     }
 }
