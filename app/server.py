@@ -8,6 +8,7 @@ Configuration, from the environment (the systemd unit loads it from an Environme
   FOOBAR_DB_WRITE_HOST  MariaDB primary: POST /notes writes here          (required)
   FOOBAR_DB_READ_HOST   MariaDB replica: GET /notes, /health read here    (default: write host)
   FOOBAR_DB_PORT        default 3306
+  FOOBAR_DB_WRITE_PORT  the write host's port (default: FOOBAR_DB_PORT)
   FOOBAR_DB_NAME, FOOBAR_DB_USER, FOOBAR_DB_PASSWORD                      (required)
   FOOBAR_APP_VERSION    default "1"
 
@@ -67,6 +68,7 @@ class Config:
         self.write_host = env["FOOBAR_DB_WRITE_HOST"]
         self.read_host = env.get("FOOBAR_DB_READ_HOST") or self.write_host
         self.db_port = int(env.get("FOOBAR_DB_PORT") or 3306)
+        self.write_port = int(env.get("FOOBAR_DB_WRITE_PORT") or self.db_port)
         self.db_name = env["FOOBAR_DB_NAME"]
         self.db_user = env["FOOBAR_DB_USER"]
         self.db_password = env["FOOBAR_DB_PASSWORD"]
@@ -78,10 +80,10 @@ _table_ready = False
 _table_lock = threading.Lock()
 
 
-def connect(host):
+def connect(host, port=None):
     if pymysql is None:
         raise RuntimeError("PyMySQL is not installed (python3-pymysql)")
-    return pymysql.connect(host=host, port=CONFIG.db_port, user=CONFIG.db_user,
+    return pymysql.connect(host=host, port=port or CONFIG.db_port, user=CONFIG.db_user,
                            password=CONFIG.db_password, database=CONFIG.db_name,
                            connect_timeout=2, read_timeout=5, write_timeout=5,
                            autocommit=True, charset="utf8mb4")
@@ -96,7 +98,7 @@ def ensure_table(cur, force=False):
 
 
 def insert_note(body):
-    conn = connect(CONFIG.write_host)
+    conn = connect(CONFIG.write_host, CONFIG.write_port)
     try:
         with conn.cursor() as cur:
             ensure_table(cur)
@@ -246,9 +248,9 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log("listening on %s:%d as %s, app version %s, db write=%s read=%s port=%d name=%s%s"
+    log("listening on %s:%d as %s, app version %s, db write=%s:%d read=%s:%d name=%s%s"
         % (CONFIG.bind[0], CONFIG.bind[1], HOSTNAME, CONFIG.version, CONFIG.write_host,
-           CONFIG.read_host, CONFIG.db_port, CONFIG.db_name,
+           CONFIG.write_port, CONFIG.read_host, CONFIG.db_port, CONFIG.db_name,
            "" if pymysql else " (PyMySQL missing!)"))
     try:
         server.serve_forever(poll_interval=0.5)

@@ -513,3 +513,45 @@ fn unplanned_failover_with_semi_sync_loses_no_acknowledged_write() {
     assert!(acked > 0);
     assert_eq!(lost, 0, "acknowledged writes lost with semi-sync");
 }
+
+/// `db_write_address: load_balancer`: the apps write through the load balancer's
+/// `db_write` frontend, so an unplanned failover moves the primary behind it and restarts no
+/// app (the app's process on the surviving host is the same before and after); the figures
+/// are printed beside the direct-address runs above.
+#[test]
+fn a_failover_behind_the_load_balancer_restarts_no_app() {
+    let _guard = lab_lock();
+    lab(&["reset"]);
+    let project = Project::new();
+    project.edit(
+        "inventories/lab.yml",
+        "  app_version: \"1\"\n",
+        "  app_version: \"1\"\n  db_write_address: load_balancer\n  semi_sync: true\n",
+    );
+    let apply = project.foobar(&["apply", "--yes"]);
+    assert_eq!(apply.code, 0, "{apply:?}");
+    assert_eq!(project.foobar(&["verify"]).code, 0);
+    let unit = ssh_ok("web-02", "cat /etc/systemd/system/foobar-app.service");
+    assert!(unit.contains("FOOBAR_DB_WRITE_HOST=127.0.1.1\n"), "{unit}");
+    let pid = || {
+        ssh_ok("web-02", "systemctl show -p MainPID foobar-app")
+            .trim()
+            .to_string()
+    };
+    let before = pid();
+    let (lost, acked) = kill_primary_and_fail_over(&project, "writes through the load balancer");
+    assert!(acked > 0);
+    assert_eq!(lost, 0, "acknowledged writes lost");
+    assert_eq!(
+        pid(),
+        before,
+        "the app on web-02 was restarted by the failover"
+    );
+    let cfg = ssh_ok("lb-01", "cat /etc/haproxy/haproxy.cfg");
+    assert!(
+        cfg.contains("server web-02 127.0.1.3:3306 check\n")
+            && cfg.contains("server web-01 127.0.1.2:3306 check disabled\n"),
+        "{cfg}"
+    );
+    lab(&["reset"]);
+}

@@ -13,7 +13,7 @@ use super::{CliError, Common};
 use crate::apply::{database, failover};
 use crate::error::Diagnostic;
 use crate::error::ExitCategory;
-use crate::inventory::{failover_edit, topology};
+use crate::inventory::{HostName, failover_edit, topology};
 
 #[derive(Debug, clap::Args)]
 pub struct FailoverArgs {
@@ -120,7 +120,13 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
             sayln!("  {line}");
         }
         sayln!("  ~ the inventory: {target} in db_primary, {old} in db_replica (shown as a diff)");
-        sayln!("  ~ then apply: the other replicas follow {target}; the app writes to {target} (rolling restart behind HAProxy)");
+        let through_lb = tier.inventory.host_vars(&target).get("db_write_address").and_then(|v| v.as_str()) == Some("load_balancer");
+        if through_lb {
+            sayln!("  ~ the load balancers' db_write: {target} in, {old} out (the apps keep their configuration)");
+            sayln!("  ~ then apply: the other replicas follow {target}");
+        } else {
+            sayln!("  ~ then apply: the other replicas follow {target}; the app writes to {target} (rolling restart behind HAProxy)");
+        }
         if dry_run {
             warnln!("dry run: nothing was changed");
             return Ok(None);
@@ -163,6 +169,9 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
             ),
         })?;
         for d in &done {
+            sayln!("  done {d}");
+        }
+        for d in move_write_path(&tier, &old, &target).await? {
             sayln!("  done {d}");
         }
         Ok(Some((old_facts.is_some(), old_left_out)))
@@ -209,6 +218,71 @@ pub async fn run(args: FailoverArgs) -> Result<ExitCategory, CliError> {
         );
     }
     Ok(code)
+}
+
+/// With `db_write_address: load_balancer`, the apps write through `listen db_write` on the
+/// load balancers: point it at the new primary on each of them (the runtime API, now; the
+/// apply after the failover writes the same into haproxy.cfg), and close the sessions still
+/// open to the old one. No app is touched.
+async fn move_write_path(
+    tier: &Tier,
+    old: &HostName,
+    target: &HostName,
+) -> Result<Vec<String>, CliError> {
+    let inv = &tier.inventory;
+    let through_lb = |h: &HostName| {
+        inv.host_vars(h)
+            .get("db_write_address")
+            .and_then(|v| v.as_str())
+            == Some("load_balancer")
+    };
+    let balancers: Vec<HostName> = inv
+        .groups
+        .get("loadbalancer")
+        .map(|g| g.hosts.clone())
+        .unwrap_or_default();
+    let mut done = Vec::new();
+    for lb in balancers.iter().filter(|h| through_lb(h)) {
+        let socket = inv
+            .host_vars(lb)
+            .get("haproxy_admin_socket")
+            .and_then(|v| v.as_str())
+            .unwrap_or("/run/haproxy/admin.sock")
+            .to_string();
+        let commands = format!(
+            "enable server db_write/{target}; disable server db_write/{old}; shutdown sessions server db_write/{old}"
+        );
+        let script = crate::remote::haproxy::haproxy_runtime(&socket, &commands)
+            .to_stdin()
+            .map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+        let failed = |why: String| CliError::Usage {
+            message: format!(
+                "{target} is the primary, but {lb}'s write path could not be moved to it: {why}"
+            ),
+            hint: format!(
+                "run `foobar apply` (it writes the new primary into {lb}'s haproxy.cfg); until then the apps' writes still go to {old}"
+            ),
+        };
+        let t = tier.connect(lb).await?;
+        let out = t
+            .run(
+                &crate::transport::RemoteCommand::script(tier.timeout),
+                Some(format!("{script}\n").as_bytes()),
+            )
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        t.finish().await;
+        let answer = out.stdout_text();
+        if !out.success() || !answer.trim().is_empty() {
+            return Err(failed(format!(
+                "{}{}",
+                answer.trim(),
+                out.stderr_text().trim()
+            )));
+        }
+        done.push(format!("{lb}: database writes go to {target}"));
+    }
+    Ok(done)
 }
 
 /// Swap the primary in the inventory file, print the diff.

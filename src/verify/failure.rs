@@ -53,6 +53,9 @@ pub enum VerifyFailure {
     },
     #[error("no server state from the runtime API: {output}")]
     NoServerState { output: String },
+    /// `listen db_write` should send writes to exactly one server, the primary.
+    #[error("database writes go to {} server(s) behind db_write: {}", .up.len(), if .up.is_empty() { "none is up".to_string() } else { .up.join(", ") })]
+    DbWrite { up: Vec<String> },
     #[error("could not write the heartbeat on {primary}: {stderr}")]
     HeartbeatNotWritten { primary: HostName, stderr: String },
     /// The primary could not be asked to write the heartbeat.
@@ -120,6 +123,12 @@ impl Diagnostic for VerifyFailure {
             VerifyFailure::BackendDown { server, .. } => format!(
                 "HAProxy's health check to {server} fails: check Nginx and the app on it (`foobar plan --limit {server}`)"
             ),
+            VerifyFailure::DbWrite { up } if up.is_empty() => {
+                "the primary is down or not in db_write: check it (`foobar verify` on the database checks), then `foobar apply` or `foobar failover --to HOST`".into()
+            }
+            VerifyFailure::DbWrite { .. } => {
+                "more than one server takes writes: `foobar apply` writes db_write from the inventory's primary (every other server disabled)".into()
+            }
             VerifyFailure::NoServerState { .. } => {
                 "is HAProxy running with the admin socket the template sets (`haproxy_admin_socket`)?".into()
             }

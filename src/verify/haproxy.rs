@@ -9,15 +9,25 @@ use crate::mysql::Check;
 use crate::remote::section::{self, Section};
 use crate::transport::{Output, RemoteCommand, TransportError};
 
-/// HAProxy `show servers state`: every server operational (2) and not in maintenance.
+/// The load balancers' frontend for database writes (`listen db_write` in the template).
+const DB_WRITE: &str = "db_write";
+
+/// HAProxy `show servers state`: every server operational (2) and not in maintenance; in
+/// `db_write`, exactly one (the primary) and the others in maintenance.
 pub fn haproxy_checks(text: &str) -> Vec<Check> {
     let mut checks = Vec::new();
+    // `listen db_write`: the primary UP, every other database server in maintenance.
+    let mut db_write: Vec<(&str, bool, bool)> = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 7 || line.starts_with('#') || f[0].parse::<u32>().is_err() {
             continue;
         }
         let (backend, server, op, admin) = (f[1], f[3], f[5], f[6]);
+        if backend == DB_WRITE {
+            db_write.push((server, op == "2" && admin == "0", admin != "0"));
+            continue;
+        }
         if op == "2" && admin == "0" {
             checks.push(Check::pass(
                 "backend_server",
@@ -39,6 +49,26 @@ pub fn haproxy_checks(text: &str) -> Vec<Check> {
                     admin: admin.to_string(),
                 }
                 .check("backend_server"),
+            );
+        }
+    }
+    if !db_write.is_empty() {
+        let up: Vec<&str> = db_write.iter().filter(|s| s.1).map(|s| s.0).collect();
+        let standby = db_write.iter().filter(|s| s.2).count();
+        if up.len() == 1 && standby == db_write.len() - 1 {
+            checks.push(Check::pass(
+                "db_write",
+                format!(
+                    "database writes go to {} ({standby} other server(s) standing by)",
+                    up[0]
+                ),
+            ));
+        } else {
+            checks.push(
+                VerifyFailure::DbWrite {
+                    up: up.iter().map(|s| s.to_string()).collect(),
+                }
+                .check("db_write"),
             );
         }
     }
@@ -196,5 +226,27 @@ mod tests {
         // Every server UP: nothing to wait for.
         let up = RECORDED.replace(" 127.0.1.2 0 0 ", " 127.0.1.2 2 0 ");
         assert!(!catching_up(&up, &running));
+    }
+
+    #[test]
+    fn db_write_wants_the_primary_up_and_the_others_in_maintenance() {
+        let state = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state\n\
+                     3 db_write 1 web-01 127.0.1.2 2 0\n3 db_write 2 web-02 127.0.1.3 0 5\n";
+        let checks = haproxy_checks(state);
+        assert_eq!(checks.len(), 1, "{checks:?}");
+        assert!(checks[0].ok, "{checks:?}");
+        assert_eq!(
+            checks[0].detail,
+            "database writes go to web-01 (1 other server(s) standing by)"
+        );
+        let both = "3 db_write 1 web-01 127.0.1.2 2 0\n3 db_write 2 web-02 127.0.1.3 2 0\n";
+        let checks = haproxy_checks(both);
+        assert!(!checks[0].ok);
+        assert_eq!(
+            checks[0].detail,
+            "database writes go to 2 server(s) behind db_write: web-01, web-02"
+        );
+        let none = "3 db_write 1 web-01 127.0.1.2 0 0\n3 db_write 2 web-02 127.0.1.3 0 5\n";
+        assert!(haproxy_checks(none)[0].detail.contains("none is up"));
     }
 }
