@@ -1934,3 +1934,15 @@ fn a_host_listed_twice_and_a_limit_that_selects_nothing_warn() {
         nothing.stderr
     );
 }
+
+/// docs/json.md's `vars` example is what the command prints for the fixture, exactly.
+#[test]
+fn the_vars_document_is_the_one_docs_json_md_shows() {
+    let run = foobar(
+        &["vars", "web-01", "--json", "-i", GOOD_INV, "-p", GOOD_PB],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let got: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(documented_examples()["vars"], got);
+}

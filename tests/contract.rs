@@ -462,3 +462,28 @@ fn the_quickstart_inventory_is_what_its_init_line_writes() {
         std::fs::read_to_string(repo().join("docs/examples/quickstart/inventory.yml")).unwrap()
     );
 }
+
+/// A secret of the stack written under `vars:` is refused; a play whose only group the
+/// inventory declares empty is skipped with a warning (exit 0).
+#[test]
+fn a_secret_under_vars_is_refused_and_a_play_of_an_empty_group_warns() {
+    let p = with_vars("  tls_key: \"-----BEGIN PRIVATE KEY-----\"\n");
+    let run = render(&p);
+    assert_eq!(run.code, 1, "{run:?}");
+    insta::assert_snapshot!("contract_secret_under_vars", stderr(&run));
+
+    let p = Project::new();
+    p.edit(
+        "inventories/lab.yml",
+        "  monitoring:\n    hosts: [lb-01]\n",
+        "  monitoring:\n    hosts: []\n",
+    );
+    let run = render(&p);
+    assert_eq!(run.code, 0, "{run:?}");
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("warning:"))
+        .collect();
+    insta::assert_snapshot!("contract_play_of_an_empty_group", warnings.join("\n"));
+}

@@ -103,6 +103,9 @@ impl Session {
         let (Ok(playbook), Ok(secrets)) = (playbook, secrets) else {
             unreachable!("every error was collected above");
         };
+        for w in &playbook.warnings {
+            crate::warn!("{w}\n");
+        }
         let hosts: Vec<HostName> = selected
             .into_iter()
             .filter(|h| playbook.plays.iter().any(|p| p.hosts.contains(h)))

@@ -60,6 +60,7 @@ pub fn run(args: VarsArgs) -> Result<ExitCategory, CliError> {
             "format_version": 1,
             "hosts": doc,
             "secrets": secret_names,
+            "summary": { "hosts": hosts.len(), "secrets": secret_names.len() },
         });
         crate::say!(
             "{}\n",

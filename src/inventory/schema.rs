@@ -557,6 +557,21 @@ pub fn apply(inv: &mut Inventory, schema: Schema) -> Result<(), Vec<InventoryErr
                         });
                     }
                 }
+                // A secret's value in plain text, shown by every plan and log.
+                // The file and line without a code frame: the frame would print the value.
+                None if schema.secrets.contains_key(name) => errors.push(InventoryError::Yaml {
+                    location: Location::file_only(&location.file),
+                    message: format!(
+                        "`{name}` in {scope} (line {}) is a secret of the stack ({}), written in plain text",
+                        location.line,
+                        schema.secrets[name].doc.trim_end_matches('.')
+                    ),
+                    key_path: name.clone(),
+                    hint: Some(format!(
+                        "move it under `secrets:` as a reference, e.g. `{name}: {{ file: secrets/{name} }}` (a 0600 file) or `{{ env: FOOBAR_{} }}`; foobar reads it when it runs and never shows it",
+                        name.to_ascii_uppercase()
+                    )),
+                }),
                 None if secrets.contains(&name.as_str()) => {}
                 None => {
                     let names = schema.variables.keys().map(String::as_str);

@@ -241,6 +241,7 @@ mod tests {
             keep_backups: 0,
             plays: vec![],
             limits: Default::default(),
+            warnings: Vec::new(),
         };
         let (env, _) = super::super::environment::environment(&playbook).unwrap();
         for name in super::super::environment::FILTERS {

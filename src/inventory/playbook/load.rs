@@ -76,11 +76,36 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
     };
 
     let mut plays: Vec<Play> = Vec::new();
+    let mut warnings = Vec::new();
     for (index, sp) in raw.plays.into_iter().enumerate() {
         let play_location = at(&sp.referenced);
         let rp = sp.value;
         let after = resolve_after(path, &rp.name, rp.after.as_deref(), &plays)?;
+        let hosts_at = location_of(path, &rp.hosts.referenced);
         let (targets, hosts) = play_hosts(path, inventory, &rp.name, rp.hosts)?;
+        // Groups foobar adds empty (an optional role left out, backups off) are that part
+        // being off; an empty group the inventory itself declares is worth a word.
+        let declared_empty: Vec<&String> = targets
+            .iter()
+            .filter(|t| {
+                inventory
+                    .groups
+                    .get(*t)
+                    .is_some_and(|g| g.hosts.is_empty() && g.location.line > 0)
+            })
+            .collect();
+        if hosts.is_empty() && !declared_empty.is_empty() && declared_empty.len() == targets.len() {
+            warnings.push(format!(
+                "{hosts_at}: warning: play `{}` targets {}, which has no host in {}: skipped",
+                rp.name,
+                declared_empty
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                inventory.path.display()
+            ));
+        }
         let handlers = load_handlers(path, rp.handlers)?;
         let handler_names: Vec<String> = handlers.iter().map(|h| h.name.clone()).collect();
         let mut files = Vec::new();
@@ -157,6 +182,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
         keep_backups,
         plays,
         limits: raw.limits,
+        warnings,
     })
 }
 

@@ -156,6 +156,9 @@ pub struct Playbook {
     pub keep_backups: u32,
     pub plays: Vec<Play>,
     pub limits: Limits,
+    /// Said on stderr before anything connects: plays that target only empty groups of the
+    /// inventory's own (skipped, as Ansible does).
+    pub warnings: Vec<String>,
 }
 
 /// Bounds on what rendering may cost (`limits:` in the playbook).
