@@ -489,7 +489,8 @@ fn unplanned_failover_with_semi_sync_loses_no_acknowledged_write() {
     project.edit(
         "inventories/lab.yml",
         "  app_version: \"1\"\n",
-        "  app_version: \"1\"\n  semi_sync: true\n",
+        // The apps write to the primary's own address here: that path keeps its test.
+        "  app_version: \"1\"\n  semi_sync: true\n  db_write_address: primary\n",
     );
     let apply = project.foobar(&["apply", "--yes"]);
     assert_eq!(apply.code, 0, "{apply:?}");

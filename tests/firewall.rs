@@ -169,9 +169,15 @@ fn firewall_rules_apply_and_a_lockout_rolls_back() {
         !reaches(&pid, admin, 80),
         "port 80 only from the load balancers"
     );
+    // MySQL from the database hosts, the app hosts and the load balancers (the apps' writes
+    // go through them); from nowhere else.
     assert!(
-        !reaches(&pid, lb, 3306),
-        "3306 only from database and app hosts"
+        eventually(5, || reaches(&pid, lb, 3306).then_some(())).is_some(),
+        "3306 from the load balancer (the apps' write path) must answer"
+    );
+    assert!(
+        !reaches(&pid, admin, 3306),
+        "3306 only from database, app and load-balancer hosts"
     );
     assert!(!reaches(&pid, lb, 8080), "everything else is dropped");
     // 3306 from the host's own private address (an app or database host) answers.
@@ -295,8 +301,12 @@ fn every_roles_ruleset_passes_nft_check() {
         "{web}"
     );
     assert!(
-        web.contains("ip saddr { 10.0.0.11, 10.0.0.12 } tcp dport 3306 accept"),
+        web.contains("ip saddr { 10.0.0.11, 10.0.0.12, 10.0.0.10 } tcp dport 3306 accept"),
         "{web}"
+    );
+    assert!(
+        lb.contains("ip saddr { 10.0.0.11, 10.0.0.12 } tcp dport 3307 accept"),
+        "{lb}"
     );
     assert!(!web.contains("443"), "{web}");
     // The monitoring host (lb-01 in production.yml) scrapes every host's exporters.
