@@ -176,3 +176,101 @@ fn a_link_or_special_file_in_a_synced_tree_is_refused() {
     let run = p.run(RENDER);
     assert_eq!(run.code, Some(0), "{run:?}");
 }
+
+const FILE_PLAYBOOK: &str = "plays:\n  - name: site\n    hosts: all\n    files:\n      - content: \"ssh-ed25519 AAAA planted\\n\"\n        dest: /.ssh/authorized_keys\n";
+
+/// Host and group names became paths under `render --out` (`/root` wrote
+/// `/root/.ssh/authorized_keys`, `../../x` climbed out, `""` wrote into DIR itself) and
+/// printed raw (a newline, ESC). Each is refused at load, at its line, and nothing is written.
+#[test]
+fn host_and_group_names_are_words_not_paths() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "name_host_absolute",
+            "hosts:\n  \"/root\":\n    address: 10.0.0.11\n",
+        ),
+        (
+            "name_host_climbs",
+            "hosts:\n  \"../../x\":\n    address: 10.0.0.11\n",
+        ),
+        (
+            "name_host_empty",
+            "hosts:\n  \"\":\n    address: 10.0.0.11\n",
+        ),
+        (
+            "name_host_newline",
+            "hosts:\n  \"web\\n01\":\n    address: 10.0.0.11\n",
+        ),
+        (
+            "name_host_escape",
+            "hosts:\n  \"web\\e[31m01\":\n    address: 10.0.0.11\n",
+        ),
+        (
+            "name_host_dash",
+            "hosts:\n  \"-oProxyCommand=x\":\n    address: 10.0.0.11\n",
+        ),
+        (
+            "name_group_dots",
+            "hosts:\n  web-01:\n    address: 10.0.0.11\ngroups:\n  \"..\":\n    hosts: [web-01]\n",
+        ),
+    ];
+    for (snapshot, inventory) in cases {
+        let p = Project::new(&[
+            ("inventories/site.yml", inventory),
+            ("playbooks/site.yml", FILE_PLAYBOOK),
+        ]);
+        let run = p.run(RENDER);
+        refused(&p, &run, snapshot);
+        assert!(!p.path().join("out").exists(), "{snapshot}");
+        assert!(!p.path().join("x").exists(), "{snapshot}");
+    }
+}
+
+/// Every write under `render --out` is a new file, never through a link: a link planted in an
+/// earlier render's tree (where a directory was) is refused, and its target stays empty.
+#[test]
+fn render_out_never_writes_through_a_link() {
+    let p = Project::new(&[
+        ("inventories/site.yml", INVENTORY),
+        ("playbooks/site.yml", FILE_PLAYBOOK),
+    ]);
+    assert_eq!(p.run(RENDER).code, Some(0));
+    let planted = p.path().join("out/web-01/.ssh");
+    std::fs::remove_dir_all(&planted).unwrap();
+    std::os::unix::fs::symlink(p.outside(), &planted).unwrap();
+    let run = p.run(RENDER);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    insta::assert_snapshot!("render_out_planted_link", run.diagnostic(&p));
+    assert_eq!(std::fs::read_dir(p.outside()).unwrap().count(), 0);
+}
+
+/// `render --with-secrets` writes real values: never into a directory someone else owns (or
+/// a link to one).
+#[test]
+fn with_secrets_refuses_an_out_directory_it_does_not_own() {
+    let p = Project::new(&[
+        ("inventories/site.yml", INVENTORY),
+        ("playbooks/site.yml", FILE_PLAYBOOK),
+    ]);
+    let mut args = RENDER.to_vec();
+    args.push("--with-secrets");
+    std::os::unix::fs::symlink(p.outside(), p.path().join("out")).unwrap();
+    let run = p.run(&args);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    insta::assert_snapshot!("with_secrets_out_link", run.diagnostic(&p));
+    std::fs::remove_file(p.path().join("out")).unwrap();
+    // Someone else's directory: only root can make one for the test.
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::create_dir(p.path().join("out")).unwrap();
+        std::os::unix::fs::chown(p.path().join("out"), Some(65534), Some(65534)).unwrap();
+        let run = p.run(&args);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        insta::assert_snapshot!("with_secrets_out_not_owned", run.diagnostic(&p));
+        std::fs::remove_dir(p.path().join("out")).unwrap();
+    } else {
+        eprintln!("not root: the case of another user's --out directory is not run");
+    }
+    let run = p.run(&args);
+    assert_eq!(run.code, Some(0), "{run:?}");
+}

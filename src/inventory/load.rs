@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::rules;
 use super::topology::{DATABASE_PRIMARY, DATABASE_REPLICAS, Topology};
-use super::yaml::{key_in_block, location_of, parse};
+use super::yaml::{key_in_block, key_of, location_of, parse};
 use super::{
     Group, Host, HostName, Inventory, InventoryError, Login, SecretRef, SecretSource, SshDefaults,
     Vars, relative_to,
@@ -197,6 +197,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     let mut private_ips: BTreeMap<String, HostName> = BTreeMap::new();
     for (name, h) in raw.hosts {
         let location = at(&h.referenced);
+        check_name(&key_of(&text, &location), "host", &name)?;
         let name = HostName::new(name);
         let local = h.value.connection == Some(RawConnection::Local);
         if h.value.address.is_none() && ssh.ssh_config.is_none() && !local {
@@ -258,7 +259,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         );
     }
 
-    let groups = match resolve_groups(path, &hosts, raw.groups, &mut warnings) {
+    let groups = match resolve_groups(path, &text, &hosts, raw.groups, &mut warnings) {
         Ok(g) => g,
         Err(e) => {
             problems.push(e);
@@ -291,6 +292,21 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     // The backups section adds its groups: resolve the roles again over the final groups.
     inventory.topology = Topology::resolve(&inventory.groups);
     Ok(inventory)
+}
+
+/// A host's or group's name, as [`rules::check_host_name`] has it; else the error at its entry.
+fn check_name(
+    location: &crate::error::Location,
+    what: &str,
+    name: &str,
+) -> Result<(), InventoryError> {
+    rules::check_host_name(name).map_err(|why| InventoryError::BadName {
+        location: location.clone(),
+        message: format!("{what} name `{}` {why}", name.escape_debug()),
+        hint: format!(
+            "a {what}'s name is a word such as `web-01` or `db_replica` (it names files and directories, e.g. under `render --out`); a host's address goes in `address:`"
+        ),
+    })
 }
 
 /// `value` when it keeps `rule`, else the error at its line.
@@ -409,12 +425,14 @@ pub fn load_stack_inventory(
 
 fn resolve_groups(
     path: &Path,
+    text: &str,
     hosts: &BTreeMap<HostName, Host>,
     raw: BTreeMap<String, Spanned<RawGroup>>,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Group>, InventoryError> {
     let at = |l: &serde_saphyr::Location| location_of(path, l);
     for (name, g) in &raw {
+        check_name(&key_of(text, &at(&g.referenced)), "group", name)?;
         // Harmless (a host is in a group once), but likely a slip for another name.
         for (list, entries) in [("hosts", &g.value.hosts), ("children", &g.value.children)] {
             let mut seen = BTreeSet::new();

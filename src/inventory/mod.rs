@@ -193,6 +193,13 @@ pub enum InventoryError {
     /// How ssh reaches a host (`address`, `user`, a host's name used as the destination)
     /// breaks its rule.
     #[error("{message}")]
+    BadName {
+        location: Location,
+        /// `host name `/root` ...`: what is named, the name and the rule it breaks.
+        message: String,
+        hint: String,
+    },
+    #[error("{message}")]
     BadLogin {
         location: Location,
         /// `address `ssh://x` is a URI; ...`: the key, the value and the rule it breaks.
@@ -260,6 +267,7 @@ impl Diagnostic for InventoryError {
             | Duplicate { location, .. }
             | NoAddress { location, .. }
             | BadLogin { location, .. }
+            | BadName { location, .. }
             | Topology { location, .. }
             | MissingSecret { location, .. }
             | ShortSecret { location, .. }
@@ -278,6 +286,7 @@ impl Diagnostic for InventoryError {
             | Topology { hint, .. }
             | MissingSecret { hint, .. }
             | BadLogin { hint, .. }
+            | BadName { hint, .. }
             | ShortSecret { hint, .. }
             | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
             GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),

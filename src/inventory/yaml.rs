@@ -181,6 +181,37 @@ pub(crate) fn key_in_block(text: &str, block: &Location, key: &str) -> Option<Lo
     None
 }
 
+/// Where the key of a block mapping's value is, the value starting at `value` (serde-saphyr
+/// keeps no position for map keys): on the value's own line when something precedes it there
+/// (`web-01: {address: x}`), else the nearest line above that is indented less.
+pub(crate) fn key_of(text: &str, value: &Location) -> Location {
+    let Some(index) = (value.line as usize).checked_sub(1) else {
+        return value.clone();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let column = value.column.saturating_sub(1) as usize;
+    let key_at = |i: usize, line: &str| {
+        let depth = line.len() - line.trim_start().len();
+        Location::new(&value.file, i as u32 + 1, depth as u32 + 1)
+    };
+    if let Some(line) = lines.get(index)
+        && line.get(..column).is_some_and(|b| !b.trim().is_empty())
+    {
+        return key_at(index, line);
+    }
+    for i in (0..index.min(lines.len())).rev() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if line.len() - trimmed.len() < column {
+            return key_at(i, line);
+        }
+    }
+    value.clone()
+}
+
 /// The first tab at or after `line:column` (1-based), as 1-based line and column.
 fn first_tab_from(text: &str, line: u32, column: u32) -> Option<(u32, u32)> {
     for (i, l) in text
