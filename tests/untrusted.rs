@@ -69,6 +69,16 @@ impl Project {
     }
     fn scrub(&self, text: &str) -> String {
         let real = |p: &Path| p.canonicalize().unwrap().display().to_string();
+        // `/proc/self` resolves to this run's own pid.
+        let mut text = text.to_string();
+        let mut from = 0;
+        while let Some(at) = text[from..].find("/proc/").map(|a| from + a + 6) {
+            let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
+            if digits > 0 {
+                text.replace_range(at..at + digits, "[PID]");
+            }
+            from = at;
+        }
         text.replace(&real(self.outside()), "[OUTSIDE]")
             .replace(&self.outside().display().to_string(), "[OUTSIDE]")
             .replace(&real(self.path()), "[PROJECT]")
@@ -273,4 +283,127 @@ fn with_secrets_refuses_an_out_directory_it_does_not_own() {
     }
     let run = p.run(&args);
     assert_eq!(run.code, Some(0), "{run:?}");
+}
+
+fn template_playbook(template: &str) -> String {
+    format!(
+        "plays:\n  - name: site\n    hosts: web\n    files:\n      - template: {template}\n        dest: /etc/foobar/t.conf\n"
+    )
+}
+
+/// A playbook read any file on the controller: `template: /proc/self/environ` rendered
+/// foobar's environment. Every path it names is confined to the project after links are
+/// resolved, and must be a regular file (or a directory for `templates_dir:` and `sync:`).
+#[test]
+fn a_playbook_reads_only_files_of_its_project() {
+    let p = Project::new(&[
+        ("inventories/site.yml", INVENTORY),
+        ("templates/t.j2", "fine\n"),
+    ]);
+    std::fs::write(p.outside().join("secret.j2"), "outside\n").unwrap();
+    std::os::unix::fs::symlink(
+        p.outside().join("secret.j2"),
+        p.path().join("templates/link.j2"),
+    )
+    .unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(p.path().join("templates/fifo.j2"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let cases: &[(&str, String)] = &[
+        (
+            "playbook_template_environ",
+            template_playbook("/proc/self/environ"),
+        ),
+        (
+            "playbook_template_climbs",
+            template_playbook("../../../../../../etc/passwd"),
+        ),
+        ("playbook_template_link_out", template_playbook("link.j2")),
+        (
+            "playbook_templates_dir_outside",
+            format!(
+                "templates_dir: {}\n{}",
+                p.outside().display(),
+                template_playbook("secret.j2")
+            ),
+        ),
+        (
+            "playbook_sync_outside",
+            format!(
+                "plays:\n  - name: app\n    hosts: web\n    sync:\n      - src: {}\n        dest: /opt/app\n",
+                p.outside().display()
+            ),
+        ),
+        ("playbook_template_fifo", template_playbook("fifo.j2")),
+    ];
+    for (snapshot, playbook) in cases {
+        p.write("playbooks/site.yml", playbook);
+        let run = p.run(RENDER);
+        refused(&p, &run, snapshot);
+        assert!(!run.stderr.contains("S3cret-Environ"), "{snapshot}");
+        assert!(!p.path().join("out").exists(), "{snapshot}");
+    }
+    // Inside the project, through a link too.
+    std::os::unix::fs::symlink("t.j2", p.path().join("templates/alias.j2")).unwrap();
+    p.write("playbooks/site.yml", &template_playbook("alias.j2"));
+    let run = p.run(RENDER);
+    assert_eq!(run.code, Some(0), "{run:?}");
+}
+
+/// A world-writable `foobar.toml` two levels up silently chose the inventory and playbook.
+/// Discovery stops at a repository's root, and a config anyone may write (or someone else
+/// owns) is ignored with a warning; one used from above the working directory is named.
+#[test]
+fn foobar_toml_is_found_only_where_it_can_be_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new(&[
+        (
+            "foobar.toml",
+            "inventory = \"inventories/site.yml\"\nplaybook = \"playbooks/site.yml\"\n",
+        ),
+        ("inventories/site.yml", INVENTORY),
+        ("playbooks/site.yml", &template_playbook("t.j2")),
+        ("templates/t.j2", "fine\n"),
+        ("work/sub/.keep", ""),
+    ]);
+    let toml = p.path().join("foobar.toml");
+    let sub = p.path().join("work/sub");
+    let render = ["render", "--out", "o"];
+    // Trusted, above: used, and said.
+    let run = p.run_in(&sub, &render);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        p.scrub(&run.stderr).lines().next(),
+        Some("note: using [PROJECT]/foobar.toml"),
+        "{run:?}"
+    );
+    // In the working directory: said with -v only.
+    let run = p.run(&["render", "--out", "o2"]);
+    assert!(!run.stderr.contains("note: using"), "{run:?}");
+    let run = p.run(&["render", "--out", "o3", "-v"]);
+    assert!(run.stderr.contains("note: using"), "{run:?}");
+
+    std::fs::set_permissions(&toml, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let run = p.run_in(&sub, &render);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    insta::assert_snapshot!("config_world_writable", run.diagnostic(&p));
+    std::fs::set_permissions(&toml, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // A repository's root ends the walk.
+    std::fs::create_dir(p.path().join("work/.git")).unwrap();
+    let run = p.run_in(&sub, &render);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(!run.stderr.contains("foobar.toml"), "{run:?}");
+    std::fs::remove_dir(p.path().join("work/.git")).unwrap();
+
+    // Someone else's: only root can make one for the test.
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&toml, Some(65534), Some(65534)).unwrap();
+        let run = p.run_in(&sub, &render);
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stderr.contains("belongs to uid 65534"), "{run:?}");
+    }
 }

@@ -21,6 +21,7 @@ mod backups;
 pub mod failover_edit;
 mod load;
 mod playbook;
+pub mod project;
 pub mod rules;
 pub mod schema;
 pub mod topology;
