@@ -407,3 +407,45 @@ fn foobar_toml_is_found_only_where_it_can_be_trusted() {
         assert!(run.stderr.contains("belongs to uid 65534"), "{run:?}");
     }
 }
+
+/// A ladder of groups, `levels` deep, two groups per level, each with both groups of the
+/// next level as children; one host at the bottom.
+fn ladder(levels: usize) -> String {
+    let mut inv = String::from(
+        "hosts:\n  web-01:\n    address: 10.0.0.11\ngroups:\n  web:\n    children: [l0a, l0b]\n",
+    );
+    for l in 0..levels {
+        for side in ["a", "b"] {
+            if l + 1 < levels {
+                inv.push_str(&format!(
+                    "  l{l}{side}:\n    children: [l{n}a, l{n}b]\n",
+                    n = l + 1
+                ));
+            } else {
+                inv.push_str(&format!("  l{l}{side}:\n    hosts: [web-01]\n"));
+            }
+        }
+    }
+    inv
+}
+
+/// A 2.7 KB inventory, a ladder of 40 levels, never finished loading (each path re-walked:
+/// doubling per level). Each group is resolved once now; past 64 levels it is a typed error.
+/// No time is asserted (the run must simply end), it is printed.
+#[test]
+fn nested_groups_resolve_in_linear_time_with_a_depth_limit() {
+    let p = Project::new(&[
+        ("inventories/site.yml", &ladder(40)),
+        ("playbooks/site.yml", &template_playbook("t.j2")),
+        ("templates/t.j2", "fine\n"),
+    ]);
+    let started = std::time::Instant::now();
+    let run = p.run(RENDER);
+    eprintln!("40-level ladder: render took {:?}", started.elapsed());
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(p.path().join("out/web-01/etc/foobar/t.conf").exists());
+
+    p.write("inventories/site.yml", &ladder(70));
+    let run = p.run(RENDER);
+    refused(&p, &run, "groups_too_deep");
+}

@@ -423,6 +423,10 @@ pub fn load_stack_inventory(
     Ok(inventory)
 }
 
+/// How deep groups may nest through `children:`: far beyond any real inventory, and a bound
+/// on the walk.
+const MAX_GROUP_DEPTH: usize = 64;
+
 fn resolve_groups(
     path: &Path,
     text: &str,
@@ -482,54 +486,84 @@ fn resolve_groups(
         }
     }
 
-    // Depth-first over children: detects cycles and collects every nested host.
-    // A cycle: the groups around it and the `children:` entry that closes it.
+    // Depth-first over children, each group resolved once (its hosts and its children's,
+    // memoized): linear in groups and `children:` entries, where walking every path was
+    // exponential (a ladder of 40 levels never finished). Detects cycles (the groups around
+    // one and the `children:` entry that closes it) and nesting deeper than the limit.
+    enum Walk {
+        Cycle(Vec<String>, Option<serde_saphyr::Location>),
+        TooDeep(Vec<String>, Option<serde_saphyr::Location>),
+    }
     fn collect(
         name: &str,
         raw: &BTreeMap<String, Spanned<RawGroup>>,
         stack: &mut Vec<String>,
-        out: &mut Vec<HostName>,
-    ) -> Result<(), (Vec<String>, Option<serde_saphyr::Location>)> {
-        if let Some(i) = stack.iter().position(|s| s == name) {
-            let mut cycle = stack[i..].to_vec();
-            cycle.push(name.to_string());
-            let closing = stack.last().and_then(|parent| {
+        done: &mut BTreeMap<String, BTreeSet<HostName>>,
+    ) -> Result<(), Walk> {
+        if done.contains_key(name) {
+            return Ok(());
+        }
+        let closing = || {
+            stack.last().and_then(|parent| {
                 raw[parent]
                     .value
                     .children
                     .iter()
                     .find(|c| c.value == name)
                     .map(|c| c.referenced)
-            });
-            return Err((cycle, closing));
+            })
+        };
+        if let Some(i) = stack.iter().position(|s| s == name) {
+            let mut cycle = stack[i..].to_vec();
+            cycle.push(name.to_string());
+            return Err(Walk::Cycle(cycle, closing()));
+        }
+        if stack.len() >= MAX_GROUP_DEPTH {
+            let mut chain = stack.clone();
+            chain.push(name.to_string());
+            return Err(Walk::TooDeep(chain, closing()));
         }
         stack.push(name.to_string());
         let g = &raw[name].value;
-        for h in &g.hosts {
-            let h = HostName::new(h.value.clone());
-            if !out.contains(&h) {
-                out.push(h);
-            }
-        }
+        let mut members: BTreeSet<HostName> = g
+            .hosts
+            .iter()
+            .map(|h| HostName::new(h.value.clone()))
+            .collect();
         for c in &g.children {
-            collect(&c.value, raw, stack, out)?;
+            collect(&c.value, raw, stack, done)?;
+            members.extend(done[&c.value].iter().cloned());
         }
         stack.pop();
+        done.insert(name.to_string(), members);
         Ok(())
     }
 
     let mut depth: BTreeMap<String, usize> = raw.keys().map(|k| (k.clone(), 0)).collect();
+    let mut done: BTreeMap<String, BTreeSet<HostName>> = BTreeMap::new();
     let mut groups = BTreeMap::new();
     for (name, g) in &raw {
-        let mut members = Vec::new();
-        collect(name, &raw, &mut Vec::new(), &mut members).map_err(|(cycle, closing)| {
-            InventoryError::GroupCycle {
+        collect(name, &raw, &mut Vec::new(), &mut done).map_err(|walk| match walk {
+            Walk::Cycle(cycle, closing) => InventoryError::GroupCycle {
                 location: at(closing.as_ref().unwrap_or(&g.referenced)),
                 cycle: cycle.join(" -> "),
-            }
+            },
+            Walk::TooDeep(chain, closing) => InventoryError::GroupTooDeep {
+                location: at(closing.as_ref().unwrap_or(&g.referenced)),
+                chain: if chain.len() > 6 {
+                    format!(
+                        "{} -> ... -> {}",
+                        chain[..3].join(" -> "),
+                        chain[chain.len() - 3..].join(" -> ")
+                    )
+                } else {
+                    chain.join(" -> ")
+                },
+                limit: MAX_GROUP_DEPTH,
+            },
         })?;
-        // Sort by the inventory's host order (alphabetical) for stable output.
-        members.sort();
+        // Sorted by the inventory's host order (alphabetical) for stable output.
+        let members: Vec<HostName> = done[name].iter().cloned().collect();
         groups.insert(
             name.clone(),
             Group {
@@ -544,13 +578,18 @@ fn resolve_groups(
     }
     // A child is one deeper than its deepest parent; no cycles remain, so this settles.
     for _ in 0..raw.len() {
+        let mut changed = false;
         for (name, g) in &raw {
             let d = depth[name];
             for c in &g.value.children {
                 if depth[&c.value] < d + 1 {
                     depth.insert(c.value.clone(), d + 1);
+                    changed = true;
                 }
             }
+        }
+        if !changed {
+            break;
         }
     }
     for (name, g) in groups.iter_mut() {

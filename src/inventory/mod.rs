@@ -179,6 +179,12 @@ pub enum InventoryError {
     },
     #[error("groups nest in a cycle: {cycle}")]
     GroupCycle { location: Location, cycle: String },
+    #[error("groups nest more than {limit} deep: {chain}")]
+    GroupTooDeep {
+        location: Location,
+        chain: String,
+        limit: usize,
+    },
     #[error("`{name}` is both a host and a group")]
     NameClash { location: Location, name: String },
     #[error("{what} {value} is used by both {first} and {second}")]
@@ -264,6 +270,7 @@ impl Diagnostic for InventoryError {
             | UnknownHost { location, .. }
             | UnknownGroup { location, .. }
             | GroupCycle { location, .. }
+            | GroupTooDeep { location, .. }
             | NameClash { location, .. }
             | Duplicate { location, .. }
             | NoAddress { location, .. }
@@ -291,6 +298,7 @@ impl Diagnostic for InventoryError {
             | ShortSecret { hint, .. }
             | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
             GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),
+            GroupTooDeep { .. } => Some("flatten the nesting: list hosts, or fewer levels of `children:`".into()),
             NameClash { .. } => Some("rename the group or the host: --limit and play targets must be unambiguous".into()),
             Duplicate { what, .. } => Some(format!("each host needs its own {what}")),
             NoAddress { .. } => Some("set `address:`, or set `ssh_config:` under `ssh:` so ssh can resolve the host's name".into()),
