@@ -449,3 +449,72 @@ fn nested_groups_resolve_in_linear_time_with_a_depth_limit() {
     let run = p.run(RENDER);
     refused(&p, &run, "groups_too_deep");
 }
+
+/// `connect_timeout: 18446744073709551615` made `plan` panic (exit 101, overflow in a
+/// deadline); `command_timeout` near 2^64 did so for `apply --dry-run` on a local host; the
+/// firewall's confirm timeout had the same arithmetic. Each is refused at load, at its line.
+#[test]
+fn huge_timeouts_are_refused_at_load() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "timeout_connect",
+            "ssh:\n  connect_timeout: 18446744073709551615\nhosts:\n  web-01:\n    address: 10.0.0.11\ngroups:\n  web:\n    hosts: [web-01]\n",
+            &[
+                "plan",
+                "-i",
+                "inventories/site.yml",
+                "-p",
+                "playbooks/site.yml",
+            ],
+        ),
+        (
+            "timeout_command",
+            "ssh:\n  command_timeout: 18446744073709551000\nhosts:\n  web-01:\n    connection: local\ngroups:\n  web:\n    hosts: [web-01]\n",
+            &[
+                "apply",
+                "--dry-run",
+                "-i",
+                "inventories/site.yml",
+                "-p",
+                "playbooks/site.yml",
+            ],
+        ),
+        (
+            "timeout_control_persist",
+            "ssh:\n  control_persist: 18446744073709551615\nhosts:\n  web-01:\n    address: 10.0.0.11\ngroups:\n  web:\n    hosts: [web-01]\n",
+            &[
+                "plan",
+                "-i",
+                "inventories/site.yml",
+                "-p",
+                "playbooks/site.yml",
+            ],
+        ),
+        (
+            "timeout_firewall_confirm",
+            "vars:\n  firewall_confirm_timeout: 18446744073709551615\nhosts:\n  web-01:\n    address: 10.0.0.11\ngroups:\n  web:\n    hosts: [web-01]\n",
+            &[
+                "plan",
+                "-i",
+                "inventories/site.yml",
+                "-p",
+                "playbooks/site.yml",
+            ],
+        ),
+    ];
+    let variables = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/variables.yml"),
+    )
+    .unwrap();
+    for (snapshot, inventory, args) in cases {
+        let p = Project::new(&[
+            ("inventories/site.yml", inventory),
+            ("playbooks/site.yml", &template_playbook("t.j2")),
+            ("playbooks/variables.yml", &variables),
+            ("templates/t.j2", "fine\n"),
+        ]);
+        let run = p.run(args);
+        assert!(!run.stderr.contains("panicked"), "{snapshot}: {run:?}");
+        refused(&p, &run, snapshot);
+    }
+}

@@ -24,9 +24,9 @@ struct RawSsh {
     ssh_config: Option<String>,
     known_hosts_file: Option<String>,
     strict_host_key_checking: Option<Spanned<RawHostKeyChecking>>,
-    connect_timeout: Option<u64>,
-    command_timeout: Option<u64>,
-    control_persist: Option<u64>,
+    connect_timeout: Option<Spanned<u64>>,
+    command_timeout: Option<Spanned<u64>>,
+    control_persist: Option<Spanned<u64>>,
     #[serde(rename = "become")]
     become_root: Option<bool>,
 }
@@ -162,9 +162,27 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         ssh_config: raw.ssh.ssh_config.map(|p| relative_to(path, &p)),
         known_hosts_file: raw.ssh.known_hosts_file.map(|p| relative_to(path, &p)),
         strict_host_key_checking,
-        connect_timeout: raw.ssh.connect_timeout.unwrap_or(10),
-        command_timeout: raw.ssh.command_timeout.unwrap_or(600),
-        control_persist: raw.ssh.control_persist.unwrap_or(60),
+        connect_timeout: seconds(
+            path,
+            "connect_timeout",
+            raw.ssh.connect_timeout,
+            10,
+            1..=3600,
+        )?,
+        command_timeout: seconds(
+            path,
+            "command_timeout",
+            raw.ssh.command_timeout,
+            600,
+            1..=7 * 24 * 3600,
+        )?,
+        control_persist: seconds(
+            path,
+            "control_persist",
+            raw.ssh.control_persist,
+            60,
+            0..=86400,
+        )?,
     };
 
     if !strict_host_key_checking
@@ -338,6 +356,36 @@ fn port(path: &Path, p: Spanned<u16>) -> Result<u16, InventoryError> {
         });
     }
     Ok(p.value)
+}
+
+/// A number of seconds under `ssh:` within `range` (a timeout of 2^64 s overflowed the
+/// arithmetic of deadlines and panicked), `default` when unset.
+fn seconds(
+    path: &Path,
+    what: &str,
+    value: Option<Spanned<u64>>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, InventoryError> {
+    let Some(v) = value else { return Ok(default) };
+    if range.contains(&v.value) {
+        return Ok(v.value);
+    }
+    Err(InventoryError::Yaml {
+        location: location_of(path, &v.referenced),
+        message: format!(
+            "`{what}: {}` is out of range: {what} is {} to {} seconds",
+            v.value,
+            range.start(),
+            range.end()
+        ),
+        key_path: format!("ssh.{what}"),
+        hint: Some(format!(
+            "write a number of seconds from {} to {} (the default is {default})",
+            range.start(),
+            range.end()
+        )),
+    })
 }
 
 /// What a port is, in the words of its errors.
