@@ -75,13 +75,24 @@ fn link_error(path: &Path) -> ReadError {
 /// The bytes of `path` and its metadata (of the opened file), if it is a regular file that is
 /// not a link and holds at most `limit` bytes.
 pub fn read_regular(path: &Path, limit: u64) -> Result<(Vec<u8>, std::fs::Metadata), ReadError> {
+    read(path, limit, libc::O_NOFOLLOW)
+}
+
+/// [`read_regular`], a link followed to its target (a secret's file in a mounted volume is
+/// often one), which must still be a regular file within `limit`.
+pub fn read_regular_through_links(path: &Path, limit: u64) -> Result<String, ReadError> {
+    let (bytes, _) = read(path, limit, 0)?;
+    text(path, bytes)
+}
+
+fn read(path: &Path, limit: u64, nofollow: i32) -> Result<(Vec<u8>, std::fs::Metadata), ReadError> {
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(nofollow | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)
         .map_err(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
@@ -122,6 +133,10 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<(Vec<u8>, std::fs::Metada
 /// [`read_regular`] as UTF-8 text.
 pub fn read_regular_text(path: &Path, limit: u64) -> Result<String, ReadError> {
     let (bytes, _) = read_regular(path, limit)?;
+    text(path, bytes)
+}
+
+fn text(path: &Path, bytes: Vec<u8>) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|_| ReadError::Io {
         path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"),

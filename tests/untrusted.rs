@@ -518,3 +518,198 @@ fn huge_timeouts_are_refused_at_load() {
         refused(&p, &run, snapshot);
     }
 }
+
+const PLAN: &[&str] = &[
+    "plan",
+    "-i",
+    "inventories/site.yml",
+    "-p",
+    "playbooks/site.yml",
+];
+
+fn with(args: &[&'static str], more: &[&'static str]) -> Vec<&'static str> {
+    args.iter().chain(more).copied().collect()
+}
+
+/// A secret `{ file: /dev/zero }` read 2 GB before failing and a FIFO hung the run: a
+/// secret's file is a regular file of at most 64 KiB.
+#[test]
+fn a_secret_file_is_a_small_regular_file() {
+    let p = Project::new(&[
+        ("playbooks/site.yml", &template_playbook("t.j2")),
+        ("templates/t.j2", "x\n"),
+    ]);
+    std::fs::create_dir_all(p.path().join("inventories")).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(p.path().join("inventories/fifo"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(p.path().join("inventories/big"), vec![b'x'; 100_000]).unwrap();
+    for (snapshot, file) in [
+        ("secret_dev_zero", "/dev/zero"),
+        ("secret_fifo", "fifo"),
+        ("secret_too_big", "big"),
+    ] {
+        p.write(
+            "inventories/site.yml",
+            &format!("secrets:\n  app_db_password: {{ file: {file} }}\n{INVENTORY}"),
+        );
+        let started = std::time::Instant::now();
+        let run = p.run(PLAN);
+        eprintln!("{snapshot}: {:?}", started.elapsed());
+        refused(&p, &run, snapshot);
+    }
+}
+
+/// `-l ''`, `-l '!'` and `-l ','` selected every host; `-l '!*'` selected none and `apply`
+/// exited 0. The first three are usage errors everywhere; an apply that selects no host is
+/// an error (a plan says "nothing to do").
+#[test]
+fn an_empty_limit_is_a_usage_error_and_an_empty_apply_fails() {
+    let p = Project::new(&[
+        ("inventories/site.yml", INVENTORY),
+        ("playbooks/site.yml", &template_playbook("t.j2")),
+        ("templates/t.j2", "x\n"),
+    ]);
+    for (snapshot, limit) in [
+        ("limit_empty", ""),
+        ("limit_bang", "!"),
+        ("limit_comma", ","),
+    ] {
+        let run = p.run(&with(PLAN, &["-l", limit]));
+        refused(&p, &run, snapshot);
+    }
+    let run = p.run(&with(PLAN, &["-l", "!*"]));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("nothing to do"), "{run:?}");
+    let run = p.run(&[
+        "apply",
+        "--yes",
+        "-l",
+        "!*",
+        "-i",
+        "inventories/site.yml",
+        "-p",
+        "playbooks/site.yml",
+    ]);
+    refused(&p, &run, "apply_selects_no_host");
+}
+
+/// A local project whose one file's body holds `body`.
+fn local_project(body: &str) -> Project {
+    Project::new(&[
+        (
+            "inventories/site.yml",
+            "hosts:\n  web-01:\n    connection: local\ngroups:\n  web:\n    hosts: [web-01]\n",
+        ),
+        (
+            "playbooks/site.yml",
+            "plays:\n  - name: site\n    hosts: web\n    files:\n      - template: t.j2\n        dest: \"@DIR@/live/t.conf\"\n",
+        ),
+        ("templates/t.j2", body),
+    ])
+}
+
+/// `plan > /dev/full` exited 0 with nothing written: an output that cannot be written fails
+/// the command (a closed pipe still ends it quietly).
+#[test]
+fn a_failed_write_to_stdout_fails_the_command() {
+    let p = local_project("hello\n");
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("foobar"));
+    let output = cmd
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .env_remove("FOOBAR_INVENTORY")
+        .env_remove("FOOBAR_PLAYBOOK")
+        .args(PLAN)
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot write to stdout: No space left on device"),
+        "{stderr}"
+    );
+}
+
+/// A `host_vars` file linked to a `.env` was followed, and its parse error framed the
+/// target's first line (a password). It is refused, with no line of it shown.
+#[test]
+fn a_linked_var_file_is_refused() {
+    let p = Project::new(&[
+        ("inventories/site.yml", INVENTORY),
+        ("playbooks/site.yml", &template_playbook("t.j2")),
+        ("templates/t.j2", "x\n"),
+        (".env", "DB_PASSWORD=S3cret-Dotenv-77aa\n"),
+    ]);
+    std::fs::create_dir_all(p.path().join("inventories/host_vars")).unwrap();
+    std::os::unix::fs::symlink(
+        "../../.env",
+        p.path().join("inventories/host_vars/web-01.yml"),
+    )
+    .unwrap();
+    let run = p.run(PLAN);
+    assert!(!run.stderr.contains("S3cret-Dotenv"), "{run:?}");
+    refused(&p, &run, "host_vars_link");
+}
+
+/// `dest: /` was taken for a file; YAML tags foobar does not know were ignored, `!!binary`
+/// decoded silently and integers beyond 64 bits became floats. Each is refused at its line.
+#[test]
+fn a_root_dest_and_silent_yaml_readings_are_refused() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "dest_root",
+            INVENTORY,
+            "plays:\n  - name: site\n    hosts: web\n    files:\n      - content: x\n        dest: /\n",
+        ),
+        (
+            "yaml_unknown_tag",
+            "vars:\n  token: !vault abc\nhosts:\n  web-01:\n    address: 10.0.0.11\ngroups:\n  web:\n    hosts: [web-01]\n",
+            "plays: []\n",
+        ),
+        (
+            "yaml_binary",
+            "vars:\n  motd: !!binary aGVsbG8=\nhosts:\n  web-01:\n    address: 10.0.0.11\ngroups:\n  web:\n    hosts: [web-01]\n",
+            "plays: []\n",
+        ),
+        (
+            "yaml_big_integer",
+            "vars:\n  server_id: 123456789012345678901234567890\nhosts:\n  web-01:\n    address: 10.0.0.11\ngroups:\n  web:\n    hosts: [web-01]\n",
+            "plays: []\n",
+        ),
+    ];
+    for (snapshot, inventory, playbook) in cases {
+        let p = Project::new(&[
+            ("inventories/site.yml", inventory),
+            ("playbooks/site.yml", playbook),
+        ]);
+        refused(&p, &p.run(PLAN), snapshot);
+    }
+}
+
+/// `show PLANFILE` printed escape sequences from the file raw (and `plan` those from a
+/// file's body): control characters are shown escaped.
+#[test]
+fn plans_print_control_characters_escaped() {
+    let p = local_project("title \u{1b}]0;owned\u{7} clear \u{1b}[2J\rback\n");
+    p.write("live/t.conf", "old\n");
+    let run = p.run(&with(PLAN, &["--out", "saved.plan"]));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        !run.stdout.contains('\u{1b}') && !run.stdout.contains('\r'),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("\\u{1b}[2J"), "{run:?}");
+    let run = p.run(&["show", "saved.plan"]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        !run.stdout.contains('\u{1b}') && !run.stdout.contains('\u{7}'),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("\\u{1b}]0;owned\\u{7}"), "{run:?}");
+}

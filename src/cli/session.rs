@@ -72,6 +72,7 @@ impl Session {
         // Past the inventory, one pass finds every problem it can: the playbook, each
         // --limit pattern and each secret are checked independently.
         let playbook = inventory::load_playbook(&common.playbook, &inventory);
+        inventory::check_limit(&common.limit)?;
         let mut errors: Vec<CliError> = Vec::new();
         let mut selected = BTreeSet::new();
         for pattern in common.limit.iter().flat_map(|p| p.split(',')) {

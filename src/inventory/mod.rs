@@ -144,6 +144,33 @@ pub struct Inventory {
     pub schema: Option<std::sync::Arc<Schema>>,
 }
 
+/// `--limit` patterns that name something: not empty (`-l ''`), no empty part (`-l ','`), no
+/// `!` or `&` alone (`-l '!'`); each of those used to select every host.
+pub fn check_limit(patterns: &[String]) -> Result<(), InventoryError> {
+    for given in patterns {
+        if given.trim().is_empty() {
+            return Err(InventoryError::LimitEmpty {
+                given: given.clone(),
+                why: "is empty",
+            });
+        }
+        for raw in given.split(',').map(str::trim) {
+            let pattern = raw.strip_prefix(['!', '&']).unwrap_or(raw).trim();
+            if pattern.is_empty() {
+                return Err(InventoryError::LimitEmpty {
+                    given: given.clone(),
+                    why: if raw.is_empty() {
+                        "holds an empty pattern (two commas, or one at an end)"
+                    } else {
+                        "holds a `!` or `&` with no pattern after it"
+                    },
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Secret values by name, resolved at run time.
 pub type Secrets = BTreeMap<String, Secret>;
 
@@ -154,6 +181,14 @@ pub enum InventoryError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+        hint: String,
+    },
+    /// A file foobar will not read: a link, a FIFO, a device (`host_vars/x.yml` linked to a
+    /// `.env` used to frame the target's first line, a password, in the parse error).
+    #[error("{message}")]
+    UnsafeFile {
+        location: Location,
+        message: String,
         hint: String,
     },
     #[error("{message}")]
@@ -245,6 +280,10 @@ pub enum InventoryError {
     },
     #[error("--limit {pattern} matches no host")]
     LimitMatchesNothing { pattern: String, hint: String },
+    /// `-l ''`, `-l '!'`, `-l ','`: a pattern with nothing in it, which used to select
+    /// every host.
+    #[error("--limit {given:?} {why}")]
+    LimitEmpty { given: String, why: &'static str },
     /// Several problems found in one pass (at least two), in the order found.
     #[error("{} problems", .0.len())]
     Several(Vec<InventoryError>),
@@ -265,8 +304,9 @@ impl Diagnostic for InventoryError {
     fn location(&self) -> Option<&Location> {
         use InventoryError::*;
         match self {
-            Read { .. } | LimitMatchesNothing { .. } => None,
+            Read { .. } | LimitMatchesNothing { .. } | LimitEmpty { .. } => None,
             Yaml { location, .. }
+            | UnsafeFile { location, .. }
             | UnknownHost { location, .. }
             | UnknownGroup { location, .. }
             | GroupCycle { location, .. }
@@ -295,8 +335,10 @@ impl Diagnostic for InventoryError {
             | MissingSecret { hint, .. }
             | BadLogin { hint, .. }
             | BadName { hint, .. }
+            | UnsafeFile { hint, .. }
             | ShortSecret { hint, .. }
             | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
+            LimitEmpty { .. } => Some("name hosts or groups, e.g. `-l web-01`, `-l 'web,!web-02'` or `-l all`; leave --limit out to select every host".into()),
             GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),
             GroupTooDeep { .. } => Some("flatten the nesting: list hosts, or fewer levels of `children:`".into()),
             NameClash { .. } => Some("rename the group or the host: --limit and play targets must be unambiguous".into()),
@@ -359,6 +401,7 @@ impl Inventory {
         let mut union: Option<BTreeSet<HostName>> = None;
         let mut intersect = Vec::new();
         let mut exclude = Vec::new();
+        check_limit(patterns)?;
         for raw in patterns.iter().flat_map(|p| p.split(',')).map(str::trim) {
             let (kind, pattern) = match raw.chars().next() {
                 Some('!') => ('!', raw[1..].trim()),
@@ -489,6 +532,9 @@ pub fn resolve_all_secrets(inventory: &Inventory) -> Result<Secrets, Vec<Invento
     }
 }
 
+/// The largest secret file foobar reads: far above any password, key or certificate bundle.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
 fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
     let name = name.to_string();
     let value = match &r.source {
@@ -511,17 +557,21 @@ fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
                 });
             }
         },
-        SecretSource::File(path) => match std::fs::read_to_string(path) {
-            Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
-            Err(e) => {
-                return Err(InventoryError::MissingSecret {
+        // A regular file (a link to one too) of at most 64 KiB: `/dev/zero` read 2 GB
+        // before failing, and a FIFO hung the run.
+        SecretSource::File(path) => {
+            match crate::confined::read_regular_through_links(path, MAX_SECRET_FILE) {
+                Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
+                Err(e) => {
+                    return Err(InventoryError::MissingSecret {
                         location: r.location.clone(),
                         name: name.clone(),
-                        reason: format!("{}: {e}", path.display()),
-                        hint: "create the file (mode 0600) or point `file:` at it; paths are relative to the inventory file".into(),
+                        reason: e.to_string(),
+                        hint: "create the file (mode 0600) or point `file:` at it, a regular file of at most 64 KiB; paths are relative to the inventory file".into(),
                     });
+                }
             }
-        },
+        }
     };
     let length = value.chars().count();
     if length < crate::secret::MIN_SECRET_LENGTH {

@@ -335,6 +335,13 @@ fn load_file(
     let location = at(&f.referenced);
     let rf = f.value;
     let dest = absolute(path, &rf.dest, "dest")?;
+    if dest == "/" {
+        return Err(playbook_error(
+            at(&rf.dest.referenced),
+            "file `dest: /` is the root directory, which no file can replace".into(),
+            Some("name the file's own path, e.g. `/etc/app/app.conf`".into()),
+        ));
+    }
     let state = rf.state.unwrap_or(FileState::Present);
     if state == FileState::Present && rf.template.is_none() == rf.content.is_none() {
         return Err(playbook_error(
