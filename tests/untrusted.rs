@@ -713,3 +713,37 @@ fn plans_print_control_characters_escaped() {
     );
     assert!(run.stdout.contains("\\u{1b}]0;owned\\u{7}"), "{run:?}");
 }
+
+/// MySQL replication without TLS (production's flavor) hands the replication password to a
+/// man in the middle: refused before anything connects, with what to set; `render` (offline)
+/// still works, and MariaDB or `replication_ssl: true` pass.
+#[test]
+fn mysql_replication_without_tls_is_refused_before_connecting() {
+    let inventory = |vars: &str| {
+        format!(
+            "vars:\n  app_db_host_pattern: \"10.0.0.%\"\n  replication_host_pattern: \"10.0.0.%\"\n  flavor: {vars}\nsecrets:\n  replication_password: {{ env: FOOBAR_TEST_PASSWORD }}\n  app_db_password: {{ env: FOOBAR_TEST_PASSWORD }}\n  db_tls_ca: {{ env: FOOBAR_TEST_PASSWORD }}\n  db_tls_cert: {{ env: FOOBAR_TEST_PASSWORD }}\n  db_tls_key: {{ env: FOOBAR_TEST_PASSWORD }}\nhosts:\n  db-01:\n    address: 10.0.0.11\n    private_ip: 10.0.0.11\n    vars: {{ server_id: 1 }}\n  db-02:\n    address: 10.0.0.12\n    private_ip: 10.0.0.12\n    vars: {{ server_id: 2 }}\ngroups:\n  db_primary:\n    hosts: [db-01]\n  db_replica:\n    hosts: [db-02]\n"
+        )
+    };
+    let playbook = "plays:\n  - name: database primary\n    hosts: db_primary\n    database: primary\n  - name: database replica\n    hosts: db_replica\n    database: replica\n";
+    let variables = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/variables.yml"),
+    )
+    .unwrap();
+    let p = Project::new(&[
+        ("inventories/site.yml", &inventory("mysql")),
+        ("playbooks/site.yml", playbook),
+        ("playbooks/variables.yml", &variables),
+    ]);
+    refused(&p, &p.run(PLAN), "replication_mysql_in_clear");
+    let run = p.run(RENDER);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    for flavor in ["mariadb", "mysql\n  replication_ssl: true"] {
+        p.write("inventories/site.yml", &inventory(flavor));
+        let run = p.run(PLAN);
+        assert!(!run.stderr.contains("without TLS"), "{flavor}: {run:?}");
+        assert!(
+            p.ssh_called(),
+            "{flavor}: it did not get as far as connecting: {run:?}"
+        );
+    }
+}

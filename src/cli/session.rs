@@ -58,8 +58,14 @@ pub struct Support {
 }
 
 impl Session {
+    /// For the commands that reach hosts: [`Session::load_with`] the real secrets, and
+    /// refused when the database tier would replicate MySQL in clear.
     pub fn load(common: &Common) -> Result<Self, CliError> {
-        Self::load_with(common, true)
+        let session = Self::load_with(common, true)?;
+        if session.database.is_some() {
+            database::refuse_replication_in_clear(&session.inventory)?;
+        }
+        Ok(session)
     }
 
     /// `real_secrets: false` (`render` without `--with-secrets`): every secret is its
