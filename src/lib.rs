@@ -27,6 +27,7 @@
 //! | [`event`] | what running stages tell the user: `Event`s sent to a `Reporter` |
 //! | [`report`] | the only code that prints: progress, human plans and reports, JSON documents |
 //! | [`host`], [`http`], [`shell`], [`secret`], [`error`] | shared values: host names, a bounded HTTP GET, quoted scripts, masked secrets, locations/hints/exit codes |
+//! | [`confined`] | files on the controller from less trusted hands: read only when regular, unlinked and bounded; `render --out` written only as new files, never through a link |
 //!
 //! Dependencies point down the pipeline: `gather`, `apply`, `verify` and `audit` share what
 //! runs on a host through `remote` (which knows none of them), `transport` does not know
@@ -42,6 +43,7 @@ pub mod apply;
 pub mod audit;
 pub mod backup;
 pub mod cli;
+pub mod confined;
 pub mod error;
 pub mod event;
 pub mod gather;

@@ -25,6 +25,16 @@ fn main() {
             1
         }
     };
+    // Output that could not be written (a full disk) is a failure whatever the command did.
+    let code = match foobar::secret::stdout_failed() {
+        Some(why) => {
+            warn!(
+                "error: cannot write to stdout: {why}\nhint: the output is incomplete; check where stdout goes (disk space, the file)\n"
+            );
+            if code == 0 || code == 2 { 1 } else { code }
+        }
+        None => code,
+    };
     // Dropping the runtime would wait for the signal watcher; exit directly instead.
     std::process::exit(code);
 }

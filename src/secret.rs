@@ -191,9 +191,23 @@ pub fn write_stdout(text: &str) {
     let written = out
         .write_all(redact(text).as_bytes())
         .and_then(|()| out.flush());
-    if written.is_err() {
+    if let Err(e) = written {
         STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
+        // A reader that went away is the reader's choice; a full disk or a bad file is data
+        // lost (`plan > /dev/full` used to exit 0 with nothing written).
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            let _ = STDOUT_FAILED.set(e.to_string());
+        }
     }
+}
+
+/// The first error writing stdout other than its reader going away, if one happened.
+static STDOUT_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Why stdout could not be written (not a closed pipe, which ends a command quietly): the
+/// command's output is lost, and its exit code must say so.
+pub fn stdout_failed() -> Option<&'static str> {
+    STDOUT_FAILED.get().map(String::as_str)
 }
 
 /// Writes `text` to stderr through [`redact`]. Use [`crate::warn`].

@@ -120,7 +120,10 @@ pub async fn confirm(inv: &Inventory, host: &HostName) -> Outcome {
         Err(e) => e.to_string(),
     };
     // Locked out (or the host is gone): the host's timer restores the previous rules.
-    let deadline = started + wait + Duration::from_secs(5);
+    // The wait is bounded at load (`firewall_confirm_timeout`, at most an hour); saturate anyway.
+    let deadline = started
+        .checked_add(wait.saturating_add(Duration::from_secs(5)))
+        .unwrap_or(started + Duration::from_secs(24 * 3600));
     tokio::time::sleep_until(deadline.into()).await;
     let mut last = String::new();
     for _ in 0..3 {

@@ -80,6 +80,24 @@ pub async fn run(args: ApplyArgs) -> Result<ExitCategory, CliError> {
     if let Some(s) = &saved {
         planfile::check_hosts(s, &session.hosts)?;
     }
+    if session.hosts.is_empty() {
+        // `plan` says "nothing to do" and succeeds; an apply that changes no host (`-l '!*'`)
+        // is a mistake to stop on, not a success to report.
+        return Err(CliError::Usage {
+            message: if common.limit.is_empty() {
+                format!(
+                    "no play of {} targets a host: nothing to apply",
+                    session.playbook.path.display()
+                )
+            } else {
+                format!(
+                    "--limit {} selects no host a play targets: nothing to apply",
+                    common.limit.join(",")
+                )
+            },
+            hint: "check --limit and the plays' `hosts:`; `foobar plan` shows what each host would get".into(),
+        });
+    }
     let ctx = session.render_context()?;
     let cancelled = watch_signals();
     let hosts: Vec<HostName> = match &saved {

@@ -1,5 +1,8 @@
 //! `foobar.toml`: optional project defaults, found in the working directory or the nearest
-//! parent that has one (like `ansible.cfg`). Paths in it are relative to its own directory.
+//! parent that has one, up to the repository's root, `$HOME` or the filesystem's boundary,
+//! and only when its owner is the user (or root) and no one else may write it
+//! ([`crate::inventory::project::find_config`]). Paths in it are relative to its own
+//! directory. A file used from outside the working directory is named on stderr.
 //! Precedence: command-line flag > `FOOBAR_INVENTORY`/`FOOBAR_PLAYBOOK` > foobar.toml >
 //! built-in default.
 //!
@@ -14,8 +17,6 @@ use serde::Deserialize;
 
 use crate::error::Diagnostic;
 
-pub const FILE_NAME: &str = "foobar.toml";
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -23,12 +24,9 @@ pub struct Config {
     pub playbook: Option<PathBuf>,
 }
 
-/// The nearest foobar.toml at or above `start`.
-pub fn find(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .map(|d| d.join(FILE_NAME))
-        .find(|p| p.is_file())
+/// The foobar.toml a run in `start` uses, and a warning for each one passed over.
+pub fn find(start: &Path) -> (Option<PathBuf>, Vec<String>) {
+    crate::inventory::project::find_config(start)
 }
 
 /// A foobar.toml that cannot be used.

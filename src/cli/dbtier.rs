@@ -38,6 +38,7 @@ pub(super) struct Tier {
 pub(super) fn load(common: &Common, what: &str) -> Result<Tier, CliError> {
     let inventory = inventory::load_stack_inventory(&common.inventory, &common.playbook)?;
     let secrets: Secrets = inventory::resolve_secrets(&inventory)?;
+    database::refuse_replication_in_clear(&inventory)?;
     let Some(cfg) = database::config(&inventory, &secrets)? else {
         return Err(CliError::Usage {
             message: format!(

@@ -164,7 +164,32 @@ pub fn parse() -> Result<(Cli, bool), i32> {
     use clap::FromArgMatches;
     let json_requested = std::env::args_os().any(|a| a == "--json");
     let mut command = command();
-    if let Some(path) = std::env::current_dir().ok().and_then(|d| config::find(&d)) {
+    let cwd = std::env::current_dir().ok();
+    let (found, passed_over) = match &cwd {
+        Some(d) => config::find(d),
+        None => (None, vec![]),
+    };
+    for w in &passed_over {
+        crate::warn!("{w}\n");
+    }
+    // Said always when it is not the working directory's own (another tree's inventory and
+    // playbook are then used), and with -v.
+    let outside = found.as_ref().is_some_and(|f| {
+        cwd.as_ref()
+            .and_then(|d| d.canonicalize().ok())
+            .is_none_or(|d| f.parent() != Some(d.as_path()))
+    });
+    let verbose_asked = std::env::args_os().skip(1).any(|a| {
+        a == "--verbose"
+            || a.to_str()
+                .is_some_and(|s| s.starts_with("-v") && s[1..].bytes().all(|b| b == b'v'))
+    });
+    if let Some(path) = &found
+        && (outside || verbose_asked)
+    {
+        crate::warn!("note: using {}\n", path.display());
+    }
+    if let Some(path) = found {
         match config::load(&path) {
             Ok(c) => command = config::apply_defaults(command, &c),
             Err(e) => {

@@ -47,12 +47,16 @@ pub async fn run(args: RenderArgs) -> Result<ExitCategory, CliError> {
     let session = Session::load_with(&common, with_secrets)?;
     let ctx = session.render_context()?;
     let desired = render_all(&ctx, &session.hosts)?;
+    if with_secrets {
+        check_owned(&out)?;
+    }
     clear_earlier_render(&out)?;
     // Without --with-secrets the secrets are placeholders: the files hold none.
     let write = if with_secrets {
         create_private_dir(&out)?;
         write_private
     } else {
+        create_dir(&out)?;
         write_rendered
     };
     let mut written: Vec<PathBuf> = Vec::new();
@@ -135,9 +139,11 @@ fn clear_earlier_render(out: &Path) -> Result<(), CliError> {
         return Ok(());
     }
     let manifest = out.join(MANIFEST);
-    let list = match std::fs::read_to_string(&manifest) {
+    let list = match crate::confined::read_regular_text(&manifest, 64 << 20) {
         Ok(list) => list,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(crate::confined::ReadError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
             return Err(CliError::Usage {
                 message: format!(
                     "--out {} is not empty and holds no earlier render (no {MANIFEST} in it)",
@@ -146,7 +152,7 @@ fn clear_earlier_render(out: &Path) -> Result<(), CliError> {
                 hint: "name a new or empty directory, or one an earlier `foobar render` wrote (its files are then replaced)".into(),
             });
         }
-        Err(e) => return Err(io_error("read", &manifest, e)),
+        Err(e) => return Err(anyhow::anyhow!("{e}").into()),
     };
     let mut dirs = std::collections::BTreeSet::new();
     for line in list.lines().filter(|l| !l.is_empty()) {
@@ -179,28 +185,59 @@ fn clear_earlier_render(out: &Path) -> Result<(), CliError> {
 }
 
 fn write_manifest(out: &Path, written: &[PathBuf]) -> Result<(), CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     if written.is_empty() && std::fs::read_dir(out).is_err() {
         // Nothing rendered and no directory made: leave no trace.
         return Ok(());
     }
-    std::fs::create_dir_all(out).map_err(|e| io_error("create", out, e))?;
     let mut list = String::new();
     for w in written {
         list.push_str(&w.display().to_string());
         list.push('\n');
     }
-    let manifest = out.join(MANIFEST);
     // 0600 like a `--with-secrets` tree's files (it holds only paths).
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&manifest)
-        .and_then(|mut f| f.write_all(list.as_bytes()))
-        .map_err(|e| io_error("write", &manifest, e))
+    crate::confined::write_new(out, Path::new(MANIFEST), list.as_bytes(), 0o600, 0o700)
+        .map_err(|e| io_error("write", &out.join(MANIFEST), e))?;
+    Ok(())
+}
+
+/// `--with-secrets` writes real values: into a directory of the caller's own only, never one
+/// another user made (and could read, or have planted links in).
+fn check_owned(out: &Path) -> Result<(), CliError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("read", out, e)),
+    };
+    let me = crate::confined::current_uid();
+    if meta.file_type().is_symlink() || meta.uid() != me {
+        return Err(CliError::Usage {
+            message: format!(
+                "--out {} {}: refusing to write secrets into it",
+                out.display(),
+                if meta.file_type().is_symlink() {
+                    "is a symbolic link".to_string()
+                } else {
+                    format!("belongs to uid {}, not to you (uid {me})", meta.uid())
+                }
+            ),
+            hint: "with --with-secrets, name a new directory (it is made 0700) or one of your own"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+fn render_error(e: crate::render::OutWriteError) -> CliError {
+    match e {
+        crate::render::OutWriteError::Path(e) => CliError::Usage {
+            message: e.to_string(),
+            hint:
+                "paths on hosts must be absolute and normalized (no `..`), host names plain words"
+                    .into(),
+        },
+        e @ crate::render::OutWriteError::Io { .. } => anyhow::anyhow!("{e}").into(),
+    }
 }
 
 /// A rendered file, its permission bits as on the host (`mode:`; set-id and sticky bits
@@ -212,21 +249,11 @@ fn write_rendered(
     bytes: &[u8],
     mode: u32,
 ) -> Result<PathBuf, CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    let dest = crate::render::out_path(out, host, path).map_err(|e| CliError::Usage {
-        message: e.to_string(),
-        hint: "paths on hosts must be absolute and normalized (no `..`)".into(),
-    })?;
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| io_error("create", parent, e))?;
-    }
-    // Written while readable by us, then given its mode (0400 would refuse the write).
-    std::fs::write(&dest, bytes)
-        .and_then(|()| {
-            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode & 0o777))
-        })
-        .map_err(|e| io_error("write", &dest, e))?;
-    Ok(dest)
+    crate::render::write_out(out, host, path, bytes, mode & 0o777, 0o755).map_err(render_error)
+}
+
+fn create_dir(dir: &Path) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CliError> {
@@ -240,7 +267,7 @@ fn create_private_dir(dir: &Path) -> Result<(), CliError> {
 }
 
 /// `render --with-secrets`: real values, readable by the current user only (directories
-/// 0700, files created 0600, never widened).
+/// 0700, files 0600), through the same confined writer.
 fn write_private(
     out: &Path,
     host: &HostName,
@@ -248,26 +275,5 @@ fn write_private(
     bytes: &[u8],
     _mode: u32,
 ) -> Result<PathBuf, CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dest = out.join(host.as_str()).join(path.trim_start_matches('/'));
-    let mut dir = out.to_path_buf();
-    if let Some(parent) = dest.parent().and_then(|p| p.strip_prefix(out).ok()) {
-        for part in parent.components() {
-            dir.push(part);
-            create_private_dir(&dir)?;
-        }
-    }
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&dest)
-        .and_then(|mut f| {
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            f.write_all(bytes)
-        });
-    written.map_err(|e| anyhow::anyhow!("cannot write {}: {e}", dest.display()))?;
-    Ok(dest)
+    crate::render::write_out(out, host, path, bytes, 0o600, 0o700).map_err(render_error)
 }

@@ -58,8 +58,14 @@ pub struct Support {
 }
 
 impl Session {
+    /// For the commands that reach hosts: [`Session::load_with`] the real secrets, and
+    /// refused when the database tier would replicate MySQL in clear.
     pub fn load(common: &Common) -> Result<Self, CliError> {
-        Self::load_with(common, true)
+        let session = Self::load_with(common, true)?;
+        if session.database.is_some() {
+            database::refuse_replication_in_clear(&session.inventory)?;
+        }
+        Ok(session)
     }
 
     /// `real_secrets: false` (`render` without `--with-secrets`): every secret is its
@@ -72,6 +78,7 @@ impl Session {
         // Past the inventory, one pass finds every problem it can: the playbook, each
         // --limit pattern and each secret are checked independently.
         let playbook = inventory::load_playbook(&common.playbook, &inventory);
+        inventory::check_limit(&common.limit)?;
         let mut errors: Vec<CliError> = Vec::new();
         let mut selected = BTreeSet::new();
         for pattern in common.limit.iter().flat_map(|p| p.split(',')) {

@@ -30,10 +30,13 @@ pub fn run(args: ShowArgs) -> Result<ExitCategory, CliError> {
     } else {
         if let Some(inputs) = &plan.inputs {
             crate::say!(
-                "Plan from {} and {} (made in {}).\n",
-                inputs.inventory.display(),
-                inputs.playbook.display(),
-                inputs.directory.display()
+                "{}",
+                human::escape_controls(&format!(
+                    "Plan from {} and {} (made in {}).\n",
+                    inputs.inventory.display(),
+                    inputs.playbook.display(),
+                    inputs.directory.display()
+                ))
             );
         }
         crate::say!(

@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::rules;
 use super::topology::{DATABASE_PRIMARY, DATABASE_REPLICAS, Topology};
-use super::yaml::{key_in_block, location_of, parse};
+use super::yaml::{key_in_block, key_of, location_of, parse};
 use super::{
     Group, Host, HostName, Inventory, InventoryError, Login, SecretRef, SecretSource, SshDefaults,
     Vars, relative_to,
@@ -24,9 +24,9 @@ struct RawSsh {
     ssh_config: Option<String>,
     known_hosts_file: Option<String>,
     strict_host_key_checking: Option<Spanned<RawHostKeyChecking>>,
-    connect_timeout: Option<u64>,
-    command_timeout: Option<u64>,
-    control_persist: Option<u64>,
+    connect_timeout: Option<Spanned<u64>>,
+    command_timeout: Option<Spanned<u64>>,
+    control_persist: Option<Spanned<u64>>,
     #[serde(rename = "become")]
     become_root: Option<bool>,
 }
@@ -165,9 +165,27 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         ssh_config: raw.ssh.ssh_config.map(|p| relative_to(path, &p)),
         known_hosts_file: raw.ssh.known_hosts_file.map(|p| relative_to(path, &p)),
         strict_host_key_checking,
-        connect_timeout: raw.ssh.connect_timeout.unwrap_or(10),
-        command_timeout: raw.ssh.command_timeout.unwrap_or(600),
-        control_persist: raw.ssh.control_persist.unwrap_or(60),
+        connect_timeout: seconds(
+            path,
+            "connect_timeout",
+            raw.ssh.connect_timeout,
+            10,
+            1..=3600,
+        )?,
+        command_timeout: seconds(
+            path,
+            "command_timeout",
+            raw.ssh.command_timeout,
+            600,
+            1..=7 * 24 * 3600,
+        )?,
+        control_persist: seconds(
+            path,
+            "control_persist",
+            raw.ssh.control_persist,
+            60,
+            0..=86400,
+        )?,
     };
 
     if !strict_host_key_checking
@@ -200,6 +218,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     let mut private_ips: BTreeMap<String, HostName> = BTreeMap::new();
     for (name, h) in raw.hosts {
         let location = at(&h.referenced);
+        check_name(&key_of(&text, &location), "host", &name)?;
         let name = HostName::new(name);
         let local = h.value.connection == Some(RawConnection::Local);
         if h.value.address.is_none() && ssh.ssh_config.is_none() && !local {
@@ -261,7 +280,7 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
         );
     }
 
-    let mut groups = match resolve_groups(path, &hosts, raw.groups, &mut warnings) {
+    let mut groups = match resolve_groups(path, &text, &hosts, raw.groups, &mut warnings) {
         Ok(g) => g,
         Err(e) => {
             problems.push(e);
@@ -298,6 +317,21 @@ pub fn load_inventory(path: &Path) -> Result<Inventory, InventoryError> {
     Ok(inventory)
 }
 
+/// A host's or group's name, as [`rules::check_host_name`] has it; else the error at its entry.
+fn check_name(
+    location: &crate::error::Location,
+    what: &str,
+    name: &str,
+) -> Result<(), InventoryError> {
+    rules::check_host_name(name).map_err(|why| InventoryError::BadName {
+        location: location.clone(),
+        message: format!("{what} name `{}` {why}", name.escape_debug()),
+        hint: format!(
+            "a {what}'s name is a word such as `web-01` or `db_replica` (it names files and directories, e.g. under `render --out`); a host's address goes in `address:`"
+        ),
+    })
+}
+
 /// `value` when it keeps `rule`, else the error at its line.
 fn checked(
     path: &Path,
@@ -327,6 +361,36 @@ fn port(path: &Path, p: Spanned<u16>) -> Result<u16, InventoryError> {
         });
     }
     Ok(p.value)
+}
+
+/// A number of seconds under `ssh:` within `range` (a timeout of 2^64 s overflowed the
+/// arithmetic of deadlines and panicked), `default` when unset.
+fn seconds(
+    path: &Path,
+    what: &str,
+    value: Option<Spanned<u64>>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, InventoryError> {
+    let Some(v) = value else { return Ok(default) };
+    if range.contains(&v.value) {
+        return Ok(v.value);
+    }
+    Err(InventoryError::Yaml {
+        location: location_of(path, &v.referenced),
+        message: format!(
+            "`{what}: {}` is out of range: {what} is {} to {} seconds",
+            v.value,
+            range.start(),
+            range.end()
+        ),
+        key_path: format!("ssh.{what}"),
+        hint: Some(format!(
+            "write a number of seconds from {} to {} (the default is {default})",
+            range.start(),
+            range.end()
+        )),
+    })
 }
 
 /// What a port is, in the words of its errors.
@@ -425,6 +489,10 @@ fn map_roles(
     for (role, target) in raw {
         let location = location_of(path, &target.referenced);
         let group = target.value;
+        if let Err(e) = check_name(&location, "role", &role) {
+            problems.push(e);
+            continue;
+        }
         let Some(hosts) = groups.get(&group).map(|g| g.hosts.clone()) else {
             let names: Vec<String> = groups.keys().cloned().collect();
             problems.push(InventoryError::Topology {
@@ -470,14 +538,20 @@ fn map_roles(
     out
 }
 
+/// How deep groups may nest through `children:`: far beyond any real inventory, and a bound
+/// on the walk.
+const MAX_GROUP_DEPTH: usize = 64;
+
 fn resolve_groups(
     path: &Path,
+    text: &str,
     hosts: &BTreeMap<HostName, Host>,
     raw: BTreeMap<String, Spanned<RawGroup>>,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, Group>, InventoryError> {
     let at = |l: &serde_saphyr::Location| location_of(path, l);
     for (name, g) in &raw {
+        check_name(&key_of(text, &at(&g.referenced)), "group", name)?;
         // Harmless (a host is in a group once), but likely a slip for another name.
         for (list, entries) in [("hosts", &g.value.hosts), ("children", &g.value.children)] {
             let mut seen = BTreeSet::new();
@@ -527,54 +601,84 @@ fn resolve_groups(
         }
     }
 
-    // Depth-first over children: detects cycles and collects every nested host.
-    // A cycle: the groups around it and the `children:` entry that closes it.
+    // Depth-first over children, each group resolved once (its hosts and its children's,
+    // memoized): linear in groups and `children:` entries, where walking every path was
+    // exponential (a ladder of 40 levels never finished). Detects cycles (the groups around
+    // one and the `children:` entry that closes it) and nesting deeper than the limit.
+    enum Walk {
+        Cycle(Vec<String>, Option<serde_saphyr::Location>),
+        TooDeep(Vec<String>, Option<serde_saphyr::Location>),
+    }
     fn collect(
         name: &str,
         raw: &BTreeMap<String, Spanned<RawGroup>>,
         stack: &mut Vec<String>,
-        out: &mut Vec<HostName>,
-    ) -> Result<(), (Vec<String>, Option<serde_saphyr::Location>)> {
-        if let Some(i) = stack.iter().position(|s| s == name) {
-            let mut cycle = stack[i..].to_vec();
-            cycle.push(name.to_string());
-            let closing = stack.last().and_then(|parent| {
+        done: &mut BTreeMap<String, BTreeSet<HostName>>,
+    ) -> Result<(), Walk> {
+        if done.contains_key(name) {
+            return Ok(());
+        }
+        let closing = || {
+            stack.last().and_then(|parent| {
                 raw[parent]
                     .value
                     .children
                     .iter()
                     .find(|c| c.value == name)
                     .map(|c| c.referenced)
-            });
-            return Err((cycle, closing));
+            })
+        };
+        if let Some(i) = stack.iter().position(|s| s == name) {
+            let mut cycle = stack[i..].to_vec();
+            cycle.push(name.to_string());
+            return Err(Walk::Cycle(cycle, closing()));
+        }
+        if stack.len() >= MAX_GROUP_DEPTH {
+            let mut chain = stack.clone();
+            chain.push(name.to_string());
+            return Err(Walk::TooDeep(chain, closing()));
         }
         stack.push(name.to_string());
         let g = &raw[name].value;
-        for h in &g.hosts {
-            let h = HostName::new(h.value.clone());
-            if !out.contains(&h) {
-                out.push(h);
-            }
-        }
+        let mut members: BTreeSet<HostName> = g
+            .hosts
+            .iter()
+            .map(|h| HostName::new(h.value.clone()))
+            .collect();
         for c in &g.children {
-            collect(&c.value, raw, stack, out)?;
+            collect(&c.value, raw, stack, done)?;
+            members.extend(done[&c.value].iter().cloned());
         }
         stack.pop();
+        done.insert(name.to_string(), members);
         Ok(())
     }
 
     let mut depth: BTreeMap<String, usize> = raw.keys().map(|k| (k.clone(), 0)).collect();
+    let mut done: BTreeMap<String, BTreeSet<HostName>> = BTreeMap::new();
     let mut groups = BTreeMap::new();
     for (name, g) in &raw {
-        let mut members = Vec::new();
-        collect(name, &raw, &mut Vec::new(), &mut members).map_err(|(cycle, closing)| {
-            InventoryError::GroupCycle {
+        collect(name, &raw, &mut Vec::new(), &mut done).map_err(|walk| match walk {
+            Walk::Cycle(cycle, closing) => InventoryError::GroupCycle {
                 location: at(closing.as_ref().unwrap_or(&g.referenced)),
                 cycle: cycle.join(" -> "),
-            }
+            },
+            Walk::TooDeep(chain, closing) => InventoryError::GroupTooDeep {
+                location: at(closing.as_ref().unwrap_or(&g.referenced)),
+                chain: if chain.len() > 6 {
+                    format!(
+                        "{} -> ... -> {}",
+                        chain[..3].join(" -> "),
+                        chain[chain.len() - 3..].join(" -> ")
+                    )
+                } else {
+                    chain.join(" -> ")
+                },
+                limit: MAX_GROUP_DEPTH,
+            },
         })?;
-        // Sort by the inventory's host order (alphabetical) for stable output.
-        members.sort();
+        // Sorted by the inventory's host order (alphabetical) for stable output.
+        let members: Vec<HostName> = done[name].iter().cloned().collect();
         groups.insert(
             name.clone(),
             Group {
@@ -589,13 +693,18 @@ fn resolve_groups(
     }
     // A child is one deeper than its deepest parent; no cycles remain, so this settles.
     for _ in 0..raw.len() {
+        let mut changed = false;
         for (name, g) in &raw {
             let d = depth[name];
             for c in &g.value.children {
                 if depth[&c.value] < d + 1 {
                     depth.insert(c.value.clone(), d + 1);
+                    changed = true;
                 }
             }
+        }
+        if !changed {
+            break;
         }
     }
     for (name, g) in groups.iter_mut() {

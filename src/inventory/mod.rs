@@ -21,6 +21,7 @@ mod backups;
 pub mod failover_edit;
 mod load;
 mod playbook;
+pub mod project;
 pub mod rules;
 pub mod schema;
 pub mod topology;
@@ -145,6 +146,33 @@ pub struct Inventory {
     pub roles: BTreeMap<String, (String, Location)>,
 }
 
+/// `--limit` patterns that name something: not empty (`-l ''`), no empty part (`-l ','`), no
+/// `!` or `&` alone (`-l '!'`); each of those used to select every host.
+pub fn check_limit(patterns: &[String]) -> Result<(), InventoryError> {
+    for given in patterns {
+        if given.trim().is_empty() {
+            return Err(InventoryError::LimitEmpty {
+                given: given.clone(),
+                why: "is empty",
+            });
+        }
+        for raw in given.split(',').map(str::trim) {
+            let pattern = raw.strip_prefix(['!', '&']).unwrap_or(raw).trim();
+            if pattern.is_empty() {
+                return Err(InventoryError::LimitEmpty {
+                    given: given.clone(),
+                    why: if raw.is_empty() {
+                        "holds an empty pattern (two commas, or one at an end)"
+                    } else {
+                        "holds a `!` or `&` with no pattern after it"
+                    },
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Secret values by name, resolved at run time.
 pub type Secrets = BTreeMap<String, Secret>;
 
@@ -155,6 +183,14 @@ pub enum InventoryError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
+        hint: String,
+    },
+    /// A file foobar will not read: a link, a FIFO, a device (`host_vars/x.yml` linked to a
+    /// `.env` used to frame the target's first line, a password, in the parse error).
+    #[error("{message}")]
+    UnsafeFile {
+        location: Location,
+        message: String,
         hint: String,
     },
     #[error("{message}")]
@@ -180,6 +216,12 @@ pub enum InventoryError {
     },
     #[error("groups nest in a cycle: {cycle}")]
     GroupCycle { location: Location, cycle: String },
+    #[error("groups nest more than {limit} deep: {chain}")]
+    GroupTooDeep {
+        location: Location,
+        chain: String,
+        limit: usize,
+    },
     #[error("`{name}` is both a host and a group")]
     NameClash { location: Location, name: String },
     #[error("{what} {value} is used by both {first} and {second}")]
@@ -194,6 +236,13 @@ pub enum InventoryError {
     NoAddress { location: Location, host: String },
     /// How ssh reaches a host (`address`, `user`, a host's name used as the destination)
     /// breaks its rule.
+    #[error("{message}")]
+    BadName {
+        location: Location,
+        /// `host name `/root` ...`: what is named, the name and the rule it breaks.
+        message: String,
+        hint: String,
+    },
     #[error("{message}")]
     BadLogin {
         location: Location,
@@ -233,6 +282,10 @@ pub enum InventoryError {
     },
     #[error("--limit {pattern} matches no host")]
     LimitMatchesNothing { pattern: String, hint: String },
+    /// `-l ''`, `-l '!'`, `-l ','`: a pattern with nothing in it, which used to select
+    /// every host.
+    #[error("--limit {given:?} {why}")]
+    LimitEmpty { given: String, why: &'static str },
     /// Several problems found in one pass (at least two), in the order found.
     #[error("{} problems", .0.len())]
     Several(Vec<InventoryError>),
@@ -253,15 +306,18 @@ impl Diagnostic for InventoryError {
     fn location(&self) -> Option<&Location> {
         use InventoryError::*;
         match self {
-            Read { .. } | LimitMatchesNothing { .. } => None,
+            Read { .. } | LimitMatchesNothing { .. } | LimitEmpty { .. } => None,
             Yaml { location, .. }
+            | UnsafeFile { location, .. }
             | UnknownHost { location, .. }
             | UnknownGroup { location, .. }
             | GroupCycle { location, .. }
+            | GroupTooDeep { location, .. }
             | NameClash { location, .. }
             | Duplicate { location, .. }
             | NoAddress { location, .. }
             | BadLogin { location, .. }
+            | BadName { location, .. }
             | Topology { location, .. }
             | MissingSecret { location, .. }
             | ShortSecret { location, .. }
@@ -280,9 +336,13 @@ impl Diagnostic for InventoryError {
             | Topology { hint, .. }
             | MissingSecret { hint, .. }
             | BadLogin { hint, .. }
+            | BadName { hint, .. }
+            | UnsafeFile { hint, .. }
             | ShortSecret { hint, .. }
             | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
+            LimitEmpty { .. } => Some("name hosts or groups, e.g. `-l web-01`, `-l 'web,!web-02'` or `-l all`; leave --limit out to select every host".into()),
             GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),
+            GroupTooDeep { .. } => Some("flatten the nesting: list hosts, or fewer levels of `children:`".into()),
             NameClash { .. } => Some("rename the group or the host: --limit and play targets must be unambiguous".into()),
             Duplicate { what, .. } => Some(format!("each host needs its own {what}")),
             NoAddress { .. } => Some("set `address:`, or set `ssh_config:` under `ssh:` so ssh can resolve the host's name".into()),
@@ -343,6 +403,7 @@ impl Inventory {
         let mut union: Option<BTreeSet<HostName>> = None;
         let mut intersect = Vec::new();
         let mut exclude = Vec::new();
+        check_limit(patterns)?;
         for raw in patterns.iter().flat_map(|p| p.split(',')).map(str::trim) {
             let (kind, pattern) = match raw.chars().next() {
                 Some('!') => ('!', raw[1..].trim()),
@@ -473,6 +534,9 @@ pub fn resolve_all_secrets(inventory: &Inventory) -> Result<Secrets, Vec<Invento
     }
 }
 
+/// The largest secret file foobar reads: far above any password, key or certificate bundle.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
 fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
     let name = name.to_string();
     let value = match &r.source {
@@ -495,17 +559,21 @@ fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
                 });
             }
         },
-        SecretSource::File(path) => match std::fs::read_to_string(path) {
-            Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
-            Err(e) => {
-                return Err(InventoryError::MissingSecret {
+        // A regular file (a link to one too) of at most 64 KiB: `/dev/zero` read 2 GB
+        // before failing, and a FIFO hung the run.
+        SecretSource::File(path) => {
+            match crate::confined::read_regular_through_links(path, MAX_SECRET_FILE) {
+                Ok(v) => v.trim_end_matches(['\n', '\r']).to_string(),
+                Err(e) => {
+                    return Err(InventoryError::MissingSecret {
                         location: r.location.clone(),
                         name: name.clone(),
-                        reason: format!("{}: {e}", path.display()),
-                        hint: "create the file (mode 0600) or point `file:` at it; paths are relative to the inventory file".into(),
+                        reason: e.to_string(),
+                        hint: "create the file (mode 0600) or point `file:` at it, a regular file of at most 64 KiB; paths are relative to the inventory file".into(),
                     });
+                }
             }
-        },
+        }
     };
     let length = value.chars().count();
     if length < crate::secret::MIN_SECRET_LENGTH {

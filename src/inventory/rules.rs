@@ -25,6 +25,8 @@ pub enum RuleViolation {
     NotAnAccount,
     #[error("is empty")]
     Empty,
+    #[error("is the root directory, which no file can replace")]
+    Root,
     #[error("is a URI; ssh would read its parts its own way")]
     Uri,
     #[error("holds a user (`@`)")]
@@ -40,6 +42,10 @@ pub enum RuleViolation {
     )]
     NotADestination,
     #[error(
+        "is not a host or group name (letters, digits, `-`, `_` and `.`, not starting with `-` or `.`, at most 253)"
+    )]
+    NotAName,
+    #[error(
         "is not a plain user name (letters, digits and `._-`, not starting with `-`, at most 64)"
     )]
     NotAUser,
@@ -50,6 +56,32 @@ fn control(s: &str) -> Option<String> {
     s.chars()
         .find(|c| c.is_control())
         .map(|c| c.escape_default().to_string())
+}
+
+/// A host's or group's name: it names a directory under `render --out`, a `host_vars/` file,
+/// a `--limit` pattern and a line of every report, so it is a hostname-like word: ASCII
+/// letters, digits, `-`, `_` and `.`, 1 to 253 characters, not starting with `-` (an
+/// option) or `.` (`.`, `..`, a hidden file).
+pub fn check_host_name(name: &str) -> Result<(), RuleViolation> {
+    if let Some(c) = control(name) {
+        return Err(RuleViolation::ControlCharacter(c));
+    }
+    if name.is_empty() {
+        return Err(RuleViolation::Empty);
+    }
+    if name.starts_with('-') {
+        return Err(RuleViolation::LeadingDash);
+    }
+    let ok = name.len() <= 253
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(RuleViolation::NotAName)
+    }
 }
 
 /// An absolute, normalized path: starts with `/`, no `.` or `..` component, no empty component
@@ -230,6 +262,31 @@ pub fn check_name(name: &str) -> Result<(), RuleViolation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_and_group_names_are_plain_words() {
+        for good in ["web-01", "db_replica", "lb-01.example.com", "a", "Web01"] {
+            assert!(check_host_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "/root",
+            "../../x",
+            "a/b",
+            "-x",
+            ".hidden",
+            "web\n01",
+            "web\u{1b}[31m",
+            "a b",
+            "caf\u{e9}",
+            "x:y",
+        ] {
+            assert!(check_host_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_host_name(&"a".repeat(254)).is_err());
+    }
 
     #[test]
     fn paths_must_be_absolute_and_normalized() {

@@ -9,6 +9,9 @@ use super::yaml::parse;
 use super::{HostName, Inventory, InventoryError, Vars};
 use crate::error::did_you_mean;
 
+/// The largest var file read: 16 MiB.
+const MAX_VAR_FILE: u64 = 16 << 20;
+
 /// `group_vars/NAME.yml` and `host_vars/NAME.yml` (or `.yaml`) beside the inventory, as in
 /// Ansible: each file is a mapping of variables added to that group's (`all`: the global) or
 /// host's inline `vars:`, the file winning on a name both set. Precedence between levels is
@@ -19,12 +22,13 @@ pub(super) fn load_var_files(inv: &mut Inventory) -> Result<(), InventoryError> 
         let Ok(entries) = std::fs::read_dir(dir.join(kind)) else {
             continue;
         };
+        // Every entry named like a var file, whatever its type: a link or a FIFO is refused
+        // below, not skipped (nor followed).
         let mut files: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
-            })
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+            .map(|e| e.path())
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
             .collect();
         files.sort();
         for file in files {
@@ -33,7 +37,20 @@ pub(super) fn load_var_files(inv: &mut Inventory) -> Result<(), InventoryError> 
                 .and_then(|s| s.to_str())
                 .unwrap_or_default()
                 .to_string();
-            let text = read(&file)?;
+            let text = match crate::confined::read_regular_text(&file, MAX_VAR_FILE) {
+                Ok(text) => text,
+                Err(crate::confined::ReadError::Io { .. }) => read(&file)?,
+                Err(e) => {
+                    return Err(InventoryError::UnsafeFile {
+                        location: crate::error::Location::file_only(&file),
+                        message: format!("{e}: foobar reads var files that are regular files only"),
+                        hint: format!(
+                            "copy the variables into {} itself (a link may point at a file of secrets, whose lines would then be shown in errors)",
+                            file.display()
+                        ),
+                    });
+                }
+            };
             let vars: Vars = if text.trim().is_empty() {
                 Vars::new()
             } else {

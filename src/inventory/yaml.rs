@@ -15,6 +15,10 @@ fn options() -> serde_saphyr::Options {
     options.strict_booleans = true;
     // `mode: 0644` stays the text the user wrote.
     options.leading_zero_numbers_as_strings = true;
+    // Tags are refused before (`refuse_silent_readings`); these keep the library's own
+    // checks on too.
+    options.reject_unsupported_tags = true;
+    options.reject_tagged_field_names = true;
     options
 }
 
@@ -22,7 +26,75 @@ pub(crate) fn location_of(path: &Path, loc: &serde_saphyr::Location) -> Location
     Location::new(path, loc.line() as u32, loc.column() as u32)
 }
 
+/// The tags a value may carry: YAML 1.2's core schema (`!!str 0644` says "a string").
+const CORE_TAGS: &[&str] = &["str", "int", "float", "bool", "null", "seq", "map"];
+
+/// What the deserializer would take silently, refused first with its line: a tag it does not
+/// know (`!vault`, which would be ignored), `!!binary` (decoded into text without a word) and
+/// other tags outside the core schema, and a plain integer beyond 64 bits (which became a
+/// float, its digits lost).
+fn refuse_silent_readings(path: &Path, text: &str) -> Result<(), InventoryError> {
+    use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+    let at = |span: &serde_saphyr::granit_parser::Span| {
+        Location::new(path, span.start.line() as u32, span.start.col() as u32 + 1)
+    };
+    for event in Parser::new_from_str(text) {
+        // A syntax error is the deserializer's to report, in its words.
+        let Ok((event, span)) = event else {
+            return Ok(());
+        };
+        let (tag, scalar) = match &event {
+            Event::Scalar(value, style, _, tag) => (tag.as_deref(), Some((value, *style))),
+            Event::SequenceStart(_, _, tag) | Event::MappingStart(_, _, tag) => {
+                (tag.as_deref(), None)
+            }
+            _ => (None, None),
+        };
+        if let Some(tag) = tag {
+            let core = tag.handle() == "tag:yaml.org,2002:" && CORE_TAGS.contains(&tag.suffix());
+            // `!` alone is YAML's non-specific tag: "a string", as quoting.
+            let plain = tag.handle() == "!" && tag.suffix().is_empty();
+            if !core && !plain {
+                let shown = if tag.handle() == "tag:yaml.org,2002:" {
+                    format!("!!{}", tag.suffix())
+                } else {
+                    format!("{}{}", tag.handle(), tag.suffix())
+                };
+                return Err(InventoryError::Yaml {
+                    location: at(&span),
+                    message: format!("the YAML tag `{}` is not one foobar reads", shown.escape_debug()),
+                    key_path: String::new(),
+                    hint: Some(
+                        "write the value itself (a secret goes under `secrets:`, as `env:` or `file:`); tags other than !!str, !!int, !!float, !!bool, !!null, !!seq and !!map are refused, not ignored"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        if let Some((value, ScalarStyle::Plain)) = scalar
+            && tag.is_none()
+        {
+            let digits = value.strip_prefix(['-', '+']).unwrap_or(value);
+            let decimal = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && !(digits.len() > 1 && digits.starts_with('0'));
+            if decimal && value.parse::<i64>().is_err() && value.parse::<u64>().is_err() {
+                return Err(InventoryError::Yaml {
+                    location: at(&span),
+                    message: format!(
+                        "the number {value} does not fit in 64 bits (it would be read as an approximate float)"
+                    ),
+                    key_path: String::new(),
+                    hint: Some("write a smaller number, or quote it to keep it as text".into()),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, InventoryError> {
+    refuse_silent_readings(path, text)?;
     let mut key_path = String::new();
     let result = serde_saphyr::with_deserializer_from_str_with_options(text, options(), |de| {
         serde_path_to_error::deserialize(de).map_err(|e| {
@@ -179,6 +251,37 @@ pub(crate) fn key_in_block(text: &str, block: &Location, key: &str) -> Option<Lo
         }
     }
     None
+}
+
+/// Where the key of a block mapping's value is, the value starting at `value` (serde-saphyr
+/// keeps no position for map keys): on the value's own line when something precedes it there
+/// (`web-01: {address: x}`), else the nearest line above that is indented less.
+pub(crate) fn key_of(text: &str, value: &Location) -> Location {
+    let Some(index) = (value.line as usize).checked_sub(1) else {
+        return value.clone();
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let column = value.column.saturating_sub(1) as usize;
+    let key_at = |i: usize, line: &str| {
+        let depth = line.len() - line.trim_start().len();
+        Location::new(&value.file, i as u32 + 1, depth as u32 + 1)
+    };
+    if let Some(line) = lines.get(index)
+        && line.get(..column).is_some_and(|b| !b.trim().is_empty())
+    {
+        return key_at(index, line);
+    }
+    for i in (0..index.min(lines.len())).rev() {
+        let line = lines[i];
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if line.len() - trimmed.len() < column {
+            return key_at(i, line);
+        }
+    }
+    value.clone()
 }
 
 /// The first tab at or after `line:column` (1-based), as 1-based line and column.

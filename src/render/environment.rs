@@ -105,9 +105,23 @@ pub(super) fn environment(
     names.dedup();
     let mut sources = BTreeMap::new();
     for name in names {
+        // Checked at load, and again here: a template is a regular file inside the project
+        // (never /proc/self/environ, nor a link out), read with O_NOFOLLOW once resolved.
         let path = playbook.templates_dir.join(&name);
-        let source =
-            std::fs::read_to_string(&path).map_err(|source| RenderError::Read { path, source })?;
+        let real = crate::inventory::project::confine(
+            &playbook.project,
+            &path,
+            crate::inventory::project::Expect::File,
+        )
+        .map_err(|why| RenderError::Read {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string()),
+        })?;
+        let source = crate::confined::read_regular_text(&real, playbook.limits.max_file_size)
+            .map_err(|e| RenderError::Read {
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
         sources.insert(name, source);
     }
     for (name, source) in &sources {

@@ -238,6 +238,7 @@ mod tests {
         let playbook = crate::inventory::Playbook {
             path: "site.yml".into(),
             templates_dir: "templates".into(),
+            project: ".".into(),
             keep_backups: 0,
             plays: vec![],
             limits: Default::default(),

@@ -45,6 +45,18 @@ impl RenderContext<'_> {
             }
             for f in &play.files {
                 let dest = self.absolute_path(host, &ctx, &f.dest, &f.location)?;
+                if dest == "/" {
+                    return Err(RenderError::Invalid {
+                        location: f.location.clone(),
+                        host: host.clone(),
+                        message: format!(
+                            "file `dest: {}` renders to `/`, the root directory, which no file can replace",
+                            f.dest
+                        ),
+                        hint: "a file's `dest:` is the file's own path, e.g. `/etc/app/app.conf`"
+                            .into(),
+                    });
+                }
                 if f.state == FileState::Absent {
                     entries.push(DesiredEntry {
                         path: dest,

@@ -19,7 +19,7 @@
 //! [`Playbook`](crate::inventory::Playbook), the run's resolved secrets, the templates and
 //! synced directories on disk. Out: a [`DesiredState`] per host (or a [`RenderError`] naming
 //! the template or playbook line, the host and a hint), and for `render --out` where each
-//! rendered file goes ([`out_path`]).
+//! rendered file goes ([`out_path`]) and the one writer under it ([`write_out`]).
 //!
 //! Its parts:
 //! - `context`: [`RenderContext`], the work shared by every host of a run, and the rendering
@@ -46,7 +46,7 @@ mod taint;
 pub use context::RenderContext;
 pub use desired::{DesiredEntry, DesiredPlay, DesiredState, EntryKind, Firewall};
 pub use error::RenderError;
-pub use out::{OutPathError, out_path};
+pub use out::{OutPathError, OutWriteError, out_path, write as write_out};
 
 use sha2::{Digest, Sha256};
 

@@ -1,7 +1,9 @@
 //! Synced directories (`sync:` in a play): each source directory in, read once per run, out
 //! its files as (relative path, content, digest, executable), sorted. Hidden files and
 //! `__pycache__` are skipped; a file over `limits.max_file_size` or a name a host path cannot
-//! carry faithfully (not UTF-8, control characters) is an error.
+//! carry faithfully (not UTF-8, control characters) is an error. So is a symbolic link (named
+//! with its target: its body is never read nor synced as a link), a FIFO, socket or device,
+//! and a file others may not read (synced files are 0644 on hosts: that would widen it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,41 +61,79 @@ fn read_tree(root: &Path, limit: u64, location: &Location) -> Result<SyncTree, R
             if name.starts_with('.') || name == "__pycache__" {
                 continue;
             }
-            let meta = std::fs::metadata(&path).map_err(|source| RenderError::Read {
+            // The entry's own type: a link is never followed (its target may be a key in
+            // ~/.ssh or /proc/self/environ), nor is anything but a file or a directory read.
+            let file_type = entry.file_type().map_err(|source| RenderError::Read {
                 path: path.clone(),
                 source,
             })?;
-            if meta.is_dir() {
+            if file_type.is_dir() {
                 stack.push(path);
-            } else if meta.is_file() {
-                if meta.len() > limit {
-                    return Err(RenderError::TooLarge {
-                        path: path.display().to_string(),
-                        size: meta.len(),
-                        limit,
-                        location: location.clone(),
-                    });
-                }
-                let content: Arc<[u8]> = std::fs::read(&path)
-                    .map_err(|source| RenderError::Read {
-                        path: path.clone(),
-                        source,
-                    })?
-                    .into();
-                use std::os::unix::fs::PermissionsExt;
-                let exec = meta.permissions().mode() & 0o111 != 0;
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .into_owned();
-                let digest = sha256_hex(&content);
-                out.push((rel, content, digest, exec));
+                continue;
             }
+            let (content, meta) = match crate::confined::read_regular(&path, limit) {
+                Ok(read) => read,
+                Err(e) => return Err(refused(e, location)),
+            };
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            // On a host a synced file is 0644 (0755 if executable): a file its owner keeps
+            // from others is not made world-readable without a word.
+            if mode & 0o004 == 0 {
+                return Err(RenderError::Invalid {
+                    location: Location::file_only(&path),
+                    host: HostName::new("(all hosts)"),
+                    message: format!(
+                        "{} is mode {mode:04o} (not readable by others), and a synced file is 0644 on the hosts (0755 if executable)",
+                        path.display()
+                    ),
+                    hint: format!(
+                        "if it may be world-readable on the hosts, `chmod o+r` it; if it is private, take it out of the tree and manage it under `files:` with its `mode:` (and `sensitive: true`); it is synced by {location}"
+                    ),
+                });
+            }
+            let content: Arc<[u8]> = content.into();
+            let exec = mode & 0o111 != 0;
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            let digest = sha256_hex(&content);
+            out.push((rel, content, digest, exec));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// A file of a synced tree that is not read: a link (named with its target), a FIFO, a
+/// device, one over the size limit.
+fn refused(e: crate::confined::ReadError, location: &Location) -> RenderError {
+    use crate::confined::ReadError;
+    let hint = match e {
+        ReadError::TooLarge { path, size, limit } => {
+            return RenderError::TooLarge {
+                path: path.display().to_string(),
+                size,
+                limit,
+                location: location.clone(),
+            };
+        }
+        ReadError::Io { path, source } => return RenderError::Read { path, source },
+        ReadError::Link { .. } => format!(
+            "a synced tree holds files and directories only, and foobar never follows a link out of it: copy the file in, or remove the link (synced by {location})"
+        ),
+        ReadError::NotRegular { .. } => format!(
+            "remove it from the tree; only files and directories are synced (by {location})"
+        ),
+    };
+    RenderError::Invalid {
+        location: Location::file_only(e.path()),
+        host: HostName::new("(all hosts)"),
+        message: format!("{e}: it cannot be synced"),
+        hint,
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::apply::{HostStatus, Report};
 use crate::plan::{Action, ChangeKind, Plan};
 
 pub struct Styles {
+    colour: bool,
     add: Style,
     del: Style,
     head: Style,
@@ -19,6 +20,7 @@ impl Styles {
     pub fn new(colour: bool) -> Self {
         let s = |st: Style| if colour { st } else { Style::new() };
         Self {
+            colour,
             add: s(Style::new().green()),
             del: s(Style::new().red()),
             head: s(Style::new().cyan()),
@@ -46,8 +48,39 @@ fn symbol(action: Action) -> char {
     }
 }
 
-/// The plan, one block per host, then the summary line.
+/// `text` with every control character but newline and tab shown as an escape (`\u{1b}`):
+/// what hosts and plan files hold is data, and an ESC or a carriage return from them must not
+/// drive the terminal (rewrite lines, hide a change, set the title).
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The plan, one block per host, then the summary line. Control characters from the plan
+/// (file bodies, paths, names: a saved plan file may come from anywhere) are escaped; the
+/// colours are foobar's own, so a plan that holds any is printed without them.
 pub fn plan(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
+    let plain = plan_text(plan, &Styles::new(false), show_unchanged);
+    if plain
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        escape_controls(&plain)
+    } else if st.colour {
+        plan_text(plan, st, show_unchanged)
+    } else {
+        plain
+    }
+}
+
+fn plan_text(plan: &Plan, st: &Styles, show_unchanged: bool) -> String {
     let mut out = String::new();
     let (mut create, mut update, mut delete, mut other, mut unchanged) = (0, 0, 0, 0, 0);
     for (host, hp) in &plan.hosts {

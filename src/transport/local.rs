@@ -54,7 +54,7 @@ impl Transport for LocalTransport {
     ) -> Result<Output, TransportError> {
         let started = std::time::Instant::now();
         let result = self
-            .run_within(command, stdin, command.timeout + LOCAL_GRACE)
+            .run_within(command, stdin, command.timeout.saturating_add(LOCAL_GRACE))
             .await;
         super::trace(&self.spec.host, command, stdin, started, &result);
         result
@@ -66,8 +66,13 @@ impl Transport for LocalTransport {
         source: Option<Source<'_>>,
         sink: Sink<'_>,
     ) -> Result<Output, TransportError> {
-        self.run_child(command, source, Some(sink), command.timeout + LOCAL_GRACE)
-            .await
+        self.run_child(
+            command,
+            source,
+            Some(sink),
+            command.timeout.saturating_add(LOCAL_GRACE),
+        )
+        .await
     }
 
     fn commands_run(&self) -> u64 {

@@ -87,6 +87,37 @@ impl DatabaseConfig {
     }
 }
 
+/// MySQL replication without TLS is refused before anything connects: a MySQL 8 replica
+/// (`caching_sha2_password`, `GET_SOURCE_PUBLIC_KEY=1`, no `SOURCE_SSL`) encrypts the
+/// replication password to whatever RSA key the peer sends, so a man in the middle on the
+/// private network reads it, and every row change then crosses in clear. MariaDB's
+/// `mysql_native_password` never sends the password; its stream is still clear, which
+/// `audit` reports.
+pub fn refuse_replication_in_clear(inv: &Inventory) -> Result<(), InventoryError> {
+    if inv.topology.database_primary.is_none() {
+        return Ok(());
+    }
+    for replica in &inv.topology.database_replicas {
+        let vars = inv.host_vars(replica);
+        let mysql = vars.get("flavor").and_then(serde_json::Value::as_str) == Some("mysql");
+        let tls = vars.get("replication_ssl") == Some(&serde_json::Value::Bool(true));
+        if mysql && !tls {
+            let group = &inv.groups[crate::inventory::topology::DATABASE_REPLICAS];
+            return Err(InventoryError::Topology {
+                location: group.location.clone(),
+                message: format!(
+                    "MySQL replication to {replica} would run without TLS: the replica sends the replication password encrypted to whatever key the peer presents (GET_SOURCE_PUBLIC_KEY), and every row change in clear"
+                ),
+                hint: format!(
+                    "set `replication_ssl: true` under vars in {} with the secrets `db_tls_ca`, `db_tls_cert` and `db_tls_key` (a certificate naming every database host's private_ip); `foobar render` still works meanwhile",
+                    inv.path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Build the config from the primary's variables and the secrets. `None` when the inventory
 /// has no `db_primary` group.
 pub fn config(

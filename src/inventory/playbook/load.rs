@@ -14,8 +14,9 @@ use super::{
 };
 use crate::error::did_you_mean;
 use crate::inventory::load::read;
+use crate::inventory::project::{Confinement, Expect, confine};
 use crate::inventory::rules;
-use crate::inventory::yaml::{location_of, parse};
+use crate::inventory::yaml::{key_in_block, location_of, parse};
 use crate::inventory::{HostName, Inventory, InventoryError, relative_to};
 
 /// A play's `after:` names, as the set of earlier plays it follows on a host (closed over
@@ -74,6 +75,22 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
         Some(d) => relative_to(path, d),
         None => relative_to(path, "../templates"),
     };
+    let project = crate::inventory::project::root_for(path);
+    if templates_dir.exists()
+        && let Err(why) = confine(&project, &templates_dir, Expect::Directory)
+    {
+        let location = key_in_block(
+            &text,
+            &crate::error::Location::new(path, 1, 1),
+            "templates_dir",
+        )
+        .unwrap_or_else(|| crate::error::Location::file_only(path));
+        return Err(playbook_error(
+            location,
+            format!("templates_dir {} {why}", templates_dir.display()),
+            Some(outside_hint(&project)),
+        ));
+    }
 
     let mut plays: Vec<Play> = Vec::new();
     let mut warnings = Vec::new();
@@ -110,7 +127,13 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
         let handler_names: Vec<String> = handlers.iter().map(|h| h.name.clone()).collect();
         let mut files = Vec::new();
         for f in rp.files {
-            files.push(load_file(path, &templates_dir, f, &handler_names)?);
+            files.push(load_file(
+                path,
+                &project,
+                &templates_dir,
+                f,
+                &handler_names,
+            )?);
         }
 
         let mut directories = Vec::new();
@@ -126,7 +149,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
 
         let mut sync = Vec::new();
         for s in rp.sync {
-            sync.push(load_sync(path, s, &handler_names)?);
+            sync.push(load_sync(path, &project, s, &handler_names)?);
         }
 
         let mut packages = Vec::new();
@@ -179,6 +202,7 @@ pub fn load_playbook(path: &Path, inventory: &Inventory) -> Result<Playbook, Inv
     Ok(Playbook {
         path: path.to_path_buf(),
         templates_dir,
+        project,
         keep_backups,
         plays,
         limits: raw.limits,
@@ -332,9 +356,18 @@ fn check_notify(
         .collect()
 }
 
+/// What to do about a path outside the project.
+fn outside_hint(project: &Path) -> String {
+    format!(
+        "a playbook reads files of its project only, {} (the directory of foobar.toml, else the one above the playbook's): copy the file into it, or put a foobar.toml at the root of the tree it belongs to",
+        project.display()
+    )
+}
+
 /// One entry of a play's `files:`.
 fn load_file(
     path: &Path,
+    project: &Path,
     templates_dir: &Path,
     f: Spanned<RawFile>,
     handler_names: &[String],
@@ -343,6 +376,13 @@ fn load_file(
     let location = at(&f.referenced);
     let rf = f.value;
     let dest = absolute(path, &rf.dest, "dest")?;
+    if dest == "/" {
+        return Err(playbook_error(
+            at(&rf.dest.referenced),
+            "file `dest: /` is the root directory, which no file can replace".into(),
+            Some("name the file's own path, e.g. `/etc/app/app.conf`".into()),
+        ));
+    }
     let state = rf.state.unwrap_or(FileState::Present);
     if state == FileState::Present && rf.template.is_none() == rf.content.is_none() {
         return Err(playbook_error(
@@ -356,6 +396,16 @@ fn load_file(
     }
     if let Some(t) = &rf.template {
         let full = templates_dir.join(&t.value);
+        match confine(project, &full, Expect::File) {
+            Ok(_) | Err(Confinement::Missing) => {}
+            Err(why) => {
+                return Err(playbook_error(
+                    at(&t.referenced),
+                    format!("template `{}` {why}", t.value),
+                    Some(outside_hint(project)),
+                ));
+            }
+        }
         if !full.is_file() {
             return Err(playbook_error(
                 at(&t.referenced),
@@ -395,6 +445,7 @@ fn load_file(
 /// One entry of a play's `sync:`.
 fn load_sync(
     path: &Path,
+    project: &Path,
     s: Spanned<RawSync>,
     handler_names: &[String],
 ) -> Result<SyncSpec, InventoryError> {
@@ -402,6 +453,16 @@ fn load_sync(
     let location = at(&s.referenced);
     let rs = s.value;
     let src = relative_to(path, &rs.src.value);
+    match confine(project, &src, Expect::Directory) {
+        Ok(_) | Err(Confinement::Missing) => {}
+        Err(why) => {
+            return Err(playbook_error(
+                at(&rs.src.referenced),
+                format!("sync source `{}` {why}", rs.src.value),
+                Some(outside_hint(project)),
+            ));
+        }
+    }
     if !src.is_dir() {
         return Err(playbook_error(
             at(&rs.src.referenced),

@@ -152,6 +152,9 @@ pub struct Play {
 pub struct Playbook {
     pub path: PathBuf,
     pub templates_dir: PathBuf,
+    /// The project's root (canonical): every file the playbook names is inside it
+    /// ([`crate::inventory::project`]).
+    pub project: PathBuf,
     /// Runs whose backups each host keeps in /var/backups/foobar (`keep_backups:`).
     pub keep_backups: u32,
     pub plays: Vec<Play>,

@@ -84,7 +84,7 @@ pub fn apply(inv: &mut Inventory, schema: Schema) -> Result<(), Vec<InventoryErr
             let location = at(spans.and_then(|s| s.get(name)), fallback);
             match schema.variables.get(name) {
                 Some(spec) => {
-                    if let Some(why) = spec.kind.check(value) {
+                    if let Some(why) = spec.check(value) {
                         errors.push(InventoryError::Yaml {
                             location,
                             message: format!("`{name}` in {scope}: {why}"),
@@ -97,7 +97,7 @@ pub fn apply(inv: &mut Inventory, schema: Schema) -> Result<(), Vec<InventoryErr
                                 ),
                                 _ => format!(
                                     "`{name}` is {} ({}: {})",
-                                    spec.kind.describe(),
+                                    spec.describe(),
                                     schema.path.display(),
                                     spec.doc
                                 ),

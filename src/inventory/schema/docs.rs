@@ -35,7 +35,7 @@ impl Schema {
             };
             out.push_str(&format!(
                 "| `{name}` | {} | {default} | {} | {} |\n",
-                spec.kind.describe().replace('|', "\\|"),
+                spec.describe().replace('|', "\\|"),
                 spec.since,
                 spec.doc.replace('|', "\\|")
             ));

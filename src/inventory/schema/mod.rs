@@ -46,6 +46,39 @@ pub struct VarSpec {
     pub doc: String,
     pub since: String,
     pub location: Location,
+    /// The smallest and largest whole number an `int` takes (`min:`, `max:`), inclusive.
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+}
+
+impl VarSpec {
+    /// Why `v` is not a value of this variable, if it is not: its type, then its range.
+    pub fn check(&self, v: &Value) -> Option<String> {
+        if let Some(why) = self.kind.check(v) {
+            return Some(why);
+        }
+        if self.min.is_none() && self.max.is_none() {
+            return None;
+        }
+        // Beyond i64 is beyond any range (the number is then above or below it).
+        let n = v
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| v.as_u64().map(i128::from))?;
+        let low = self.min.map_or(i128::MIN, i128::from);
+        let high = self.max.map_or(i128::MAX, i128::from);
+        (!(low..=high).contains(&n)).then(|| format!("{n} is not {}", self.describe()))
+    }
+
+    /// The type in a user's words, with its range.
+    pub fn describe(&self) -> String {
+        match (self.min, self.max) {
+            (None, None) => self.kind.describe(),
+            (Some(l), Some(h)) => format!("{} from {l} to {h}", self.kind.describe()),
+            (Some(l), None) => format!("{} of at least {l}", self.kind.describe()),
+            (None, Some(h)) => format!("{} of at most {h}", self.kind.describe()),
+        }
+    }
 }
 
 /// The stack's variables, from `variables.yml`.
@@ -96,6 +129,8 @@ struct RawVar {
     required_with: Option<String>,
     doc: String,
     since: String,
+    min: Option<i64>,
+    max: Option<i64>,
 }
 
 fn schema_error(location: Location, message: String) -> InventoryError {
@@ -144,7 +179,15 @@ impl Schema {
                     format!("variable `{name}` has an unknown type `{}`", r.kind.value),
                 )
             })?;
+            if (r.min.is_some() || r.max.is_some()) && kind != Kind::Int {
+                return Err(schema_error(
+                    location.clone(),
+                    format!("variable `{name}` has `min:`/`max:`, which only an `int` takes"),
+                ));
+            }
             let spec = VarSpec {
+                min: r.min,
+                max: r.max,
                 kind,
                 default: r.default,
                 default_by: r.default_by,
@@ -158,7 +201,7 @@ impl Schema {
                 .iter()
                 .chain(spec.default_by.values().flat_map(|m| m.values()))
             {
-                if let Some(why) = spec.kind.check(d) {
+                if let Some(why) = spec.check(d) {
                     return Err(schema_error(
                         spec.location.clone(),
                         format!("the default of `{name}`: {why}"),
@@ -197,6 +240,31 @@ impl Schema {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_int_keeps_its_range() {
+        let spec = VarSpec {
+            kind: Kind::Int,
+            default: None,
+            default_by: BTreeMap::new(),
+            required_with: None,
+            doc: String::new(),
+            since: String::new(),
+            location: Location::file_only("variables.yml"),
+            min: Some(5),
+            max: Some(3600),
+        };
+        assert_eq!(spec.check(&json!(30)), None);
+        assert_eq!(spec.check(&json!(5)), None);
+        assert_eq!(spec.check(&json!(3600)), None);
+        assert_eq!(
+            spec.check(&json!(u64::MAX)).unwrap(),
+            "18446744073709551615 is not a whole number from 5 to 3600"
+        );
+        assert!(spec.check(&json!(-1)).is_some());
+        assert!(spec.check(&json!(4)).is_some());
+        assert!(spec.check(&json!(1.5)).is_some());
+    }
 
     #[test]
     fn each_kind_takes_its_values_and_says_why_not() {

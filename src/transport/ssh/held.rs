@@ -223,7 +223,7 @@ impl SshTransport {
                 code,
             }))
         };
-        let limit = command.timeout + LOCAL_GRACE;
+        let limit = command.timeout.saturating_add(LOCAL_GRACE);
         let result = match tokio::time::timeout(limit, work).await {
             // A script that never started is not a result: it runs anew.
             Ok(Ok(None)) => return None,

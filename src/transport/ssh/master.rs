@@ -99,7 +99,11 @@ pub(super) async fn open_master(
             user.escape_debug()
         )));
     }
-    let limit = spec.connect_timeout.max(Duration::from_secs(1)) * 2 + Duration::from_secs(10);
+    let limit = spec
+        .connect_timeout
+        .max(Duration::from_secs(1))
+        .saturating_mul(2)
+        .saturating_add(Duration::from_secs(10));
     match tokio::time::timeout(limit, builder.connect_mux(&spec.destination)).await {
         Ok(Ok(session)) => Ok(session),
         Ok(Err(e)) => {

@@ -187,7 +187,7 @@ impl SshTransport {
             .acquire()
             .await
             .map_err(|_| finished(&self.spec, command))?;
-        let limit = command.timeout + LOCAL_GRACE;
+        let limit = command.timeout.saturating_add(LOCAL_GRACE);
         let started = std::time::Instant::now();
         let result = within(
             &self.spec.host,
