@@ -172,6 +172,25 @@ pub fn stack(inv: &Inventory) -> Stack {
             });
         }
     }
+    // `db_write_address: load_balancer`: the apps write through the load balancers'
+    // `db_write`, which only the primary is behind, and read from their own host's server.
+    let via_lb = !lbs.is_empty()
+        && web.first().is_some_and(|w| {
+            inv.host_vars(w)
+                .get("db_write_address")
+                .and_then(|v| v.as_str())
+                == Some("load_balancer")
+        });
+    if let (true, Some(p)) = (via_lb, primary) {
+        for lb in &lbs {
+            edges.push(Edge {
+                from: id(lb, "haproxy"),
+                to: id(p, "db"),
+                label: "db_write",
+                kind: EdgeKind::Sql,
+            });
+        }
+    }
     for w in &web {
         edges.push(Edge {
             from: id(w, "nginx"),
@@ -182,12 +201,23 @@ pub fn stack(inv: &Inventory) -> Stack {
         if let Some(p) = primary {
             edges.push(Edge {
                 from: id(w, "app"),
-                to: id(p, "db"),
+                to: if via_lb {
+                    id(&lbs[0], "haproxy")
+                } else {
+                    id(p, "db")
+                },
                 label: "writes",
                 kind: EdgeKind::Sql,
             });
         }
-        if replicas.contains(w) {
+        if via_lb && (primary == Some(w) || replicas.contains(w)) {
+            edges.push(Edge {
+                from: id(w, "app"),
+                to: id(w, "db"),
+                label: "reads",
+                kind: EdgeKind::Sql,
+            });
+        } else if !via_lb && replicas.contains(w) {
             edges.push(Edge {
                 from: id(w, "app"),
                 to: id(w, "db"),
@@ -538,6 +568,25 @@ mod tests {
             );
         }
         assert!(!stack(&inv()).users.unwrap().label.contains("floating"));
+    }
+
+    #[test]
+    fn writes_through_the_load_balancer_are_drawn_through_it() {
+        let mut i = inv();
+        i.vars.insert(
+            "db_write_address".into(),
+            serde_json::json!("load_balancer"),
+        );
+        let s = stack(&i);
+        let edge = |a: &str, b: &str| s.edges.iter().any(|e| e.from == a && e.to == b);
+        assert!(edge("web_02_app", "lb_01_haproxy"), "writes to db_write");
+        assert!(
+            edge("lb_01_haproxy", "web_01_db"),
+            "db_write to the primary"
+        );
+        assert!(!edge("web_02_app", "web_01_db"));
+        assert!(edge("web_01_app", "web_01_db"), "reads from its own server");
+        assert!(edge("web_02_app", "web_02_db"));
     }
 
     #[test]
