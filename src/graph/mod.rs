@@ -210,14 +210,8 @@ pub fn stack(inv: &Inventory) -> Stack {
                 kind: EdgeKind::Sql,
             });
         }
-        if via_lb && (primary == Some(w) || replicas.contains(w)) {
-            edges.push(Edge {
-                from: id(w, "app"),
-                to: id(w, "db"),
-                label: "reads",
-                kind: EdgeKind::Sql,
-            });
-        } else if !via_lb && replicas.contains(w) {
+        // Through db_write, the primary's own app reads from its own server too.
+        if replicas.contains(w) || (via_lb && primary == Some(w)) {
             edges.push(Edge {
                 from: id(w, "app"),
                 to: id(w, "db"),
