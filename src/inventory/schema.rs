@@ -77,6 +77,16 @@ impl Kind {
 
     /// Why `v` is not of this kind, if it is not.
     fn check(&self, v: &Value) -> Option<String> {
+        if let (Kind::Path, Value::String(s)) = (self, v)
+            && let Some(c) = s
+                .chars()
+                .find(|c| c.is_whitespace() || PATH_SYNTAX.contains(*c))
+        {
+            return Some(format!(
+                "`{s}` holds `{}`: a path of the stack is written unquoted into systemd units (`WorkingDirectory=`, `ExecStart=`) and scripts, where spaces and `{PATH_SYNTAX}` are syntax",
+                c.escape_default()
+            ));
+        }
         let ok = match (self, v) {
             (Kind::String, Value::String(_)) => true,
             // A number where a string is expected (`app_version: 2`) is what the user meant.
@@ -108,6 +118,9 @@ impl Kind {
         })
     }
 }
+
+/// What a path of the stack may not hold, besides whitespace and control characters.
+const PATH_SYNTAX: &str = "\"'\\$%#;`";
 
 fn shown(v: &Value) -> String {
     match v {
@@ -153,6 +166,36 @@ pub struct VarSpec {
     pub doc: String,
     pub since: String,
     pub location: Location,
+    /// May hold a newline (every string value of the stack is one line unless it says so:
+    /// configuration files of one setting per line cannot carry more).
+    pub multiline: bool,
+}
+
+impl VarSpec {
+    /// Why `v` is not a value of this variable: a character it may not hold, or its type.
+    fn check(&self, v: &Value) -> Option<String> {
+        characters(v, self.multiline).or_else(|| self.kind.check(v))
+    }
+}
+
+/// A character no file syntax of the stack can carry in `v` (or in any string inside it):
+/// NUL always, newline and carriage return unless `multiline`. The value is not quoted.
+pub(super) fn characters(v: &Value, multiline: bool) -> Option<String> {
+    match v {
+        Value::String(s) => {
+            let bad = s
+                .chars()
+                .find(|c| *c == '\0' || (!multiline && matches!(c, '\n' | '\r')))?;
+            Some(match bad {
+                '\0' => "holds a NUL byte, which no file foobar writes can carry".into(),
+                '\n' => "holds a newline: it is written into files of one setting per line (EnvironmentFile, HAProxy, Nginx, option files), where a newline would start another setting".into(),
+                _ => "holds a carriage return: it is written into files of one setting per line, where it ends the line".into(),
+            })
+        }
+        Value::Array(items) => items.iter().find_map(|i| characters(i, multiline)),
+        Value::Object(map) => map.values().find_map(|i| characters(i, multiline)),
+        _ => None,
+    }
 }
 
 /// The stack's variables, from `variables.yml`.
@@ -186,6 +229,8 @@ struct RawVar {
     required_with: Option<String>,
     doc: String,
     since: String,
+    #[serde(default)]
+    multiline: bool,
 }
 
 fn schema_error(location: Location, message: String) -> InventoryError {
@@ -242,13 +287,14 @@ impl Schema {
                 doc: r.doc,
                 since: r.since,
                 location,
+                multiline: r.multiline,
             };
             for d in spec
                 .default
                 .iter()
                 .chain(spec.default_by.values().flat_map(|m| m.values()))
             {
-                if let Some(why) = spec.kind.check(d) {
+                if let Some(why) = spec.check(d) {
                     return Err(schema_error(
                         spec.location.clone(),
                         format!("the default of `{name}`: {why}"),
@@ -397,9 +443,21 @@ pub fn apply(inv: &mut Inventory, schema: Schema) -> Result<(), Vec<InventoryErr
     for (scope, vars, fallback, spans) in &scopes {
         for (name, value) in vars.iter() {
             let location = at(spans.and_then(|s| s.get(name)), fallback);
-            match schema.variables.get(name) {
+            let spec = schema.variables.get(name);
+            if spec.is_none()
+                && let Some(why) = characters(value, true)
+            {
+                errors.push(InventoryError::Yaml {
+                    location: location.clone(),
+                    message: format!("`{name}` in {scope}: {why}"),
+                    key_path: name.clone(),
+                    hint: Some(format!("remove it from the value of `{name}`")),
+                });
+                continue;
+            }
+            match spec {
                 Some(spec) => {
-                    if let Some(why) = spec.kind.check(value) {
+                    if let Some(why) = spec.check(value) {
                         errors.push(InventoryError::Yaml {
                             location,
                             message: format!("`{name}` in {scope}: {why}"),
@@ -615,7 +673,28 @@ mod tests {
         assert_eq!(Kind::Address.check(&json!("db-1.example.com")), None);
         assert!(Kind::Address.check(&json!("-oProxyCommand=x")).is_some());
         assert_eq!(Kind::String.check(&json!(2)), None);
+        assert!(
+            characters(&json!("a\nb"), false)
+                .unwrap()
+                .contains("newline")
+        );
+        assert!(characters(&json!(["ok", "a\rb"]), false).is_some());
+        assert_eq!(characters(&json!("a\nb"), true), None);
+        assert!(
+            characters(&json!({"k": "a\u{0}b"}), true)
+                .unwrap()
+                .contains("NUL")
+        );
+        assert_eq!(characters(&json!("it's \"#;$(x)\\ ünï "), false), None);
         assert!(Kind::Path.check(&json!("etc/x")).is_some());
+        assert!(
+            Kind::Path
+                .check(&json!("/opt/my app"))
+                .unwrap()
+                .contains("holds ` `")
+        );
+        assert!(Kind::Path.check(&json!("/opt/$(id)")).is_some());
+        assert_eq!(Kind::Path.check(&json!("/opt/foobar-1.2/app_x")), None);
     }
 
     #[test]
