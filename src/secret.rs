@@ -260,6 +260,31 @@ macro_rules! warn {
 mod tests {
     use super::*;
 
+    /// What a validator prints quotes the rendered line: the value as each escaping filter
+    /// wrote it is masked too.
+    #[test]
+    fn the_escaped_forms_of_the_file_syntaxes_are_masked() {
+        let value = r#"pa"ss'w%rd\x"#;
+        let r = Redactor::new([&Secret::new(value)]);
+        for filter in [
+            crate::render::escape::env,
+            crate::render::escape::mycnf,
+            crate::render::escape::haproxy,
+            crate::render::escape::nginx,
+            crate::render::escape::sql,
+            crate::render::escape::json,
+        ] {
+            let written = filter(&minijinja::Value::from(value)).unwrap();
+            let line = format!("line 3: password {written} is wrong");
+            let shown = r.redact(&line);
+            assert!(shown.contains(MASK), "{line} -> {shown}");
+            assert!(
+                !shown.contains("ss'w") && !shown.contains("ss\\'w"),
+                "{line} -> {shown}"
+            );
+        }
+    }
+
     #[test]
     fn secret_never_prints() {
         let s = Secret::new("hunter2");

@@ -815,3 +815,45 @@ fn unquotable_syntaxes_refuse_what_they_cannot_carry() {
     );
     assert!(!stderr.contains("vrrp pass#1"), "{stderr}");
 }
+
+/// The firewall loader's rollback timer is known by its PID. Once, a PID file left behind
+/// (a rollback whose `nft -f` failed keeps it) and reused by another process made the loader
+/// report `pending` and `--confirm` kill that process, as root. Run here in a mount namespace
+/// with fresh /run and /var/lib, so nothing of the machine's is touched.
+#[test]
+fn the_firewall_timer_is_known_by_more_than_a_reused_pid() {
+    let tree = project(|t| t);
+    let output = foobar(
+        tree.path(),
+        &SECRETS,
+        &[
+            "render",
+            "-i",
+            "inventories/lab-firewall.yml",
+            "-p",
+            "playbooks/firewall.yml",
+            "--out",
+            "out",
+        ],
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    let loader = tree
+        .path()
+        .join("out/fw-01/usr/local/sbin/foobar-firewall-load");
+    assert!(loader.is_file(), "{}", loader.display());
+    let output = run(
+        "unshare",
+        &[
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib && \
+             mkdir -p /run/foobar-firewall && { sleep 30 & } && s=$! && echo $s > /run/foobar-firewall/timer.pid && \
+             sh \"$1\" --status && sh \"$1\" --confirm && kill -0 $s && echo alive; kill $s",
+            "sh",
+            loader.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, "none\nnone\nalive\n", "{}", describe(&output));
+}
