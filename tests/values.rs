@@ -23,6 +23,12 @@
 //! * Prometheus: `promtool check config` / `check rules`, and the files parsed by Python's yaml.
 //!
 //! Newline and NUL are refused, naming the variable or secret and its file:line.
+//!
+//! Live, on the local test hosts (`lab_lock`): the lab stack applied with hostile secrets is
+//! green: verify passes, the app writes and reads through the load balancer, Prometheus scrapes
+//! both exporters (they logged in). The lab's service manager is not systemd but
+//! docker-systemctl-replacement, which reads `EnvironmentFile=` without escapes: there the app's
+//! password holds no `"`, `\` or `$` (on systemd hosts it may; the tests above prove it).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -32,6 +38,8 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use tempfile::TempDir;
+
+mod common;
 
 /// Every character class the issue lists, spaces at both ends.
 const APP_DB_PASSWORD: &str = r#"  app it's "q" """x"""y#z;w $(id) `id` \b\\ üñï€ "#;
@@ -856,4 +864,87 @@ fn the_firewall_timer_is_known_by_more_than_a_reused_pid() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(stdout, "none\nnone\nalive\n", "{}", describe(&output));
+}
+
+/// The app's password for the lab: everything but what the lab's systemctl replacement reads
+/// differently from systemd: the characters the `env` filter escapes (`"`, `\`, `$`, backtick).
+const LAB_APP_PASSWORD: &str = " app it's #1;x (id) ü€ ";
+
+fn prometheus_targets() -> Vec<(String, String)> {
+    let Some((200, body)) = common::http("127.0.1.1:9090", "GET", "/api/v1/targets", "") else {
+        return vec![];
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["data"]["activeTargets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            (
+                format!(
+                    "{}/{}",
+                    t["labels"]["job"].as_str().unwrap_or(""),
+                    t["labels"]["host"].as_str().unwrap_or("")
+                ),
+                t["health"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_lab_stack_applied_with_hostile_secrets_is_green() {
+    let _guard = common::lab_lock();
+    common::lab(&["reset"]);
+    let project = common::Project::new();
+    let secrets = [
+        ("FOOBAR_APP_DB_PASSWORD", LAB_APP_PASSWORD),
+        ("FOOBAR_REPLICATION_PASSWORD", REPLICATION_PASSWORD),
+        ("FOOBAR_MYSQLD_EXPORTER_PASSWORD", EXPORTER_PASSWORD),
+    ];
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["-i", "inventories/lab.yml"]);
+        let output = foobar(project.dir.path(), &secrets, &all);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for (_, s) in &secrets {
+            assert!(
+                !text.contains(s.trim()),
+                "foobar {args:?} shows a secret:\n{text}"
+            );
+        }
+        (output.status.code(), text)
+    };
+    let (code, text) = run(&["apply", "--yes"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{text}");
+    // The app logs in (its password came through app.env): a note written and read back.
+    let (status, body) =
+        common::http("127.0.1.1:80", "POST", "/notes", "hostile secrets").expect("POST /notes");
+    assert_eq!(status, 201, "{body}");
+    let read = common::eventually(20, || {
+        common::http("127.0.1.1:80", "GET", "/notes", "")
+            .filter(|(s, b)| *s == 200 && b.contains("hostile secrets"))
+    });
+    assert!(read.is_some(), "the note was not read back");
+    // Both exporters logged in with the password of their Go-ini file.
+    let up = common::eventually(60, || {
+        let t = prometheus_targets();
+        let mysqld: Vec<_> = t.iter().filter(|(k, _)| k.starts_with("mysqld/")).collect();
+        (mysqld.len() == 2 && mysqld.iter().all(|(_, h)| h == "up")).then_some(t)
+    });
+    assert!(up.is_some(), "exporters not up: {:?}", prometheus_targets());
+    let metrics = common::ssh_ok(
+        "web-02",
+        "curl -s http://127.0.1.3:9104/metrics | grep '^mysql_up '",
+    );
+    assert_eq!(metrics.trim(), "mysql_up 1");
+    // Replication runs with its hostile password.
+    let (code, text) = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "converged: {text}");
 }
