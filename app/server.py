@@ -83,8 +83,11 @@ _table_lock = threading.Lock()
 def connect(host, port=None):
     if pymysql is None:
         raise RuntimeError("PyMySQL is not installed (python3-pymysql)")
+    # As bytes: PyMySQL encodes a str password as latin-1 (a `€` fails), while the server
+    # and foobar's account hash take the password's UTF-8 bytes.
     return pymysql.connect(host=host, port=port or CONFIG.db_port, user=CONFIG.db_user,
-                           password=CONFIG.db_password, database=CONFIG.db_name,
+                           password=CONFIG.db_password.encode("utf-8"),
+                           database=CONFIG.db_name,
                            connect_timeout=2, read_timeout=5, write_timeout=5,
                            autocommit=True, charset="utf8mb4")
 

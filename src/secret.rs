@@ -66,7 +66,8 @@ const MIN_BASE64_FRAGMENT: usize = 8;
 /// literal as sent (`\` and `''` doubled, what `src/mysql/sql.rs` writes), the older
 /// `\'` escaping (the `sql_string` filter) and the quotes-only doubling; the
 /// `mysql_native_password` hash MariaDB is sent for accounts; the percent-encoded form of
-/// the `urlencode` filter; and the base64 in apply scripts, at each of the three alignments
+/// the `urlencode` filter; as the escaping filters write it (`env`, `mycnf`, `nginx`,
+/// `haproxy`); and the base64 in apply scripts, at each of the three alignments
 /// a value can have inside a longer encoded body.
 fn forms(value: &str) -> Vec<String> {
     use base64::Engine as _;
@@ -79,6 +80,28 @@ fn forms(value: &str) -> Vec<String> {
         crate::mysql::mysql_native_password_hash(value),
         percent_encode(value),
     ];
+    // As the escaping filters write it into files (crate::render::escape), so that a
+    // validator's message quoting a rendered line is masked too: EnvironmentFile, option
+    // file, HAProxy and Nginx quoting.
+    let escaped = |specials: &[char], newline: bool| {
+        let mut s = String::new();
+        for c in value.chars() {
+            match c {
+                '\n' if newline => s.push_str("\\n"),
+                '\t' if newline => s.push_str("\\t"),
+                c if specials.contains(&c) => {
+                    s.push('\\');
+                    s.push(c);
+                }
+                c => s.push(c),
+            }
+        }
+        s
+    };
+    out.push(escaped(&['\\', '"', '$', '`'], false));
+    out.push(escaped(&['\\', '"', '\''], true));
+    out.push(escaped(&['\\', '"'], false));
+    out.push(value.replace('\'', "'\\''"));
     // Each of those as it appears inside a JSON string (`--json`, saved plans): `\\` and `"`
     // escaped.
     let json: Vec<String> = out
@@ -250,6 +273,31 @@ macro_rules! warn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a validator prints quotes the rendered line: the value as each escaping filter
+    /// wrote it is masked too.
+    #[test]
+    fn the_escaped_forms_of_the_file_syntaxes_are_masked() {
+        let value = r#"pa"ss'w%rd\x"#;
+        let r = Redactor::new([&Secret::new(value)]);
+        for filter in [
+            crate::render::escape::env,
+            crate::render::escape::mycnf,
+            crate::render::escape::haproxy,
+            crate::render::escape::nginx,
+            crate::render::escape::sql,
+            crate::render::escape::json,
+        ] {
+            let written = filter(&minijinja::Value::from(value)).unwrap();
+            let line = format!("line 3: password {written} is wrong");
+            let shown = r.redact(&line);
+            assert!(shown.contains(MASK), "{line} -> {shown}");
+            assert!(
+                !shown.contains("ss'w") && !shown.contains("ss\\'w"),
+                "{line} -> {shown}"
+            );
+        }
+    }
 
     #[test]
     fn secret_never_prints() {

@@ -410,6 +410,17 @@ const CASES: &[Case] = &[
         Is("mark the value to reuse with `&replicas` before this line, or write the value here"),
     ),
     inv(
+        "an alias bomb",
+        "inventories/alias_bomb.yml",
+        Is(
+            "this YAML expands beyond foobar's budget (too many nodes, aliases or levels): aliases (`*name`) that repeat anchors which repeat others grow exponentially",
+        ),
+        Is("inventories/alias_bomb.yml:15:27"),
+        Is(
+            "write the values out, or reuse fewer levels of anchors; an inventory needs no more than a few thousand values",
+        ),
+    ),
+    inv(
         "an empty inventory",
         "inventories/empty.yml",
         Is("inventories/empty.yml holds no YAML document: it is empty or only comments"),

@@ -533,7 +533,10 @@ fn a_failover_behind_the_load_balancer_restarts_no_app() {
     assert_eq!(apply.code, 0, "{apply:?}");
     assert_eq!(project.foobar(&["verify"]).code, 0);
     let unit = ssh_ok("web-02", "cat /etc/systemd/system/foobar-app.service");
-    assert!(unit.contains("FOOBAR_DB_WRITE_HOST=127.0.1.1\n"), "{unit}");
+    assert!(
+        unit.contains("FOOBAR_DB_WRITE_HOST=127.0.1.1\"\n"),
+        "{unit}"
+    );
     let pid = || {
         ssh_ok("web-02", "systemctl show -p MainPID foobar-app")
             .trim()
@@ -550,8 +553,8 @@ fn a_failover_behind_the_load_balancer_restarts_no_app() {
     );
     let cfg = ssh_ok("lb-01", "cat /etc/haproxy/haproxy.cfg");
     assert!(
-        cfg.contains("server web-02 127.0.1.3:3306 check\n")
-            && cfg.contains("server web-01 127.0.1.2:3306 check disabled\n"),
+        cfg.contains("server 'web-02' '127.0.1.3:3306' check\n")
+            && cfg.contains("server 'web-01' '127.0.1.2:3306' check disabled\n"),
         "{cfg}"
     );
     lab(&["reset"]);

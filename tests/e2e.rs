@@ -91,7 +91,10 @@ fn plan_apply_converge_then_drift_is_seen_and_repaired() {
     );
     ssh_ok("web-01", "test -f /opt/foobar/app/server.py");
     let live = ssh_ok("lb-01", "cat /etc/haproxy/haproxy.cfg");
-    assert!(live.contains("server web-01 127.0.1.2:80 check"), "{live}");
+    assert!(
+        live.contains("server 'web-01' '127.0.1.2:80' check"),
+        "{live}"
+    );
     // The package step really installed a package inside one host only.
     ssh_ok("web-02", "python3 -c 'import pymysql'");
 

@@ -283,14 +283,14 @@ fn check_content(inv: Inv) {
     let r = render(inv);
     let haproxy = r.file("lb-01/etc/haproxy/haproxy.cfg");
     for (host, ip) in inv.web() {
-        let line = format!("    server {host} {ip}:80 check\n");
+        let line = format!("    server '{host}' '{ip}:80' check\n");
         assert!(
             haproxy.contains(&line),
             "haproxy.cfg lacks {line:?}:\n{haproxy}"
         );
         let env = r.file(&format!("{host}/etc/foobar/app.env"));
         assert!(
-            env.contains("FOOBAR_DB_PASSWORD=<secret:app_db_password>\n"),
+            env.contains("FOOBAR_DB_PASSWORD=\"<secret:app_db_password>\"\n"),
             "{env}"
         );
     }
@@ -632,7 +632,7 @@ fn check_nginx_site(label: &str, site: &Path, private_ip: &str) {
     );
 
     let text = std::fs::read_to_string(site).unwrap();
-    let listen = format!("listen {private_ip}:80 ");
+    let listen = format!("listen \"{private_ip}:80\" ");
     assert_eq!(
         text.matches(&listen).count(),
         1,
@@ -654,7 +654,7 @@ fn check_nginx_site(label: &str, site: &Path, private_ip: &str) {
         text.replace(&listen, &format!("listen 127.0.0.1:{port} "))
             // stub_status, on the same address
             .replace(
-                &format!("listen {private_ip}:8080;"),
+                &format!("listen \"{private_ip}:8080\";"),
                 &format!("listen 127.0.0.1:{status_port};"),
             ),
     )
@@ -893,8 +893,8 @@ fn backup_units_and_scripts_are_valid() {
         );
         let cnf = &files["web-02/etc/foobar/binlog-archive.cnf"];
         assert!(
-            cnf.contains(&format!("password='{MASK}'"))
-                || cnf.contains("password='<secret:binlog_archive_password>'"),
+            cnf.contains(&format!("password=\"{MASK}\""))
+                || cnf.contains("password=\"<secret:binlog_archive_password>\""),
             "{label}: {cnf}"
         );
         let units: Vec<PathBuf> = [

@@ -1089,8 +1089,9 @@ fn the_quick_check_sees_a_same_size_rewrite_or_a_chmod_and_back_since_the_gather
             std::fs::write(path, body).unwrap();
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
         }
-        // Older than the gather's clock by more than a tick: vouched for by change time.
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // Older than the gather's clock by more than the coarsest filesystem granularity
+        // (2 s): vouched for by change time.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
         // Gathered in another time zone than the check runs in: the facts do not depend on it.
         let (_, _, out) = s.run(&format!(
             "export TZ=JST-9\n{}",
@@ -1415,4 +1416,51 @@ fn unlock_removes_only_this_runs_lock_and_a_play_clears_only_its_own_pending_han
             std::fs::remove_file(format!("{root}/f")).unwrap();
         }
     }
+}
+
+/// A link's target is whatever its maker wrote: a newline in it must not start a line of the
+/// gather's framing. Before, `stat` printed it raw (`QUOTING_STYLE=literal`), and a planted
+/// link at a managed path could forge a `#foobar:sha256` line making a changed file look as
+/// planned, so `plan` left it alone.
+#[test]
+fn a_link_target_cannot_forge_gather_lines() {
+    let s = Scratch::new();
+    let root = s.root();
+    let conf = format!("{root}/conf");
+    std::fs::write(&conf, "live\n").unwrap();
+    let wanted = "want\n";
+    let forged = format!(
+        "x\n#foobar:sha256\n{}  {conf}\n#foobar:end",
+        sha256_hex(wanted.as_bytes())
+    );
+    std::os::unix::fs::symlink(&forged, format!("{root}/l")).unwrap();
+    let want = desired(
+        "forge",
+        PlayParts {
+            packages: vec![],
+            entries: vec![
+                file(&conf, wanted, 0o644, &[]),
+                link(&format!("{root}/l"), &conf, &[]),
+            ],
+            services: vec![],
+            handlers: vec![],
+        },
+    );
+    let (_, _, out) = s.run(&foobar::gather::gather_script(&want, None));
+    let stdout = out.split("\n--- stderr\n").next().unwrap();
+    let (_, state) = foobar::gather::parse_output("h", stdout.as_bytes()).expect(stdout);
+    assert_eq!(
+        state.paths[&conf].digest.as_deref(),
+        Some(sha256_hex(b"live\n").as_str()),
+        "{stdout}"
+    );
+    assert_eq!(
+        state.paths[&format!("{root}/l")].link_target.as_deref(),
+        Some(forged.as_str())
+    );
+    let hp = plan::diff(&want, &state);
+    assert!(
+        hp.changes.iter().any(|c| c.action == Action::Update),
+        "{hp:?}"
+    );
 }

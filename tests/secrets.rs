@@ -146,7 +146,7 @@ fn render_needs_no_secret_writes_placeholders_and_with_secrets_a_private_tree() 
     );
     assert_eq!(run.code, 0, "{run:?}");
     let env = std::fs::read_to_string(stack.join("web-01/etc/foobar/app.env")).unwrap();
-    assert!(env.contains("=<secret:app_db_password>\n"), "{env}");
+    assert!(env.contains("=\"<secret:app_db_password>\"\n"), "{env}");
     assert!(stack.join("web-02/foobar/replication.sql").exists());
 
     // With the secrets set, still placeholders: no form of them in the tree.

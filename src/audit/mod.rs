@@ -172,13 +172,20 @@ fn file_text(entry: &crate::render::DesiredEntry) -> Option<String> {
 }
 
 /// `key = value` (my.cnf) or `Environment=KEY=value` (systemd) values in a rendered file.
+/// `s` without the double quotes the escaping filters put around a word (`"0.0.0.0"`).
+fn unquote(s: &str) -> &str {
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
+}
+
 fn setting<'t>(text: &'t str, key: &str) -> Option<(usize, &'t str)> {
     text.lines().enumerate().find_map(|(i, l)| {
         let l = l.trim();
-        let l = l.strip_prefix("Environment=").unwrap_or(l);
+        let l = l.strip_prefix("Environment=").map(unquote).unwrap_or(l);
         let (k, v) = l.split_once('=')?;
         (k.trim() == key || k.trim().replace('-', "_") == key.replace('-', "_"))
-            .then_some((i + 1, v.trim()))
+            .then_some((i + 1, unquote(v.trim())))
     })
 }
 
@@ -574,6 +581,9 @@ mod tests {
         assert_eq!(setting(cnf, "read_only"), Some((4, "ON")));
         let unit = "[Service]\nEnvironment=FOOBAR_APP_BIND=*:8000\n";
         assert_eq!(setting(unit, "FOOBAR_APP_BIND"), Some((2, "*:8000")));
+        let quoted = "[mysqld]\nbind-address = \"0.0.0.0\"\n[Service]\nEnvironment=\"FOOBAR_APP_BIND=*:8000\"\n";
+        assert_eq!(setting(quoted, "bind-address"), Some((2, "0.0.0.0")));
+        assert_eq!(setting(quoted, "FOOBAR_APP_BIND"), Some((4, "*:8000")));
     }
 
     #[test]

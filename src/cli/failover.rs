@@ -325,8 +325,6 @@ fn edit_inventory(
             &format!("{} (edited)", path.display())
         )
     );
-    let tmp = path.with_extension("yml.foobar-tmp");
-    std::fs::write(&tmp, &edited).map_err(anyhow::Error::from)?;
-    std::fs::rename(&tmp, path).map_err(anyhow::Error::from)?;
+    failover_edit::replace_file(path, &edited).map_err(anyhow::Error::from)?;
     Ok(())
 }

@@ -98,8 +98,8 @@ pub struct ActualState {
 /// The compare-and-swap of an apply in the run that gathered ([`quick_check_script`]), as
 /// git checks its index: a file is known unchanged by its stat line (type, mode, owner, size,
 /// inode, change time) alone, unless it changed in the same clock tick as the gather read it
-/// ("racily clean": its change time is not older than [`CLOCK_PATH`]'s), or the clock could
-/// not be read; those are hashed again.
+/// ("racily clean": its change time is not at least 2 s older than [`CLOCK_PATH`]'s, the
+/// coarsest filesystem granularity), or the clock could not be read; those are hashed again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuickFacts {
     /// What the check prints when nothing moved: the gather's facts without the clock's line,

@@ -25,9 +25,10 @@ fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
     let group = parts.next()?.to_string();
     let size = parts.next()?.parse().ok()?;
     // Paths hold no control characters (checked at load): `%n` is the path as it is, and
-    // `%N` (literal quoting) is `path -> target` for a link.
+    // `%N` is `path -> target` for a link, in `escape` quoting (read back here).
     let path = parts.next()?.to_string();
-    let shown = parts.next()?;
+    let shown = unescape(parts.next()?);
+    let shown = shown.as_str();
     let target = shown
         .strip_prefix(path.as_str())
         .and_then(|rest| rest.strip_prefix(" -> "))
@@ -50,6 +51,42 @@ fn parse_stat_line(line: &str) -> Option<(String, PathFacts)> {
             link_target: target,
         },
     ))
+}
+
+/// `stat`'s `escape` quoting read back (`\\`, C escapes, `\ooo` octal bytes, as GNU's
+/// quotearg writes them under `LC_ALL=C`): the name or target exactly, whatever bytes it holds.
+fn unescape(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' || i + 1 == bytes.len() {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let c = bytes[i + 1];
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        if let Some(d) = octal {
+            out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+            i += 4;
+            continue;
+        }
+        out.push(match c {
+            b'a' => 7,
+            b'b' => 8,
+            b'f' => 12,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'v' => 11,
+            c => c,
+        });
+        i += 2;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A stat line's path and change time (`%z`: `2026-01-01 12:00:00.123456789 +0000`), when
@@ -96,6 +133,9 @@ fn without_clock(facts: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// The coarsest change-time granularity of a filesystem a managed file may be on (vfat's).
+const GRANULARITY: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
+
 /// The quick check of an apply in the run that gathered these facts ([`QuickFacts`]).
 pub(super) fn quick_facts(facts: &str) -> QuickFacts {
     let mut clock = None;
@@ -111,8 +151,15 @@ pub(super) fn quick_facts(facts: &str) -> QuickFacts {
             }
         }
     }
-    // Racily clean: changed in the clock's own tick or later (or either time unknown).
-    let vouched = |path: &str| matches!((changed.get(path), clock), (Some(at), Some(c)) if *at < c);
+    // Racily clean: changed within GRANULARITY of the clock or later (or either time
+    // unknown). The clock (/proc, nanoseconds) is finer than some filesystems' change times:
+    // ext4 with 128-byte inodes and ext3 keep whole seconds, vfat two, so a file's change
+    // time stands up to that far below the instant it was made, and a rewrite in that same
+    // second or two would leave it as it was.
+    let vouched = |path: &str| {
+        matches!((changed.get(path), clock), (Some(at), Some(c))
+            if c.checked_sub(GRANULARITY).is_ok_and(|c| *at < c))
+    };
     let (mut text, mut hashed) = (String::new(), Vec::new());
     for (line, raw) in section::lines_raw(facts) {
         match line {
@@ -457,7 +504,7 @@ alice@laptop pid 42\n\
         assert_eq!(b.cas, s.cas);
     }
 
-    const OLD: &str = "2026-01-01 12:00:00.100000000 +0100";
+    const OLD: &str = "2026-01-01 11:59:57.100000000 +0100";
     const NOW: &str = "2026-01-01 11:00:00.200000000 +0000";
     const LATER: &str = "2026-01-01 11:00:05.000000000 +0000";
 
@@ -473,8 +520,7 @@ alice@laptop pid 42\n\
     }
 
     /// The quick check hashes again only what its change time cannot vouch for:
-    /// a file changed before the clock's tick is known by its stat line; one changed in that
-    /// tick or after it (whatever the offset it is printed in), or any file when the clock
+    /// a file changed over 2 s before the clock is known by its stat line; one changed later (whatever the offset it is printed in), or any file when the clock
     /// is missing or a time does not read, is hashed.
     #[test]
     fn the_quick_check_hashes_only_racily_clean_files() {
@@ -485,12 +531,25 @@ alice@laptop pid 42\n\
                  #foobar:sha256\nda  /etc/a\ndb  /etc/b b\n#foobar:pending\n0\th\n"
             )
         };
-        // 11:00:00.1 UTC is before the clock (11:00:00.2); 12:00:00.2 +0100 is the clock's
-        // own instant.
+        // 10:59:57.1 UTC is over 2 s before the clock (11:00:00.2); 12:00:00.2 +0100 is the
+        // clock's own instant.
         let f = facts(OLD, "2026-01-01 12:00:00.200000000 +0100");
         let q = quick_facts(&clocked(&f, NOW));
         assert_eq!(q.hashed, vec!["/etc/b b".to_string()]);
         assert_eq!(q.text, f.replace("da  /etc/a\n", ""));
+        // A whole second just before the clock is what a filesystem of whole-second change
+        // times writes for a file made at 11:00:00.5, after the clock: hashed (once, `at < c`
+        // vouched for it, and a same-size rewrite in that second went unseen).
+        let f = facts(OLD, "2026-01-01 11:00:00.000000000 +0000");
+        assert_eq!(
+            quick_facts(&clocked(&f, NOW)).hashed,
+            vec!["/etc/b b".to_string()]
+        );
+        let f = facts(OLD, "2026-01-01 10:59:58.300000000 +0000");
+        assert_eq!(
+            quick_facts(&clocked(&f, NOW)).hashed,
+            vec!["/etc/b b".to_string()]
+        );
         // Both older: no file is hashed, the section's header stays.
         let q = quick_facts(&clocked(&facts(OLD, OLD), NOW));
         assert!(q.hashed.is_empty());
@@ -544,6 +603,16 @@ alice@laptop pid 42\n\
                 .as_deref(),
             Some("x")
         );
+    }
+
+    #[test]
+    fn stat_s_escape_quoting_is_read_back() {
+        assert_eq!(unescape(r"/etc/a b -> /x\\y"), r"/etc/a b -> /x\y");
+        assert_eq!(
+            unescape(r"l -> a\n#foobar:end\tb"),
+            "l -> a\n#foobar:end\tb"
+        );
+        assert_eq!(unescape(r"l -> /opt/\303\274"), "l -> /opt/ü");
     }
 
     #[test]

@@ -47,6 +47,59 @@ pub fn swap_primary(
     Ok(lines.concat())
 }
 
+/// Replace the file at `path` with `text` as one atomic step, as the user's editor would:
+/// the file a symlink names is edited (the link stays), its mode is kept, and the new text
+/// goes through a temp file of a fresh name created exclusively beside it (never one that
+/// exists, so a planted symlink is not followed), synced before the rename.
+pub fn replace_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let target = std::fs::canonicalize(path)?;
+    let mode = std::fs::metadata(&target)?.permissions().mode() & 0o7777;
+    let dir = target.parent().unwrap_or(std::path::Path::new("/"));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut attempt = 0u32;
+    let (tmp, mut file) = loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = dir.join(format!(
+            ".{name}.foobar-{}-{nanos:x}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+        {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                attempt += 1
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let written = (|| {
+        file.write_all(text.as_bytes())?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &target)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 fn indent(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
@@ -105,6 +158,44 @@ mod tests {
             out,
             "groups:\n  # the primary takes every write\n  db_primary:\n    hosts: [web-02]  # web-01 is big\n  db_replica:\n    hosts:\n      - web-01\n      - web-03\n  web:\n    hosts: [web-01, web-02]\n"
         );
+    }
+
+    /// Once a fixed `inventory.yml.foobar-tmp` written with `fs::write`: a symlink planted at
+    /// that name made foobar overwrite the file it pointed to, the inventory lost its mode
+    /// (0644 for a 0600 file), and a symlinked inventory became a copy.
+    #[test]
+    fn the_edited_inventory_keeps_its_mode_and_link_and_follows_no_planted_link() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("production.yml");
+        std::fs::write(&real, "old\n").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("current.yml");
+        std::os::unix::fs::symlink("production.yml", &link).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "victim\n").unwrap();
+        for planted in ["current.yml.foobar-tmp", "production.yml.foobar-tmp"] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(planted)).unwrap();
+        }
+        replace_file(&link, "new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "new\n");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::metadata(&real).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".foobar-") && !n.ends_with("foobar-tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

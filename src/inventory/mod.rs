@@ -274,6 +274,14 @@ pub enum InventoryError {
         length: usize,
         hint: String,
     },
+    /// A secret's value holds what no file can carry (its value is never shown).
+    #[error("secret `{name}` {reason}")]
+    BadSecret {
+        location: Location,
+        name: String,
+        reason: String,
+        hint: String,
+    },
     #[error("{message}")]
     Playbook {
         location: Location,
@@ -321,6 +329,7 @@ impl Diagnostic for InventoryError {
             | Topology { location, .. }
             | MissingSecret { location, .. }
             | ShortSecret { location, .. }
+            | BadSecret { location, .. }
             | Playbook { location, .. } => Some(location),
             Several(all) => all.first().and_then(Diagnostic::location),
         }
@@ -339,6 +348,7 @@ impl Diagnostic for InventoryError {
             | BadName { hint, .. }
             | UnsafeFile { hint, .. }
             | ShortSecret { hint, .. }
+            | BadSecret { hint, .. }
             | LimitMatchesNothing { hint, .. } => Some(hint.clone()),
             LimitEmpty { .. } => Some("name hosts or groups, e.g. `-l web-01`, `-l 'web,!web-02'` or `-l all`; leave --limit out to select every host".into()),
             GroupCycle { .. } => Some("a group may not contain itself, directly or through its children".into()),
@@ -591,6 +601,19 @@ fn resolve_secret(name: &str, r: &SecretRef) -> Result<Secret, InventoryError> {
             name,
             length,
             hint,
+        });
+    }
+    if value.contains('\0') {
+        return Err(InventoryError::BadSecret {
+            location: r.location.clone(),
+            name,
+            reason:
+                "holds a NUL byte, which no file foobar writes can carry (the value is not shown)"
+                    .into(),
+            hint: match &r.source {
+                SecretSource::Env(var) => format!("set {var} to a value without NUL"),
+                SecretSource::File(path) => format!("remove the NUL byte from {}", path.display()),
+            },
         });
     }
     Ok(Secret::new(value))

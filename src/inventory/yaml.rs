@@ -152,6 +152,18 @@ pub(crate) fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, I
                     "mark the value to reuse with `&{name}` before this line, or write the value here"
                 )),
             )
+        } else if library.starts_with("budget breached") {
+            // serde_saphyr's budget (nodes, aliases, depth) stops an alias bomb before it
+            // expands; say so, rather than blame the syntax.
+            (
+                "this YAML expands beyond foobar's budget (too many nodes, aliases or levels): \
+                 aliases (`*name`) that repeat anchors which repeat others grow exponentially"
+                    .to_string(),
+                Some(
+                    "write the values out, or reuse fewer levels of anchors; an inventory needs no more than a few thousand values"
+                        .to_string(),
+                ),
+            )
         } else if library == "unexpected end of input" && top {
             // No line to show: the file as a whole.
             location = Location::file_only(path);

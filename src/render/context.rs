@@ -143,8 +143,9 @@ impl<'a> RenderContext<'a> {
         if !text.contains("{{") && !text.contains("{%") {
             return Ok((text.to_string(), vec![]));
         }
-        render_tracked(scope, |ctx| self.env.render_str(text, ctx)).map_err(|e| {
-            RenderError::Template {
+        render_tracked(scope, |ctx| self.env.render_str(text, ctx)).map_err(|refused| {
+            let (e, secrets) = refused.split();
+            let mut err = RenderError::Template {
                 location: match e.line() {
                     Some(line) if e.kind() == ErrorKind::OutOfFuel => {
                         Location::new(&location.file, location.line + line as u32 - 1, 0)
@@ -154,7 +155,9 @@ impl<'a> RenderContext<'a> {
                 host: host.clone(),
                 message: describe(&e, Some(text)),
                 hint: hint_for(&e, host, self.playbook.limits.template_fuel),
-            }
+            };
+            name_refused(&mut err, secrets, scope, Some(text));
+            err
         })
     }
 
@@ -193,7 +196,12 @@ impl<'a> RenderContext<'a> {
                 self.playbook.limits.template_fuel,
             )
         })?;
-        render_tracked(scope, |ctx| template.render(ctx)).map_err(|e| {
+        render_tracked(scope, |ctx| template.render(ctx)).map_err(|refused| {
+            let (e, secrets) = refused.split();
+            let line = e
+                .name()
+                .zip(e.line())
+                .and_then(|(name, line)| self.sources.get(name)?.lines().nth(line.checked_sub(1)?));
             let mut err = template_error(
                 &self.playbook.templates_dir,
                 &self.sources,
@@ -210,6 +218,7 @@ impl<'a> RenderContext<'a> {
                     .map(String::as_str),
             );
             self.secret_hint(&mut err);
+            name_refused(&mut err, secrets, scope, line);
             err
         })
     }
@@ -242,5 +251,83 @@ impl RenderContext<'_> {
             self.inventory.path.display(),
             name.to_ascii_uppercase()
         ));
+    }
+}
+
+/// An escaping filter's refusal says what cannot be written where; this adds whose value it
+/// is: the secrets the render read that hold it (`secrets`), or else the host's variables
+/// whose values hold the refused character, those named on the failing template `line` first.
+/// Values are never shown.
+fn name_refused(
+    err: &mut RenderError,
+    secrets: Option<String>,
+    scope: &HostScope,
+    line: Option<&str>,
+) {
+    let RenderError::Template { message, hint, .. } = err else {
+        return;
+    };
+    let Some(at) = message.find(super::escape::REFUSAL) else {
+        return;
+    };
+    let why = message[at + super::escape::REFUSAL.len()..].to_string();
+    let whose = match secrets {
+        Some(names) => format!("the secret {names}"),
+        None => {
+            let c = refused_character(&why);
+            let holding: Vec<&String> = scope
+                .vars
+                .iter()
+                .filter(|(_, v)| c.is_none_or(|c| v.to_string().contains(c)))
+                .map(|(k, _)| k)
+                .collect();
+            let on_line: Vec<&String> = holding
+                .iter()
+                .copied()
+                .filter(|k| {
+                    line.is_some_and(|l| {
+                        l.match_indices(k.as_str()).any(|(i, _)| {
+                            let word = |c: char| c.is_alphanumeric() || c == '_';
+                            !l[..i].ends_with(word) && !l[i + k.len()..].starts_with(word)
+                        })
+                    })
+                })
+                .collect();
+            // Without a character to look for, only the names on the failing line say whose.
+            let names: Vec<String> = match (on_line.is_empty(), c) {
+                (false, _) => on_line,
+                (true, Some(_)) => holding,
+                (true, None) => vec![],
+            }
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect();
+            if names.is_empty() {
+                "a value".to_string()
+            } else {
+                format!("the value of {}", names.join(" or "))
+            }
+        }
+    };
+    *message = format!("{whose}: {why}");
+    let change = "change the value (in the inventory or the secret's source): this file's syntax cannot carry it, and foobar writes no file it cannot quote";
+    *hint = Some(match hint.take() {
+        Some(h) => format!("{h}; {change}"),
+        None => change.to_string(),
+    });
+}
+
+/// The character a refusal names (`a newline`, `` `$` ``).
+fn refused_character(why: &str) -> Option<char> {
+    if why.starts_with("a newline") {
+        Some('\n')
+    } else if why.starts_with("a carriage return") {
+        Some('\r')
+    } else if why.starts_with("a NUL byte") {
+        Some('\0')
+    } else if let Some(rest) = why.strip_prefix('`') {
+        rest.chars().next()
+    } else {
+        None
     }
 }

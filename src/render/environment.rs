@@ -4,13 +4,16 @@
 //!
 //! Undefined variables are errors, nothing is auto-escaped, and Ansible's whitespace rules
 //! apply (`trim_blocks`, `lstrip_blocks`, trailing newline kept). Filters foobar adds:
-//! `sql_string`, `sha256`, `shell_quote`, `mysql_native_password_hash`.
+//! `sql_string`, `sha256`, `shell_quote`, `mysql_native_password_hash`, and one escaping
+//! filter per file syntax ([`super::escape`]: `env`, `systemd`, `mycnf`, `goini`, `haproxy`,
+//! `nginx`, `yaml`, `json`, `sql`, `cidr`, `keepalived`).
 
 use std::collections::BTreeMap;
 
-use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 
 use super::error::{RenderError, template_error};
+use super::escape;
 use super::sha256_hex;
 use crate::inventory::{HostName, Playbook};
 
@@ -68,6 +71,17 @@ pub(super) const FILTERS: &[&str] = &[
     "sha256",
     "shell_quote",
     "mysql_native_password_hash",
+    "env",
+    "systemd",
+    "mycnf",
+    "goini",
+    "haproxy",
+    "nginx",
+    "yaml",
+    "json",
+    "sql",
+    "cidr",
+    "keepalived",
 ];
 
 /// The environment every render of the run uses, and the templates' sources by name.
@@ -92,6 +106,17 @@ pub(super) fn environment(
     env.add_filter("sha256", |value: String| sha256_hex(value.as_bytes()));
     env.set_fuel(Some(playbook.limits.template_fuel));
     env.add_filter("shell_quote", |v: String| crate::gather::sh_quote(&v));
+    env.add_filter("env", |v: Value| escape::env(&v));
+    env.add_filter("systemd", |v: Value| escape::systemd(&v));
+    env.add_filter("mycnf", |v: Value| escape::mycnf(&v));
+    env.add_filter("goini", |v: Value| escape::goini(&v));
+    env.add_filter("haproxy", |v: Value| escape::haproxy(&v));
+    env.add_filter("nginx", |v: Value| escape::nginx(&v));
+    env.add_filter("yaml", |v: Value| escape::json(&v));
+    env.add_filter("json", |v: Value| escape::json(&v));
+    env.add_filter("sql", |v: Value| escape::sql(&v));
+    env.add_filter("cidr", |v: Value| escape::cidr(&v));
+    env.add_filter("keepalived", |v: Value| escape::keepalived(&v));
     env.add_filter("mysql_native_password_hash", |v: String| {
         crate::mysql::mysql_native_password_hash(&v)
     });

@@ -27,6 +27,7 @@
 //! - `host`: [`RenderContext::render_host`], a host's plays assembled into its desired state;
 //! - `desired`: what comes out ([`DesiredState`], [`DesiredPlay`], [`DesiredEntry`], [`EntryKind`]);
 //! - `environment`: the minijinja environment, foobar's filters and the templates parsed once;
+//! - [`escape`]: a value as data in each file syntax (`env`, `mycnf`, `haproxy`, `nginx`, `yaml`, ...);
 //! - `taint`: the variables a render sees, recording which secrets it read;
 //! - `sync_tree`: synced directories read from disk once, with the size limit;
 //! - `check`: rendered values checked against the inventory's rules, no path managed twice;
@@ -38,6 +39,7 @@ mod context;
 mod desired;
 mod environment;
 mod error;
+pub mod escape;
 mod host;
 mod out;
 mod sync_tree;

@@ -81,27 +81,72 @@ impl Object for Scope {
     }
 }
 
+/// A failed render: the error to show and, when an escaping filter refused a value derived
+/// from secrets, the names of those secrets (`` `a` or `b` ``).
+pub(super) enum Refused {
+    Secrets(minijinja::Error, String),
+    Other(minijinja::Error),
+}
+
+impl Refused {
+    /// The error, and what to add to its message (which secret holds the refused value).
+    pub(super) fn split(self) -> (minijinja::Error, Option<String>) {
+        match self {
+            Refused::Secrets(e, names) => (e, Some(names)),
+            Refused::Other(e) => (e, None),
+        }
+    }
+}
+
 /// Renders `text` (a template's source or a playbook string), recording the secrets it
 /// reads. A failure after reading a secret is reported from a render with placeholders,
 /// since minijinja's message may quote the value.
 pub(super) fn render_tracked(
     scope: &Arc<HostScope>,
     render: impl Fn(Value) -> Result<String, minijinja::Error>,
-) -> Result<(String, Vec<String>), minijinja::Error> {
+) -> Result<(String, Vec<String>), Refused> {
     let tracked = Scope::new(scope, false);
     match render(Value::from_dyn_object(tracked.clone())) {
         Ok(text) => Ok((text, tracked.read())),
-        Err(e) if tracked.read().is_empty() => Err(e),
+        Err(e) if tracked.read().is_empty() => Err(Refused::Other(e)),
         Err(e) => {
             let kind = e.kind();
             match render(Value::from_dyn_object(Scope::new(scope, true))) {
-                Err(shown) => Err(shown),
-                // Only the real value fails: say where, not what minijinja said.
-                Ok(_) => Err(minijinja::Error::new(
+                Err(shown) => Err(Refused::Other(shown)),
+                // Only the real value fails: say where, not what minijinja said, unless it
+                // is an escaping filter's refusal, which never quotes the value: that error
+                // (with its template line) is kept, and the secrets it may concern named.
+                Ok(_)
+                    if e.detail()
+                        .is_some_and(|d| d.starts_with(super::escape::REFUSAL)) =>
+                {
+                    Err(Refused::Secrets(e, refused_secrets(scope, &tracked.read())))
+                }
+                Ok(_) => Err(Refused::Other(minijinja::Error::new(
                     kind,
                     "the failing value derives from a secret and is not shown",
-                )),
+                ))),
             }
         }
     }
+}
+
+/// The secrets among `read` whose value holds a character some file syntax cannot carry
+/// (NUL, newline, CR, `$`), by name; all of `read` when none does.
+fn refused_secrets(scope: &HostScope, read: &[String]) -> String {
+    let holds = |name: &String| {
+        scope.secrets.get(name).is_some_and(|(real, _)| {
+            real.as_str()
+                .is_some_and(|v| v.contains(['\0', '\n', '\r', '$']))
+        })
+    };
+    let mut names: Vec<&String> = read.iter().filter(|n| holds(n)).collect();
+    if names.is_empty() {
+        names = read.iter().collect();
+    }
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }

@@ -82,7 +82,19 @@ pub fn apply(inv: &mut Inventory, schema: Schema) -> Result<(), Vec<InventoryErr
     for (scope, vars, fallback, spans) in &scopes {
         for (name, value) in vars.iter() {
             let location = at(spans.and_then(|s| s.get(name)), fallback);
-            match schema.variables.get(name) {
+            let spec = schema.variables.get(name);
+            if spec.is_none()
+                && let Some(why) = super::characters(value, true)
+            {
+                errors.push(InventoryError::Yaml {
+                    location: location.clone(),
+                    message: format!("`{name}` in {scope}: {why}"),
+                    key_path: name.clone(),
+                    hint: Some(format!("remove it from the value of `{name}`")),
+                });
+                continue;
+            }
+            match spec {
                 Some(spec) => {
                     if let Some(why) = spec.check(value) {
                         errors.push(InventoryError::Yaml {

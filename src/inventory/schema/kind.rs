@@ -4,6 +4,9 @@ use serde_json::Value;
 
 use crate::error::did_you_mean;
 
+/// What a path of the stack may not hold, besides whitespace and control characters.
+const PATH_SYNTAX: &str = "\"'\\$%#;`";
+
 /// What a variable's value must be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
@@ -61,6 +64,16 @@ impl Kind {
 
     /// Why `v` is not of this kind, if it is not.
     pub(super) fn check(&self, v: &Value) -> Option<String> {
+        if let (Kind::Path, Value::String(s)) = (self, v)
+            && let Some(c) = s
+                .chars()
+                .find(|c| c.is_whitespace() || PATH_SYNTAX.contains(*c))
+        {
+            return Some(format!(
+                "`{s}` holds `{}`: a path of the stack is written unquoted into systemd units (`WorkingDirectory=`, `ExecStart=`) and scripts, where spaces and `{PATH_SYNTAX}` are syntax",
+                c.escape_default()
+            ));
+        }
         let ok = match (self, v) {
             (Kind::String, Value::String(_)) => true,
             // A number where a string is expected (`app_version: 2`) is what the user meant.

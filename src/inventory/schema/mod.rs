@@ -49,12 +49,15 @@ pub struct VarSpec {
     /// The smallest and largest whole number an `int` takes (`min:`, `max:`), inclusive.
     pub min: Option<i64>,
     pub max: Option<i64>,
+    /// May hold a newline (every string value of the stack is one line unless it says so:
+    /// configuration files of one setting per line cannot carry more).
+    pub multiline: bool,
 }
 
 impl VarSpec {
     /// Why `v` is not a value of this variable, if it is not: its type, then its range.
     pub fn check(&self, v: &Value) -> Option<String> {
-        if let Some(why) = self.kind.check(v) {
+        if let Some(why) = characters(v, self.multiline).or_else(|| self.kind.check(v)) {
             return Some(why);
         }
         if self.min.is_none() && self.max.is_none() {
@@ -78,6 +81,26 @@ impl VarSpec {
             (Some(l), None) => format!("{} of at least {l}", self.kind.describe()),
             (None, Some(h)) => format!("{} of at most {h}", self.kind.describe()),
         }
+    }
+}
+
+/// A character no file syntax of the stack can carry in `v` (or in any string inside it):
+/// NUL always, newline and carriage return unless `multiline`. The value is not quoted.
+pub(super) fn characters(v: &Value, multiline: bool) -> Option<String> {
+    match v {
+        Value::String(s) => {
+            let bad = s
+                .chars()
+                .find(|c| *c == '\0' || (!multiline && matches!(c, '\n' | '\r')))?;
+            Some(match bad {
+                '\0' => "holds a NUL byte, which no file foobar writes can carry".into(),
+                '\n' => "holds a newline: it is written into files of one setting per line (EnvironmentFile, HAProxy, Nginx, option files), where a newline would start another setting".into(),
+                _ => "holds a carriage return: it is written into files of one setting per line, where it ends the line".into(),
+            })
+        }
+        Value::Array(items) => items.iter().find_map(|i| characters(i, multiline)),
+        Value::Object(map) => map.values().find_map(|i| characters(i, multiline)),
+        _ => None,
     }
 }
 
@@ -131,6 +154,8 @@ struct RawVar {
     since: String,
     min: Option<i64>,
     max: Option<i64>,
+    #[serde(default)]
+    multiline: bool,
 }
 
 fn schema_error(location: Location, message: String) -> InventoryError {
@@ -188,6 +213,7 @@ impl Schema {
             let spec = VarSpec {
                 min: r.min,
                 max: r.max,
+                multiline: r.multiline,
                 kind,
                 default: r.default,
                 default_by: r.default_by,
@@ -242,6 +268,31 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn no_value_carries_a_nul_and_one_line_values_no_newline() {
+        assert!(
+            characters(&json!("a\nb"), false)
+                .unwrap()
+                .contains("newline")
+        );
+        assert!(characters(&json!(["ok", "a\rb"]), false).is_some());
+        assert_eq!(characters(&json!("a\nb"), true), None);
+        assert!(
+            characters(&json!({"k": "a\u{0}b"}), true)
+                .unwrap()
+                .contains("NUL")
+        );
+        assert_eq!(characters(&json!("it's \"#;$(x)\\ ünï "), false), None);
+        assert!(
+            Kind::Path
+                .check(&json!("/opt/my app"))
+                .unwrap()
+                .contains("holds ` `")
+        );
+        assert!(Kind::Path.check(&json!("/opt/$(id)")).is_some());
+        assert_eq!(Kind::Path.check(&json!("/opt/foobar-1.2/app_x")), None);
+    }
+
+    #[test]
     fn an_int_keeps_its_range() {
         let spec = VarSpec {
             kind: Kind::Int,
@@ -253,6 +304,7 @@ mod tests {
             location: Location::file_only("variables.yml"),
             min: Some(5),
             max: Some(3600),
+            multiline: false,
         };
         assert_eq!(spec.check(&json!(30)), None);
         assert_eq!(spec.check(&json!(5)), None);

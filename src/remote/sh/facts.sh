@@ -9,11 +9,12 @@ any_path() {
 }
 
 # stat_paths PATH...: each existing PATH's type, mode, owner, group, size, path, the path as
-# shown (`path -> target` for a link, literal quoting), inode and change time in UTC (the
-# facts must not depend on the host's time zone file). Paths hold no control characters
-# (checked at load). Kept in $S too: the bodies take their sizes from it.
+# shown (`path -> target` for a link, `escape` quoting: a link's target is whatever its maker
+# wrote, and a newline in it must not start a line of ours), inode and change time in UTC
+# (the facts must not depend on the host's time zone file). Paths hold no control
+# characters (checked at load). Kept in $S too: the bodies take their sizes from it.
 stat_paths() {
-  S=$(QUOTING_STYLE=literal TZ=UTC0 stat --printf '%F\t%a\t%U\t%G\t%s\t%n\t%N\t%i %z\n' -- "$@" 2>/dev/null)
+  S=$(QUOTING_STYLE=escape TZ=UTC0 stat --printf '%F\t%a\t%U\t%G\t%s\t%n\t%N\t%i %z\n' -- "$@" 2>/dev/null)
   [ -n "$S" ] && printf '%s\n' "$S"
 }
 
