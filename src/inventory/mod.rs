@@ -10,7 +10,8 @@
 //! groups nested in them, then by name) < host `vars` < facts foobar sets (`inventory_hostname`,
 //! `private_ip`, `group_names`, `groups`, `hostvars`).
 //!
-//! Its parts: `load` (the inventory file's shape and checks), `var_files` (`group_vars/` and
+//! Its parts: `load` (the inventory file's shape and checks; `load_checks` for logins and
+//! names, `load_groups` for `children:` and `roles:`), `var_files` (`group_vars/` and
 //! `host_vars/`), `backups` (the `backups:` section), [`topology`] (who plays which part),
 //! `playbook` (the playbook: its shape, checks and loading), [`rules`] (what a value on a
 //! host must look like), `yaml` (parsing and its errors), [`failover_edit`] (the inventory
@@ -20,6 +21,8 @@
 mod backups;
 pub mod failover_edit;
 mod load;
+mod load_checks;
+mod load_groups;
 mod playbook;
 pub mod project;
 pub mod rules;
