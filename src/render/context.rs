@@ -231,10 +231,7 @@ impl RenderContext<'_> {
         let RenderError::Template { message, hint, .. } = err else {
             return;
         };
-        let Some(name) = message
-            .strip_prefix("undefined variable '")
-            .and_then(|m| m.strip_suffix('\''))
-        else {
+        let Some(name) = super::error::undefined_name(message) else {
             return;
         };
         let Some(spec) = self

@@ -141,16 +141,20 @@ pub(super) fn hint_for(e: &minijinja::Error, host: &HostName, fuel: u64) -> Opti
     }
 }
 
+/// The name in a template error's `undefined variable 'NAME'` message ([`describe`]).
+pub(super) fn undefined_name(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("undefined variable '")
+        .and_then(|m| m.strip_suffix('\''))
+}
+
 /// An undefined variable close to one the host has (`app_prot` for `app_port`): say so
 /// first in the hint.
 pub(super) fn suggest_variable<'a>(err: &mut RenderError, names: impl Iterator<Item = &'a str>) {
     let RenderError::Template { message, hint, .. } = err else {
         return;
     };
-    let Some(name) = message
-        .strip_prefix("undefined variable '")
-        .and_then(|m| m.strip_suffix('\''))
-    else {
+    let Some(name) = undefined_name(message) else {
         return;
     };
     let root: String = name
