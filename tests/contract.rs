@@ -236,36 +236,30 @@ fn renamed_groups(p: &Project) {
 
 #[test]
 fn a_role_mapped_to_an_unknown_group_or_an_unknown_role_is_refused_and_an_empty_role_too() {
-    let p = Project::new();
-    renamed_groups(&p);
-    p.edit(
-        "inventories/lab.yml",
-        "  web: frontends\n",
-        "  web: frontend\n",
-    );
-    let run = render(&p);
-    assert_eq!(run.code, 1, "{run:?}");
-    insta::assert_snapshot!("contract_roles_unknown_group", stderr(&run));
-    let p = Project::new();
-    renamed_groups(&p);
-    p.edit(
-        "inventories/lab.yml",
-        "  monitoring: metrics\n",
-        "  monitorin: metrics\n",
-    );
-    let run = render(&p);
-    assert_eq!(run.code, 1, "{run:?}");
-    insta::assert_snapshot!("contract_roles_unknown_role", stderr(&run));
-    let p = Project::new();
-    renamed_groups(&p);
-    p.edit(
-        "inventories/lab.yml",
-        "  edge:\n    hosts: [lb-01]\n",
-        "  edge:\n    hosts: []\n",
-    );
-    let run = render(&p);
-    assert_eq!(run.code, 1, "{run:?}");
-    insta::assert_snapshot!("contract_roles_empty", stderr(&run));
+    for (snapshot, from, to) in [
+        (
+            "contract_roles_unknown_group",
+            "  web: frontends\n",
+            "  web: frontend\n",
+        ),
+        (
+            "contract_roles_unknown_role",
+            "  monitoring: metrics\n",
+            "  monitorin: metrics\n",
+        ),
+        (
+            "contract_roles_empty",
+            "  edge:\n    hosts: [lb-01]\n",
+            "  edge:\n    hosts: []\n",
+        ),
+    ] {
+        let p = Project::new();
+        renamed_groups(&p);
+        p.edit("inventories/lab.yml", from, to);
+        let run = render(&p);
+        assert_eq!(run.code, 1, "{snapshot}: {run:?}");
+        insta::assert_snapshot!(snapshot, stderr(&run));
+    }
 }
 
 /// Renamed groups, every role mapped: apply from bare hosts, a rolling change, verify, and
